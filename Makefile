@@ -1,0 +1,35 @@
+# Two entry points (see README): `make demo` and `make test`. Both create or reuse .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
+STAMP := $(VENV)/.vt-installed
+PIP := $(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt
+DEMO_OUT ?= demo-output
+
+.PHONY: setup demo test ffmpeg clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt $(wildcard plugins/*/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) torch torchvision
+	$(PIP) -e '.[test,torchcodec,decord]' $(foreach p,$(PLUGIN_DIRS),-e '$(p)[test]')
+	touch $@
+
+setup: $(STAMP)
+
+# torchcodec needs FFmpeg's shared libraries and the benchmarks use the ffmpeg binary;
+# vt itself does not (PyAV bundles FFmpeg). Installed when we can (root + apt), else skipped.
+ffmpeg:
+	@command -v ffmpeg >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg \
+	  >/dev/null) || echo "ffmpeg not installed: torchcodec tests will be skipped"; }
+
+demo: setup
+	$(BIN)/python scripts/demo.py --out $(DEMO_OUT)
+
+test: setup ffmpeg
+	$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,3 @@
+"""Shared pytest setup for the core's and the plugins' tests."""
+
+pytest_plugins = ["vt.testing"]

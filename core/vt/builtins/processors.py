@@ -1,0 +1,17 @@
+"""Built-in frame processors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vt.hookspecs import hookimpl
+from vt.processors.resize import METHODS, Resize
+from vt.registry import ProcessorInfo
+
+
+@hookimpl
+def register_processors(register: Callable[[ProcessorInfo], None]) -> None:
+    register(ProcessorInfo(
+        name="resize", factory=Resize, pixel_formats=("rgb24", "rgb48"),
+        description=f"libswscale resampling ({', '.join(METHODS)}); scale= or size=(w, h)",
+    ))

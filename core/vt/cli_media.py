@@ -1,0 +1,182 @@
+"""Shared options and runner for every command that reads a video and writes a video.
+
+``@media_options`` adds the encoder and pipeline options to a Typer command and hands the
+function one ``MediaOptions``; ``run_video_job`` runs the pipeline with a Rich progress bar
+(on a TTY) and prints a summary, or a JSON report with ``--json``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vt.errors import UsageError
+from vt.media.encode import EncoderConfig
+from vt.media.pipeline import PipelineOptions, PipelineReport, transcode
+from vt.media.processing import FrameProcessor
+
+PANEL = "Encoding and streams"
+
+
+@dataclass
+class MediaOptions:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    json: bool = False
+    quiet: bool = False
+
+
+def parse_encoder_options(pairs: Sequence[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"encoder option must be key=value, got {pair!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _media_parameters() -> list[inspect.Parameter]:
+    def opt(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                 annotation=annotation)
+
+    o = typer.Option
+    return [
+        opt("codec", Annotated[str, o("--codec", "-c", help="Video encoder (libx264, libx265, "
+            "libvpx-vp9, libsvtav1, ffv1, prores_ks…).", rich_help_panel=PANEL)], "libx264"),
+        opt("crf", Annotated[int, o("--crf", help="Constant quality (lower is better).",
+            rich_help_panel=PANEL)], 18),
+        opt("preset", Annotated[str, o("--preset", help="Speed/compression preset.",
+            rich_help_panel=PANEL)], "medium"),
+        opt("bitrate", Annotated[str | None, o("--bitrate", "-b", help="Target bitrate, e.g. "
+            "10M (overrides --crf).", rich_help_panel=PANEL)], None),
+        opt("pix_fmt", Annotated[str | None, o("--pix-fmt", help="Output pixel format (default:"
+            " the encoder's closest to the input).", rich_help_panel=PANEL)], None),
+        opt("encoder_option", Annotated[list[str] | None, o("--encoder-option", "-e",
+            help="Any encoder option as key=value (repeatable).", rich_help_panel=PANEL)],
+            None),
+        opt("audio_codec", Annotated[str, o("--audio-codec", help="Audio codec when audio must "
+            "be re-encoded.", rich_help_panel=PANEL)], "aac"),
+        opt("audio_bitrate", Annotated[str, o("--audio-bitrate", help="Bitrate for re-encoded "
+            "audio.", rich_help_panel=PANEL)], "192k"),
+        opt("no_audio", Annotated[bool, o("--no-audio", help="Drop audio streams.",
+            rich_help_panel=PANEL)], False),
+        opt("no_subtitles", Annotated[bool, o("--no-subtitles", help="Drop subtitle streams.",
+            rich_help_panel=PANEL)], False),
+        opt("overwrite", Annotated[bool, o("--overwrite", "-y", help="Replace an existing "
+            "output.", rich_help_panel=PANEL)], False),
+        opt("on_frame_error", Annotated[str, o("--on-frame-error", help="abort, or pass the "
+            "source frame through with a warning.", rich_help_panel=PANEL)], "abort"),
+        opt("decoder", Annotated[str | None, o("--decoder", help="Force a decoder (pyav, "
+            "torchcodec, decord).", rich_help_panel=PANEL)], None),
+        opt("threads", Annotated[int, o("--threads", help="Decoder threads (0 = auto).",
+            rich_help_panel=PANEL)], 0),
+        opt("json_", Annotated[bool, o("--json", help="Print a JSON report at the end.",
+            rich_help_panel=PANEL)], False),
+        opt("quiet", Annotated[bool, o("--quiet", "-q", help="No progress or summary.",
+            rich_help_panel=PANEL)], False),
+    ]
+
+
+def media_options_from(values: dict[str, Any]) -> MediaOptions:
+    encoder = EncoderConfig(
+        codec=values["codec"], crf=values["crf"], preset=values["preset"],
+        bitrate=values["bitrate"], pixel_format=values["pix_fmt"],
+        audio_codec=values["audio_codec"], audio_bitrate=values["audio_bitrate"],
+        options=parse_encoder_options(values["encoder_option"] or []),
+    )
+    pipeline = PipelineOptions(
+        overwrite=values["overwrite"], audio=not values["no_audio"],
+        subtitles=not values["no_subtitles"], error_policy=values["on_frame_error"],
+        decoder=values["decoder"], threads=values["threads"],
+    )
+    if pipeline.error_policy not in ("abort", "pass"):
+        raise UsageError("--on-frame-error must be 'abort' or 'pass'")
+    return MediaOptions(encoder, pipeline, json=values["json_"], quiet=values["quiet"])
+
+
+def media_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command taking ``media: MediaOptions`` with the shared media options."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    signature = inspect.signature(fn)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation))
+           for p in signature.parameters.values() if p.name != "media"]
+    extra = _media_parameters()
+    names = {p.name for p in extra}
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+        return fn(*args, media=media_options_from(values), **kwargs)
+
+    params = own + extra
+    positional = [p for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
+    keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params
+               if p.kind == inspect.Parameter.KEYWORD_ONLY]
+    wrapper.__signature__ = inspect.Signature(positional + keyword)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # Typer must read our signature, not fn's
+    return wrapper
+
+
+def default_output(input_path: Path, suffix: str, extension: str | None = None) -> Path:
+    """``IN_suffix.EXT`` beside the input."""
+    ext = extension or input_path.suffix or ".mp4"
+    return input_path.with_name(f"{input_path.stem}_{suffix}{ext}")
+
+
+def run_video_job(
+    input: str | Path,
+    output: str | Path,
+    processors: Sequence[FrameProcessor],
+    media: MediaOptions,
+) -> PipelineReport:
+    """Run the pipeline with progress on a TTY and print the summary (or the JSON report)."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    console = Console(stderr=True)
+    show_progress = console.is_terminal and not (media.quiet or media.json)
+    if media.quiet:
+        logging.getLogger("vt").setLevel(logging.ERROR)
+    if show_progress:
+        progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, transient=True,
+        )
+        task = progress.add_task(Path(str(input)).name, total=None, fps=0.0)
+
+        def update(done: int, total: int | None) -> None:
+            elapsed = progress.tasks[0].elapsed or 0
+            progress.update(task, completed=done, total=total,
+                            fps=done / elapsed if elapsed else 0.0)
+
+        with progress:
+            report = transcode(input, output, processors, media.encoder, media.pipeline, update)
+    else:
+        report = transcode(input, output, processors, media.encoder, media.pipeline)
+    if media.json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    elif not media.quiet:
+        w_in, h_in = report.size_in
+        w_out, h_out = report.size_out
+        typer.echo(
+            f"wrote {report.output}: {report.frames_out} frames, {w_in}x{h_in} -> "
+            f"{w_out}x{h_out}, {report.codec}/{report.pixel_format}, audio {report.audio}, "
+            f"{report.wall_time:.1f} s ({report.fps:.1f} fps)"
+        )
+    return report
+
+

@@ -1,0 +1,31 @@
+"""Errors vt reports to users as one clear line."""
+
+from __future__ import annotations
+
+
+class VtError(Exception):
+    """A failure worth one line on stderr and exit code 1 (no traceback unless --debug)."""
+
+    exit_code = 1
+
+
+class UsageError(VtError):
+    """The user asked for something invalid: exit code 2."""
+
+    exit_code = 2
+
+
+class InputError(VtError):
+    """An input file is missing, unreadable, or not a video we can decode."""
+
+
+class OutputError(VtError):
+    """The output cannot be written where the user asked."""
+
+
+class RegistryError(VtError):
+    """A name is unknown or ambiguous in one of the registries."""
+
+
+class ModelUnavailableError(VtError):
+    """A model's weights cannot be found or loaded."""

@@ -1,0 +1,1 @@
+"""The media engine: sources, probing, decoding, processing and encoding of video."""

@@ -1,0 +1,205 @@
+"""Opening a source for reading, with the registered decoders as a fallback chain."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vt.errors import InputError, UsageError
+from vt.media.frames import PIXEL_DTYPES, FrameBatch
+from vt.media.info import MediaInfo
+from vt.media.source import Source
+from vt.registry import DecoderInfo
+
+log = logging.getLogger("vt")
+
+#: Interpolation names accepted by every reader's ``size=`` resize.
+INTERPOLATIONS = ("area", "bilinear", "bicubic", "lanczos", "nearest")
+
+
+class VideoReader:
+    """An open source. Iterate ``frames()`` for every frame (in the source's time range) or
+    ``frames_at(indices)`` for chosen ones; both yield ``FrameBatch``es in decode order and
+    never hold more than one batch of converted frames."""
+
+    decoder_name = "?"
+    info: MediaInfo
+    source: Source
+
+    def frames(
+        self,
+        *,
+        size: tuple[int, int] | None = None,
+        pixel_format: str = "rgb24",
+        batch_size: int = 1,
+        interpolation: str = "bicubic",
+    ) -> Iterator[FrameBatch]:
+        raise NotImplementedError
+
+    def frames_at(
+        self,
+        indices: Iterable[int],
+        *,
+        size: tuple[int, int] | None = None,
+        pixel_format: str = "rgb24",
+        interpolation: str = "bicubic",
+        batch_size: int = 1,
+    ) -> Iterator[FrameBatch]:
+        """Frames at the given source indices (0-based, whole video), in ascending order."""
+        wanted = sorted(set(int(i) for i in indices))
+        if not wanted:
+            return
+        if wanted[0] < 0:
+            raise UsageError(f"frame index {wanted[0]} is negative")
+        full = self.source.start is None and self.source.end is None
+        reader: VideoReader = self if full else self.reopen_full()
+        pending: list[FrameBatch] = []
+        position = 0
+        for batch in reader.frames(
+            size=size, pixel_format=pixel_format, batch_size=1, interpolation=interpolation
+        ):
+            if batch.indices[0] == wanted[position]:
+                pending.append(batch)
+                position += 1
+                if len(pending) >= batch_size:
+                    yield FrameBatch.concat(pending)
+                    pending = []
+                if position == len(wanted):
+                    break
+        if pending:
+            yield FrameBatch.concat(pending)
+        if position < len(wanted):
+            raise InputError(
+                f"frame {wanted[position]} requested but {self.source.describe()} has "
+                f"only {self.info.video.frame_count} frames"
+            )
+
+    def reopen_full(self) -> VideoReader:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def resize_rgb(
+    image: np.ndarray, size: tuple[int, int] | None, interpolation: str = "bicubic"
+) -> np.ndarray:
+    """Resize an (H, W, 3) array to ``size`` = (width, height) with OpenCV."""
+    if size is None or (image.shape[1], image.shape[0]) == tuple(size):
+        return image
+    import cv2
+
+    flags = {
+        "area": cv2.INTER_AREA,
+        "bilinear": cv2.INTER_LINEAR,
+        "bicubic": cv2.INTER_CUBIC,
+        "lanczos": cv2.INTER_LANCZOS4,
+        "nearest": cv2.INTER_NEAREST,
+    }
+    if interpolation not in flags:
+        raise UsageError(f"unknown interpolation {interpolation!r}")
+    return cv2.resize(image, tuple(int(v) for v in size), interpolation=flags[interpolation])
+
+
+def check_pixel_format(pixel_format: str) -> None:
+    if pixel_format not in PIXEL_DTYPES:
+        raise UsageError(
+            f"pixel format {pixel_format!r} not supported (use {', '.join(PIXEL_DTYPES)})"
+        )
+
+
+def to_time_base(seconds: float, time_base: Fraction) -> int:
+    return int(round(Fraction(seconds).limit_denominator(1 << 30) / time_base))
+
+
+def decoder_priority(priority: Sequence[str] | None = None) -> list[str] | None:
+    """The user's decoder order: the argument, else ``VT_DECODER_PRIORITY`` (comma list)."""
+    if priority:
+        return list(priority)
+    env = os.environ.get("VT_DECODER_PRIORITY", "").strip()
+    return [p.strip() for p in env.split(",") if p.strip()] or None
+
+
+def open_video(
+    source: Source | str | os.PathLike[str] | bytes,
+    *,
+    decoder: str | None = None,
+    priority: Sequence[str] | None = None,
+    threads: int = 0,
+    options: dict[str, Any] | None = None,
+) -> VideoReader:
+    """Open ``source`` with ``decoder``, or with the first decoder of the chain that can.
+
+    The chain is the registered decoders ordered by ``priority`` (names; default
+    ``VT_DECODER_PRIORITY`` or each decoder's own priority), with the ``choose_decoder`` hook's
+    pick first. A decoder that is missing or fails on this source passes to the next.
+    """
+    from vt.plugins import get_host
+
+    src = source if isinstance(source, Source) else Source.parse(source)
+    host = get_host()
+    kwargs = {"threads": threads, **(options or {})}
+    if decoder:
+        info = host.decoders.get(decoder)
+        if src.kind not in info.sources:
+            raise UsageError(f"decoder {info.name!r} cannot read {src.kind} sources")
+        reason = info.available()
+        if reason:
+            raise UsageError(f"decoder {info.name!r} is not available: {reason}")
+        return info.open(src, **kwargs)
+    candidates = [info for info in host.decoders.items() if src.kind in info.sources]
+    order = decoder_priority(priority)
+    if order:
+        rank = {name: i for i, name in enumerate(order)}
+        candidates = [c for c in candidates if c.name in rank]
+        candidates.sort(key=lambda c: rank[c.name])
+    else:
+        candidates.sort(key=lambda c: (c.priority, c.name))
+    if not candidates:
+        raise UsageError(f"no decoder can read {src.kind} sources (priority: {order})")
+    first = host.call_first("choose_decoder", source=src, candidates=candidates)
+    chain: list[DecoderInfo] = [first] if first else []
+    chain += [c for c in candidates if c is not first]
+    errors: list[str] = []
+    first_error: InputError | None = None
+    for info in chain:
+        reason = info.available()
+        if reason:
+            log.debug("decoder %s unavailable: %s", info.name, reason)
+            continue
+        try:
+            reader = info.open(src, **kwargs)
+        except InputError as exc:
+            first_error = first_error or exc
+            errors.append(info.name)
+            log.debug("decoder %s failed on %s: %s", info.name, src.describe(), exc)
+            continue
+        if errors:
+            log.warning("decoded %s with %s after %s failed", src.describe(), info.name,
+                        ", ".join(errors))
+        return reader
+    if first_error is None:
+        raise InputError(f"no decoder available for {src.describe()}")
+    also = f" (also tried: {', '.join(errors[1:])})" if len(errors) > 1 else ""
+    raise InputError(f"{first_error}{also}")
+
+
+def source_path(source: Source) -> str | Path | bytes:
+    """What third-party decoders take: a path string, or the raw bytes."""
+    if source.kind == "file":
+        return str(source.path)
+    if source.kind == "bytes":
+        return source.data or b""
+    raise InputError("image sequences need the images decoder")

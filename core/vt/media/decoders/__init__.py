@@ -1,0 +1,1 @@
+"""Built-in decoder backends: PyAV (default), torchcodec and decord (optional), images."""

@@ -1,0 +1,113 @@
+"""Image sequences (a folder or a glob of PNG/JPEG/TIFF…) as a video source."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from vt.errors import InputError
+from vt.media.decode import VideoReader, check_pixel_format, resize_rgb
+from vt.media.frames import FrameBatch
+from vt.media.info import MediaInfo, VideoStreamInfo, check_dimensions
+from vt.media.source import Source
+
+log = logging.getLogger("vt")
+DEFAULT_SEQUENCE_FPS = Fraction(25)
+
+
+def _read_image(path: Any) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InputError(f"cannot read image {path}")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def image_sequence_info(source: Source) -> MediaInfo:
+    first = _read_image(source.paths[0])
+    height, width = first.shape[:2]
+    check_dimensions(width, height, source.describe())
+    fps = source.fps or DEFAULT_SEQUENCE_FPS
+    count = len(source.paths)
+    video = VideoStreamInfo(
+        index=0, codec="image", profile=None, width=width, height=height,
+        pixel_format="rgb48le" if first.dtype == np.uint16 else "rgb24",
+        bit_depth=16 if first.dtype == np.uint16 else 8, has_alpha=False,
+        sample_aspect_ratio=None, rotation=0, color_range=None, color_primaries=None,
+        color_trc=None, color_space=None, color_codes=(0, 2, 2, 2), fps=fps, real_fps=fps,
+        time_base=1 / fps, start_time=0.0, duration=float(count / fps), frame_count=count,
+        frame_count_exact=True, vfr=False, bit_rate=None,
+    )
+    return MediaInfo(source=source.describe(), container="image2", duration=video.duration,
+                     bit_rate=None, size_bytes=None, metadata={}, video=video)
+
+
+class ImageSequenceReader(VideoReader):
+    decoder_name = "images"
+
+    def __init__(self, source: Source, **_: Any) -> None:
+        if source.fps is None:
+            log.info("image sequence: assuming %s fps (set --fps to change)", DEFAULT_SEQUENCE_FPS)
+        self.source = source
+        self.info = image_sequence_info(source)
+
+    def reopen_full(self) -> ImageSequenceReader:
+        from dataclasses import replace
+
+        return ImageSequenceReader(replace(self.source, start=None, end=None))
+
+    def frames(
+        self,
+        *,
+        size: tuple[int, int] | None = None,
+        pixel_format: str = "rgb24",
+        batch_size: int = 1,
+        interpolation: str = "bicubic",
+    ) -> Iterator[FrameBatch]:
+        check_pixel_format(pixel_format)
+        fps = self.info.video.fps or DEFAULT_SEQUENCE_FPS
+        first = int(np.ceil((self.source.start or 0) * fps))
+        last = len(self.source.paths)
+        if self.source.end is not None:
+            last = min(last, int(np.ceil(self.source.end * fps)))
+        expected = (self.info.video.height, self.info.video.width)
+        batch: list[np.ndarray] = []
+        indices: list[int] = []
+        for i in range(first, last):
+            image = _read_image(self.source.paths[i])
+            if image.shape[:2] != expected:
+                raise InputError(
+                    f"{self.source.paths[i].name} is {image.shape[1]}x{image.shape[0]}, "
+                    f"the sequence is {expected[1]}x{expected[0]}"
+                )
+            image = _convert_depth(image, pixel_format)
+            batch.append(resize_rgb(image, size, interpolation))
+            indices.append(i)
+            if len(batch) >= batch_size:
+                yield FrameBatch(np.stack(batch), list(indices), 1 / fps, indices, pixel_format)
+                batch, indices = [], []
+        if batch:
+            yield FrameBatch(np.stack(batch), list(indices), 1 / fps, indices, pixel_format)
+
+
+def _convert_depth(image: np.ndarray, pixel_format: str) -> np.ndarray:
+    if pixel_format == "rgb24" and image.dtype == np.uint16:
+        return (image >> 8).astype(np.uint8)
+    if pixel_format == "rgb48" and image.dtype == np.uint8:
+        return image.astype(np.uint16) * 257
+    return image
+
+
+def open_images(source: Source, **_: Any) -> ImageSequenceReader:
+    return ImageSequenceReader(source)

@@ -1,0 +1,376 @@
+"""The frame pipeline: decode -> processors -> encode, overlapped in bounded queues.
+
+Decoding (and conversion to RGB) runs in one thread, processors in the calling thread,
+encoding in another; the queues hold a few batches, so memory is bounded by a few frames
+whatever the video's length. With no processors, decoded frames go straight to the encoder
+without an RGB round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+
+from vt.errors import UsageError, VtError
+from vt.media.decode import VideoReader, open_video, resize_rgb
+from vt.media.decoders.pyav_reader import PyAVReader
+from vt.media.encode import EncoderConfig
+from vt.media.frames import FrameBatch, FrameFormat
+from vt.media.output import atomic_output, check_output, resolve_target
+from vt.media.processing import FrameProcessor
+from vt.media.source import Source
+
+log = logging.getLogger("vt")
+
+ERROR_POLICIES = ("abort", "pass")
+_END = object()
+
+
+@dataclass
+class PipelineOptions:
+    overwrite: bool = False
+    audio: bool = True
+    subtitles: bool = True
+    error_policy: str = "abort"  # abort | pass (source frame passed through, with a warning)
+    decoder: str | None = None
+    threads: int = 0
+    queue_size: int = 4
+    batch_size: int | None = None  # None: the largest batch any processor asks for
+    pixel_format: str | None = None  # rgb24 | rgb48; None: rgb48 for >8-bit input if accepted
+
+
+@dataclass
+class PipelineReport:
+    input: str
+    output: str
+    decoder: str
+    codec: str
+    pixel_format: str
+    size_in: tuple[int, int]
+    size_out: tuple[int, int]
+    frames_in: int = 0
+    frames_out: int = 0
+    duration_in: float | None = None
+    duration_out: float | None = None
+    wall_time: float = 0.0
+    fps: float = 0.0
+    audio: str = "none"
+    subtitles: str = "none"
+    frame_errors: int = 0
+    decode_errors: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _producer(items: Iterable[Any], out: queue.Queue, stop: threading.Event) -> None:
+    try:
+        for item in items:
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        out.put(_END)
+    except BaseException as exc:  # surfaced in the consumer thread
+        out.put(_Failure(exc))
+
+
+def _drain(q: queue.Queue) -> Iterator[Any]:
+    while True:
+        item = q.get()
+        if item is _END:
+            return
+        if isinstance(item, _Failure):
+            raise item.exc
+        yield item
+
+
+def _in_thread(items: Iterable[Any], size: int, stop: threading.Event,
+               name: str) -> Iterator[Any]:
+    q: queue.Queue = queue.Queue(maxsize=max(size, 1))
+    thread = threading.Thread(target=_producer, args=(items, q, stop), name=name, daemon=True)
+    thread.start()
+    try:
+        yield from _drain(q)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class ProcessorChain:
+    """Processors in order, with the frame-error policy applied to each."""
+
+    def __init__(self, processors: Sequence[FrameProcessor], policy: str) -> None:
+        if policy not in ERROR_POLICIES:
+            raise UsageError(f"frame-error policy must be one of {', '.join(ERROR_POLICIES)}")
+        self.processors = list(processors)
+        self.policy = policy
+        self.formats: list[FrameFormat] = []
+        self.frame_errors = 0
+
+    def configure(self, fmt: FrameFormat) -> FrameFormat:
+        self.formats = [fmt]
+        for p in self.processors:
+            fmt = p.configure(fmt)
+            if fmt.width <= 0 or fmt.height <= 0:
+                raise UsageError(f"processor {p.name} would make {fmt.width}x{fmt.height} frames")
+            self.formats.append(fmt)
+        return fmt
+
+    def _run(self, i: int, batch: FrameBatch) -> FrameBatch | None:
+        p = self.processors[i]
+        try:
+            return p.process(batch)
+        except (KeyboardInterrupt, VtError):
+            raise
+        except Exception as exc:
+            first, last = batch.indices[0], batch.indices[-1]
+            where = f"frame {first}" if first == last else f"frames {first}-{last}"
+            if self.policy == "abort":
+                raise VtError(f"{p.name} failed on {where}: {type(exc).__name__}: {exc}") from exc
+            self.frame_errors += len(batch)
+            log.warning("%s failed on %s (%s): source frame passed through", p.name, where, exc)
+            target = self.formats[i + 1]
+            images = [resize_rgb(im, target.size, "lanczos") for im in batch.images]
+            import numpy as np
+
+            return batch.with_images(np.stack(images))
+
+    def process(self, batch: FrameBatch, start: int = 0) -> Iterator[FrameBatch]:
+        current: list[FrameBatch] = [batch]
+        for i in range(start, len(self.processors)):
+            produced: list[FrameBatch] = []
+            for b in current:
+                out = self._run(i, b)
+                if out is not None and len(out):
+                    produced.append(out)
+            current = produced
+            if not current:
+                return
+        yield from current
+
+    def flush(self) -> Iterator[FrameBatch]:
+        for i, p in enumerate(self.processors):
+            for held in p.flush():
+                if held is not None and len(held):
+                    yield from self.process(held, start=i + 1)
+
+    def close(self) -> None:
+        for p in self.processors:
+            try:
+                p.close()
+            except Exception as exc:  # pragma: no cover - cleanup must not mask results
+                log.debug("closing %s failed: %s", p.name, exc)
+
+
+def transcode(
+    source: Source | str | Path | bytes,
+    output: str | Path,
+    processors: Sequence[FrameProcessor] = (),
+    config: EncoderConfig | None = None,
+    options: PipelineOptions | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> PipelineReport:
+    """Run ``source`` through ``processors`` into ``output``; return what happened.
+
+    The output appears only when complete. Frame count and PTS are checked at the end: a
+    mismatch is an error (a processor must not drop or invent frames).
+    """
+    from vt.plugins import get_host
+
+    config = config or EncoderConfig()
+    options = options or PipelineOptions()
+    src = source if isinstance(source, Source) else Source.parse(source)
+    target = resolve_target(output)
+    check_output(target, src, options.overwrite)
+    if target.kind == "container":
+        config.validate()
+    host = get_host()
+    encoders = [e for e in host.encoders.items() if e.accepts(target)]
+    encoder = host.call_first("choose_encoder", target=target, candidates=encoders)
+    if encoder is None:
+        raise UsageError(f"no encoder writes {target.path.name}")
+    chain = ProcessorChain(processors, options.error_policy)
+    started = time.perf_counter()
+    with open_video(src, decoder=options.decoder, threads=options.threads) as reader:
+        info = reader.info
+        video = info.video
+        pixel_format = options.pixel_format or (
+            "rgb48" if video.bit_depth > 8 and all(
+                "rgb48" in getattr(p, "pixel_formats", ("rgb24", "rgb48")) for p in processors
+            ) else "rgb24"
+        )
+        fmt_in = FrameFormat(video.width, video.height, pixel_format)
+        fmt_out = chain.configure(fmt_in)
+        report = PipelineReport(
+            input=src.describe(), output=str(target.path), decoder=reader.decoder_name,
+            codec=config.codec if target.kind == "container" else "images",
+            pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size,
+        )
+        total = video.frame_count
+        try:
+            with atomic_output(target, options.overwrite) as tmp:
+                writer = encoder.open(tmp, config, fmt_out, src, info,
+                                      audio=options.audio, subtitles=options.subtitles)
+                try:
+                    _run(reader, chain, writer, report, options, pixel_format, progress, total)
+                    writer.close()
+                except BaseException:
+                    writer.abort()
+                    raise
+        finally:
+            chain.close()
+        report.pixel_format = writer.pixel_format
+        report.audio, report.subtitles = writer.audio_mode, writer.subtitle_mode
+        report.warnings = list(writer.warnings)
+        report.frame_errors = chain.frame_errors
+        report.decode_errors = getattr(reader, "decode_errors", 0)
+    report.wall_time = time.perf_counter() - started
+    report.fps = report.frames_out / report.wall_time if report.wall_time else 0.0
+    return report
+
+
+def _run(
+    reader: VideoReader,
+    chain: ProcessorChain,
+    writer: Any,
+    report: PipelineReport,
+    options: PipelineOptions,
+    pixel_format: str,
+    progress: Callable[[int, int | None], None] | None,
+    total: int | None,
+) -> None:
+    stop = threading.Event()
+    first_time: list[float] = []
+    last_time: list[float] = []
+    tb: Fraction = reader.info.video.time_base
+
+    def note(pts: int | None, time_base: Fraction) -> None:
+        if pts is None:
+            return
+        t = float(pts * time_base)
+        if not first_time:
+            first_time.append(t)
+        last_time[:] = [t]
+
+    if not chain.processors and isinstance(reader, PyAVReader):
+        # identity: hand decoded frames straight to the encoder (no RGB round trip)
+        frames = _in_thread((f for _, f in reader.av_frames()), options.queue_size, stop,
+                            "vt-decode")
+        for frame in frames:
+            report.frames_in += 1
+            note(frame.pts, tb)
+            writer.write_frame(frame)
+            report.frames_out += 1
+            if progress:
+                progress(report.frames_out, total)
+    else:
+        batch_size = options.batch_size or max(
+            [getattr(p, "batch_size", 1) for p in chain.processors] + [1]
+        )
+        decoded = _in_thread(
+            reader.frames(pixel_format=pixel_format, batch_size=batch_size),
+            options.queue_size, stop, "vt-decode",
+        )
+        in_pts: list[int | None] = []
+
+        def processed() -> Iterator[FrameBatch]:
+            for batch in decoded:
+                report.frames_in += len(batch)
+                in_pts.extend(batch.pts)
+                yield from chain.process(batch)
+            yield from chain.flush()
+
+        out_pts: list[int | None] = []
+        encode_stop = threading.Event()
+        q: queue.Queue = queue.Queue(maxsize=max(options.queue_size, 1))
+        encoded = threading.Thread(
+            target=_consume, args=(q, writer, out_pts, report, progress, total, encode_stop),
+            name="vt-encode", daemon=True,
+        )
+        encoded.start()
+        try:
+            for batch in processed():
+                _put(q, batch, encoded)
+                note(batch.pts[-1], batch.time_base)
+            _put(q, _END, encoded)
+            encoded.join()
+        except BaseException:
+            encode_stop.set()
+            encoded.join(timeout=5)
+            raise
+        finally:
+            stop.set()
+        if isinstance(getattr(encoded, "failure", None), BaseException):
+            raise encoded.failure  # type: ignore[attr-defined]
+        failure = next((x for x in out_pts if isinstance(x, _Failure)), None)
+        if failure:
+            raise failure.exc
+        if sorted(p for p in out_pts if p is not None) != sorted(
+            p for p in in_pts if p is not None
+        ) or len(out_pts) != len(in_pts):
+            raise VtError(
+                f"processors returned {len(out_pts)} frames for {len(in_pts)} input frames "
+                "(or changed their timestamps): output discarded"
+            )
+    video = reader.info.video
+    if first_time:
+        fps = float(video.fps or 25)
+        span = last_time[0] - first_time[0] + 1 / fps
+        report.duration_in = report.duration_out = round(span, 6)
+
+
+def _put(q: queue.Queue, item: Any, consumer: threading.Thread) -> None:
+    while True:
+        if not consumer.is_alive():
+            failure = getattr(consumer, "failure", None)
+            if failure is not None:
+                raise failure
+            raise VtError("encoder stopped unexpectedly")
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _consume(q: queue.Queue, writer: Any, out_pts: list, report: PipelineReport,
+             progress: Any, total: int | None, stop: threading.Event) -> None:
+    thread = threading.current_thread()
+    try:
+        while not stop.is_set():
+            try:
+                item = q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            writer.write_batch(item)
+            out_pts.extend(item.pts)
+            report.frames_out += len(item)
+            if progress:
+                progress(report.frames_out, total)
+    except BaseException as exc:
+        thread.failure = exc  # type: ignore[attr-defined]
+
+

@@ -1,0 +1,1 @@
+"""Frame processors that ship with the core (registered by ``vt.builtins.processors``)."""

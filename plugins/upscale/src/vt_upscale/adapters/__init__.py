@@ -1,0 +1,127 @@
+"""Model adapters: torch (spandrel), ONNX (onnxruntime) and ncnn, registered with the core.
+
+Each adapter's ``load(ref, device=, dtype=, threads=)`` returns a :class:`vt_upscale.sr.SRModel`.
+Any plugin can load a model through the core's ``model_adapters`` registry and get the same
+object. ``.param`` files of Real-ESRGAN networks load through torch (converted) by default,
+through ncnn when asked (``--backend ncnn``) or when the graph is not one torch can rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from vt.errors import ModelUnavailableError, UsageError
+from vt.registry import ModelAdapterInfo, ModelRef
+
+from vt_upscale.adapters import ncnn as ncnn_adapter
+from vt_upscale.adapters import onnx as onnx_adapter
+from vt_upscale.adapters import torch_spandrel
+from vt_upscale.sr import SRModel
+
+TORCH = ModelAdapterInfo(
+    name="torch-spandrel",
+    load=torch_spandrel.load,
+    formats=(*torch_spandrel.TORCH_FORMATS, ".param"),
+    description="PyTorch via spandrel: any architecture spandrel detects "
+    "(.pth/.pt/.ckpt/.safetensors); Real-ESRGAN ncnn files converted to torch",
+    tasks=("super-resolution", "restoration"),
+    devices=("cpu", "cuda", "mps"),
+    dtypes=("fp32", "fp16", "bf16"),
+    available=torch_spandrel.available,
+)
+ONNX = ModelAdapterInfo(
+    name="onnx",
+    load=onnx_adapter.load,
+    formats=(".onnx",),
+    description="ONNX via onnxruntime (CPU, or CUDA with onnxruntime-gpu)",
+    tasks=("super-resolution", "restoration"),
+    devices=("cpu", "cuda"),
+    dtypes=("fp32", "fp16"),
+    available=onnx_adapter.available,
+)
+NCNN = ModelAdapterInfo(
+    name="ncnn",
+    load=ncnn_adapter.load,
+    formats=(".param",),
+    description="ncnn .param/.bin pairs via the ncnn package (CPU)",
+    tasks=("super-resolution", "restoration"),
+    devices=("cpu",),
+    dtypes=("fp32",),
+    available=ncnn_adapter.available,
+)
+ADAPTERS = (TORCH, ONNX, NCNN)
+#: --backend spellings
+BACKENDS = {"torch": "torch-spandrel", "spandrel": "torch-spandrel", "pytorch": "torch-spandrel",
+            "torch-spandrel": "torch-spandrel", "onnx": "onnx", "onnxruntime": "onnx",
+            "ncnn": "ncnn"}
+
+
+def convertible(ref: ModelRef) -> bool:
+    """Whether an ncnn graph is one the torch adapter rebuilds (Compact or RRDBNet)."""
+    from vt_upscale.ncnn_convert import parse_param
+
+    try:
+        kinds = {layer.type for layer in parse_param(ref.path)}
+    except (OSError, ModelUnavailableError, ValueError, IndexError):
+        return False
+    compact = {"Convolution", "PReLU", "PixelShuffle"} <= kinds
+    rrdb = {"Convolution", "Concat", "Eltwise", "Interp"} <= kinds
+    return compact or rrdb
+
+
+def choose(ref: ModelRef, candidates: Sequence[ModelAdapterInfo]) -> ModelAdapterInfo | None:
+    """This plugin's choice: converted torch for Real-ESRGAN ncnn graphs, else ncnn."""
+    if ref.suffix != ".param":
+        return None
+    by_name = {c.name: c for c in candidates}
+    if "torch-spandrel" in by_name and by_name["torch-spandrel"].available() is None \
+            and convertible(ref):
+        return by_name["torch-spandrel"]
+    return by_name.get("ncnn")
+
+
+def load_model(
+    model: Any,
+    *,
+    backend: str | None = None,
+    device: str = "auto",
+    dtype: str = "fp32",
+    threads: int = 0,
+    download: bool = True,
+) -> SRModel:
+    """Resolve ``model`` (name, path, ``ModelRef`` or loaded ``SRModel``) and load it."""
+    if isinstance(model, SRModel):
+        return model
+    from vt.plugins import get_host
+    from vt_upscale.models import resolve
+
+    ref = resolve(model, download=download)
+    host = get_host()
+    registry = host.model_adapters
+    if backend:
+        wanted = BACKENDS.get(backend.lower(), backend)
+        try:
+            adapter = registry.get(wanted)
+        except Exception:  # noqa: BLE001 - fall back to this plugin's own table
+            adapter = {a.name: a for a in ADAPTERS}.get(wanted)
+            if adapter is None:
+                raise UsageError(f"unknown backend {backend!r} (use torch, onnx or ncnn)") \
+                    from None
+        if not adapter.accepts(ref):
+            raise UsageError(f"the {adapter.name} adapter cannot load {ref.path.name} "
+                             f"(it loads {', '.join(adapter.formats)})")
+    else:
+        candidates = [a for a in registry.items() if a.accepts(ref)] or \
+            [a for a in ADAPTERS if a.accepts(ref)]
+        if not candidates:
+            raise ModelUnavailableError(f"no model adapter loads {ref.suffix} files "
+                                        f"({ref.path.name})")
+        adapter = host.call_first("choose_model_adapter", model=ref, candidates=candidates) \
+            or candidates[0]
+    reason = adapter.available()
+    if reason:
+        raise ModelUnavailableError(f"the {adapter.name} adapter is unavailable: {reason}")
+    loaded = adapter.load(ref, device=device, dtype=dtype, threads=threads)
+    loaded.source = ref.source  # type: ignore[attr-defined]
+    return loaded

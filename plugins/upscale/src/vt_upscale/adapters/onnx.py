@@ -1,0 +1,118 @@
+"""ONNX models through onnxruntime: scale from the model's shapes, else from a probe run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vt.errors import ModelUnavailableError, VtError
+from vt.registry import ModelRef
+
+from vt_upscale.sr import SizeRequirements, SRModel, resolve_device
+
+_PROBE = 32
+
+
+def available() -> str | None:
+    import importlib.util
+
+    return None if importlib.util.find_spec("onnxruntime") else "onnxruntime is not installed"
+
+
+def _static(dim: Any) -> int | None:
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+class OnnxSRModel(SRModel):
+    backend = "onnx"
+    devices = ("cpu", "cuda")
+    dtypes = ("fp32", "fp16")
+
+    def __init__(self, ref: ModelRef, *, device: str = "auto", dtype: str | None = None,
+                 threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.name = ref.name or ref.path.stem
+        device = resolve_device(device)
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise VtError("onnxruntime here has no CUDA provider (pip install "
+                              "onnxruntime-gpu), use --device cpu")
+            index = int(device.partition(":")[2] or 0)
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(ref.path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelUnavailableError(f"{self.name}: onnxruntime cannot load it ({exc})") \
+                from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1:
+            raise ModelUnavailableError(f"{self.name}: expected one image input, got "
+                                        f"{len(inputs)}")
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+        in_shape, out_shape = list(inputs[0].shape), list(outputs[0].shape)
+        if len(in_shape) != 4:
+            raise ModelUnavailableError(f"{self.name}: input is not NCHW ({in_shape})")
+        self.np_dtype = np.float16 if "float16" in inputs[0].type else np.float32
+        self.dtype = "fp16" if self.np_dtype == np.float16 else "fp32"
+        self.supports_half = self.dtype == "fp16"
+        if dtype and dtype != self.dtype:
+            raise VtError(f"{self.name}: this ONNX model takes {self.dtype} input; "
+                          f"export it in {dtype} to run it so")
+        self.device = device
+        self.input_channels = _static(in_shape[1]) or 3
+        self.max_batch = 1 if _static(in_shape[0]) == 1 else None
+        fixed_h, fixed_w = _static(in_shape[2]), _static(in_shape[3])
+        self.size_requirements = SizeRequirements(
+            fixed=(fixed_h, fixed_w) if fixed_h and fixed_w else None
+        )
+        if fixed_h and _static(out_shape[2]):
+            self.scale = _static(out_shape[2]) // fixed_h  # type: ignore[operator]
+            self.output_channels = _static(out_shape[1]) or 3
+        else:
+            probe = np.zeros((1, self.input_channels, _PROBE, _PROBE), self.np_dtype)
+            result = self._run(probe)
+            self.scale = max(result.shape[2] // _PROBE, 1)
+            self.output_channels = result.shape[1]
+            if result.shape[2] != _PROBE * self.scale:
+                raise ModelUnavailableError(f"{self.name}: output size is not a whole multiple "
+                                            "of the input size")
+
+    def _run(self, array: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: array})[0]
+
+    def __call__(self, image: Any) -> Any:
+        import torch
+
+        n, c, h, w = image.shape
+        ph, pw = self.size_requirements.padded(h, w)
+        if ph < h or pw < w:
+            raise VtError(f"{self.name} takes fixed {ph}x{pw} input: use --tile")
+        x = image.detach().to("cpu", torch.float32)
+        if (ph, pw) != (h, w):
+            x = torch.nn.functional.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
+        array = x.numpy().astype(self.np_dtype, copy=False)
+        if self.max_batch == 1:
+            out = np.concatenate([self._run(array[i:i + 1]) for i in range(n)])
+        else:
+            out = self._run(array)
+        y = torch.from_numpy(out.astype(np.float32, copy=False))
+        y = y[..., : h * self.scale, : w * self.scale].clamp_(0, 1)
+        return y.to(image.device)
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]
+
+
+def load(ref: ModelRef, *, device: str = "auto", dtype: str | None = None, threads: int = 0,
+         **_: Any) -> OnnxSRModel:
+    if not ref.path.is_file():
+        raise ModelUnavailableError(f"model file not found: {ref.path}")
+    return OnnxSRModel(ref, device=device, dtype=None if dtype == "fp32" else dtype,
+                       threads=threads)

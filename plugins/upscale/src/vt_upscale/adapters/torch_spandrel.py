@@ -1,0 +1,192 @@
+"""Torch models through spandrel: any architecture spandrel detects, plus converted ncnn files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vt.errors import ModelUnavailableError, VtError
+from vt.registry import ModelRef
+
+from vt_upscale.sr import SizeRequirements, SRModel, resolve_device, torch_dtype
+
+TORCH_FORMATS = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
+
+
+def available() -> str | None:
+    import importlib.util
+
+    for module in ("torch", "spandrel"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed"
+    return None
+
+
+class TorchSRModel(SRModel):
+    """A spandrel image model (or any ``nn.Module``) run with ``torch.inference_mode``."""
+
+    backend = "torch"
+    devices = ("cpu", "cuda", "mps")
+    dtypes = ("fp32", "fp16", "bf16")
+
+    def __init__(
+        self,
+        module: Any,
+        *,
+        name: str,
+        scale: int,
+        input_channels: int = 3,
+        output_channels: int = 3,
+        supports_half: bool = True,
+        supports_bfloat16: bool = True,
+        size_requirements: SizeRequirements | None = None,
+        tiling: str = "supported",
+        post_scale: float | None = None,
+        post_mode: str = "bicubic",
+        architecture: str | None = None,
+        device: str = "cpu",
+        dtype: str = "fp32",
+        channels_last: bool = True,
+    ) -> None:
+        self.module = module.eval()
+        self.name = name
+        self.architecture = architecture or type(module).__name__
+        self.net_scale = scale
+        self.post_scale = post_scale
+        self.post_mode = post_mode
+        self.scale = round(scale * post_scale) if post_scale else scale
+        self.input_channels = input_channels
+        self.output_channels = output_channels
+        self.supports_half = supports_half
+        self.supports_bfloat16 = supports_bfloat16
+        self.size_requirements = size_requirements or SizeRequirements()
+        self.tiling = tiling
+        self.channels_last = channels_last
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.to(device, dtype)
+
+    def to(self, device: str | None = None, dtype: str | None = None) -> TorchSRModel:
+        """Move to ``device`` (``auto``/``cpu``/``cuda[:i]``) in ``dtype`` (checked first)."""
+        import torch
+
+        device = resolve_device(device or self.device)
+        dtype = dtype or self.dtype
+        self.check_dtype(dtype, device)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.module.to(device=device, dtype=torch_dtype(dtype), memory_format=memory_format)
+        self.device, self.dtype = device, dtype
+        return self
+
+    def __call__(self, image: Any) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        n, c, h, w = image.shape
+        if c != self.input_channels:
+            raise VtError(f"{self.name} takes {self.input_channels}-channel input, got {c}")
+        with torch.inference_mode():
+            x = image.to(self.device, torch_dtype(self.dtype))
+            ph, pw = self.size_requirements.padded(h, w)
+            if (ph, pw) != (h, w):
+                x = _pad(x, ph - h, pw - w)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = self.module(x)
+            if self.post_scale:
+                y = F.interpolate(y, scale_factor=self.post_scale, mode=self.post_mode,
+                                  align_corners=False if self.post_mode != "nearest" else None)
+            y = y[..., : h * self.scale, : w * self.scale]
+            return y.clamp_(0, 1)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["architecture"] = self.architecture
+        if self.post_scale:
+            info["post_resize"] = f"{self.post_mode} x{self.post_scale:g}"
+        return info
+
+
+def _pad(x: Any, pad_h: int, pad_w: int) -> Any:
+    """Pad bottom/right: reflect as far as the image allows, then replicate."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    rh, rw = min(pad_h, h - 1), min(pad_w, w - 1)
+    if rh or rw:
+        x = F.pad(x, (0, rw, 0, rh), mode="reflect")
+    if pad_h - rh or pad_w - rw:
+        x = F.pad(x, (0, pad_w - rw, 0, pad_h - rh), mode="replicate")
+    return x
+
+
+def from_descriptor(descriptor: Any, name: str, **options: Any) -> TorchSRModel:
+    """Wrap a spandrel ``ImageModelDescriptor``."""
+    from spandrel import ImageModelDescriptor
+
+    if not isinstance(descriptor, ImageModelDescriptor):
+        raise ModelUnavailableError(f"{name}: spandrel loaded a {descriptor.purpose} model, "
+                                    "not an image-to-image model")
+    req = descriptor.size_requirements
+    return TorchSRModel(
+        descriptor.model,
+        name=name,
+        scale=descriptor.scale,
+        input_channels=descriptor.input_channels,
+        output_channels=descriptor.output_channels,
+        supports_half=descriptor.supports_half,
+        supports_bfloat16=descriptor.supports_bfloat16,
+        size_requirements=SizeRequirements(req.minimum, req.multiple_of, req.square),
+        tiling=descriptor.tiling.name.lower(),
+        architecture=descriptor.architecture.name,
+        **options,
+    )
+
+
+def load_state_dict(path: Path) -> dict[str, Any]:
+    """Read weights without executing pickled code (``weights_only``)."""
+    import torch
+
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - report any unreadable checkpoint in one line
+        raise ModelUnavailableError(f"{path.name}: cannot read torch weights ({exc})") from None
+    if not isinstance(state, dict):
+        raise ModelUnavailableError(f"{path.name}: expected a state dict, got {type(state)}")
+    return state
+
+
+def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32",
+         channels_last: bool = True, **_: Any) -> TorchSRModel:
+    """The ``torch-spandrel`` adapter's loader: torch checkpoints, or ncnn files converted."""
+    import spandrel
+
+    name = ref.name or ref.path.stem
+    options = {"device": device, "dtype": dtype, "channels_last": channels_last}
+    if not ref.path.exists():
+        raise ModelUnavailableError(f"model file not found: {ref.path}")
+    if ref.suffix == ".param":
+        from vt_upscale.ncnn_convert import convert_ncnn
+
+        converted = convert_ncnn(ref.path)
+        state, post_scale, post_mode = converted.state_dict, converted.post_scale, \
+            converted.post_mode
+    else:
+        state = load_state_dict(ref.path)
+        post_scale = ref.metadata.get("post_scale")
+        post_mode = ref.metadata.get("post_mode", "bicubic")
+    try:
+        descriptor = spandrel.ModelLoader().load_from_state_dict(state)
+    except spandrel.UnsupportedModelError:
+        raise ModelUnavailableError(
+            f"{name}: spandrel does not recognise this architecture "
+            "(for non-commercial ones: pip install spandrel_extra_arches)"
+        ) from None
+    except Exception as exc:  # noqa: BLE001
+        raise ModelUnavailableError(f"{name}: cannot load weights ({exc})") from None
+    return from_descriptor(descriptor, name, post_scale=post_scale, post_mode=post_mode,
+                           **options)

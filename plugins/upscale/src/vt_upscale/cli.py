@@ -1,0 +1,107 @@
+"""``vt upscale``: the command line over :class:`vt_upscale.Upscaler` and the core pipeline."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vt.cli_media import MediaOptions, default_output, media_options, run_video_job
+from vt.errors import UsageError
+
+PANEL = "Upscaling"
+AI_PANEL = "AI model"
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Show the upscaler's warnings as one ``vt: warning:`` line each."""
+    from vt_upscale.upscaler import UpscaleWarning
+
+    def show(message: Warning | str, category: type[Warning], *args: object,
+             **kwargs: object) -> None:
+        typer.echo(f"vt: warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UpscaleWarning)
+        warnings.showwarning = show  # restored by catch_warnings
+        yield
+
+
+def _parse_size(text: str | None) -> tuple[int | None, int | None]:
+    if not text:
+        return None, None
+    w, sep, h = text.lower().partition("x")
+    try:
+        width, height = int(w), int(h)
+    except ValueError:
+        raise UsageError(f"--size must be WIDTHxHEIGHT (-1 keeps the aspect), got {text!r}") \
+            from None
+    if not sep or (width <= 0 and height <= 0):
+        raise UsageError(f"--size must be WIDTHxHEIGHT, got {text!r}")
+    return (width if width > 0 else None), (height if height > 0 else None)
+
+
+@media_options
+def upscale(
+    input: Annotated[str, typer.Argument(help="Input video (file, image folder or pattern).")],
+    media: MediaOptions,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Output file "
+                      "(default: IN_upscaled.EXT).")] = None,
+    scale: Annotated[float | None, typer.Option("--scale", "-s", help="Scale factor: 2, 3, 4 "
+                     "or any float (default: 2, or the model's own scale with --model).",
+                     rich_help_panel=PANEL)] = None,
+    size: Annotated[str | None, typer.Option("--size", help="Exact output size WxH (-1 keeps "
+                    "the aspect ratio), instead of --scale.", rich_help_panel=PANEL)] = None,
+    method: Annotated[str, typer.Option("--method", "-m", help="Classical resampler: lanczos, "
+                      "bicubic, bilinear, spline, area, nearest, gauss (libswscale).",
+                      rich_help_panel=PANEL)] = "lanczos",
+    ai: Annotated[bool, typer.Option("--ai", help="Use an AI super-resolution model "
+                  "(default: the packaged realesr-animevideov3 for the scale, offline).",
+                  rich_help_panel=AI_PANEL)] = False,
+    model: Annotated[str | None, typer.Option("--model", help="Model name (see `vt list "
+                     "models`) or file: .pth/.pt/.ckpt/.safetensors (spandrel), .onnx, ncnn "
+                     ".param. Implies --ai.", rich_help_panel=AI_PANEL)] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="torch, onnx or ncnn "
+                       "(default: by file type; Real-ESRGAN ncnn files run converted in torch)",
+                       rich_help_panel=AI_PANEL)] = None,
+    tile: Annotated[int, typer.Option("--tile", help="Tile size in input pixels (0: whole "
+                    "frame; shrinks by itself on out-of-memory).", rich_help_panel=AI_PANEL)]
+    = 0,
+    tile_pad: Annotated[int, typer.Option("--tile-pad", help="Overlap around each tile.",
+                        rich_help_panel=AI_PANEL)] = 10,
+    pre_pad: Annotated[int, typer.Option("--pre-pad", help="Reflect padding at the frame's "
+                       "bottom/right edges before the model.", rich_help_panel=AI_PANEL)] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:i].",
+                      rich_help_panel=AI_PANEL)] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="fp32, fp16 (CUDA) or bf16, where the "
+                     "model supports it.", rich_help_panel=AI_PANEL)] = "fp32",
+    batch: Annotated[int, typer.Option("--batch", help="Frames per model call.",
+                     rich_help_panel=AI_PANEL)] = 1,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail instead of falling back to "
+                      "Lanczos when the model cannot run.", rich_help_panel=AI_PANEL)] = False,
+) -> None:
+    """Upscale a video with a classical resampler or an AI model; audio, subtitles and
+    timestamps are kept."""
+    from vt_upscale.upscaler import Upscaler
+
+    width, height = _parse_size(size)
+    if size and scale is not None:
+        raise UsageError("give --scale or --size, not both")
+    target = output or str(default_output(Path(input), "upscaled"))
+    with _warnings_to_stderr():
+        upscaler = Upscaler(
+            model, ai=ai or model is not None, scale=scale, width=width, height=height,
+            method=method, backend=backend, device=device, dtype=dtype, tile=tile,
+            tile_pad=tile_pad, pre_pad=pre_pad, batch=batch, strict=strict,
+        )
+        try:
+            if not (media.quiet or media.json):
+                typer.echo(f"upscaling with {upscaler.describe()}", err=True)
+            run_video_job(input, target, [upscaler.processor()], media)
+        finally:
+            upscaler.close()

@@ -1,0 +1,229 @@
+"""Read ncnn ``.param``/``.bin`` pairs and turn Real-ESRGAN graphs into torch state dicts.
+
+The ``.param`` file is a text graph; the ``.bin`` file holds, in layer order, each
+Convolution's weights (a 4-byte storage tag, then fp16 or fp32 values padded to 4 bytes) and
+its fp32 bias, and each PReLU's fp32 slopes. Two graph shapes are recognised and laid out as
+the state dicts spandrel detects:
+
+- SRVGGNetCompact (``realesr-animevideov3``, ``realesr-general-x4v3``): ``body.N.weight/bias``;
+- RRDBNet (``realesrgan-x4plus``, ``-x4plus-anime``): ``conv_first``, ``body.B.rdbK.convJ``,
+  ``conv_body``, ``conv_up1/2``, ``conv_hr``, ``conv_last``.
+
+A trailing ``Interp`` after the network (how the ``-x2``/``-x3`` animevideov3 files reach
+their scale from the x4 network) is returned as a post-resize factor and mode.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vt.errors import ModelUnavailableError
+
+_MAGIC = 7767517
+_TAG_FP16 = 0x01306B47
+_TAG_FP32 = 0x00000000
+_INTERP_MODES = {1: "nearest", 2: "bilinear", 3: "bicubic"}
+
+
+@dataclass
+class NcnnLayer:
+    """One line of a ``.param`` graph, with the weights read for it from the ``.bin``."""
+
+    type: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    params: dict[int, Any]
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def int_param(self, key: int, default: int = 0) -> int:
+        return int(self.params.get(key, default))
+
+    def float_param(self, key: int, default: float = 0.0) -> float:
+        return float(self.params.get(key, default))
+
+
+@dataclass
+class NcnnGraph:
+    layers: list[NcnnLayer]
+
+    @property
+    def input_name(self) -> str:
+        for layer in self.layers:
+            if layer.type == "Input":
+                return layer.outputs[0]
+        raise ModelUnavailableError("ncnn graph has no Input layer")
+
+    @property
+    def output_name(self) -> str:
+        consumed = {b for layer in self.layers for b in layer.inputs}
+        for layer in reversed(self.layers):
+            for blob in layer.outputs:
+                if blob not in consumed:
+                    return blob
+        return self.layers[-1].outputs[0]
+
+    def of_type(self, kind: str) -> list[NcnnLayer]:
+        return [layer for layer in self.layers if layer.type == kind]
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def parse_param(path: Path) -> list[NcnnLayer]:
+    """The layers of a text ``.param`` file."""
+    lines = [ln.split() for ln in Path(path).read_text().splitlines() if ln.strip()]
+    if not lines or lines[0] != [str(_MAGIC)]:
+        raise ModelUnavailableError(f"{path}: not a text ncnn .param file (bad magic)")
+    layers = []
+    for parts in lines[2:]:
+        kind, name, n_in, n_out = parts[0], parts[1], int(parts[2]), int(parts[3])
+        inputs = parts[4:4 + n_in]
+        outputs = parts[4 + n_in:4 + n_in + n_out]
+        params: dict[int, Any] = {}
+        for item in parts[4 + n_in + n_out:]:
+            key_text, _, value = item.partition("=")
+            key = int(key_text)
+            if key <= -23300:  # array: -233xx=count,v1,v2…
+                values = value.split(",")
+                params[-key - 23300] = [_parse_value(v) for v in values[1:]]
+            else:
+                params[key] = _parse_value(value)
+        layers.append(NcnnLayer(kind, name, inputs, outputs, params))
+    return layers
+
+
+class _BinReader:
+    def __init__(self, data: bytes, path: Path) -> None:
+        self.data, self.pos, self.path = data, 0, path
+
+    def take(self, nbytes: int) -> bytes:
+        if self.pos + nbytes > len(self.data):
+            raise ModelUnavailableError(f"{self.path}: .bin ends early (truncated or mismatched)")
+        chunk = self.data[self.pos:self.pos + nbytes]
+        self.pos += nbytes
+        return chunk
+
+    def fp32(self, count: int) -> np.ndarray:
+        return np.frombuffer(self.take(4 * count), dtype="<f4").copy()
+
+    def tagged(self, count: int) -> np.ndarray:
+        (tag,) = struct.unpack("<I", self.take(4))
+        if tag == _TAG_FP16:
+            values = np.frombuffer(self.take(2 * count), dtype="<f2").astype(np.float32)
+            self.take((-2 * count) % 4)
+            return values
+        if tag == _TAG_FP32:
+            return self.fp32(count)
+        raise ModelUnavailableError(
+            f"{self.path}: unsupported ncnn weight storage tag {tag:#010x} (quantised model?)"
+        )
+
+
+def load_graph(param_path: str | Path, bin_path: str | Path | None = None) -> NcnnGraph:
+    """Parse ``.param`` and read every layer's weights from the matching ``.bin``."""
+    param_path = Path(param_path)
+    bin_path = Path(bin_path) if bin_path else param_path.with_suffix(".bin")
+    if not bin_path.is_file():
+        raise ModelUnavailableError(f"{param_path}: weights file {bin_path.name} is missing")
+    layers = parse_param(param_path)
+    reader = _BinReader(bin_path.read_bytes(), bin_path)
+    for layer in layers:
+        if layer.type == "Convolution":
+            out_ch = layer.int_param(0)
+            kw = layer.int_param(1)
+            kh = layer.int_param(11, kw)
+            size = layer.int_param(6)
+            if layer.int_param(7, 1) != 1:
+                raise ModelUnavailableError(f"{param_path}: grouped convolutions unsupported")
+            weight = reader.tagged(size)
+            layer.weights["weight"] = weight.reshape(out_ch, size // (out_ch * kh * kw), kh, kw)
+            if layer.int_param(5):
+                layer.weights["bias"] = reader.fp32(out_ch)
+        elif layer.type == "PReLU":
+            layer.weights["weight"] = reader.fp32(max(layer.int_param(0), 1))
+        elif layer.type in ("InnerProduct", "ConvolutionDepthWise", "Deconvolution",
+                            "BatchNorm", "Scale", "Embed", "MemoryData"):
+            raise ModelUnavailableError(
+                f"{param_path}: layer type {layer.type} is not supported by the converter"
+            )
+    if reader.pos != len(reader.data):
+        raise ModelUnavailableError(
+            f"{bin_path}: {len(reader.data) - reader.pos} unread bytes (graph and weights differ)"
+        )
+    return NcnnGraph(layers)
+
+
+@dataclass
+class ConvertedModel:
+    """A torch state dict for spandrel, plus a resize the ncnn graph applies after it."""
+
+    architecture: str  # "Compact" | "ESRGAN"
+    state_dict: dict[str, Any]
+    post_scale: float | None = None
+    post_mode: str = "bicubic"
+
+
+def _post_resize(graph: NcnnGraph, last_network_blob: str) -> tuple[float | None, str]:
+    """A final Interp fed by the network's output, as (factor, mode)."""
+    for layer in graph.of_type("Interp"):
+        if layer.inputs == [last_network_blob]:
+            fy, fx = layer.float_param(1, 1.0), layer.float_param(2, 1.0)
+            if abs(fx - fy) > 1e-6 or layer.int_param(3) or layer.int_param(4):
+                raise ModelUnavailableError("ncnn graph ends in an unsupported resize")
+            return fx, _INTERP_MODES.get(layer.int_param(0), "bicubic")
+    return None, "bicubic"
+
+
+def convert_graph(graph: NcnnGraph) -> ConvertedModel:
+    """Map a parsed Real-ESRGAN ncnn graph onto spandrel's state-dict layout."""
+    import torch
+
+    convs = graph.of_type("Convolution")
+    kinds = [layer.type for layer in graph.layers if layer.type not in ("Input", "Split")]
+    if graph.of_type("PixelShuffle") and graph.of_type("PReLU"):
+        body = [layer for layer in graph.layers if layer.type in ("Convolution", "PReLU")]
+        expected = ["Convolution", "PReLU"] * (len(body) // 2) + ["Convolution"]
+        if [layer.type for layer in body] != expected:
+            raise ModelUnavailableError("ncnn graph is not an SRVGGNetCompact network")
+        state = {}
+        for index, layer in enumerate(body):
+            for key, value in layer.weights.items():
+                state[f"body.{index}.{key}"] = torch.from_numpy(value.copy())
+        adds = [layer for layer in graph.layers if layer.type == "BinaryOp"]
+        last = adds[-1].outputs[0] if adds else graph.of_type("PixelShuffle")[0].outputs[0]
+        factor, mode = _post_resize(graph, last)
+        return ConvertedModel("Compact", state, factor, mode)
+    if graph.of_type("Concat") and graph.of_type("Eltwise") and (len(convs) - 6) % 15 == 0:
+        blocks = (len(convs) - 6) // 15
+        names = ["conv_first"]
+        for b in range(blocks):
+            for r in range(1, 4):
+                names += [f"body.{b}.rdb{r}.conv{j}" for j in range(1, 6)]
+        names += ["conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"]
+        if len(graph.of_type("Interp")) < 2:
+            raise ModelUnavailableError("ncnn RRDBNet graph: only the x4 layout is supported")
+        state = {}
+        for name, layer in zip(names, convs, strict=True):
+            for key, value in layer.weights.items():
+                state[f"{name}.{key}"] = torch.from_numpy(value.copy())
+        factor, mode = _post_resize(graph, convs[-1].outputs[0])
+        return ConvertedModel("ESRGAN", state, factor, mode)
+    raise ModelUnavailableError(
+        "ncnn graph is neither SRVGGNetCompact nor RRDBNet; load it with the ncnn adapter "
+        f"(layers: {', '.join(sorted(set(kinds)))})"
+    )
+
+
+def convert_ncnn(param_path: str | Path, bin_path: str | Path | None = None) -> ConvertedModel:
+    """Convert a Real-ESRGAN ncnn model into a state dict spandrel loads."""
+    return convert_graph(load_graph(param_path, bin_path))

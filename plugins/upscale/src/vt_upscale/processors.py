@@ -1,0 +1,70 @@
+"""Frame processors this plugin registers: classical resamplers and the AI upscaler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vt.media.frames import FrameBatch, FrameFormat
+from vt.media.processing import FrameProcessor
+from vt.registry import ProcessorInfo
+
+from vt_upscale.upscaler import Upscaler
+
+
+class UpscaleProcessor(FrameProcessor):
+    """Runs an :class:`Upscaler` on every batch; stateless, keeps PTS."""
+
+    name = "upscale"
+    pixel_formats = ("rgb24", "rgb48")
+
+    def __init__(self, upscaler: Upscaler | None = None, **options: Any) -> None:
+        self.upscaler = upscaler if upscaler is not None else Upscaler(**options)
+        self.batch_size = self.upscaler.batch
+
+    def configure(self, fmt: FrameFormat) -> FrameFormat:
+        if fmt.pixel_format not in ("rgb24", "rgb48"):
+            from vt.errors import VtError
+
+            raise VtError(f"upscale takes rgb24 or rgb48 frames, not {fmt.pixel_format}")
+        width, height = self.upscaler.output_size(fmt.width, fmt.height)
+        return FrameFormat(width, height, fmt.pixel_format)
+
+    def process(self, batch: FrameBatch) -> FrameBatch:
+        return self.upscaler.upscale_batch(batch)
+
+    def close(self) -> None:
+        self.upscaler.close()
+
+    def describe(self) -> str:
+        return self.upscaler.describe()
+
+
+def _sr_factory(model: Any = None, **options: Any) -> UpscaleProcessor:
+    options.setdefault("ai", True)
+    return UpscaleProcessor(Upscaler(model, **options))
+
+
+def _upscale_factory(model: Any = None, **options: Any) -> UpscaleProcessor:
+    return UpscaleProcessor(Upscaler(model, **options))
+
+
+def processor_infos() -> list[ProcessorInfo]:
+    """Classical resizing is the core's ``resize`` processor; these add the AI upscaler."""
+    infos = [ProcessorInfo(
+        name="upscale",
+        factory=_upscale_factory,
+        description="vt upscale as a processor: classical (method=lanczos…) or AI (ai=True or "
+        "model=…), with Lanczos fallback",
+        pixel_formats=("rgb24", "rgb48"),
+        devices=("cpu", "cuda"),
+    )]
+    infos.append(ProcessorInfo(
+        name="sr-model",
+        factory=_sr_factory,
+        description="AI super-resolution with any model (name or .pth/.safetensors/.onnx/"
+        ".param); options: model, scale, tile, tile_pad, device, dtype, batch, backend, strict",
+        pixel_formats=("rgb24", "rgb48"),
+        devices=("cpu", "cuda"),
+        batch_size=1,
+    ))
+    return infos

@@ -1,0 +1,81 @@
+"""Tiled inference: run a model over overlapping tiles and stitch the centres, seam-free.
+
+Each tile of ``tile`` input pixels is run with ``tile_pad`` pixels of real neighbouring image
+around it, and only the tile's own area of the output is kept. With ``tile_pad`` at least the
+model's receptive radius the result equals the untiled output (up to float rounding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+MIN_TILE = 32
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` is a device out-of-memory error (CUDA, MPS or the allocator's)."""
+    try:
+        import torch
+
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(exc, (RuntimeError, MemoryError)):
+        text = str(exc).lower()
+        return isinstance(exc, MemoryError) or "out of memory" in text or \
+            "failed to allocate" in text
+    return False
+
+
+def free_device_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def run_tiled(model: Callable[[Any], Any], image: Any, scale: int, tile: int,
+              tile_pad: int = 10) -> Any:
+    """``model`` over ``image`` (N, C, H, W) in tiles of ``tile`` px (0: whole image)."""
+    import torch
+
+    n, c, h, w = image.shape
+    if tile <= 0 or (h <= tile and w <= tile):
+        return model(image)
+    output: torch.Tensor | None = None
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            py0, px0 = max(y0 - tile_pad, 0), max(x0 - tile_pad, 0)
+            py1, px1 = min(y1 + tile_pad, h), min(x1 + tile_pad, w)
+            result = model(image[:, :, py0:py1, px0:px1])
+            if output is None:
+                output = result.new_empty((n, result.shape[1], h * scale, w * scale))
+            oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
+            output[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = \
+                result[:, :, oy:oy + (y1 - y0) * scale, ox:ox + (x1 - x0) * scale]
+    assert output is not None
+    return output
+
+
+def pre_pad(image: Any, pad: int) -> Any:
+    """Reflect-pad bottom/right by ``pad`` px (less border ringing; cropped after the model)."""
+    import torch.nn.functional as F
+
+    if pad <= 0:
+        return image
+    h, w = image.shape[-2:]
+    return F.pad(image, (0, min(pad, w - 1), 0, min(pad, h - 1)), mode="reflect")
+
+
+def next_tile(tile: int, height: int, width: int) -> int | None:
+    """The tile size to retry with after an out-of-memory error (None: cannot go lower)."""
+    if tile <= 0:
+        tile = 1 << (max(height, width) - 1).bit_length()  # next power of two >= the image
+    tile //= 2
+    return tile if tile >= MIN_TILE else None

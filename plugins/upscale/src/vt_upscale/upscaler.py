@@ -1,0 +1,275 @@
+"""``Upscaler``: load a model once, upscale frames or whole files.
+
+The AI path runs the model in batches under ``torch.inference_mode`` with optional tiling,
+shrinks the batch and then the tile when the device runs out of memory, and resamples the
+model's output with Lanczos when the asked scale is not the model's own (Real-ESRGAN's
+``--outscale``). When the model cannot run at all it falls back to Lanczos with an
+:class:`UpscaleWarning`, or raises with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vt.errors import ModelUnavailableError, UsageError, VtError
+from vt.media.frames import PIXEL_MAX, FrameBatch
+
+from vt_upscale.models import default_model
+from vt_upscale.resample import check_method, resize, scaled_size
+from vt_upscale.sr import SRModel
+from vt_upscale.tiling import free_device_memory, is_oom, next_tile, pre_pad, run_tiled
+
+
+class UpscaleWarning(UserWarning):
+    """The upscaler changed course (fallback to Lanczos, smaller tiles after OOM)."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UpscaleWarning, stacklevel=3)
+
+
+class Upscaler:
+    """Upscale RGB frames by ``scale`` (or to ``width``x``height``) with a model or a resampler.
+
+    ``ai=True`` (implied by ``model``) uses ``model`` — a registered name, a file, or an
+    :class:`~vt_upscale.sr.SRModel` — defaulting to the packaged ``realesr-animevideov3``
+    network for the scale. Without AI, ``method`` picks the libswscale filter.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        ai: bool | None = None,
+        scale: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        method: str = "lanczos",
+        resample: str = "lanczos",
+        backend: str | None = None,
+        device: str = "auto",
+        dtype: str = "fp32",
+        tile: int = 0,
+        tile_pad: int = 10,
+        pre_pad: int = 0,
+        batch: int = 1,
+        threads: int = 0,
+        strict: bool = False,
+        download: bool = True,
+    ) -> None:
+        if scale is not None and scale <= 0:
+            raise UsageError(f"--scale must be positive, got {scale}")
+        if tile < 0 or tile_pad < 0 or pre_pad < 0 or batch < 1:
+            raise UsageError("--tile, --tile-pad and --pre-pad must be >= 0, --batch >= 1")
+        self.width, self.height = width, height
+        self.method = check_method(method)
+        self.resample = check_method(resample)
+        self.tile, self.tile_pad, self.pre_pad = tile, tile_pad, pre_pad
+        self.batch, self.threads, self.strict = batch, threads, strict
+        self.model: SRModel | None = None
+        self.fallback_reason: str | None = None
+        self.ai = bool(ai) if ai is not None else model is not None
+        if self.ai:
+            wanted = model if model is not None else default_model(scale or 2)
+            try:
+                from vt_upscale.adapters import load_model
+
+                self.model = load_model(wanted, backend=backend, device=device, dtype=dtype,
+                                        threads=threads, download=download)
+            except ModelUnavailableError as exc:
+                self._fall_back(str(exc))
+            if self.model is not None:
+                fixed = self.model.size_requirements.fixed
+                if fixed and not self.tile:
+                    self.tile = max(min(fixed) - 2 * self.tile_pad, 1)
+                if self.model.max_batch:
+                    self.batch = min(self.batch, self.model.max_batch)
+        self.scale = scale if scale is not None else (
+            float(self.model.scale) if self.model is not None and width is None else 2.0)
+
+    # -- shape -------------------------------------------------------------------------------
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the output for an input of this size."""
+        if self.width is not None and self.height is not None:
+            return self.width, self.height
+        if self.width is not None:
+            return self.width, max(1, round(height * self.width / width))
+        if self.height is not None:
+            return max(1, round(width * self.height / height)), self.height
+        return scaled_size(width, height, self.scale)
+
+    def describe(self) -> str:
+        if self.model is None:
+            text = f"{self.method} x{self.scale:g}"
+            return f"{text} (fallback: {self.fallback_reason})" if self.fallback_reason else text
+        m = self.model
+        text = f"{m.name} [{m.backend}, {m.device}, {m.dtype}, x{m.scale}]"
+        if self._needs_resample_hint():
+            text += f" + {self.resample} to x{self.scale:g}"
+        return text
+
+    def _needs_resample_hint(self) -> bool:
+        return self.model is not None and (self.width is not None or
+                                           abs(self.scale - self.model.scale) > 1e-9)
+
+    # -- fallbacks ---------------------------------------------------------------------------
+    def _fall_back(self, reason: str) -> None:
+        if self.strict:
+            raise ModelUnavailableError(f"{reason} (--strict: no fallback)")
+        self.fallback_reason = reason
+        if self.model is not None:
+            self.model.close()
+        self.model = None
+        _warn(f"AI upscaling unavailable, falling back to {self.method}: {reason}")
+
+    # -- frames --------------------------------------------------------------------------------
+    def upscale(self, images: np.ndarray) -> np.ndarray:
+        """Upscale ``(H, W, 3)`` or ``(N, H, W, 3)`` uint8 (rgb24) / uint16 (rgb48) images."""
+        single = images.ndim == 3
+        batch = images[None] if single else images
+        if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype not in (np.uint8, np.uint16):
+            raise UsageError("images must be (N, H, W, 3) uint8 or uint16 RGB")
+        out = self._upscale_array(batch)
+        return out[0] if single else out
+
+    def upscale_batch(self, batch: FrameBatch) -> FrameBatch:
+        """A ``FrameBatch`` upscaled; PTS and indices are kept."""
+        return batch.with_images(self._upscale_array(batch.images))
+
+    def _upscale_array(self, images: np.ndarray) -> np.ndarray:
+        n, h, w, _ = images.shape
+        out_w, out_h = self.output_size(w, h)
+        if self.model is not None:
+            try:
+                result = self._run_model(images)
+            except VtError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - OOM that tiling could not fix, etc.
+                if not is_oom(exc):
+                    raise
+                self._fall_back(f"out of memory even with {self.tile}px tiles "
+                                f"({str(exc).splitlines()[0]})")
+                result = None
+            if result is not None:
+                if result.shape[1:3] != (out_h, out_w):
+                    result = resize(result, out_w, out_h, self.resample, self.threads)
+                return result
+        return resize(images, out_w, out_h, self.method, self.threads)
+
+    def _run_model(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        model = self.model
+        assert model is not None
+        max_value = PIXEL_MAX["rgb48" if images.dtype == np.uint16 else "rgb24"]
+        source = images.astype(np.int32) if images.dtype == np.uint16 else images
+        outputs = []
+        start = 0
+        n = images.shape[0]
+        while start < n:
+            count = min(self.batch, n - start)
+            chunk = torch.from_numpy(np.ascontiguousarray(source[start:start + count]))
+            x = chunk.to(model.device).permute(0, 3, 1, 2).float().div_(max_value)
+            try:
+                with torch.inference_mode():
+                    y = self._infer(x)
+                    y = y.float().mul_(max_value).round_().clamp_(0, max_value)
+                    array = y.permute(0, 2, 3, 1).to("cpu").numpy().astype(images.dtype)
+            except Exception as exc:
+                if not is_oom(exc):
+                    raise
+                free_device_memory()
+                if self._shrink(x.shape[-2], x.shape[-1], exc):
+                    continue  # retry this chunk with a smaller batch or tile
+                raise
+            outputs.append(array)
+            start += count
+        return np.concatenate(outputs)
+
+    def _infer(self, x: Any) -> Any:
+        model = self.model
+        assert model is not None
+        h, w = x.shape[-2:]
+        padded = pre_pad(x, self.pre_pad)
+        y = run_tiled(model, padded, model.scale, self.tile, self.tile_pad)
+        return y[..., : h * model.scale, : w * model.scale]
+
+    def _shrink(self, height: int, width: int, exc: BaseException) -> bool:
+        """After OOM: halve the batch, then the tile. False when neither can shrink."""
+        if self.batch > 1:
+            self.batch = max(1, self.batch // 2)
+            _warn(f"out of memory: retrying with --batch {self.batch}")
+            return True
+        tile = next_tile(self.tile, height, width)
+        if tile is None:
+            return False
+        self.tile = tile
+        _warn(f"out of memory: retrying with --tile {tile}")
+        return True
+
+    # -- files -------------------------------------------------------------------------------
+    def processor(self) -> Any:
+        """A pipeline ``FrameProcessor`` that runs this upscaler."""
+        from vt_upscale.processors import UpscaleProcessor
+
+        return UpscaleProcessor(self)
+
+    def upscale_video(self, input: Any, output: Any = None, **options: Any) -> Any:
+        """Upscale a whole file through the core pipeline; see :func:`upscale_video`."""
+        return _transcode(self, input, output, **options)
+
+    def close(self) -> None:
+        if self.model is not None:
+            self.model.close()
+            self.model = None
+
+    def __enter__(self) -> Upscaler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def default_output(input: str | os.PathLike[str]) -> Path:
+    """``IN_upscaled.EXT`` next to the input."""
+    path = Path(input)
+    return path.with_name(f"{path.stem}_upscaled{path.suffix or '.mp4'}")
+
+
+def _transcode(upscaler: Upscaler, input: Any, output: Any = None, *,
+               config: Any = None, options: Any = None, **encoder: Any) -> Any:
+    from vt.media.encode import EncoderConfig
+    from vt.media.pipeline import transcode
+
+    if config is None:
+        config = EncoderConfig(**encoder)
+    elif encoder:
+        raise UsageError("pass encoder settings either as config= or as keywords, not both")
+    output = Path(output) if output is not None else default_output(input)
+    kwargs = {"config": config}
+    if options is not None:
+        kwargs["options"] = options
+    return transcode(input, output, [upscaler.processor()], **kwargs)
+
+
+def upscale_video(input: Any, output: Any = None, *, scale: float | None = None,
+                  ai: bool | None = None, model: Any = None, method: str = "lanczos",
+                  config: Any = None, options: Any = None, **settings: Any) -> Any:
+    """Upscale ``input`` into ``output`` (default ``IN_upscaled.EXT``); returns the report.
+
+    ``settings`` go to :class:`Upscaler` (tile, device, dtype, batch, backend, strict…) or,
+    when not upscaler settings, to the core's ``EncoderConfig`` (codec, crf, preset…).
+    """
+    import inspect
+
+    known = set(inspect.signature(Upscaler.__init__).parameters) - {"self"}
+    upscaler_kw = {k: v for k, v in settings.items() if k in known}
+    encoder_kw = {k: v for k, v in settings.items() if k not in known}
+    with Upscaler(model, ai=ai, scale=scale, method=method, **upscaler_kw) as upscaler:
+        return _transcode(upscaler, input, output, config=config, options=options,
+                          **encoder_kw)
