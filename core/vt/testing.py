@@ -62,10 +62,13 @@ def make_video(
     bit_depth: int = 8,
     metadata: dict[str, str] | None = None,
     options: dict[str, str] | None = None,
+    colors: tuple[int, int, int, int] | None = None,
+    sample_aspect_ratio: Fraction | None = None,
 ) -> Path:
     """Write a small test video with PyAV.
 
-    ``pts`` (in ``time_base`` units) makes a VFR video; ``audio`` adds a tone with a click at
+    ``pts`` (in ``time_base`` units) makes a VFR video; ``colors`` sets colour tags (FFmpeg
+    codes: range, primaries, trc, space); ``audio`` adds a tone with a click at
     every whole second (so A/V offsets are measurable); ``subtitles`` adds an SRT-style track
     (mkv: subrip); ``rotation`` sets a display matrix.
     """
@@ -82,6 +85,11 @@ def make_video(
         vs.codec_context.time_base = tb
         if rotation is not None:
             vs.set_display_rotation(rotation)
+        if colors is not None:  # FFmpeg codes: range, primaries, trc, space
+            cc = vs.codec_context
+            cc.color_range, cc.color_primaries, cc.color_trc, cc.colorspace = colors
+        if sample_aspect_ratio is not None:
+            vs.codec_context.sample_aspect_ratio = sample_aspect_ratio
         a_stream = None
         if audio:
             a_stream = out.add_stream(audio_codec, rate=audio_rate, layout="stereo")

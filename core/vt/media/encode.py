@@ -111,8 +111,25 @@ _PREFERRED_ALPHA = ("yuva420p", "yuva444p10le", "yuva444p", "rgba", "bgra")
 _PREFERRED_8BIT = ("yuv420p", "yuvj420p", "yuv422p", "yuv444p", "nv12", "rgb24", "bgr0")
 
 
-def choose_pixel_format(codec_name: str, info: MediaInfo, requested: str | None) -> str:
-    """The encoder's format closest to the input's (bit depth, chroma, alpha)."""
+def choose_pixel_format(codec_name: str, info: MediaInfo, requested: str | None,
+                        size: tuple[int, int] | None = None) -> str:
+    """The encoder's format closest to the input's (bit depth, chroma, alpha); 4:4:4 when the
+    frames have an odd size that 4:2:0 cannot hold."""
+    chosen = _closest_pixel_format(codec_name, info, requested)
+    if requested or size is None or not (size[0] % 2 or size[1] % 2):
+        return chosen
+    if chosen.startswith(("yuv420", "yuvj420", "nv12", "p010", "yuva420")):
+        supported = [f.name for f in (av.Codec(codec_name, "w").video_formats or [])]
+        for name in (chosen.replace("420", "444"), "yuv444p10le" if "10" in chosen
+                     else "yuv444p", "yuv444p", "gbrp", "rgb24"):
+            if name in supported:
+                log.warning("%dx%d frames cannot be stored as %s: using %s", size[0], size[1],
+                            chosen, name)
+                return name
+    return chosen
+
+
+def _closest_pixel_format(codec_name: str, info: MediaInfo, requested: str | None) -> str:
     codec = av.Codec(codec_name, "w")
     supported = [f.name for f in (codec.video_formats or [])]
     if requested:
@@ -193,6 +210,10 @@ class ContainerWriter:
         except (av.error.FFmpegError, ValueError) as exc:
             raise OutputError(f"cannot write {target.path.name}: {exc}") from exc
         self._side_input: av.container.InputContainer | None = None
+        self._side_packets: Iterator[Any] | None = None
+        self._pending: Any = None
+        self._copies: dict[int, Any] = {}  # input stream index -> output stream (copied)
+        self._encoders: dict[int, tuple[Any, Any]] = {}  # index -> (encoder, resampler)
         try:
             self._setup_video(fmt, time_base or info.video.time_base)
             self._setup_side_streams(source, audio, subtitles)
@@ -204,7 +225,8 @@ class ContainerWriter:
     # -- setup -------------------------------------------------------------------------------
     def _setup_video(self, fmt: FrameFormat, time_base: Fraction) -> None:
         cfg, video = self.config, self.info.video
-        self.pixel_format = choose_pixel_format(cfg.codec, self.info, cfg.pixel_format)
+        self.pixel_format = choose_pixel_format(cfg.codec, self.info, cfg.pixel_format,
+                                                fmt.size)
         rate = video.fps or video.real_fps or Fraction(25)
         codec_opts = cfg.video_options()
         try:
@@ -244,8 +266,6 @@ class ContainerWriter:
     def _setup_side_streams(self, source: Source, audio: bool, subtitles: bool) -> None:
         if source.kind == "frames":
             return
-        self._copies: dict[int, Any] = {}
-        self._encoders: dict[int, tuple[Any, Any]] = {}
         wanted_audio = self.info.audio if audio else []
         if self.info.audio and not audio:
             self.audio_mode = "dropped"
@@ -263,13 +283,14 @@ class ContainerWriter:
                 self._copies[a.index] = self.out.add_stream_from_template(template)
                 self.audio_mode = "copied"
             else:
-                enc = self.out.add_stream(self.config.audio_codec, rate=a.sample_rate,
+                codec = self._audio_codec_for(fmt_name)
+                enc = self.out.add_stream(codec, rate=a.sample_rate,
                                           layout=a.layout or "stereo")
                 enc.bit_rate = parse_bitrate(self.config.audio_bitrate)
                 self._encoders[a.index] = (enc, None)
                 self.audio_mode = "re-encoded"
                 self._warn(f"audio stream {a.index} ({a.codec}) cannot go into "
-                           f"{self.out.format.name}: re-encoded to {self.config.audio_codec} "
+                           f"{self.out.format.name}: re-encoded to {codec} "
                            f"{self.config.audio_bitrate}")
         for s in wanted_subs:
             template = streams[s.index]
@@ -292,13 +313,22 @@ class ContainerWriter:
         for data in self.info.data:
             self._warn(f"data stream {data.index} ({data.codec}) not copied")
         side = [streams[i] for i in (*self._copies, *self._encoders)]
-        self._side_packets: Iterator[Any] | None = (
-            self._side_input.demux(*side) if side else None
-        )
-        self._pending: Any = None
+        self._side_packets = self._side_input.demux(*side) if side else None
         if not side:
             self._side_input.close()
             self._side_input = None
+
+    def _audio_codec_for(self, fmt_name: str) -> str:
+        """The configured audio codec, or the container's default when it can't hold it."""
+        wanted = self.config.audio_codec
+        supported = self.out.supported_codecs
+        if wanted in supported or not supported:
+            return wanted
+        fallback = self.out.default_audio_codec
+        if fallback and fallback != "none":
+            self._warn(f"{fmt_name} cannot hold {wanted} audio: using {fallback}")
+            return fallback
+        raise UsageError(f"{fmt_name} cannot hold {wanted} audio (use --no-audio)")
 
     def _copy_metadata(self) -> None:
         for key, value in self.info.metadata.items():

@@ -167,9 +167,16 @@ def probe_container(
     (no decoding) when the header lacks a count; the container is rewound afterwards."""
     if not container.streams.video:
         raise InputError(f"no video stream in {source.describe()}")
+    fmt = container.format.name
+    if source.kind != "frames" and (fmt.endswith("_pipe") or fmt in ("image2", "gif")) and (
+        fmt != "gif"
+    ):
+        kind = fmt.removesuffix("_pipe").upper()
+        raise InputError(f"{source.describe()} is a single {kind} image, not a video "
+                         "(pass a folder or pattern of images for an image sequence)")
     vs = container.streams.video[0]
     cc = vs.codec_context
-    if cc.name is None or av.codec.Codec(cc.name, "r") is None:  # pragma: no cover
+    if not cc.name or cc.name == "none":
         raise InputError(f"unsupported video codec in {source.describe()}")
     check_dimensions(cc.width, cc.height, source.describe())
     depth, alpha = _bit_depth(vs)

@@ -212,7 +212,8 @@ def transcode(
         raise UsageError(f"no encoder writes {target.path.name}")
     chain = ProcessorChain(processors, options.error_policy)
     started = time.perf_counter()
-    with open_video(src, decoder=options.decoder, threads=options.threads) as reader:
+    with open_video(src, decoder=options.decoder, threads=options.threads,
+                    options={"error_policy": options.error_policy}) as reader:
         info = reader.info
         video = info.video
         pixel_format = options.pixel_format or (

@@ -26,9 +26,11 @@ _SWS = {"area": "AREA", "bilinear": "BILINEAR", "bicubic": "BICUBIC", "lanczos":
 class PyAVReader(VideoReader):
     decoder_name = "pyav"
 
-    def __init__(self, source: Source, threads: int = 0, count_frames: bool = True) -> None:
+    def __init__(self, source: Source, threads: int = 0, count_frames: bool = True,
+                 error_policy: str = "abort") -> None:
         self.source = source
         self.threads = threads
+        self.error_policy = error_policy
         self.container = open_container(source)
         if self.container.streams.video:
             vs = self.container.streams.video[0]
@@ -52,7 +54,8 @@ class PyAVReader(VideoReader):
     def reopen_full(self) -> PyAVReader:
         from dataclasses import replace
 
-        return PyAVReader(replace(self.source, start=None, end=None), self.threads)
+        return PyAVReader(replace(self.source, start=None, end=None), self.threads,
+                          error_policy=self.error_policy)
 
     # -- frames ------------------------------------------------------------------------------
     def av_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
@@ -94,20 +97,34 @@ class PyAVReader(VideoReader):
                 raise InputError(f"cannot seek in {self.source.describe()}: {exc}") from exc
 
     def _decode(self) -> Iterator[av.VideoFrame]:
-        """Decode packet by packet so one corrupt packet does not end the stream."""
+        """Decode packet by packet so one corrupt packet need not end the stream."""
         vs = self.stream
-        for packet in self.container.demux(vs):
+        packets = self.container.demux(vs)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as exc:  # damaged container structure
+                self._corrupt(None, exc)
+                return
             try:
                 frames = packet.decode()
-            except av.error.InvalidDataError as exc:
-                self.decode_errors += 1
-                log.warning("corrupt packet at pts %s skipped: %s", packet.pts, exc.strerror)
-                continue
             except av.error.FFmpegError as exc:
-                self.decode_errors += 1
-                log.warning("decode error at pts %s: %s", packet.pts, exc)
+                self._corrupt(packet, exc)
                 continue
             yield from frames
+
+    def _corrupt(self, packet: av.Packet | None, exc: av.error.FFmpegError) -> None:
+        self.decode_errors += 1
+        where = "at the end"
+        if packet is not None and packet.pts is not None and packet.time_base is not None:
+            where = f"at {float(packet.pts * packet.time_base):.3f} s"
+        message = f"corrupt video data {where} in {self.source.describe()}: " \
+                  f"{getattr(exc, 'strerror', None) or exc}"
+        if self.error_policy == "abort":
+            raise InputError(message + " (--on-frame-error pass decodes what it can)")
+        log.warning("%s: skipped", message)
 
     def frames(
         self,
@@ -175,5 +192,6 @@ def _peek_first_frame(container: av.container.InputContainer) -> av.VideoFrame |
     return frame
 
 
-def open_pyav(source: Source, threads: int = 0, **_: Any) -> PyAVReader:
-    return PyAVReader(source, threads=threads)
+def open_pyav(source: Source, threads: int = 0, error_policy: str = "abort",
+              **_: Any) -> PyAVReader:
+    return PyAVReader(source, threads=threads, error_policy=error_policy)

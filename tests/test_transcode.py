@@ -1,0 +1,311 @@
+"""The media engine end to end: nothing lost between input and output."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vt.cli import create_app
+from vt.errors import UsageError, VtError
+from vt.media.encode import EncoderConfig
+from vt.media.frames import FrameBatch, FrameFormat
+from vt.media.info import probe
+from vt.media.pipeline import PipelineOptions, transcode
+from vt.media.processing import FrameProcessor
+from vt.metrics import audio_offset, read_audio
+from vt.processors.resize import Resize
+from vt.testing import make_video
+
+FAST = EncoderConfig(preset="ultrafast")
+runner = CliRunner()
+
+
+def video_pts(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return sorted(round(float(f.pts * f.time_base) * 1e6) for f in c.decode(s))
+
+
+def partials(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if ".vt-partial-" in p.name]
+
+
+def test_real_clip_keeps_frames_pts_audio_and_sync(bigbuckbunny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bbb.mp4"
+    report = transcode(bigbuckbunny, out, config=FAST)
+    assert report.frames_in == report.frames_out == 132
+    assert report.audio == "copied"
+    assert video_pts(out) == video_pts(bigbuckbunny)
+    info = probe(out)
+    assert info.video.frame_count == 132 and (info.video.width, info.video.height) == (1280, 720)
+    assert info.audio[0].codec == "aac" and info.audio[0].channels == 6
+    a, rate = read_audio(bigbuckbunny, 16000)
+    b, _ = read_audio(out, 16000)
+    assert abs(audio_offset(a, b, rate)) < 0.001
+    assert not partials(tmp_path)
+
+
+def test_vfr_timestamps_survive_exactly(tmp_path: Path) -> None:
+    pts = [0, 40, 90, 100, 180, 300, 310, 400, 433, 500]
+    src = make_video(tmp_path / "vfr.mkv", frames=len(pts), pts=pts, width=64, height=48)
+    assert probe(src).video.vfr is True
+    out = tmp_path / "out.mkv"
+    transcode(src, out, config=FAST)
+    assert video_pts(out) == [p * 1000 for p in pts]
+    out_mp4 = tmp_path / "out.mp4"
+    transcode(src, out_mp4, [Resize(scale=2)], config=FAST)
+    assert video_pts(out_mp4) == [p * 1000 for p in pts]
+    assert probe(out_mp4).video.vfr is True
+
+
+def test_audio_and_subtitles_are_copied_to_mkv(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mkv", frames=48, audio=True,
+                     subtitles=[(0.2, 0.8, "hello"), (1.0, 1.5, "world")],
+                     metadata={"title": "My clip"})
+    out = tmp_path / "out.mkv"
+    report = transcode(src, out, [Resize(scale=2)], config=FAST)
+    assert (report.audio, report.subtitles) == ("copied", "copied")
+    info = probe(out)
+    assert [s.codec for s in info.subtitles] == ["subrip"] or info.subtitles[0].codec == "srt"
+    assert info.metadata.get("title") == "My clip"
+    with av.open(str(out)) as c:
+        texts = [bytes(p).decode() for p in c.demux(c.streams.subtitles[0]) if p.size]
+    assert texts == ["hello", "world"]
+    a, rate = read_audio(src, 16000)
+    b, _ = read_audio(out, 16000)
+    assert abs(audio_offset(a, b, rate)) < 0.001
+
+
+def test_subtitles_that_mp4_cannot_hold_give_a_warning(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mkv", frames=24, audio=True, subtitles=[(0.1, 0.5, "x")])
+    report = transcode(src, tmp_path / "out.mp4", config=FAST)
+    assert report.subtitles == "dropped"
+    assert any("subtitle" in w and "not copied" in w for w in report.warnings)
+    assert report.audio == "copied"
+
+
+def test_audio_reencoded_when_container_cannot_hold_it(bigbuckbunny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bbb.webm"
+    report = transcode(bigbuckbunny, out, [Resize(size=(160, 90))],
+                       config=EncoderConfig(codec="libvpx-vp9", preset="ultrafast", crf=40))
+    assert report.audio == "re-encoded"
+    assert any("re-encoded" in w for w in report.warnings)
+    info = probe(out)
+    assert info.audio and info.audio[0].codec == "opus"
+    assert info.video.frame_count == 132
+
+
+def test_no_audio_drops_audio_on_request(bigbuckbunny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "silent.mp4"
+    report = transcode(bigbuckbunny, out, [Resize(size=(128, 72))], config=FAST,
+                       options=PipelineOptions(audio=False))
+    assert report.audio == "dropped" and probe(out).audio == []
+
+
+def test_rotation_sar_and_colour_metadata_are_carried(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "rot.mp4", frames=12, rotation=90, colors=(1, 1, 1, 1),
+                     sample_aspect_ratio=Fraction(4, 3))
+    out = tmp_path / "out.mp4"
+    transcode(src, out, [Resize(scale=2)], config=FAST)
+    v = probe(out).video
+    assert v.rotation == 90
+    assert v.sample_aspect_ratio == Fraction(4, 3)
+    assert (v.color_range, v.color_primaries, v.color_trc, v.color_space) == (
+        "tv", "bt709", "bt709", "bt709")
+    assert (v.width, v.height) == (128, 96)
+
+
+def test_odd_dimensions_are_kept(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "odd.mkv", frames=6, width=853, height=481, codec="ffv1",
+                     pixel_format="yuv420p")
+    out = tmp_path / "odd.mp4"
+    report = transcode(src, out, config=FAST)
+    v = probe(out).video
+    assert (v.width, v.height) == (853, 481) and report.frames_out == 6
+    assert v.pixel_format == "yuv444p"
+
+
+def test_ten_bit_input_stays_ten_bit(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "10bit.mkv", frames=6, codec="libx265",
+                     pixel_format="yuv420p10le", bit_depth=10,
+                     options={"x265-params": "log-level=error"})
+    out = tmp_path / "out.mkv"
+    report = transcode(src, out, [Resize(scale=2)], config=FAST)
+    assert report.pixel_format == "yuv420p10le"
+    assert probe(out).video.bit_depth == 10
+    # the processors saw 16-bit frames, so no precision was lost on the way
+    with av.open(str(out)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb48le")
+    assert frame.dtype == np.uint16 and len(np.unique(frame[..., 0] & 0xFF)) > 4
+
+
+@pytest.mark.parametrize("codec,ext", [("libx265", "mp4"), ("libvpx-vp9", "webm"),
+                                       ("libsvtav1", "mkv"), ("ffv1", "mkv"),
+                                       ("prores_ks", "mov")])
+def test_encoders(codec: str, ext: str, tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=6, width=64, height=64)
+    out = tmp_path / f"out.{ext}"
+    report = transcode(src, out, config=EncoderConfig(codec=codec, preset="ultrafast"))
+    assert report.frames_out == 6 and probe(out).video.frame_count == 6
+
+
+def test_encoder_options_pass_through(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=30)
+    out = tmp_path / "gop.mp4"
+    plain = tmp_path / "plain.mp4"
+    transcode(src, out, config=EncoderConfig(preset="ultrafast", options={"g": "5"}))
+    transcode(src, plain, config=EncoderConfig(preset="ultrafast"))
+
+    def keyframes(path: Path) -> int:
+        with av.open(str(path)) as c:
+            return sum(p.is_keyframe for p in c.demux(c.streams.video[0]) if p.size)
+
+    assert keyframes(out) >= 6 > keyframes(plain)
+
+
+class Failing(FrameProcessor):
+    name = "failing"
+
+    def __init__(self, bad: set[int], exc: type[BaseException] = RuntimeError) -> None:
+        self.bad, self.exc = bad, exc
+
+    def process(self, batch: FrameBatch) -> FrameBatch:
+        if set(batch.indices) & self.bad:
+            raise self.exc("model exploded")
+        return batch.with_images(255 - batch.images)
+
+
+def test_frame_error_abort_writes_nothing(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=24)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(VtError, match="failing failed on frame 10: RuntimeError: model exploded"):
+        transcode(src, out, [Failing({10})], config=FAST)
+    assert not out.exists() and not partials(tmp_path)
+
+
+def test_frame_error_pass_keeps_every_frame(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=24)
+    out = tmp_path / "out.mp4"
+    report = transcode(src, out, [Failing({3, 7})], config=FAST,
+                       options=PipelineOptions(error_policy="pass"))
+    assert report.frames_out == 24 and report.frame_errors == 2
+    assert video_pts(out) == video_pts(src)
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    with av.open(str(src)) as c:
+        source = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    # failed frames are the source frame; others are inverted
+    assert np.abs(frames[3] - source[3]).mean() < 6
+    assert np.abs(frames[4] - (255 - source[4])).mean() < 6
+
+
+def test_interrupt_leaves_no_partial_file(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=24)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        transcode(src, out, [Failing({12}, KeyboardInterrupt)], config=FAST)
+    assert not out.exists() and not partials(tmp_path)
+
+
+class DropsFrames(FrameProcessor):
+    name = "dropper"
+
+    def process(self, batch: FrameBatch) -> FrameBatch | None:
+        return None if batch.indices[0] == 5 else batch
+
+
+def test_processor_that_drops_frames_is_an_error(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=12)
+    with pytest.raises(VtError, match="11 frames for 12 input frames"):
+        transcode(src, tmp_path / "out.mp4", [DropsFrames()], config=FAST)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+class HoldsBack(FrameProcessor):
+    """A temporal processor: emits each frame one call late, the last on flush."""
+
+    name = "delay"
+
+    def __init__(self) -> None:
+        self.held: FrameBatch | None = None
+
+    def process(self, batch: FrameBatch) -> FrameBatch | None:
+        out, self.held = self.held, batch
+        return out
+
+    def flush(self) -> list[FrameBatch]:
+        return [self.held] if self.held is not None else []
+
+
+def test_temporal_processor_flush_keeps_every_frame(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mkv", frames=10, pts=[0, 5, 30, 31, 60, 90, 91, 92, 150,
+                                                           200])
+    out = tmp_path / "out.mkv"
+    report = transcode(src, out, [HoldsBack()], config=FAST)
+    assert report.frames_out == 10 and video_pts(out) == video_pts(src)
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=4)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    with pytest.raises(UsageError, match="--overwrite"):
+        transcode(src, out, config=FAST)
+    assert out.read_bytes() == b"precious"
+    transcode(src, out, config=FAST, options=PipelineOptions(overwrite=True))
+    assert probe(out).video.frame_count == 4
+
+
+def test_output_equal_to_input_is_refused(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=4)
+    before = src.read_bytes()
+    with pytest.raises(UsageError, match="output is the input"):
+        transcode(src, src, config=FAST, options=PipelineOptions(overwrite=True))
+    assert src.read_bytes() == before
+
+
+def test_image_sequence_in_and_out(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=5, width=32, height=24)
+    frames_dir = tmp_path / "frames"
+    report = transcode(src, f"{frames_dir}/%04d.png", config=FAST)
+    assert report.frames_out == 5
+    assert sorted(p.name for p in frames_dir.iterdir()) == [f"{i:04d}.png" for i in range(1, 6)]
+    back = tmp_path / "back.mp4"
+    transcode(frames_dir, back, config=FAST)
+    assert probe(back).video.frame_count == 5
+
+
+def test_bytes_source(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=8, audio=True)
+    report = transcode(src.read_bytes(), tmp_path / "out.mp4", config=FAST)
+    assert report.frames_out == 8 and report.audio == "copied"
+
+
+def test_cli_transcode_json_summary(carphone: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c.mkv"
+    result = runner.invoke(create_app(), ["transcode", str(carphone), str(out), "--preset",
+                                          "ultrafast", "--json", "-e", "g=10"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["frames_in"] == report["frames_out"] == 120
+    assert report["duration_in"] == pytest.approx(120 * 1001 / 30000, abs=1e-3)
+    assert report["fps"] > 0 and report["wall_time"] > 0
+
+
+def test_cli_bad_encoder_option_is_usage_error(carphone: Path, tmp_path: Path) -> None:
+    result = runner.invoke(create_app(), ["transcode", str(carphone), str(tmp_path / "x.mp4"),
+                                          "-e", "novalue"])
+    assert result.exit_code == 2 and "key=value" in result.output
+
+
+def test_frame_format_contract() -> None:
+    batch = FrameBatch(np.zeros((2, 4, 6, 3), np.uint8), [0, 1], Fraction(1, 25), [0, 1])
+    assert batch.format == FrameFormat(6, 4) and batch.times == [0.0, 0.04]
+    with pytest.raises(ValueError):
+        FrameBatch(np.zeros((2, 4, 6, 3), np.uint8), [0], Fraction(1, 25), [0, 1])
