@@ -176,7 +176,7 @@ def probe_container(
                          "(pass a folder or pattern of images for an image sequence)")
     vs = container.streams.video[0]
     cc = vs.codec_context
-    if not cc.name or cc.name == "none":
+    if cc is None or not cc.name or cc.name == "none":
         raise InputError(f"unsupported video codec in {source.describe()}")
     check_dimensions(cc.width, cc.height, source.describe())
     depth, alpha = _bit_depth(vs)

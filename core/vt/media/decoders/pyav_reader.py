@@ -32,7 +32,7 @@ class PyAVReader(VideoReader):
         self.threads = threads
         self.error_policy = error_policy
         self.container = open_container(source)
-        if self.container.streams.video:
+        if self.container.streams.video and self.container.streams.video[0].codec_context:
             vs = self.container.streams.video[0]
             vs.thread_type = "AUTO"  # frame + slice threads; must be set before decoding
             vs.thread_count = threads
@@ -168,7 +168,7 @@ def frame_to_array(
 
 
 def _peek_first_frame(container: av.container.InputContainer) -> av.VideoFrame | None:
-    if not container.streams.video:
+    if not container.streams.video or container.streams.video[0].codec_context is None:
         return None
     vs = container.streams.video[0]
     frame = None

@@ -254,7 +254,10 @@ _TORCH_DTYPES = {"uint8": "uint8", "float32": "float32", "float16": "float16",
 
 
 class FrameConverter:
-    """(H, W, 3) uint8 RGB -> one output frame (dtype, scaling, channel order, layout)."""
+    """(H, W, 3) uint8 RGB -> one output frame (dtype, scaling, channel order, layout).
+
+    Writes straight into a preallocated output, one channel plane at a time (a strided read
+    into a contiguous write is several times faster than permuting whole frames)."""
 
     def __init__(self, config: PreprocessConfig, mean: tuple[float, ...], std: tuple[float, ...]):
         import torch
@@ -262,20 +265,15 @@ class FrameConverter:
         self.torch = torch
         self.config = config
         self.dtype = getattr(torch, _TORCH_DTYPES[config.dtype])
-        self.bgr = config.channel_order == "bgr"
         self.chw = config.layout == "TCHW"
-        m, s = list(mean), list(std)
-        if self.bgr:
-            m, s = m[::-1], s[::-1]
-        shape = (3, 1, 1) if self.chw else (3,)
-        self.scale = None
+        self.order = [2, 1, 0] if config.channel_order == "bgr" else [0, 1, 2]
+        self.scale: list[float] | None = None
+        self.shift: list[float] = [0.0, 0.0, 0.0]
         if config.normalize:
-            std_t = torch.tensor(s, dtype=torch.float32)
-            self.scale = (1.0 / (255.0 * std_t)).reshape(shape)
-            self.shift = (torch.tensor(m, dtype=torch.float32) / std_t).reshape(shape)
+            self.scale = [1.0 / (255.0 * std[c]) for c in self.order]
+            self.shift = [mean[c] / std[c] for c in self.order]
         elif config.rescale:
-            self.scale = torch.tensor(1.0 / 255.0)
-            self.shift = torch.tensor(0.0)
+            self.scale = [1.0 / 255.0] * 3
 
     def frame_shape(self, height: int, width: int) -> tuple[int, int, int]:
         return (3, height, width) if self.chw else (height, width, 3)
@@ -285,21 +283,22 @@ class FrameConverter:
                                 device=self.config.device)
 
     def convert(self, frame: np.ndarray) -> Any:
-        torch = self.torch
-        t = torch.from_numpy(np.ascontiguousarray(frame))
-        if self.bgr:
-            t = t.flip(-1)
-        if self.chw:
-            t = t.permute(2, 0, 1)
-        if self.dtype == torch.uint8:
-            return t
-        x = t.to(torch.float32)
-        if self.scale is not None:
-            x = x.mul_(self.scale).sub_(self.shift)
-        return x
+        out = self.allocate(1, frame.shape[0], frame.shape[1])
+        self.write(out, 0, frame)
+        return out[0]
 
     def write(self, out: Any, position: int, frame: np.ndarray) -> None:
-        out[position].copy_(self.convert(frame))
+        torch = self.torch
+        t = torch.from_numpy(np.ascontiguousarray(frame))
+        target = out[position]
+        for dst, src in enumerate(self.order):
+            plane = t[:, :, src]
+            if self.scale is not None:
+                plane = plane.to(torch.float32).mul_(self.scale[dst]).sub_(self.shift[dst])
+            if self.chw:
+                target[dst].copy_(plane)
+            else:
+                target[:, :, dst].copy_(plane)
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -445,7 +444,7 @@ def iter_frames(video: Any, config: PreprocessConfig | None = None, **overrides:
             resize = make_resizer(cfg.resize, p.resized_height, p.resized_width)
             for i in p.indices:
                 frame = first if i == 0 else inp.frames.load(i)
-                yield i, i / p.video_fps, conv.convert(resize(frame)).clone()
+                yield i, i / p.video_fps, conv.convert(resize(frame))
             return
         reader = _open_reader(inp, cfg, set())
         try:
@@ -453,7 +452,7 @@ def iter_frames(video: Any, config: PreprocessConfig | None = None, **overrides:
             resize = make_resizer(cfg.resize, p.resized_height, p.resized_width)
             for batch in reader.frames_at(p.sampling.indices, batch_size=DECODE_BATCH):
                 for image, index in zip(batch.images, batch.indices):
-                    yield index, index / p.video_fps, conv.convert(resize(image)).clone()
+                    yield index, index / p.video_fps, conv.convert(resize(image))
         finally:
             reader.close()
 

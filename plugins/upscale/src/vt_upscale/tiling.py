@@ -1,7 +1,7 @@
 """Tiled inference: run a model over overlapping tiles and stitch the centres, seam-free.
 
-Each tile of ``tile`` input pixels is run with ``tile_pad`` pixels of real neighbouring image
-around it, and only the tile's own area of the output is kept. With ``tile_pad`` at least the
+Each tile of ``tile`` input pixels is run with (at least) ``tile_pad`` pixels of real
+neighbouring image around it, and only the tile's own area of the output is kept. With ``tile_pad`` at least the
 model's receptive radius the result equals the untiled output (up to float rounding).
 """
 
@@ -48,11 +48,15 @@ def run_tiled(model: Callable[[Any], Any], image: Any, scale: int, tile: int,
     if tile <= 0 or (h <= tile and w <= tile):
         return model(image)
     output: torch.Tensor | None = None
+    # every window has the same size: edge windows shift inwards and take real pixels
+    # rather than padding (the same as the untiled run, and what static-shape models need)
+    win_h, win_w = min(tile + 2 * tile_pad, h), min(tile + 2 * tile_pad, w)
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-            py0, px0 = max(y0 - tile_pad, 0), max(x0 - tile_pad, 0)
-            py1, px1 = min(y1 + tile_pad, h), min(x1 + tile_pad, w)
+            py0 = min(max(y0 - tile_pad, 0), h - win_h)
+            px0 = min(max(x0 - tile_pad, 0), w - win_w)
+            py1, px1 = py0 + win_h, px0 + win_w
             result = model(image[:, :, py0:py1, px0:px1])
             if output is None:
                 output = result.new_empty((n, result.shape[1], h * scale, w * scale))

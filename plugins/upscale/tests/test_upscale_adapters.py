@@ -1,0 +1,149 @@
+"""Model adapters: spandrel (.pth/.safetensors), ONNX, ncnn, and how one is chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vt.errors import ModelUnavailableError, UsageError, VtError
+from vt.registry import ModelRef
+from vt_upscale.adapters import load_model
+
+from upscale_helpers import tiny_compact
+
+
+def _reference(x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return tiny_compact()(x).clamp(0, 1)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_spandrel_loads_tiny_models_the_tests_save(host, tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"tiny{suffix}"
+    state = tiny_compact().state_dict()
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    model = load_model(str(path), device="cpu")
+    assert model.backend == "torch"
+    assert (model.scale, model.input_channels, model.output_channels) == (2, 3, 3)
+    assert model.supports_half and model.supports_bfloat16
+    x = torch.rand(2, 3, 12, 10)
+    assert torch.allclose(model(x), _reference(x), atol=1e-5)
+
+
+def test_bf16_runs_on_cpu_and_fp16_needs_cuda(host, tiny_pth: Path) -> None:
+    model = load_model(str(tiny_pth), device="cpu", dtype="bf16")
+    assert model.dtype == "bf16"
+    out = model(torch.rand(1, 3, 8, 8))
+    assert out.shape == (1, 3, 16, 16)
+    with pytest.raises(VtError, match="fp16 needs a CUDA device"):
+        load_model(str(tiny_pth), device="cpu", dtype="fp16")
+    with pytest.raises(UsageError, match="unknown dtype"):
+        load_model(str(tiny_pth), device="cpu", dtype="int8")
+
+
+def test_model_without_half_support_refuses_fp16(host, tiny_pth: Path) -> None:
+    model = load_model(str(tiny_pth), device="cpu")
+    model.supports_half = False
+    with pytest.raises(VtError, match="does not support fp16"):
+        model.check_dtype("fp16", "cuda")
+
+
+def test_unknown_architecture_is_a_clear_error(host, tmp_path: Path) -> None:
+    path = tmp_path / "weird.pth"
+    torch.save({"foo.weight": torch.zeros(3, 3)}, path)
+    with pytest.raises(ModelUnavailableError, match="does not recognise"):
+        load_model(str(path), device="cpu")
+
+
+def test_pickled_code_is_never_executed(host, tmp_path: Path) -> None:
+    path = tmp_path / "evil.pth"
+    torch.save({"model": tiny_compact()}, path)  # a whole module needs unpickling code
+    with pytest.raises(ModelUnavailableError, match="cannot read torch weights"):
+        load_model(str(path), device="cpu")
+
+
+def _export_onnx(path: Path, dynamic: bool, size: int = 16) -> None:
+    import warnings
+
+    pytest.importorskip("onnx")
+    axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h2", 3: "w2"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(tiny_compact(), torch.rand(1, 3, size, size), str(path),
+                          dynamo=False, input_names=["input"], output_names=["output"],
+                          dynamic_axes=axes if dynamic else None)
+
+
+def test_onnx_model_scale_from_a_probe_run(host, tmp_path: Path) -> None:
+    path = tmp_path / "anime_sr_2x.onnx"
+    _export_onnx(path, dynamic=True)
+    model = load_model(str(path), device="cpu")
+    assert model.backend == "onnx" and model.scale == 2
+    assert model.size_requirements.fixed is None and model.max_batch is None
+    x = torch.rand(2, 3, 12, 20)
+    assert torch.allclose(model(x), _reference(x), atol=1e-4)
+
+
+def test_static_onnx_model_is_tiled_to_its_input_size(host, tmp_path: Path) -> None:
+    from vt_upscale import Upscaler
+
+    path = tmp_path / "fixed.onnx"
+    _export_onnx(path, dynamic=False, size=24)
+    model = load_model(str(path), device="cpu")
+    assert model.size_requirements.fixed == (24, 24)
+    assert model.scale == 2 and model.max_batch == 1
+    image = (np.random.default_rng(0).random((40, 52, 3)) * 255).astype(np.uint8)
+    upscaler = Upscaler(model, tile_pad=4)
+    assert upscaler.tile == 16
+    out = upscaler.upscale(image)
+    assert out.shape == (80, 104, 3)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    expected = (_reference(x) * 255).round()[0].permute(1, 2, 0).numpy()
+    assert np.abs(out.astype(int) - expected).max() <= 1
+
+
+def test_ncnn_adapter_runs_packaged_weights(host) -> None:
+    model = load_model("realesr-animevideov3-x2", backend="ncnn", threads=2)
+    assert model.backend == "ncnn" and model.scale == 2
+    out = model(torch.rand(1, 3, 10, 12))
+    assert out.shape == (1, 3, 20, 24)
+    with pytest.raises(VtError, match="runs on the CPU"):
+        load_model("realesr-animevideov3-x2", backend="ncnn", device="cuda")
+    with pytest.raises(VtError, match="fp32 only"):
+        load_model("realesr-animevideov3-x2", backend="ncnn", dtype="bf16")
+
+
+def test_real_esrgan_ncnn_files_default_to_torch_and_others_to_ncnn(host,
+                                                                    tmp_path: Path) -> None:
+    from vt_upscale.adapters import choose
+
+    model = load_model("realesr-animevideov3-x2", device="cpu")
+    assert model.backend == "torch" and model.scale == 2
+    ref = model_ref = ModelRef(path=tmp_path / "other.param")
+    ref.path.write_text("7767517\n2 2\nInput data 0 1 data\nSigmoid s 1 1 data out\n")
+    candidates = list(host.model_adapters.items())
+    assert choose(model_ref, candidates).name == "ncnn"
+    assert host.call_first("choose_model_adapter", model=model_ref,
+                           candidates=candidates).name == "ncnn"
+
+
+def test_backend_that_cannot_load_the_file_is_a_usage_error(host, tiny_pth: Path) -> None:
+    with pytest.raises(UsageError, match="cannot load"):
+        load_model(str(tiny_pth), backend="onnx")
+    with pytest.raises(UsageError, match="unknown backend"):
+        load_model(str(tiny_pth), backend="tensorrt")
+
+
+def test_adapters_are_registered_for_other_plugins(host, tiny_pth: Path) -> None:
+    adapters = {a.name: a for a in host.model_adapters.items()}
+    assert {"torch-spandrel", "onnx", "ncnn"} <= set(adapters)
+    loaded = adapters["torch-spandrel"].load(ModelRef(path=tiny_pth), device="cpu")
+    assert loaded.scale == 2

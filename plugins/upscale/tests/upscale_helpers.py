@@ -1,0 +1,25 @@
+"""Helpers shared by vt-upscale's tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def tiny_compact(scale: int = 2, num_conv: int = 2, num_feat: int = 8, seed: int = 0):
+    """A small SRVGGNetCompact with random weights (receptive radius num_conv + 2)."""
+    import torch
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(seed)
+    model = Compact(num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_conv=num_conv,
+                    upscale=scale)
+    with torch.no_grad():  # non-trivial PReLU slopes
+        for module in model.modules():
+            if isinstance(module, torch.nn.PReLU):
+                module.weight.uniform_(0.05, 0.5)
+    return model.eval()
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
