@@ -449,6 +449,11 @@ class ContainerWriter:
                     pass
 
 
+_IMAGE_CODECS = {"png": ("png", None), "tif": ("tiff", None), "tiff": ("tiff", None),
+                 "jpg": ("mjpeg", "yuvj444p"), "jpeg": ("mjpeg", "yuvj444p"),
+                 "bmp": ("bmp", "bgr24"), "webp": ("libwebp", "yuv420p")}
+
+
 class ImageSequenceWriter:
     """Writes each frame as an image file: ``%06d`` numbered from 1 (PNG keeps 16-bit)."""
 
@@ -476,12 +481,24 @@ class ImageSequenceWriter:
             self._save(image)
 
     def _save(self, image: np.ndarray) -> None:
-        import cv2
-
         self.frames_written += 1
         path = Path(str(self.pattern) % self.frames_written)
-        if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise OutputError(f"cannot write image {path}")
+        ext = path.suffix.lower().lstrip(".")
+        codec_name, pix_fmt = _IMAGE_CODECS.get(ext, ("png", None))
+        deep = image.dtype == np.uint16
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image),
+                                           format="rgb48le" if deep else "rgb24")
+        if pix_fmt is None:
+            pix_fmt = "rgb48be" if deep else "rgb24"
+        codec = av.CodecContext.create(codec_name, "w")
+        codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, pix_fmt
+        codec.time_base = Fraction(1, 25)
+        frame = frame.reformat(format=pix_fmt)
+        try:
+            data = b"".join(bytes(p) for p in [*codec.encode(frame), *codec.encode(None)])
+            path.write_bytes(data)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write image {path}: {exc}") from exc
 
     def close(self) -> None:
         pass

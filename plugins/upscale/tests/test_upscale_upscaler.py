@@ -148,7 +148,7 @@ def test_scale_other_than_the_models_resamples_its_output() -> None:
 
 
 def test_explicit_output_size() -> None:
-    out = Upscaler(_tiny_model(), width=100, height=-1 if False else None).upscale(_image(30, 40))
+    out = Upscaler(_tiny_model(), width=100).upscale(_image(30, 40))
     assert out.shape == (75, 100, 3)
 
 
@@ -181,7 +181,7 @@ def test_frame_batch_keeps_pts_and_indices() -> None:
     assert out.pts == [0, 1001] and out.indices == [5, 6] and out.width == 24
 
 
-def test_ai_beats_nothing_and_runs_offline_by_default(host,
+def test_ai_without_a_model_uses_packaged_weights_offline(host,
                                                       carphone_frame: np.ndarray) -> None:
     """--ai with no model: packaged real weights; a downscaled real crop comes back close."""
     crop = carphone_frame[32:96, 48:112]

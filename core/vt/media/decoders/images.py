@@ -20,18 +20,20 @@ DEFAULT_SEQUENCE_FPS = Fraction(25)
 
 
 def _read_image(path: Any) -> np.ndarray:
-    import cv2
+    """RGB array of an image (uint16 for >8-bit formats), decoded by FFmpeg through PyAV.
 
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(f"cannot read image {path}")
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image
+    PyAV rather than OpenCV: OpenCV's libpng can clash with the zlib that torchcodec's system
+    FFmpeg loads into the same process.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+    except (av.error.FFmpegError, StopIteration, OSError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}") from exc
+    deep = max((c.bits for c in frame.format.components), default=8) > 8
+    return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
 
 
 def image_sequence_info(source: Source) -> MediaInfo:

@@ -9,12 +9,22 @@ from vt_qwen_preprocess.pipeline import ProcessedVideo, VideoPlan, iter_frames, 
 from vt_qwen_preprocess.profiles import BUILTIN_PROFILES, ModelProfile, load_profiles
 from vt_qwen_preprocess.sizing import smart_nframes, smart_resize
 
+
+def __getattr__(name: str):  # the Dataset needs torch.utils.data: import it on first use
+    if name in ("VideoDataset", "collate_videos"):
+        from vt_qwen_preprocess import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(name)
+
 __all__ = [
     "BUILTIN_PROFILES",
     "ModelProfile",
     "PreprocessConfig",
     "ProcessedVideo",
+    "VideoDataset",
     "VideoPlan",
+    "collate_videos",
     "iter_frames",
     "load_config",
     "load_profiles",

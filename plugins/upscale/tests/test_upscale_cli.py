@@ -1,0 +1,138 @@
+"""``vt upscale`` end to end through the core pipeline, and the Python API."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from vt.cli import create_app
+from vt.testing import make_video
+
+runner = CliRunner()
+FAST = ["--preset", "ultrafast", "--crf", "23"]
+
+
+def _streams(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        video = c.streams.video[0]
+        frames = list(c.decode(video=0))
+        return {
+            "size": (video.codec_context.width, video.codec_context.height),
+            "times": [round(float(f.pts * f.time_base), 4) for f in frames],
+            "audio": len(c.streams.audio),
+        }
+
+
+def _invoke(host, *args: str):
+    return runner.invoke(create_app(host), ["upscale", *args], catch_exceptions=False)
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return make_video(tmp_path / "clip.mp4", frames=10, width=48, height=32, fps=25, audio=True)
+
+
+def test_classical_upscale_keeps_frames_timestamps_and_audio(host, clip: Path) -> None:
+    result = _invoke(host, str(clip), *FAST)
+    assert result.exit_code == 0, result.output
+    out = clip.with_name("clip_upscaled.mp4")
+    assert out.is_file()
+    src, dst = _streams(clip), _streams(out)
+    assert dst["size"] == (96, 64)
+    assert dst["times"] == src["times"] and len(dst["times"]) == 10
+    assert dst["audio"] == 1
+    assert "lanczos x2" in result.output
+
+
+def test_existing_output_is_not_overwritten_without_overwrite(host, clip: Path) -> None:
+    out = clip.with_name("clip_upscaled.mp4")
+    out.write_bytes(b"precious")
+    result = _invoke(host, str(clip), *FAST)
+    assert result.exit_code != 0
+    assert out.read_bytes() == b"precious"
+    assert _invoke(host, str(clip), "--overwrite", *FAST).exit_code == 0
+    assert _streams(out)["size"] == (96, 64)
+
+
+def test_vfr_timestamps_survive(host, tmp_path: Path) -> None:
+    pts = [0, 40, 120, 130, 300, 310]
+    clip = make_video(tmp_path / "vfr.mkv", frames=6, width=32, height=24, pts=pts,
+                      time_base=Fraction(1, 1000))
+    result = _invoke(host, str(clip), "--method", "bicubic", "--scale", "1.5", *FAST)
+    assert result.exit_code == 0, result.output
+    dst = _streams(tmp_path / "vfr_upscaled.mkv")
+    assert dst["times"] == [p / 1000 for p in pts]
+    assert dst["size"] == (48, 36)
+
+
+def test_ai_without_model_runs_packaged_weights_offline(host, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "tiny.mp4", frames=3, width=32, height=24)
+    out = tmp_path / "ai.mp4"
+    result = _invoke(host, str(clip), "--ai", "-o", str(out), "--device", "cpu", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "realesr-animevideov3-x2" in result.output
+    assert "warning" not in result.output
+    assert _streams(out)["size"] == (64, 48)
+    assert len(_streams(out)["times"]) == 3
+
+
+def test_any_model_file_and_a_non_native_scale(host, tmp_path: Path, tiny_pth: Path) -> None:
+    clip = make_video(tmp_path / "tiny.mp4", frames=3, width=32, height=24)
+    out = tmp_path / "x3.mp4"
+    result = _invoke(host, str(clip), "--model", str(tiny_pth), "--scale", "3", "--tile", "16",
+                     "-o", str(out), *FAST)
+    assert result.exit_code == 0, result.output
+    assert "+ lanczos to x3" in result.output
+    assert _streams(out)["size"] == (96, 72)
+
+
+def test_missing_model_falls_back_with_a_warning_or_fails_with_strict(
+        host, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "tiny.mp4", frames=3, width=32, height=24)
+    missing = tmp_path / "nope.pth"
+    result = _invoke(host, str(clip), "--model", str(missing), "-o", str(tmp_path / "a.mp4"),
+                     *FAST)
+    assert result.exit_code == 0, result.output
+    assert "vt: warning: AI upscaling unavailable, falling back to lanczos" in result.output
+    assert _streams(tmp_path / "a.mp4")["size"] == (64, 48)
+    result = _invoke(host, str(clip), "--model", str(missing), "--strict",
+                     "-o", str(tmp_path / "b.mp4"), *FAST)
+    assert result.exit_code == 1
+    assert "--strict" in result.output
+    assert not (tmp_path / "b.mp4").exists()
+
+
+def test_bad_options_are_usage_errors(host, clip: Path) -> None:
+    assert _invoke(host, str(clip), "--method", "magic").exit_code == 2
+    assert _invoke(host, str(clip), "--scale", "2", "--size", "64x64").exit_code == 2
+    assert _invoke(host, str(clip), "--ai", "--dtype", "fp8").exit_code == 2
+
+
+def test_python_api(host, tmp_path: Path, tiny_pth: Path) -> None:
+    from vt_upscale import Upscaler, upscale_video
+
+    clip = make_video(tmp_path / "api.mp4", frames=4, width=32, height=24, audio=True)
+    report = upscale_video(clip, model=tiny_pth, preset="ultrafast")
+    out = tmp_path / "api_upscaled.mp4"
+    assert Path(report.output) == out and report.frames_out == 4
+    assert _streams(out)["size"] == (64, 48) and _streams(out)["audio"] == 1
+    with Upscaler(tiny_pth) as upscaler:  # load once, use for many files
+        upscaler.upscale_video(clip, tmp_path / "again.mkv", preset="ultrafast")
+        upscaler.upscale_video(clip, tmp_path / "again.mp4", preset="ultrafast")
+    assert _streams(tmp_path / "again.mkv")["size"] == (64, 48)
+
+
+def test_processors_are_registered_for_other_commands(host, tiny_pth: Path) -> None:
+    from vt.media.frames import FrameFormat
+
+    sr = host.processors.get("sr-model").factory(model=str(tiny_pth))
+    assert sr.configure(FrameFormat(20, 10)) == FrameFormat(40, 20)
+    plain = host.processors.get("upscale").factory(scale=1.5, method="bicubic")
+    assert plain.configure(FrameFormat(20, 10)).size == (30, 15)
+    assert "upscale" in host.commands
+    assert torch.is_grad_enabled()  # no global state leaked from inference_mode

@@ -1,0 +1,134 @@
+"""Decoders: the fallback chain, forced backends, time ranges, random access, probing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vt.errors import InputError, UsageError
+from vt.hookspecs import hookimpl
+from vt.media.decode import open_video
+from vt.media.decoders.optional_readers import decord_available, torchcodec_available
+from vt.media.info import probe
+from vt.media.source import Source
+from vt.plugins import PluginHost
+from vt.registry import DecoderInfo
+from vt.testing import make_video
+
+needs_torchcodec = pytest.mark.skipif(torchcodec_available() is not None,
+                                      reason=str(torchcodec_available()))
+needs_decord = pytest.mark.skipif(decord_available() is not None, reason=str(decord_available()))
+
+
+def test_pyav_is_the_default(host: PluginHost, carphone: Path) -> None:
+    with open_video(carphone) as reader:
+        assert reader.decoder_name == "pyav"
+        batches = list(reader.frames(batch_size=16))
+    assert sum(len(b) for b in batches) == 120
+    assert [len(b) for b in batches][:7] == [16] * 7
+    indices = [i for b in batches for i in b.indices]
+    assert indices == list(range(120))
+
+
+@pytest.mark.parametrize("backend", [pytest.param("torchcodec", marks=needs_torchcodec),
+                                     pytest.param("decord", marks=needs_decord)])
+def test_optional_backends_match_pyav(host: PluginHost, bikes: Path, backend: str) -> None:
+    wanted = [0, 17, 100, 249]
+    with open_video(bikes, decoder="pyav") as ref:
+        expected = np.concatenate([b.images for b in ref.frames_at(wanted)])
+        expected_pts = [p for b in ref.frames_at(wanted) for p in b.pts]
+    with open_video(bikes, decoder=backend) as reader:
+        assert reader.decoder_name == backend
+        got = list(reader.frames_at(wanted, batch_size=4))
+    images = np.concatenate([b.images for b in got])
+    assert images.shape == expected.shape == (4, 272, 640, 3)
+    assert np.abs(images.astype(int) - expected).mean() < 3  # same frames, RGB rounding aside
+    assert [p for b in got for p in b.pts] == expected_pts
+
+
+def test_priority_order_and_fallback_when_a_decoder_fails(host: PluginHost,
+                                                          carphone: Path) -> None:
+    calls = []
+
+    def broken_open(source, **kwargs):
+        calls.append(source.describe())
+        raise InputError("broken decoder cannot read this")
+
+    @hookimpl
+    def register_decoders(register):
+        register(DecoderInfo("broken", open=broken_open, priority=1))
+        register(DecoderInfo("absent", open=broken_open, priority=0,
+                             available=lambda: "not installed"))
+
+    host.register(type("P", (), {"register_decoders": staticmethod(register_decoders)}),
+                  "brokenplugin")
+    with open_video(carphone) as reader:  # broken (priority 1) fails, pyav takes over
+        assert reader.decoder_name == "pyav"
+    assert calls == [str(carphone)]
+    with pytest.raises(UsageError, match="not available: not installed"):
+        open_video(carphone, decoder="absent")
+    with open_video(carphone, priority=["pyav", "broken"]) as reader:
+        assert reader.decoder_name == "pyav"
+    assert len(calls) == 1  # pyav first in the priority: broken never tried
+
+
+def test_env_priority(host: PluginHost, carphone: Path, monkeypatch) -> None:
+    monkeypatch.setenv("VT_DECODER_PRIORITY", "images")
+    with pytest.raises(UsageError, match="no decoder can read file sources"):
+        open_video(carphone)
+
+
+def test_time_range_is_frame_accurate(host: PluginHost, bikes: Path) -> None:
+    src = Source.parse(bikes, start=2.0, end=3.0)  # 25 fps: frames 50..74
+    with open_video(src) as reader:
+        batches = list(reader.frames())
+    indices = [i for b in batches for i in b.indices]
+    times = [t for b in batches for t in b.times]
+    assert indices == list(range(50, 75))
+    assert times[0] == pytest.approx(2.0) and times[-1] == pytest.approx(2.96)
+    with open_video(bikes) as whole:
+        full = next(iter(whole.frames_at([50]))).images[0]
+    assert np.array_equal(batches[0].images[0], full)
+
+
+def test_frames_at_decodes_only_requested_and_resizes(host: PluginHost, bikes: Path) -> None:
+    with open_video(bikes) as reader:
+        got = list(reader.frames_at([3, 1, 3, 200], size=(320, 136), batch_size=2))
+    assert [b.indices for b in got] == [[1, 3], [200]]
+    assert got[0].images.shape == (2, 136, 320, 3)
+    with open_video(bikes) as reader, pytest.raises(InputError, match="has only 250 frames"):
+        list(reader.frames_at([10, 400]))
+
+
+def test_probe_counts_frames_and_detects_vfr(tmp_path: Path) -> None:
+    cfr = probe(make_video(tmp_path / "cfr.mkv", frames=30))
+    assert cfr.video.frame_count == 30 and cfr.video.frame_count_exact and not cfr.video.vfr
+    vfr = probe(make_video(tmp_path / "vfr.mkv", frames=6, pts=[0, 10, 50, 60, 200, 210]))
+    assert vfr.video.vfr is True
+
+
+def test_probe_reports_streams_and_metadata(bigbuckbunny: Path) -> None:
+    info = probe(bigbuckbunny)
+    v = info.video
+    assert (v.codec, v.width, v.height, v.bit_depth, float(v.fps)) == ("h264", 1280, 720, 8, 25)
+    assert v.frame_count == 132 and v.duration == pytest.approx(5.28)
+    assert info.audio[0].codec == "aac" and info.audio[0].sample_rate == 48000
+    data = info.to_dict()
+    assert data["video"]["fps"] == {"num": 25, "den": 1, "value": 25.0}
+
+
+def test_image_sequences(tmp_path: Path) -> None:
+    import cv2
+
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i in range(1, 13):  # natural order: 2 before 10
+        cv2.imwrite(str(folder / f"f{i}.png"), np.full((8, 10, 3), i * 10, np.uint8))
+    with open_video(Source.parse(folder, fps=12)) as reader:
+        frames = list(reader.frames())
+        assert reader.info.video.duration == pytest.approx(1.0)
+    assert [int(b.images[0, 0, 0, 0]) for b in frames] == [i * 10 for i in range(1, 13)]
+    with open_video(Source.parse(str(folder / "f*.png"))) as reader:
+        assert reader.info.video.frame_count == 12
