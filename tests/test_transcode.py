@@ -309,3 +309,61 @@ def test_frame_format_contract() -> None:
     assert batch.format == FrameFormat(6, 4) and batch.times == [0.0, 0.04]
     with pytest.raises(ValueError):
         FrameBatch(np.zeros((2, 4, 6, 3), np.uint8), [0], Fraction(1, 25), [0, 1])
+
+
+def test_progress_callback_counts_every_frame(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=20)
+    seen: list[tuple[int, int | None]] = []
+    transcode(src, tmp_path / "out.mp4", [Resize(scale=0.5)], config=FAST,
+              progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (20, 20) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_attachments_are_copied_to_mkv_and_reported_otherwise(tmp_path: Path) -> None:
+    plain = make_video(tmp_path / "plain.mkv", frames=6)
+    src = tmp_path / "with_font.mkv"
+    with av.open(str(plain)) as inp, av.open(str(src), "w") as out:
+        v = out.add_stream_from_template(inp.streams.video[0])
+        out.add_attachment("font.ttf", "font/ttf", b"not really a font")
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.size:
+                packet.stream = v
+                out.mux(packet)
+    assert len(probe(src).attachments) == 1
+    out_mkv = tmp_path / "out.mkv"
+    transcode(src, out_mkv, config=FAST)
+    with av.open(str(out_mkv)) as c:
+        attachments = list(c.streams.attachments)
+        assert [a.data for a in attachments] == [b"not really a font"]
+    report = transcode(src, tmp_path / "out.mp4", config=FAST)
+    assert any("attachment" in w for w in report.warnings)
+
+
+class Slow(FrameProcessor):
+    """Slower than decoding, so an unbounded decode queue would fill with frames."""
+
+    name = "slow"
+
+    def process(self, batch: FrameBatch) -> FrameBatch:
+        import time
+
+        time.sleep(0.003)
+        return batch
+
+
+def test_memory_is_bounded_by_a_few_frames(tmp_path: Path) -> None:
+    """Peak numpy/Python allocations stay at a few frames however long the video is."""
+    import tracemalloc
+
+    width, height, frames = 320, 240, 240
+    src = make_video(tmp_path / "long.mp4", frames=frames, width=width, height=height)
+    transcode(src, tmp_path / "warm.mp4", [Slow()], config=FAST)  # imports are not frames
+    frame_bytes = width * height * 3
+    tracemalloc.start()
+    try:
+        transcode(src, tmp_path / "out.mp4", [Slow()], config=FAST)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # queues of 4 batches each side: ~11 frames measured; unbounded queues reach ~100
+    assert peak < 16 * frame_bytes, f"peak {peak / frame_bytes:.1f} frames"

@@ -78,8 +78,16 @@ def test_generated_odd_sizes_match_reference(tmp_path, width, height):
 
 def test_min_and_max_pixels_match_reference(bikes):
     mode = {"fps": 2.0}
-    for opts in [{"max_pixels": 50000}, {"min_pixels": 300000}, {"total_pixels": 20000 * 28 * 28}]:
+    for opts in [{"max_pixels": 150000}, {"min_pixels": 300000}, {"total_pixels": 20000 * 28 * 28},
+                 {"max_pixels": 120000, "min_pixels": 50000}]:
         ele = {"video": str(bikes), **mode, **opts}
         video = vp.fetch_video(ele)
         result = preprocess(bikes, cache=False, fps=2.0, **opts)
         assert tuple(result.frames.shape) == tuple(video.shape), opts
+
+
+def test_max_pixels_below_min_pixels_is_a_usage_error(bikes):
+    from vt.errors import UsageError
+
+    with pytest.raises(UsageError, match="max_pixels"):
+        preprocess(bikes, cache=False, fps=2.0, max_pixels=50000)

@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -26,6 +27,11 @@ def _streams(path: Path) -> dict:
             "times": [round(float(f.pts * f.time_base), 4) for f in frames],
             "audio": len(c.streams.audio),
         }
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
 def _invoke(host, *args: str):
@@ -124,7 +130,13 @@ def test_python_api(host, tmp_path: Path, tiny_pth: Path) -> None:
     with Upscaler(tiny_pth) as upscaler:  # load once, use for many files
         upscaler.upscale_video(clip, tmp_path / "again.mkv", preset="ultrafast")
         upscaler.upscale_video(clip, tmp_path / "again.mp4", preset="ultrafast")
+        assert upscaler.model is not None  # still loaded after both files
+    assert upscaler.model is None  # released by the context manager
     assert _streams(tmp_path / "again.mkv")["size"] == (64, 48)
+    first, second = (_frames(tmp_path / n)[0] for n in ("again.mkv", "again.mp4"))
+    lanczos = _frames(clip)[0].repeat(2, axis=0).repeat(2, axis=1)  # not the fallback
+    assert np.abs(first.astype(int) - second.astype(int)).mean() < 3
+    assert np.abs(first.astype(int) - lanczos.astype(int)).mean() > 3
 
 
 def test_processors_are_registered_for_other_commands(host, tiny_pth: Path) -> None:

@@ -130,7 +130,9 @@ def download(url: str, *, max_bytes: int, timeout: float) -> Path:
                     if time.monotonic() > deadline:
                         raise InputError(f"download timed out after {timeout:g}s: {url}")
                     try:
-                        chunk = response.read(min(_CHUNK, max_bytes + 1 - total))
+                        remaining = max(deadline - time.monotonic(), 0.01)
+                        _set_timeout(response, min(timeout, remaining))
+                        chunk = response.read1(min(_CHUNK, max_bytes + 1 - total))
                     except (TimeoutError, OSError) as exc:
                         raise InputError(
                             f"download timed out after {timeout:g}s: {url}"
@@ -151,6 +153,14 @@ def download(url: str, *, max_bytes: int, timeout: float) -> Path:
         path.unlink(missing_ok=True)
         raise InputError(f"download is empty: {url}")
     return path
+
+
+def _set_timeout(response: object, seconds: float) -> None:
+    """Shorten the socket timeout so one slow read cannot outlive the overall deadline."""
+    try:
+        response.fp.raw._sock.settimeout(seconds)  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
 
 
 def _check_format(path: Path, supported: Sequence[str]) -> None:
@@ -289,7 +299,7 @@ def _pil_to_rgb(image: Any) -> np.ndarray:
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image, mask=image.split()[3])
         image = background
-    return np.asarray(image.convert("RGB"))
+    return np.array(image.convert("RGB"))
 
 
 def load_image(item: Any) -> np.ndarray:

@@ -289,6 +289,8 @@ class FrameConverter:
 
     def write(self, out: Any, position: int, frame: np.ndarray) -> None:
         torch = self.torch
+        if not frame.flags.writeable:  # memory-mapped cache entries are read-only
+            frame = np.array(frame)
         t = torch.from_numpy(np.ascontiguousarray(frame))
         target = out[position]
         for dst, src in enumerate(self.order):

@@ -33,6 +33,8 @@ def make_resizer(method: str, height: int, width: int) -> Resizer:
         def resize(frame: np.ndarray) -> np.ndarray:
             if same(frame):
                 return frame
+            if not frame.flags.writeable:
+                frame = frame.copy()
             t = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None]
             t = t.contiguous(memory_format=torch.channels_last)
             out = F.interpolate(t, size=size, mode="bicubic", align_corners=False, antialias=True)
@@ -44,6 +46,8 @@ def make_resizer(method: str, height: int, width: int) -> Resizer:
         def resize_float(frame: np.ndarray) -> np.ndarray:
             if same(frame):
                 return frame
+            if not frame.flags.writeable:
+                frame = frame.copy()
             t = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
             out = F.interpolate(t, size=size, mode="bicubic", align_corners=False, antialias=True)
             out = out.clamp_(0, 255).round_().to(torch.uint8)

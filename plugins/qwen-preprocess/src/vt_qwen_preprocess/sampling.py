@@ -143,7 +143,7 @@ def snap_to_keyframes(
         if len(keys):
             j = int(np.searchsorted(keys, t))
             near = [int(keys[k]) for k in (j - 1, j) if 0 <= k < len(keys)]
-            near = [k for k in near if abs(k - t) <= tol and k not in taken]
+            near = [k for k in near if abs(k - t) < tol and k not in taken]
             if near:
                 choice = min(near, key=lambda k: (abs(k - t), k))
         out.append(choice)

@@ -18,6 +18,8 @@ class UpscaleProcessor(FrameProcessor):
     pixel_formats = ("rgb24", "rgb48")
 
     def __init__(self, upscaler: Upscaler | None = None, **options: Any) -> None:
+        # an upscaler handed in belongs to the caller (it may serve many files): not closed here
+        self._owned = upscaler is None
         self.upscaler = upscaler if upscaler is not None else Upscaler(**options)
         self.batch_size = self.upscaler.batch
 
@@ -33,7 +35,8 @@ class UpscaleProcessor(FrameProcessor):
         return self.upscaler.upscale_batch(batch)
 
     def close(self) -> None:
-        self.upscaler.close()
+        if self._owned:
+            self.upscaler.close()
 
     def describe(self) -> str:
         return self.upscaler.describe()
@@ -41,11 +44,11 @@ class UpscaleProcessor(FrameProcessor):
 
 def _sr_factory(model: Any = None, **options: Any) -> UpscaleProcessor:
     options.setdefault("ai", True)
-    return UpscaleProcessor(Upscaler(model, **options))
+    return UpscaleProcessor(model=model, **options)
 
 
 def _upscale_factory(model: Any = None, **options: Any) -> UpscaleProcessor:
-    return UpscaleProcessor(Upscaler(model, **options))
+    return UpscaleProcessor(model=model, **options)
 
 
 def processor_infos() -> list[ProcessorInfo]:

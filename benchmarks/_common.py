@@ -1,0 +1,51 @@
+"""Helpers shared by the benchmark scripts: timing child processes and making test clips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run ``cmd``; return (wall seconds, peak RSS in MB) of that child alone (wait4)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{stderr[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def ffmpeg() -> str:
+    exe = shutil.which("ffmpeg")
+    if not exe:
+        raise SystemExit("ffmpeg binary not found: apt-get install -y ffmpeg")
+    return exe
+
+
+def vt_exe() -> str:
+    exe = shutil.which("vt", path=str(Path(sys.executable).parent)) or shutil.which("vt")
+    if not exe:
+        raise SystemExit("vt is not installed in this environment")
+    return exe
+
+
+def make_1080p_clip(path: Path, seconds: int = 60) -> Path:
+    """bigbuckbunny (real footage, with its AAC audio) looped to ``seconds`` at 1920x1080."""
+    if path.exists():
+        return path
+    from vt.testing import sample_clip
+
+    src = sample_clip("bigbuckbunny")
+    subprocess.run([ffmpeg(), "-v", "error", "-y", "-stream_loop", "-1", "-i", str(src),
+                    "-t", str(seconds), "-vf", "scale=1920:1080:flags=bicubic",
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "aac",
+                    "-b:a", "128k", str(path)], check=True)
+    return path

@@ -1,0 +1,80 @@
+"""Classical x2 upscaling: ``vt upscale --method lanczos`` vs ``ffmpeg -vf scale=...:lanczos``.
+
+Same input, same encoder settings (libx264, crf 18, preset medium, yuv420p), both run as
+command lines (process start included); best of ``--repeats`` interleaved runs each.
+
+    python benchmarks/upscale_classical.py [--clip bikes] [--repeats 2] [--preset medium]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+from vt.metrics import psnr
+from vt.testing import sample_clip
+
+
+def wall(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def first_frames(path: Path, count: int = 5):
+    with av.open(str(path)) as c:
+        out = []
+        for frame in c.decode(video=0):
+            out.append(frame.to_ndarray(format="rgb24"))
+            if len(out) == count:
+                return out
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", default="bikes")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--crf", default="18")
+    args = parser.parse_args()
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        sys.exit("ffmpeg is not installed")
+    vt = str(Path(sys.executable).with_name("vt"))
+    clip = sample_clip(args.clip)
+    with tempfile.TemporaryDirectory() as tmp:
+        out_vt, out_ff = Path(tmp) / "vt.mp4", Path(tmp) / "ffmpeg.mp4"
+        vt_cmd = [vt, "upscale", str(clip), "-o", str(out_vt), "--method", "lanczos",
+                  "--scale", "2", "--crf", args.crf, "--preset", args.preset,
+                  "--pix-fmt", "yuv420p", "--overwrite", "--quiet"]
+        ff_cmd = [ffmpeg, "-y", "-v", "error", "-i", str(clip), "-vf",
+                  "scale=iw*2:ih*2:flags=lanczos", "-c:v", "libx264", "-crf", args.crf,
+                  "-preset", args.preset, "-pix_fmt", "yuv420p", "-c:a", "copy",
+                  str(out_ff)]
+        times: dict[str, float] = {"vt": float("inf"), "ffmpeg": float("inf")}
+        for _ in range(args.repeats):
+            times["vt"] = min(times["vt"], wall(vt_cmd))
+            times["ffmpeg"] = min(times["ffmpeg"], wall(ff_cmd))
+        a, b = first_frames(out_vt), first_frames(out_ff)
+        agree = sum(psnr(x, y, 255) for x, y in zip(a, b)) / len(a)
+        with av.open(str(out_vt)) as c:
+            s = c.streams.video[0]
+            size, frames = (s.codec_context.width, s.codec_context.height), s.frames
+    print(f"{args.clip}: x2 lanczos -> {size[0]}x{size[1]}, {frames} frames, libx264 crf "
+          f"{args.crf} preset {args.preset}, best of {args.repeats}")
+    print(f"| tool | wall (s) |\n| --- | ---: |\n| vt upscale | {times['vt']:.2f} |\n"
+          f"| ffmpeg | {times['ffmpeg']:.2f} |")
+    print(f"wall ratio vt / ffmpeg: {times['vt'] / times['ffmpeg']:.3f} (goal <= 1.15)")
+    print(f"outputs agree at {agree:.1f} dB PSNR (first 5 frames)")
+
+
+if __name__ == "__main__":
+    main()

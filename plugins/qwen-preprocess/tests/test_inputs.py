@@ -1,0 +1,208 @@
+"""Every input kind: paths, file:// and http(s) URLs (local server), data URIs, bytes, streams,
+frame lists and folders; and the one-line errors for bad ones."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import io
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vt.errors import InputError
+from vt_qwen_preprocess import plan, preprocess
+from vt_qwen_preprocess.inputs import resolve_input
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+
+    def do_GET(self):  # noqa: N802
+        if self.path == "/slow.mp4":
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b"x" * 100)
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
+        if self.path == "/nolength.mp4":  # size cap must hold without Content-Length
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(50):
+                    self.wfile.write(b"y" * 10000)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
+        data = self.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(request):
+    from vt.testing import sample_clip
+
+    _Handler.files = {"/bikes.mp4": sample_clip("bikes").read_bytes()}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_local_path_and_file_url_agree(bikes):
+    a = plan(bikes, fps=2.0)
+    b = plan(f"file://{bikes}", fps=2.0)
+    assert a.indices == b.indices and a.nframes == 20
+
+
+def test_http_url_is_downloaded_and_cleaned_up(server, bikes):
+    inp = resolve_input(f"{server}/bikes.mp4", max_download_bytes=10**8, timeout=10)
+    with inp:
+        temp = inp.temp_files[0]
+        assert temp.exists() and temp.read_bytes() == Path(bikes).read_bytes()
+    assert not temp.exists()
+    result = preprocess(f"{server}/bikes.mp4", fps=2.0, cache=False)
+    assert result.frames.shape[0] == 20
+
+
+def test_http_size_cap_is_enforced(server):
+    with pytest.raises(InputError, match="too large"):
+        preprocess(f"{server}/bikes.mp4", max_download_bytes=1000, cache=False)
+    with pytest.raises(InputError, match="too large"):
+        preprocess(f"{server}/nolength.mp4", max_download_bytes=50000, cache=False)
+
+
+def test_http_timeout_is_enforced(server):
+    start = time.monotonic()
+    with pytest.raises(InputError, match="timed out"):
+        preprocess(f"{server}/slow.mp4", download_timeout=1.0, cache=False)
+    assert time.monotonic() - start < 5
+
+
+def test_http_errors_are_one_line(server):
+    with pytest.raises(InputError, match="HTTP 404"):
+        plan(f"{server}/missing.mp4")
+
+
+def test_other_schemes_are_refused():
+    for url in ("ftp://example.com/a.mp4", "s3://bucket/a.mp4", "rtsp://host/stream"):
+        with pytest.raises(InputError, match="unsupported URL scheme"):
+            plan(url)
+
+
+def test_base64_data_uri_and_raw_bytes(bikes):
+    data = Path(bikes).read_bytes()
+    uri = "data:video/mp4;base64," + base64.b64encode(data).decode()
+    assert plan(uri, fps=2.0).nframes == 20
+    assert plan(data, fps=2.0).nframes == 20
+    assert plan(io.BytesIO(data), fps=2.0).nframes == 20
+    result = preprocess(data, nframes=4, cache=False)
+    assert result.frames.shape == (4, 3, 280, 644)
+
+
+def test_bad_base64_is_a_clear_error():
+    with pytest.raises(InputError, match="invalid base64"):
+        plan("data:video/mp4;base64,!!!not base64!!!")
+    with pytest.raises(InputError, match="malformed data URI"):
+        plan("data:video/mp4;base64")
+
+
+def test_corrupted_and_empty_videos(tmp_path, bikes):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 1000)
+    with pytest.raises(InputError):
+        preprocess(bad, cache=False)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        plan(empty)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(Path(bikes).read_bytes()[: 40000])
+    with pytest.raises(InputError):
+        preprocess(truncated, cache=False)
+    with pytest.raises(InputError, match="not found"):
+        plan(tmp_path / "nope.mp4")
+
+
+def test_unsupported_extension_and_images_are_refused(tmp_path):
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello")
+    with pytest.raises(InputError, match="unsupported video format"):
+        plan(txt)
+
+
+def test_max_video_duration(bikes):
+    with pytest.raises(InputError, match="limit"):
+        plan(bikes, max_video_duration=5)
+    assert plan(bikes, max_video_duration=5, start=0.0, end=4.0).nframes == 8
+
+
+def _frames(n=5, h=60, w=90):
+    from vt.testing import pattern_frame
+
+    return [pattern_frame(i, w, h) for i in range(n)]
+
+
+def test_frame_lists_of_every_kind(tmp_path):
+    from PIL import Image
+
+    arrays = _frames()
+    pil = [Image.fromarray(a) for a in arrays]
+    paths = []
+    for i, img in enumerate(pil):
+        p = tmp_path / f"f{i:03d}.png"
+        img.save(p)
+        paths.append(str(p))
+    uris = ["data:image/png;base64," + base64.b64encode(Path(p).read_bytes()).decode()
+            for p in paths]
+    import torch
+
+    tensor = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    outputs = []
+    for value in (arrays, pil, paths, uris, [f"file://{p}" for p in paths], np.stack(arrays),
+                  tensor, str(tmp_path)):
+        r = preprocess(value, cache=False)
+        # 5 frames are padded to 6 (the frame factor) by repeating the last, as the reference
+        assert r.frames.shape[0] == 6, type(value)
+        assert r.plan.indices == [0, 1, 2, 3, 4, 4]
+        outputs.append(r.frames)
+    for other in outputs[1:]:
+        assert (other - outputs[0]).abs().max().item() == 0
+
+
+def test_frame_list_with_nframes_subsamples():
+    r = preprocess(_frames(10), nframes=4, cache=False)
+    assert r.plan.indices == [0, 3, 6, 9]
+
+
+def test_bad_frames_are_one_line_errors(tmp_path):
+    with pytest.raises(InputError, match="empty"):
+        preprocess([], cache=False)
+    with pytest.raises(InputError, match="not an image"):
+        bad = tmp_path / "x.png"
+        bad.write_bytes(b"nope")
+        preprocess([str(bad)], cache=False)
+    with pytest.raises(InputError, match="invalid base64"):
+        preprocess(["data:image/png;base64,@@@"], cache=False)
+    with pytest.raises(InputError, match="unsupported input type"):
+        preprocess(12345, cache=False)
