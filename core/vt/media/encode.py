@@ -272,7 +272,8 @@ class ContainerWriter:
         wanted_subs = self.info.subtitles if subtitles else []
         if self.info.subtitles and not subtitles:
             self.subtitle_mode = "dropped"
-        if not (wanted_audio or wanted_subs or self.info.attachments or self.info.data):
+        if not (wanted_audio or wanted_subs or self.info.attachments or self.info.data
+                or self.info.extra_video):
             return
         self._side_input = av.open(source.open_binary(), "r")
         fmt_name = self.out.format.name.split(",")[0]
@@ -312,6 +313,9 @@ class ContainerWriter:
                            "not copied (use .mkv to keep it)")
         for data in self.info.data:
             self._warn(f"data stream {data.index} ({data.codec}) not copied")
+        for extra in self.info.extra_video:
+            self._warn(f"extra video stream {extra.index} ({extra.codec}) not copied: vt "
+                       "processes the main video stream")
         side = [streams[i] for i in (*self._copies, *self._encoders)]
         self._side_packets = self._side_input.demux(*side) if side else None
         if not side:

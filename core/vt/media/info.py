@@ -97,6 +97,7 @@ class MediaInfo:
     subtitles: list[OtherStreamInfo] = field(default_factory=list)
     attachments: list[OtherStreamInfo] = field(default_factory=list)
     data: list[OtherStreamInfo] = field(default_factory=list)
+    extra_video: list[OtherStreamInfo] = field(default_factory=list)  # cover art, alt angles
 
     def to_dict(self) -> dict[str, Any]:
         def convert(value: Any) -> Any:
@@ -137,6 +138,15 @@ def _rotation_from_side_data(stream: Any) -> int | None:
     return None
 
 
+def main_video_stream(container: av.container.InputContainer) -> Any | None:
+    """The video stream to process: the first that is not a cover picture."""
+    streams = list(container.streams.video)
+    for stream in streams:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return streams[0] if streams else None
+
+
 def check_dimensions(width: int, height: int, what: str) -> None:
     if width <= 0 or height <= 0:
         raise InputError(f"{what} has zero-size frames ({width}x{height})")
@@ -165,7 +175,8 @@ def probe_container(
 ) -> MediaInfo:
     """Describe an open container. Counting frames and VFR detection demux the video packets
     (no decoding) when the header lacks a count; the container is rewound afterwards."""
-    if not container.streams.video:
+    vs = main_video_stream(container)
+    if vs is None:
         raise InputError(f"no video stream in {source.describe()}")
     fmt = container.format.name
     if source.kind != "frames" and (fmt.endswith("_pipe") or fmt in ("image2", "gif")) and (
@@ -174,7 +185,6 @@ def probe_container(
         kind = fmt.removesuffix("_pipe").upper()
         raise InputError(f"{source.describe()} is a single {kind} image, not a video "
                          "(pass a folder or pattern of images for an image sequence)")
-    vs = container.streams.video[0]
     cc = vs.codec_context
     if cc is None or not cc.name or cc.name == "none":
         raise InputError(f"unsupported video codec in {source.describe()}")
@@ -254,6 +264,7 @@ def probe_container(
         subtitles=[other(s, "subtitle") for s in container.streams.subtitles],
         attachments=[other(s, "attachment") for s in container.streams.attachments],
         data=[other(s, "data") for s in container.streams.data],
+        extra_video=[other(s, "video") for s in container.streams.video if s.index != vs.index],
     )
 
 
@@ -299,9 +310,9 @@ def probe(source: Source | str | bytes, *, count_frames: bool = True) -> MediaIn
 
 def _first_frame(container: av.container.InputContainer) -> av.VideoFrame | None:
     """Decode one frame (rotation lives in frame side data); rewinds afterwards."""
-    if not container.streams.video:
+    vs = main_video_stream(container)
+    if vs is None or vs.codec_context is None:
         return None
-    vs = container.streams.video[0]
     frame = None
     try:
         for frame in container.decode(vs):

@@ -251,6 +251,37 @@ def transcode(
     return report
 
 
+class _Tally:
+    """Frames seen on one side of the pipeline: count, PTS fingerprint and time span.
+
+    Comparing two tallies checks that every input frame came out once with its PTS, in
+    constant memory (a sum and a sum of squares instead of the list of timestamps).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.fingerprint = (0, 0)
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def add(self, pts: Sequence[int | None], time_base: Fraction) -> None:
+        self.count += len(pts)
+        s, sq = self.fingerprint
+        for p in pts:
+            if p is None:
+                continue
+            s, sq = s + p, sq + p * p
+            t = float(p * time_base)
+            self.first = t if self.first is None else min(self.first, t)
+            self.last = t if self.last is None else max(self.last, t)
+        self.fingerprint = (s, sq)
+
+    def duration(self, fps: Fraction | None) -> float | None:
+        if self.first is None or self.last is None:
+            return None
+        return round(self.last - self.first + 1 / float(fps or 25), 6)
+
+
 def _run(
     reader: VideoReader,
     chain: ProcessorChain,
@@ -262,29 +293,19 @@ def _run(
     total: int | None,
 ) -> None:
     stop = threading.Event()
-    first_time: list[float] = []
-    last_time: list[float] = []
     tb: Fraction = reader.info.video.time_base
-
-    def note(pts: int | None, time_base: Fraction) -> None:
-        if pts is None:
-            return
-        t = float(pts * time_base)
-        if not first_time:
-            first_time.append(t)
-        last_time[:] = [t]
+    seen_in, seen_out = _Tally(), _Tally()
 
     if not chain.processors and isinstance(reader, PyAVReader):
         # identity: hand decoded frames straight to the encoder (no RGB round trip)
         frames = _in_thread((f for _, f in reader.av_frames()), options.queue_size, stop,
                             "vt-decode")
         for frame in frames:
-            report.frames_in += 1
-            note(frame.pts, tb)
+            seen_in.add([frame.pts], tb)
             writer.write_frame(frame)
-            report.frames_out += 1
+            seen_out.add([frame.pts], tb)
             if progress:
-                progress(report.frames_out, total)
+                progress(seen_out.count, total)
     else:
         batch_size = options.batch_size or max(
             [getattr(p, "batch_size", 1) for p in chain.processors] + [1]
@@ -293,52 +314,42 @@ def _run(
             reader.frames(pixel_format=pixel_format, batch_size=batch_size),
             options.queue_size, stop, "vt-decode",
         )
-        in_pts: list[int | None] = []
 
         def processed() -> Iterator[FrameBatch]:
             for batch in decoded:
-                report.frames_in += len(batch)
-                in_pts.extend(batch.pts)
+                seen_in.add(batch.pts, batch.time_base)
                 yield from chain.process(batch)
             yield from chain.flush()
 
-        out_pts: list[int | None] = []
         encode_stop = threading.Event()
         q: queue.Queue = queue.Queue(maxsize=max(options.queue_size, 1))
-        encoded = threading.Thread(
-            target=_consume, args=(q, writer, out_pts, report, progress, total, encode_stop),
+        encoder = threading.Thread(
+            target=_consume, args=(q, writer, seen_out, progress, total, encode_stop),
             name="vt-encode", daemon=True,
         )
-        encoded.start()
+        encoder.start()
         try:
             for batch in processed():
-                _put(q, batch, encoded)
-                note(batch.pts[-1], batch.time_base)
-            _put(q, _END, encoded)
-            encoded.join()
+                _put(q, batch, encoder)
+            _put(q, _END, encoder)
+            encoder.join()
         except BaseException:
             encode_stop.set()
-            encoded.join(timeout=5)
+            encoder.join(timeout=5)
             raise
         finally:
             stop.set()
-        if isinstance(getattr(encoded, "failure", None), BaseException):
-            raise encoded.failure  # type: ignore[attr-defined]
-        failure = next((x for x in out_pts if isinstance(x, _Failure)), None)
-        if failure:
-            raise failure.exc
-        if sorted(p for p in out_pts if p is not None) != sorted(
-            p for p in in_pts if p is not None
-        ) or len(out_pts) != len(in_pts):
+        failure = getattr(encoder, "failure", None)
+        if failure is not None:
+            raise failure
+        if (seen_out.count, seen_out.fingerprint) != (seen_in.count, seen_in.fingerprint):
             raise VtError(
-                f"processors returned {len(out_pts)} frames for {len(in_pts)} input frames "
-                "(or changed their timestamps): output discarded"
+                f"processors returned {seen_out.count} frames for {seen_in.count} input "
+                "frames (or changed their timestamps): output discarded"
             )
-    video = reader.info.video
-    if first_time:
-        fps = float(video.fps or 25)
-        span = last_time[0] - first_time[0] + 1 / fps
-        report.duration_in = report.duration_out = round(span, 6)
+    report.frames_in, report.frames_out = seen_in.count, seen_out.count
+    fps = reader.info.video.fps
+    report.duration_in, report.duration_out = seen_in.duration(fps), seen_out.duration(fps)
 
 
 def _put(q: queue.Queue, item: Any, consumer: threading.Thread) -> None:
@@ -355,8 +366,8 @@ def _put(q: queue.Queue, item: Any, consumer: threading.Thread) -> None:
             continue
 
 
-def _consume(q: queue.Queue, writer: Any, out_pts: list, report: PipelineReport,
-             progress: Any, total: int | None, stop: threading.Event) -> None:
+def _consume(q: queue.Queue, writer: Any, seen: _Tally, progress: Any, total: int | None,
+             stop: threading.Event) -> None:
     thread = threading.current_thread()
     try:
         while not stop.is_set():
@@ -367,11 +378,8 @@ def _consume(q: queue.Queue, writer: Any, out_pts: list, report: PipelineReport,
             if item is _END:
                 return
             writer.write_batch(item)
-            out_pts.extend(item.pts)
-            report.frames_out += len(item)
+            seen.add(item.pts, item.time_base)
             if progress:
-                progress(report.frames_out, total)
+                progress(seen.count, total)
     except BaseException as exc:
         thread.failure = exc  # type: ignore[attr-defined]
-
-

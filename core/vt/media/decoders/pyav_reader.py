@@ -13,7 +13,7 @@ import numpy as np
 from vt.errors import InputError
 from vt.media.decode import VideoReader, check_pixel_format, to_time_base
 from vt.media.frames import FrameBatch
-from vt.media.info import open_container, probe_container
+from vt.media.info import main_video_stream, open_container, probe_container
 from vt.media.source import Source
 
 log = logging.getLogger("vt")
@@ -32,8 +32,8 @@ class PyAVReader(VideoReader):
         self.threads = threads
         self.error_policy = error_policy
         self.container = open_container(source)
-        if self.container.streams.video and self.container.streams.video[0].codec_context:
-            vs = self.container.streams.video[0]
+        vs = main_video_stream(self.container)
+        if vs is not None and vs.codec_context is not None:
             vs.thread_type = "AUTO"  # frame + slice threads; must be set before decoding
             vs.thread_count = threads
         try:
@@ -47,7 +47,7 @@ class PyAVReader(VideoReader):
         if first is None:
             self.container.close()
             raise InputError(f"no decodable video frames in {source.describe()}")
-        self.stream = self.container.streams.video[0]
+        self.stream = self.container.streams[self.info.video.index]
         #: packets the decoder rejected (corrupt data); the pipeline reports them
         self.decode_errors = 0
 
@@ -168,9 +168,9 @@ def frame_to_array(
 
 
 def _peek_first_frame(container: av.container.InputContainer) -> av.VideoFrame | None:
-    if not container.streams.video or container.streams.video[0].codec_context is None:
+    vs = main_video_stream(container)
+    if vs is None or vs.codec_context is None:
         return None
-    vs = container.streams.video[0]
     frame = None
     try:
         for packet in container.demux(vs):

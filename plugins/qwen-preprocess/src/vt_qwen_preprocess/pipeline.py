@@ -282,25 +282,41 @@ class FrameConverter:
         return self.torch.empty((n, *self.frame_shape(height, width)), dtype=self.dtype,
                                 device=self.config.device)
 
-    def convert(self, frame: np.ndarray) -> Any:
-        out = self.allocate(1, frame.shape[0], frame.shape[1])
-        self.write(out, 0, frame)
+    def convert(self, frame: Any) -> Any:
+        """One output frame from a (3, H, W) uint8 tensor or an (H, W, 3) uint8 array."""
+        chw = _as_chw(frame)
+        out = self.allocate(1, chw.shape[1], chw.shape[2])
+        self.write(out, 0, chw)
         return out[0]
 
-    def write(self, out: Any, position: int, frame: np.ndarray) -> None:
-        torch = self.torch
-        if not frame.flags.writeable:  # memory-mapped cache entries are read-only
-            frame = np.array(frame)
-        t = torch.from_numpy(np.ascontiguousarray(frame))
+    def write(self, out: Any, position: int, frame: Any) -> None:
+        """Convert one frame (a (3, H, W) uint8 tensor or (H, W, 3) array) into ``out``."""
+        chw = _as_chw(frame)
         target = out[position]
+        if not self.chw:
+            target = target.permute(2, 0, 1)  # a (3, H, W) view of the (H, W, 3) slot
+        if self.scale is None and self.order == [0, 1, 2]:
+            target.copy_(chw)  # one pass: layout and dtype conversion together
+            return
         for dst, src in enumerate(self.order):
-            plane = t[:, :, src]
+            plane = chw[src]
             if self.scale is not None:
-                plane = plane.to(torch.float32).mul_(self.scale[dst]).sub_(self.shift[dst])
-            if self.chw:
-                target[dst].copy_(plane)
-            else:
-                target[:, :, dst].copy_(plane)
+                plane = plane.to(self.torch.float32).mul_(self.scale[dst]).sub_(self.shift[dst])
+            target[dst].copy_(plane)
+
+
+def _as_chw(frame: Any) -> Any:
+    if isinstance(frame, np.ndarray):
+        import torch
+
+        if not frame.flags.writeable:
+            frame = np.array(frame)
+        return torch.from_numpy(frame).permute(2, 0, 1)
+    return frame
+
+
+def _hwc_array(chw: Any) -> np.ndarray:
+    return chw.permute(1, 2, 0).contiguous().numpy()
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -558,7 +574,7 @@ def _extract(inp: VideoInput, reader: Any, p: VideoPlan, r: Resolved, t_plan: fl
             extract += tb - ta
             for image, index in zip(batch.images, batch.indices):
                 small = resize(image)
-                if small.shape[:2] != (p.resized_height, p.resized_width):
+                if tuple(small.shape[1:]) != (p.resized_height, p.resized_width):
                     raise InputError(
                         f"decoded frame {index} is {image.shape[1]}x{image.shape[0]}, "
                         f"not {p.width}x{p.height} (size changes mid-stream)"
@@ -566,7 +582,7 @@ def _extract(inp: VideoInput, reader: Any, p: VideoPlan, r: Resolved, t_plan: fl
                 for pos in positions.get(index, ()):
                     conv.write(out, pos, small)
                     if writer is not None:
-                        writer.write(small)
+                        writer.write(_hwc_array(small))
                     done += 1
             del batch
             ta = time.perf_counter()

@@ -12,6 +12,7 @@ import typer
 
 from vt.cli_media import MediaOptions, default_output, media_options, run_video_job
 from vt.errors import UsageError
+from vt.media.source import Source
 
 PANEL = "Upscaling"
 AI_PANEL = "AI model"
@@ -84,6 +85,10 @@ def upscale(
                      rich_help_panel=AI_PANEL)] = 1,
     strict: Annotated[bool, typer.Option("--strict", help="Fail instead of falling back to "
                       "Lanczos when the model cannot run.", rich_help_panel=AI_PANEL)] = False,
+    start: Annotated[float | None, typer.Option("--start", help="Start time in seconds "
+                     "(try a model on a few seconds first).", rich_help_panel=PANEL)] = None,
+    end: Annotated[float | None, typer.Option("--end", help="End time in seconds.",
+                   rich_help_panel=PANEL)] = None,
 ) -> None:
     """Upscale a video with a classical resampler or an AI model; audio, subtitles and
     timestamps are kept."""
@@ -102,6 +107,8 @@ def upscale(
         try:
             if not (media.quiet or media.json):
                 typer.echo(f"upscaling with {upscaler.describe()}", err=True)
-            run_video_job(input, target, [upscaler.processor()], media)
+            source = Source.parse(input, start=start, end=end) if (start, end) != (None, None) \
+                else input
+            run_video_job(source, target, [upscaler.processor()], media)  # type: ignore[arg-type]
         finally:
             upscaler.close()
