@@ -9,6 +9,7 @@ command lines (process start included); best of ``--repeats`` interleaved runs e
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,7 @@ def main() -> None:
     if ffmpeg is None:
         sys.exit("ffmpeg is not installed")
     vt = str(Path(sys.executable).with_name("vt"))
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other jobs skew timings)")
     clip = sample_clip(args.clip)
     with tempfile.TemporaryDirectory() as tmp:
         out_vt, out_ff = Path(tmp) / "vt.mp4", Path(tmp) / "ffmpeg.mp4"
@@ -74,6 +76,8 @@ def main() -> None:
           f"| ffmpeg | {times['ffmpeg']:.2f} |")
     print(f"wall ratio vt / ffmpeg: {times['vt'] / times['ffmpeg']:.3f} (goal <= 1.15)")
     print(f"outputs agree at {agree:.1f} dB PSNR (first 5 frames)")
+
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

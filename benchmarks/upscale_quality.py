@@ -9,6 +9,7 @@ x2 by each method and compared with the original frames.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import av
@@ -18,7 +19,6 @@ import torch
 from vt.metrics import psnr, ssim
 from vt.testing import sample_clip
 from vt_upscale import Upscaler
-from vt_upscale.resample import resize
 
 
 def frames(count: int) -> np.ndarray:
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--x4plus", action="store_true",
                         help="also RealESRGAN_x4plus (x4 then Lanczos to x2; slow on CPU)")
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other jobs skew timings)")
     pristine = frames(args.frames)
     small = downscale(pristine)
     h, w = pristine.shape[1:3]
@@ -80,6 +81,8 @@ def main() -> None:
     lanczos = outputs["lanczos (libswscale)"]
     print("PSNR ratio animevideov3-x2 (torch) / lanczos: "
           f"{np.mean([psnr(x, y, 255) for x, y in zip(pristine, b)]) / np.mean([psnr(x, y, 255) for x, y in zip(pristine, lanczos)]):.3f}")
+
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ onnxruntime (an ONNX export of the converted torch model, made here in a temp di
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import warnings
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -147,12 +147,15 @@ def main() -> None:
     parser.add_argument("--frames-360", type=int, default=3, help="640x360 frames")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other jobs skew timings)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
         run_case("carphone x4", "realesr-animevideov3-x4",
                  read_frames("carphone_pristine", args.frames), Path(tmp), args.repeats)
         run_case("640x360 x2", "realesr-animevideov3-x2",
                  read_frames("bigbuckbunny", args.frames_360, (640, 360)), Path(tmp), args.repeats)
+
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

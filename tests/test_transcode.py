@@ -367,3 +367,23 @@ def test_memory_is_bounded_by_a_few_frames(tmp_path: Path) -> None:
         tracemalloc.stop()
     # queues of 4 batches each side: ~11 frames measured; unbounded queues reach ~100
     assert peak < 16 * frame_bytes, f"peak {peak / frame_bytes:.1f} frames"
+
+
+def test_time_range_cuts_every_stream_and_starts_at_zero(bigbuckbunny: Path,
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "cut.mp4"
+    report = transcode(bigbuckbunny, out, config=FAST,
+                       options=PipelineOptions(start=1.0, end=3.0))
+    assert report.frames_out == 50  # 25 fps: frames 25..74
+    pts = video_pts(out)
+    assert len(pts) == 50 and pts[0] == 0 and pts[-1] == 1_960_000
+    # the audio is the same stretch of sound: compare with the source from 1 s on
+    a, rate = read_audio(bigbuckbunny, 16000)
+    b, _ = read_audio(out, 16000)
+    assert abs(len(b) / rate - 2.0) < 0.05
+    assert abs(audio_offset(a[rate:3 * rate], b[: 2 * rate], rate)) < 0.025
+    # processed path too
+    out2 = tmp_path / "cut2.mp4"
+    report2 = transcode(bigbuckbunny, out2, [Resize(size=(160, 90))], config=FAST,
+                        options=PipelineOptions(start=1.0, end=3.0))
+    assert report2.frames_out == 50 and video_pts(out2) == pts

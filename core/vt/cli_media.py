@@ -77,6 +77,10 @@ def _media_parameters() -> list[inspect.Parameter]:
             "output.", rich_help_panel=PANEL)], False),
         opt("on_frame_error", Annotated[str, o("--on-frame-error", help="abort, or pass the "
             "source frame through with a warning.", rich_help_panel=PANEL)], "abort"),
+        opt("start", Annotated[float | None, o("--start", "-ss", help="Start time in seconds "
+            "(frame-accurate; the output starts at zero).", rich_help_panel=PANEL)], None),
+        opt("end", Annotated[float | None, o("--end", "-to", help="End time in seconds.",
+            rich_help_panel=PANEL)], None),
         opt("decoder", Annotated[str | None, o("--decoder", help="Force a decoder (pyav, "
             "torchcodec, decord).", rich_help_panel=PANEL)], None),
         opt("threads", Annotated[int, o("--threads", help="Decoder threads (0 = auto).",
@@ -99,6 +103,7 @@ def media_options_from(values: dict[str, Any]) -> MediaOptions:
         overwrite=values["overwrite"], audio=not values["no_audio"],
         subtitles=not values["no_subtitles"], error_policy=values["on_frame_error"],
         decoder=values["decoder"], threads=values["threads"],
+        start=values["start"], end=values["end"],
     )
     if pipeline.error_policy not in ("abort", "pass"):
         raise UsageError("--on-frame-error must be 'abort' or 'pass'")

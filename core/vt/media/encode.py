@@ -212,6 +212,11 @@ class ContainerWriter:
         self._side_input: av.container.InputContainer | None = None
         self._side_packets: Iterator[Any] | None = None
         self._pending: Any = None
+        # a time range cuts every stream at the same times and starts the output at zero
+        self._cut_start = (info.video.start_time or 0.0) + source.start if source.start else None
+        self._cut_end = ((info.video.start_time or 0.0) + source.end
+                         if source.end is not None else None)
+        self._shift = self._cut_start or 0.0
         self._copies: dict[int, Any] = {}  # input stream index -> output stream (copied)
         self._encoders: dict[int, tuple[Any, Any]] = {}  # index -> (encoder, resampler)
         try:
@@ -317,6 +322,8 @@ class ContainerWriter:
             self._warn(f"extra video stream {extra.index} ({extra.codec}) not copied: vt "
                        "processes the main video stream")
         side = [streams[i] for i in (*self._copies, *self._encoders)]
+        if side and self._cut_start:
+            self._side_input.seek(int(self._cut_start * av.time_base), backward=True)
         self._side_packets = self._side_input.demux(*side) if side else None
         if not side:
             self._side_input.close()
@@ -358,6 +365,9 @@ class ContainerWriter:
             frame = frame.reformat(width=self.fmt.width, height=self.fmt.height,
                                    format=self.pixel_format, **kwargs)
         pts = frame.pts
+        if pts is not None and self._shift:
+            pts = pts - int(round(self._shift / self.time_base))
+            frame.pts = pts
         if pts is not None and self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # encoders reject repeated timestamps
             frame.pts = pts
@@ -402,10 +412,23 @@ class ContainerWriter:
                     return
             packet = self._pending
             stamp = packet.pts if packet.pts is not None else packet.dts
-            if until is not None and stamp is not None and packet.time_base is not None:
-                if float(stamp * packet.time_base) > until + 0.5:
+            when = None
+            if stamp is not None and packet.time_base is not None:
+                when = float(stamp * packet.time_base)
+                if until is not None and when > until + self._shift + 0.5:
                     return
             self._pending = None
+            if when is not None and (
+                (self._cut_start is not None and when < self._cut_start)
+                or (self._cut_end is not None and when >= self._cut_end)
+            ):
+                continue  # outside the requested time range
+            if self._shift and packet.time_base is not None:
+                delta = int(round(self._shift / packet.time_base))
+                if packet.pts is not None:
+                    packet.pts -= delta
+                if packet.dts is not None:
+                    packet.dts -= delta
             self._mux_side(packet)
 
     def _mux_side(self, packet: Any) -> None:

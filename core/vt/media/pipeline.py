@@ -45,6 +45,8 @@ class PipelineOptions:
     queue_size: int = 4
     batch_size: int | None = None  # None: the largest batch any processor asks for
     pixel_format: str | None = None  # rgb24 | rgb48; None: rgb48 for >8-bit input if accepted
+    start: float | None = None  # seconds: process only [start, end); output starts at zero
+    end: float | None = None
 
 
 @dataclass
@@ -201,6 +203,8 @@ def transcode(
     config = config or EncoderConfig()
     options = options or PipelineOptions()
     src = source if isinstance(source, Source) else Source.parse(source)
+    if options.start is not None or options.end is not None:
+        src = src.with_range(options.start, options.end)
     target = resolve_target(output)
     check_output(target, src, options.overwrite)
     if target.kind == "container":

@@ -154,7 +154,16 @@ def load_state_dict(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - report any unreadable checkpoint in one line
-        raise ModelUnavailableError(f"{path.name}: cannot read torch weights ({exc})") from None
+        if path.suffix.lower() == ".pt":  # maybe TorchScript, as spandrel also accepts
+            try:
+                return torch.jit.load(str(path), map_location="cpu").state_dict()
+            except Exception:  # noqa: BLE001
+                pass
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelUnavailableError(
+            f"{path.name}: cannot read torch weights ({reason}); vt loads state dicts only "
+            "and never runs pickled code"
+        ) from None
     if not isinstance(state, dict):
         raise ModelUnavailableError(f"{path.name}: expected a state dict, got {type(state)}")
     return state
