@@ -304,23 +304,30 @@ def probe(source: Source | str | bytes, *, count_frames: bool = True) -> MediaIn
 
         return image_sequence_info(src)
     with open_container(src) as container:
-        first = _first_frame(container)
+        first = peek_first_frame(container)
         return probe_container(container, src, count_frames=count_frames, first_frame=first)
 
 
-def _first_frame(container: av.container.InputContainer) -> av.VideoFrame | None:
-    """Decode one frame (rotation lives in frame side data); rewinds afterwards."""
+def peek_first_frame(container: av.container.InputContainer) -> av.VideoFrame | None:
+    """The first decodable frame of the main video stream (rotation lives in its side data),
+    skipping packets that fail to decode; the container is rewound afterwards."""
     vs = main_video_stream(container)
     if vs is None or vs.codec_context is None:
         return None
     frame = None
     try:
-        for frame in container.decode(vs):
-            break
+        for packet in container.demux(vs):
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                continue
+            if decoded:
+                frame = decoded[0]
+                break
     except av.error.FFmpegError:
         frame = None
     try:
-        container.seek(0, stream=vs, backward=True)
-    except av.error.FFmpegError:  # pragma: no cover
+        container.seek(vs.start_time or 0, stream=vs, backward=True, any_frame=False)
+    except av.error.FFmpegError:  # pragma: no cover - streams that cannot seek
         pass
     return frame

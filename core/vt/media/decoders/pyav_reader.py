@@ -13,7 +13,12 @@ import numpy as np
 from vt.errors import InputError
 from vt.media.decode import VideoReader, check_pixel_format, to_time_base
 from vt.media.frames import FrameBatch
-from vt.media.info import main_video_stream, open_container, probe_container
+from vt.media.info import (
+    main_video_stream,
+    open_container,
+    peek_first_frame,
+    probe_container,
+)
 from vt.media.source import Source
 
 log = logging.getLogger("vt")
@@ -37,7 +42,7 @@ class PyAVReader(VideoReader):
             vs.thread_type = "AUTO"  # frame + slice threads; must be set before decoding
             vs.thread_count = threads
         try:
-            first = _peek_first_frame(self.container)
+            first = peek_first_frame(self.container)
             self.info = probe_container(
                 self.container, source, count_frames=count_frames, first_frame=first
             )
@@ -165,31 +170,6 @@ def frame_to_array(
         kwargs.update(width=int(size[0]), height=int(size[1]),
                       interpolation=_SWS.get(interpolation, "BICUBIC"))
     return frame.to_ndarray(**kwargs)
-
-
-def _peek_first_frame(container: av.container.InputContainer) -> av.VideoFrame | None:
-    vs = main_video_stream(container)
-    if vs is None or vs.codec_context is None:
-        return None
-    frame = None
-    try:
-        for packet in container.demux(vs):
-            try:
-                decoded = packet.decode()
-            except av.error.FFmpegError:
-                continue
-            if decoded:
-                frame = decoded[0]
-                break
-        else:
-            frame = None
-    except av.error.FFmpegError:
-        frame = None
-    try:
-        container.seek(vs.start_time or 0, stream=vs, backward=True, any_frame=False)
-    except av.error.FFmpegError:  # pragma: no cover
-        pass
-    return frame
 
 
 def open_pyav(source: Source, threads: int = 0, error_policy: str = "abort",
