@@ -132,3 +132,51 @@ def test_image_sequences(tmp_path: Path) -> None:
     assert [int(b.images[0, 0, 0, 0]) for b in frames] == [i * 10 for i in range(1, 13)]
     with open_video(Source.parse(str(folder / "f*.png"))) as reader:
         assert reader.info.video.frame_count == 12
+
+
+def _sequential(path, indices, **kw):
+    from vt.media.decoders.pyav_reader import PyAVReader
+
+    with PyAVReader(Source.parse(path)) as reader:
+        return [(b.indices, b.pts, b.images) for b in reader._frames_at_sequential(
+            sorted(set(indices)), kw.get("size"), "rgb24", "bicubic", 1)]
+
+
+@pytest.mark.parametrize("clip", ["bigbuckbunny", "bikes", "gop10", "hevc", "vfr"])
+def test_sparse_frames_at_equals_decoding_everything(clip: str, tmp_path: Path,
+                                                     request) -> None:
+    """Seeking over GOPs and skipping unreferenced H.264 pictures changes no frame."""
+    from vt.media.decoders.pyav_reader import PyAVReader
+
+    if clip in ("bigbuckbunny", "bikes"):
+        path = request.getfixturevalue(clip)
+    elif clip == "gop10":  # B-frames and many GOPs: exercises seeking and dropping
+        path = make_video(tmp_path / "gop.mp4", frames=90, options={"g": "10", "bf": "3"})
+    elif clip == "hevc":
+        path = make_video(tmp_path / "h.mkv", frames=40, codec="libx265",
+                          options={"x265-params": "log-level=error:keyint=10"})
+    else:
+        path = make_video(tmp_path / "v.mkv", frames=12, pts=[0, 5, 9, 30, 31, 60, 90, 91,
+                                                              150, 151, 152, 300])
+    total = probe(path).video.frame_count
+    wanted = sorted({0, 1, total // 7, total // 3, total // 2 + 1, total - 2, total - 1})
+    with PyAVReader(Source.parse(path)) as reader:
+        sparse = [(b.indices, b.pts, b.images) for b in reader.frames_at(wanted)]
+    reference = _sequential(path, wanted)
+    assert [s[0] for s in sparse] == [r[0] for r in reference] == [[i] for i in wanted]
+    assert [s[1] for s in sparse] == [r[1] for r in reference]
+    for s, r in zip(sparse, reference):
+        assert np.array_equal(s[2], r[2])
+
+
+def test_disposable_h264_pictures_are_recognised() -> None:
+    from vt.media.decoders.pyav_reader import _h264_disposable
+
+    def avcc(*nals: bytes) -> bytes:
+        return b"".join(len(n).to_bytes(4, "big") + n for n in nals)
+
+    assert _h264_disposable(avcc(bytes([0x01, 0x88])), 4)  # non-IDR slice, nal_ref_idc 0
+    assert not _h264_disposable(avcc(bytes([0x21, 0x88])), 4)  # nal_ref_idc 1
+    assert not _h264_disposable(avcc(bytes([0x65, 0x88])), 4)  # IDR
+    assert not _h264_disposable(avcc(bytes([0x06, 0x05])), 4)  # SEI only: no slice
+    assert _h264_disposable(b"\x00\x00\x01\x01\x88", None)  # Annex B

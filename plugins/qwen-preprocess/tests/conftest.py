@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 
-# qwen-vl-utils reads this at import; its torchvision backend cannot run with torchvision 0.29
-os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "torchcodec")
+import pytest
 
-import pytest  # noqa: E402
+from vt.media.decoders.optional_readers import torchcodec_available
+
+# qwen-vl-utils reads this at import; its torchvision backend cannot run with torchvision 0.29
+os.environ.setdefault(
+    "FORCE_QWENVL_VIDEO_READER", "torchcodec" if torchcodec_available() is None else "decord"
+)
 
 
 @pytest.fixture(autouse=True)

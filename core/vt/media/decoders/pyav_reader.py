@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -154,8 +155,188 @@ class PyAVReader(VideoReader):
         if images:
             yield FrameBatch(np.stack(images), pts, tb, indices, pixel_format)
 
+    def frames_at(
+        self,
+        indices: Iterable[int],
+        *,
+        size: tuple[int, int] | None = None,
+        pixel_format: str = "rgb24",
+        interpolation: str = "bicubic",
+        batch_size: int = 1,
+    ) -> Iterator[FrameBatch]:
+        """The wanted frames (whole-video indices), decoding as little as is exact.
+
+        A demux pass maps presentation order to PTS and finds keyframes; then the decoder
+        seeks over GOPs that hold no wanted frame, never receives H.264 pictures that are not
+        wanted and that no other picture references (``nal_ref_idc == 0``), and only the
+        wanted frames are converted to RGB. Falls back to decoding everything when the stream
+        lacks the timestamps this needs.
+        """
+        check_pixel_format(pixel_format)
+        wanted = sorted(set(int(i) for i in indices))
+        if not wanted:
+            return
+        if wanted[0] < 0:
+            raise InputError(f"frame index {wanted[0]} is negative")
+        timeline = self._timeline()
+        if timeline is None:
+            yield from self._frames_at_sequential(wanted, size, pixel_format, interpolation,
+                                                  batch_size)
+            return
+        all_pts, key_pts = timeline
+        if wanted[-1] >= len(all_pts):
+            raise InputError(f"frame {wanted[-1]} requested but {self.source.describe()} has "
+                             f"only {len(all_pts)} frames")
+        yield from self._sparse(wanted, all_pts, key_pts, size, pixel_format, interpolation,
+                                batch_size)
+
+    def _timeline(self) -> tuple[list[int], list[int]] | None:
+        """Sorted PTS of every frame and of the keyframes (demux only), or None if unusable."""
+        vs = self.stream
+        all_pts: list[int] = []
+        key_pts: list[int] = []
+        self._seek(vs.start_time or 0)
+        try:
+            for packet in self.container.demux(vs):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    return None
+                all_pts.append(packet.pts)
+                if packet.is_keyframe:
+                    key_pts.append(packet.pts)
+        except av.error.FFmpegError:
+            return None
+        all_pts.sort()
+        if len(set(all_pts)) != len(all_pts):
+            return None
+        return all_pts, sorted(key_pts)
+
+    def _sparse(self, wanted: list[int], all_pts: list[int], key_pts: list[int],
+                size: tuple[int, int] | None, pixel_format: str, interpolation: str,
+                batch_size: int) -> Iterator[FrameBatch]:
+        vs = self.stream
+        tb = vs.time_base or Fraction(1, 1)
+        wanted_pts = [all_pts[i] for i in wanted]
+        wanted_set = set(wanted_pts)
+        index_of = {p: i for i, p in enumerate(all_pts)}
+        length_size = _h264_length_size(vs) if vs.codec_context.name == "h264" else None
+        images: list[np.ndarray] = []
+        got: list[int] = []
+        position = 0
+
+        def take(frames: Iterable[av.VideoFrame]) -> Iterator[FrameBatch]:
+            nonlocal images, got, position
+            for frame in frames:
+                if frame.pts not in wanted_set:
+                    continue
+                images.append(frame_to_array(frame, pixel_format, size, interpolation))
+                got.append(index_of[frame.pts])
+                position += 1
+                if len(images) >= batch_size or position == len(wanted_pts):
+                    yield FrameBatch(np.stack(images), [all_pts[i] for i in got], tb, got,
+                                     pixel_format)
+                    images, got = [], []
+
+        self._seek(vs.start_time or 0)
+        while position < len(wanted_pts):
+            seek_to = None
+            for packet in self.container.demux(vs):
+                if position >= len(wanted_pts):
+                    break
+                if packet.size and packet.is_keyframe and packet.pts is not None:
+                    # jump to the last keyframe at or before the next wanted frame
+                    k = bisect.bisect_right(key_pts, wanted_pts[position]) - 1
+                    if k >= 0 and key_pts[k] > packet.pts:
+                        seek_to = key_pts[k]
+                        break
+                if (length_size is not None and packet.size and packet.pts not in wanted_set
+                        and _h264_disposable(bytes(packet), length_size)):
+                    continue  # nothing references this picture and nobody wants it
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as exc:
+                    self._corrupt(packet, exc)
+                    continue
+                yield from take(frames)
+            else:  # end of stream (the final empty packet has drained the decoder)
+                break
+            if seek_to is None:
+                break
+            yield from take(vs.codec_context.decode(None))  # frames still in the decoder
+            self._seek(seek_to)
+        if position < len(wanted_pts):
+            raise InputError(f"decoded {position} of {len(wanted_pts)} wanted frames from "
+                             f"{self.source.describe()}")
+
+    def _frames_at_sequential(self, wanted: list[int], size: tuple[int, int] | None,
+                              pixel_format: str, interpolation: str,
+                              batch_size: int) -> Iterator[FrameBatch]:
+        """Decode everything; convert only the wanted frames."""
+        reader = self if self.source.start is None and self.source.end is None else (
+            self.reopen_full())
+        tb = self.stream.time_base or Fraction(1, 1)
+        images: list[np.ndarray] = []
+        pts: list[int | None] = []
+        got: list[int] = []
+        position = 0
+        for index, frame in reader.av_frames():
+            if index != wanted[position]:
+                continue
+            images.append(frame_to_array(frame, pixel_format, size, interpolation))
+            pts.append(frame.pts)
+            got.append(index)
+            position += 1
+            if len(images) >= batch_size or position == len(wanted):
+                yield FrameBatch(np.stack(images), pts, tb, got, pixel_format)
+                images, pts, got = [], [], []
+            if position == len(wanted):
+                return
+        raise InputError(
+            f"frame {wanted[position]} requested but {self.source.describe()} has only "
+            f"{self.info.video.frame_count} frames"
+        )
+
     def close(self) -> None:
         self.container.close()
+
+
+def _h264_length_size(stream: Any) -> int | None:
+    """NAL length-prefix size from avcC extradata; None for Annex B streams."""
+    extra = bytes(stream.codec_context.extradata or b"")
+    return (extra[4] & 3) + 1 if len(extra) > 4 and extra[0] == 1 else None
+
+
+def _h264_disposable(data: bytes, length_size: int | None) -> bool:
+    """True when every coded slice in the packet has ``nal_ref_idc == 0``: no other picture
+    uses it for prediction, so not decoding it changes no other frame."""
+    slices = 0
+    for nal in _nal_headers(data, length_size):
+        kind = nal & 0x1F
+        if kind in (1, 5):
+            if (nal >> 5) & 3:
+                return False
+            slices += 1
+    return slices > 0
+
+
+def _nal_headers(data: bytes, length_size: int | None) -> Iterator[int]:
+    """First byte of each NAL unit: length-prefixed (avcC) or Annex B start codes."""
+    n = len(data)
+    if length_size:
+        i = 0
+        while i + length_size < n:
+            size = int.from_bytes(data[i:i + length_size], "big")
+            i += length_size
+            if size <= 0 or i + size > n:
+                return
+            yield data[i]
+            i += size
+        return
+    i = data.find(b"\x00\x00\x01")
+    while 0 <= i < n - 3:
+        yield data[i + 3]
+        i = data.find(b"\x00\x00\x01", i + 3)
 
 
 def frame_to_array(

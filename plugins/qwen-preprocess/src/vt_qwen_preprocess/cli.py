@@ -79,8 +79,10 @@ def qwen_preprocess(
     resize: Annotated[str | None, typer.Option(
         help="bicubic (default), bicubic-float (bit-exact reference) or swscale.")] = None,
     decoders: Annotated[str | None, typer.Option(
-        help="Decoder priority, comma separated (default torchcodec,decord,pyav).")] = None,
+        help="Decoder priority, comma separated (default pyav,torchcodec,decord).")] = None,
     threads: Annotated[int | None, typer.Option(help="Decoder threads (0: auto).")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="Where the output tensor lives: cpu, cuda, cuda:1...")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", help="YAML with a video_processing block and/or models.")] = None,
     prompt: Annotated[str | None, typer.Option(help="Text for --format openai.")] = None,
@@ -109,7 +111,7 @@ def qwen_preprocess(
         max_pixels=max_pixels, total_pixels=total_pixels, resized_height=resized_height,
         resized_width=resized_width, start=start, end=end, dtype=dtype,
         rescale=rescale or None, normalize=normalize or None, channel_order=channel_order,
-        layout=layout, resize=resize, threads=threads,
+        layout=layout, resize=resize, threads=threads, device=device,
         decoders=tuple(d.strip() for d in decoders.split(",") if d.strip()) if decoders
         else None,
         cache=False if no_cache else None, cache_dir=str(cache_dir) if cache_dir else None,

@@ -8,7 +8,7 @@ YAML follows the spec's ``video_processing`` block (and ``models:`` for user pro
       default_fps: 2.0
       min_frames: 4
       max_frames: 768
-      decoder_priority: [torchcodec, decord, pyav]
+      decoder_priority: [pyav, torchcodec, decord]
       max_pixels: 602112
     models:
       my-model: {base: qwen2.5-vl, max_context_tokens: 32768}
@@ -35,7 +35,10 @@ DTYPES = ("uint8", "float32", "float16", "bfloat16")
 RESIZE_METHODS = ("bicubic", "bicubic-float", "swscale")
 CHANNEL_ORDERS = ("rgb", "bgr")
 LAYOUTS = ("TCHW", "THWC")
-DEFAULT_DECODERS = ("torchcodec", "decord", "pyav")
+# pyav first: the core's PyAV reader decodes only what the sampled frames need (GOP seeking,
+# unreferenced H.264 pictures skipped), measured faster and leaner than torchcodec here
+# (docs/benchmarks.md); the spec's torchcodec -> decord chain follows as the fallback.
+DEFAULT_DECODERS = ("pyav", "torchcodec", "decord")
 VIDEO_FORMATS = ("mp4", "mov", "avi", "mkv", "webm", "m4v", "flv", "ts", "mpg", "mpeg", "wmv",
                  "3gp", "gif", "ogv", "mts", "m2ts", "y4m", "h264", "hevc", "nut")
 
@@ -59,6 +62,8 @@ class PreprocessConfig:
     total_pixels: float | None = None
     resized_height: int | None = None
     resized_width: int | None = None
+    factor: int | None = None  # spatial factor override (the spec's image_factor)
+    total_pixels_ratio: float | None = None  # share of the context for the pixel budget
     resize: str = "bicubic"
     dtype: str = "float32"
     rescale: bool = False  # divide by 255 (values in [0, 1])
@@ -90,7 +95,8 @@ class PreprocessConfig:
                                  f"got {getattr(self, name)!r}")
         if (self.resized_height is None) != (self.resized_width is None):
             raise UsageError("give both resized_height and resized_width, or neither")
-        for name in ("fps", "min_pixels", "max_pixels", "total_pixels", "nframes", "threads"):
+        for name in ("fps", "min_pixels", "max_pixels", "total_pixels", "nframes", "threads",
+                     "factor", "total_pixels_ratio"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise UsageError(f"{name} must not be negative, got {value}")
@@ -116,11 +122,12 @@ _YAML_KEYS = {
     "decoder_priority": "decoders",
     "num_threads": "threads",
     "cache_size": "cache_size",
+    "image_factor": "factor",
     "max_video_duration": "max_video_duration",
     "supported_formats": "supported_formats",
 }
 _FIELDS = {f.name for f in fields(PreprocessConfig)}
-_IGNORED_YAML = {"batch_size", "image_factor", "total_pixels_ratio"}  # handled via the profile
+_IGNORED_YAML = {"batch_size"}  # decoding batches are fixed small (bounded memory)
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -256,6 +263,11 @@ class Resolved:
 
 def resolve(config: PreprocessConfig) -> Resolved:
     profile = config.get_profile()
+    if config.factor is not None:
+        merge = profile.merge_size if config.factor % profile.merge_size == 0 else 1
+        profile = replace(profile, patch_size=config.factor // merge, merge_size=merge)
+    if config.total_pixels_ratio is not None:
+        profile = replace(profile, total_pixels_ratio=config.total_pixels_ratio)
     nframes = config.nframes
     fps = config.fps
     if nframes is None and fps is None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from vt.errors import InputError, UsageError
+from vt.errors import InputError
 from vt.media.source import IMAGE_EXTENSIONS, Source
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")

@@ -180,7 +180,9 @@ def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
         return path
     if suffix in (".npz", ".npy"):
         if fmt not in ("numpy", "tensor"):
-            raise UsageError(f"a {suffix} file holds arrays; --format {fmt} needs .json or a folder")
+            raise UsageError(
+                f"a {suffix} file holds arrays; --format {fmt} needs .json or a folder"
+            )
         _check_target(path, overwrite)
         arr = to_numpy(result)
         meta = json.dumps(record, default=str)

@@ -6,6 +6,7 @@ resize each -> convert into a preallocated output. Never holds more than one dec
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -26,7 +27,7 @@ from vt_qwen_preprocess.sizing import (
     smart_resize,
     video_pixel_budget,
 )
-from vt_qwen_preprocess.tokens import TokenReport, check_context, count_tokens
+from vt_qwen_preprocess.tokens import TokenReport, context_error, count_tokens
 
 log = logging.getLogger("vt.qwen")
 
@@ -160,9 +161,43 @@ def _finish_plan(r: Resolved, *, input_name: str, kind: str, decoder: str | None
     plan = VideoPlan(input_name, kind, decoder, width, height, total, fps,
                      total / fps if fps else 0.0, sampling, rh, rw, lo, hi, tokens,
                      r.profile.name, padded)
-    if r.config.check_context:
-        check_context(tokens, r.profile, fps=r.fps, sample_fps=sampling.sample_fps)
+    if r.config.check_context and tokens.total_tokens > tokens.max_context_tokens:
+        raise context_error(tokens, r.profile, _fitting_hint(r, n, height, width, fps,
+                                                              sampling.range_frames))
     return plan
+
+
+def _fitting_hint(r: Resolved, n: int, height: int, width: int, video_fps: float,
+                  range_frames: int) -> str:
+    """A frame count (as --nframes or --fps) and a --max-pixels that fit the context, found by
+    re-running the size rules (pixel budgets grow as frames drop, so scaling is not enough)."""
+    limit = r.profile.max_context_tokens
+    factor = max(r.profile.frame_factor, 1)
+
+    def tokens(frames: int, **pixels: Any) -> int:
+        c = replace(r.config, **pixels) if pixels else r.config
+        rh, rw, _, _ = size_plan(replace(r, config=c), frames, height, width)
+        return count_tokens(r.profile, frames, rh, rw).total_tokens
+
+    hints = []
+    fit_n = next((k for k in range(n - factor, factor - 1, -factor) if tokens(k) <= limit), None)
+    if fit_n is not None:
+        if r.nframes is not None:
+            hints.append(f"--nframes {fit_n}")
+        else:
+            seconds = range_frames / video_fps
+            hints.append(f"--fps {math.floor(fit_n / seconds * 100) / 100:g}")
+    f2 = r.profile.factor ** 2
+    floor = r.config.min_pixels or r.profile.min_tokens * f2
+    lo, hi = f2, int(size_plan(r, n, height, width)[3])
+    if tokens(n, max_pixels=lo, min_pixels=lo) <= limit:
+        while hi - lo > f2:  # largest max_pixels that fits (tokens grow with it)
+            mid = (lo + hi) // 2
+            fits = tokens(n, max_pixels=mid, min_pixels=min(mid, floor)) <= limit
+            lo, hi = (mid, hi) if fits else (lo, mid)
+        extra = f" --min-pixels {lo}" if lo < floor else ""
+        hints.append(f"--max-pixels {lo}{extra}")
+    return ("try " + " or ".join(hints)) if hints else "use a shorter --start/--end range"
 
 
 def plan_video_reader(reader: Any, r: Resolved, input_name: str) -> VideoPlan:
@@ -240,7 +275,7 @@ def change_scores(reader: Any, first: int, last: int) -> np.ndarray:
     prev = None
     scores = np.zeros(last - first + 1, dtype=np.float64)
     for batch in reader.frames_at(range(first, last + 1), batch_size=DECODE_BATCH):
-        for image, index in zip(batch.images, batch.indices):
+        for image, index in zip(batch.images, batch.indices, strict=True):
             small = resize_rgb(image, (32, 18), "area").astype(np.float32).mean(axis=2)
             if prev is not None:
                 scores[index - first] = float(np.abs(small - prev).mean())
@@ -264,6 +299,12 @@ class FrameConverter:
 
         self.torch = torch
         self.config = config
+        try:
+            device = torch.device(config.device)
+        except RuntimeError:
+            raise UsageError(f"unknown device {config.device!r} (cpu, cuda, cuda:1...)") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"device {config.device!r} requested but no CUDA GPU is available")
         self.dtype = getattr(torch, _TORCH_DTYPES[config.dtype])
         self.chw = config.layout == "TCHW"
         self.order = [2, 1, 0] if config.channel_order == "bgr" else [0, 1, 2]
@@ -397,6 +438,8 @@ def _identity(inp: VideoInput) -> Any:
     if src is None or src.kind != "file" or src.path is None:
         return None
     st = src.path.stat()
+    if src.path in inp.temp_files:  # downloads and spooled bytes: their content is the identity
+        return [st.st_size, file_fingerprint(src.path)]
     return [st.st_size, st.st_mtime_ns, file_fingerprint(src.path)]
 
 
@@ -469,7 +512,7 @@ def iter_frames(video: Any, config: PreprocessConfig | None = None, **overrides:
             p = plan_video_reader(reader, r, inp.describe())
             resize = make_resizer(cfg.resize, p.resized_height, p.resized_width)
             for batch in reader.frames_at(p.sampling.indices, batch_size=DECODE_BATCH):
-                for image, index in zip(batch.images, batch.indices):
+                for image, index in zip(batch.images, batch.indices, strict=True):
                     yield index, index / p.video_fps, conv.convert(resize(image))
         finally:
             reader.close()
@@ -510,7 +553,7 @@ def _run_video(inp: VideoInput, r: Resolved) -> ProcessedVideo:
             p = plan_video_reader(reader, r, inp.describe())
             t_plan = time.perf_counter() - t0
             return _extract(inp, reader, p, r, t_plan)
-        except (UsageError,):
+        except UsageError:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure: try the next one
             if isinstance(exc, VtError) and not isinstance(exc, InputError):
@@ -569,10 +612,11 @@ def _extract(inp: VideoInput, reader: Any, p: VideoPlan, r: Resolved, t_plan: fl
     done = 0
     try:
         ta = time.perf_counter()
-        for batch in reader.frames_at(p.sampling.indices, batch_size=DECODE_BATCH):
+        batches = reader.frames_at(p.sampling.indices, batch_size=DECODE_BATCH)
+        for batch in (prefetch(batches) if cfg.threads != 1 else batches):
             tb = time.perf_counter()
             extract += tb - ta
-            for image, index in zip(batch.images, batch.indices):
+            for image, index in zip(batch.images, batch.indices, strict=True):
                 small = resize(image)
                 if tuple(small.shape[1:]) != (p.resized_height, p.resized_width):
                     raise InputError(
@@ -603,6 +647,52 @@ def _extract(inp: VideoInput, reader: Any, p: VideoPlan, r: Resolved, t_plan: fl
     if memory_key is not None:
         _remember(memory_key, result)
     return result
+
+
+def prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Run ``batches`` in a worker thread, ``depth`` items ahead: decoding (which releases the
+    GIL) overlaps the caller's resizing. Memory stays bounded by ``depth`` batches."""
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=work, name="vt-qwen-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 def _remember(key: str, result: ProcessedVideo) -> None:

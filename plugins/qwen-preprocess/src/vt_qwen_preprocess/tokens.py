@@ -52,26 +52,9 @@ def count_tokens(profile: ModelProfile, nframes: int, height: int, width: int) -
                        profile.max_context_tokens, memory)
 
 
-def check_context(report: TokenReport, profile: ModelProfile, *, fps: float | None,
-                  sample_fps: float, reserve: int = 0) -> None:
-    """Raise a one-line ``UsageError`` when the video alone overflows the context window,
-    suggesting an fps and a max_pixels that fit."""
-    limit = report.max_context_tokens - reserve
-    if report.total_tokens <= limit:
-        return
-    scale = limit / report.total_tokens
-    rate = fps if fps is not None else sample_fps
-    fps_hint = math.floor(rate * scale * 100) / 100
-    per_frame_limit = limit / max(report.nframes, 1)
-    if profile.token_model == "tiles":
-        pixels_hint = 512 * 512 * max(1, int((per_frame_limit - 85) // 170))
-    else:
-        tokens_per_frame = per_frame_limit * profile.temporal_patch_size
-        pixels_hint = int(tokens_per_frame * (profile.patch_size * profile.merge_size) ** 2)
-    hint = f"try --fps {fps_hint:g}" if fps_hint > 0 else "use a shorter --start/--end range"
-    if pixels_hint >= (profile.patch_size * profile.merge_size) ** 2:
-        hint += f" or --max-pixels {pixels_hint}"
-    raise UsageError(
+def context_error(report: TokenReport, profile: ModelProfile, hint: str) -> UsageError:
+    return UsageError(
         f"the video needs {report.total_tokens} tokens ({report.nframes} frames of "
-        f"{report.width}x{report.height}) but {profile.name} has a {limit}-token context: {hint}"
+        f"{report.width}x{report.height}) but {profile.name} has a "
+        f"{report.max_context_tokens}-token context: {hint}"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from qwen_test_helpers import needs_decoder
 from vt_qwen_preprocess import preprocess
 
 vp = pytest.importorskip("qwen_vl_utils.vision_process")
@@ -52,7 +53,9 @@ def test_real_clips_match_reference(request, clip, profile, patch, mode):
     assert diff.max().item() <= 16
 
 
-@pytest.mark.parametrize("decoder", ["torchcodec", "decord", "pyav"])
+@pytest.mark.parametrize("decoder", [
+    pytest.param(name, marks=needs_decoder(name)) for name in ("torchcodec", "decord", "pyav")
+])
 def test_bicubic_float_is_bit_exact_with_every_decoder(bikes, decoder):
     video, meta, _ = reference(bikes, 14, {"fps": 2.0})
     result = ours(bikes, "qwen2.5-vl", {"fps": 2.0}, resize="bicubic-float", decoders=(decoder,))

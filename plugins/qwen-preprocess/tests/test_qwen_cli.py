@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -91,11 +92,12 @@ def test_usage_errors_exit_2_and_input_errors_exit_1(app, bikes, tmp_path):
 def test_console_script_end_to_end(bikes, tmp_path):
     vt = shutil.which("vt", path=str(Path(sys.executable).parent))
     assert vt
+    env = {**os.environ, "VT_LOAD_PLUGINS": "qwen-preprocess"}  # other plugins stay out
     proc = subprocess.run([vt, "qwen-preprocess", str(bikes), "--plan", "--json"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["videos"][0]["total_tokens"] == 2300
     proc = subprocess.run([vt, "qwen-preprocess", "data:video/mp4;base64,@@", "--plan"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "invalid base64" in proc.stderr

@@ -147,8 +147,75 @@ def test_tokens_and_memory_estimates():
 
 
 def test_context_limit_error_suggests_a_fitting_setting(bikes):
-    with pytest.raises(UsageError, match=r"4096-token context: try --fps [\d.]+ or --max-pixels"):
+    with pytest.raises(UsageError, match=r"4096-token context: try --nframes \d+ or --max-pixels"):
         plan(bikes, profile="llava", nframes=64)
     p = plan(bikes, profile="llava")  # the profile's default (8 frames) fits
     assert p.nframes == 8 and p.tokens.total_tokens <= 4096
     assert plan(bikes, profile="llava", nframes=64, check_context=False).nframes == 64
+
+
+def test_spec_yaml_keys_image_factor_and_total_pixels_ratio(tmp_path, bikes):
+    cfg_file = tmp_path / "spec.yaml"
+    cfg_file.write_text(
+        "video_processing:\n"
+        "  image_factor: 28\n"
+        "  total_pixels_ratio: 0.9\n"
+        "  min_pixels: 3584\n"
+        "  max_pixels: 602112\n"
+        "  batch_size: 32\n"
+    )
+    cfg = load_config(cfg_file, env={})
+    assert cfg.factor == 28 and cfg.total_pixels_ratio == 0.9
+    assert plan(bikes, cfg).resized_width == plan(bikes, min_pixels=3584).resized_width
+    small = load_config(cfg_file, env={}, total_pixels_ratio=0.0001, min_pixels=3584)
+    assert plan(bikes, small).resized_width < 644
+
+
+def test_context_limit_in_fps_mode_suggests_an_fps(bikes):
+    with pytest.raises(UsageError, match=r"try --fps [\d.]+ or --max-pixels \d+"):
+        plan(bikes, profile="llava", fps=10.0, max_frames=200)
+
+
+def test_suggested_settings_really_fit(bikes):
+    import re
+
+    with pytest.raises(UsageError) as info:
+        plan(bikes, profile="llava", nframes=64)
+    message = str(info.value)
+    n = int(re.search(r"--nframes (\d+)", message).group(1))
+    max_pixels = int(re.search(r"--max-pixels (\d+)", message).group(1))
+    assert plan(bikes, profile="llava", nframes=n).tokens.total_tokens <= 4096
+    assert plan(bikes, profile="llava", nframes=n + 2, check_context=False
+                ).tokens.total_tokens > 4096  # the largest that fits
+    assert plan(bikes, profile="llava", nframes=64, max_pixels=max_pixels
+                ).tokens.total_tokens <= 4096
+
+
+def test_bytes_inputs_are_cached_by_content(bikes, tmp_path):
+    from pathlib import Path
+
+    data = Path(bikes).read_bytes()
+    cache_dir = str(tmp_path / "cache")
+    assert preprocess(data, nframes=4, cache_dir=cache_dir).cache_hit is None
+    clear_memory_cache()
+    assert preprocess(data, nframes=4, cache_dir=cache_dir).cache_hit == "disk"
+
+
+def test_suggestion_with_a_pixel_floor_fits_too(bikes, tmp_path):
+    import re
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("models:\n  tiny-ctx: {base: qwen2.5-vl, max_context_tokens: 1000}\n")
+    with pytest.raises(UsageError) as info:
+        plan(bikes, load_config(cfg, env={}, profile="tiny-ctx", fps=2.0))
+    message = str(info.value)
+    pixels = re.search(r"--max-pixels (\d+)(?: --min-pixels (\d+))?", message)
+    max_pixels, min_pixels = int(pixels.group(1)), pixels.group(2)
+    overrides = {"max_pixels": max_pixels}
+    if min_pixels:
+        overrides["min_pixels"] = int(min_pixels)
+    fitted = plan(bikes, load_config(cfg, env={}, profile="tiny-ctx", fps=2.0, **overrides))
+    assert fitted.tokens.total_tokens <= 1000
+    fps = float(re.search(r"--fps ([\d.]+)", message).group(1))
+    assert plan(bikes, load_config(cfg, env={}, profile="tiny-ctx", fps=fps)
+                ).tokens.total_tokens <= 1000

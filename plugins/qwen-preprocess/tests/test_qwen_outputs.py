@@ -158,3 +158,14 @@ def test_writers(base, tmp_path):
     save(base, tmp_path / "v.pt", overwrite=True)
     with pytest.raises(UsageError, match="unknown output type"):
         save(base, tmp_path / "v.xyz")
+
+
+def test_device_is_validated(bikes_module):
+    if torch.cuda.is_available():
+        r = preprocess(bikes_module, nframes=2, cache=False, device="cuda")
+        assert r.frames.device.type == "cuda"
+    else:
+        with pytest.raises(UsageError, match="no CUDA GPU"):
+            preprocess(bikes_module, nframes=2, cache=False, device="cuda")
+    with pytest.raises(UsageError, match="unknown device"):
+        preprocess(bikes_module, nframes=2, cache=False, device="toaster")
