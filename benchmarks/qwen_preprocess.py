@@ -29,10 +29,6 @@ t = time.perf_counter()
 import torch  # the reference imports torch at import time too
 from vt_qwen_preprocess import preprocess
 kw = json.loads(sys.argv[3])
-if kw.pop("sparse", False):  # the proposed core change, patched in (see the module)
-    sys.path.insert(0, sys.argv[4])
-    import qwen_sparse_decode_proposal
-    qwen_sparse_decode_proposal.install()
 t0 = time.perf_counter()
 r = preprocess(sys.argv[1], cache=False, **kw)
 t1 = time.perf_counter()
@@ -112,11 +108,8 @@ def contenders(clip: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
                                  {**env, "FORCE_QWENVL_VIDEO_READER": "decord"}),
         "vt float32 (default chain)": (vt(fps=2.0), env),
         "vt uint8 (default chain)": (vt(fps=2.0, dtype="uint8"), env),
-        "vt float32 pyav": (vt(fps=2.0, decoders=["pyav"]), env),
-        "vt uint8 pyav": (vt(fps=2.0, dtype="uint8", decoders=["pyav"]), env),
-        "vt float32 pyav+sparse (proposal)": (vt(fps=2.0, decoders=["pyav"], sparse=True), env),
-        "vt uint8 pyav+sparse (proposal)": (vt(fps=2.0, dtype="uint8", decoders=["pyav"],
-                                               sparse=True), env),
+        "vt float32 torchcodec": (vt(fps=2.0, decoders=["torchcodec"]), env),
+        "vt uint8 torchcodec": (vt(fps=2.0, dtype="uint8", decoders=["torchcodec"]), env),
         "vt --plan": ([PY, "-c", VT_PLAN_CHILD, c, "{out}"], env),
         "python+torch import": ([PY, "-c", "import torch, vt_qwen_preprocess.pipeline"], env),
     }
