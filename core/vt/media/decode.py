@@ -83,6 +83,12 @@ class VideoReader:
     def reopen_full(self) -> VideoReader:
         raise NotImplementedError
 
+    def native_timing(self) -> tuple[int | None, float | None]:
+        """(frame count, average fps) as this backend reports them. Samplers that must match
+        a reference tool use the backend's own numbers, which can differ in the last digits."""
+        video = self.info.video
+        return video.frame_count, float(video.fps) if video.fps else None
+
     def close(self) -> None:
         pass
 

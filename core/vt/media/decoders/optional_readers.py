@@ -119,6 +119,11 @@ class TorchcodecReader(_IndexedReader):
     def _count(self) -> int:
         return int(self.decoder.metadata.num_frames or 0)
 
+    def native_timing(self) -> tuple[int | None, float | None]:
+        md = self.decoder.metadata
+        return (int(md.num_frames) if md.num_frames else None,
+                float(md.average_fps) if md.average_fps else None)
+
     def _get(self, indices: list[int]) -> tuple[np.ndarray, list[float]]:
         batch = self.decoder.get_frames_at(indices=indices)
         return batch.data.numpy(), [float(s) for s in batch.pts_seconds]
@@ -140,6 +145,9 @@ class DecordReader(_IndexedReader):
 
     def _count(self) -> int:
         return len(self.reader)
+
+    def native_timing(self) -> tuple[int | None, float | None]:
+        return len(self.reader), float(self.reader.get_avg_fps())
 
     def _get(self, indices: list[int]) -> tuple[np.ndarray, list[float]]:
         images = self.reader.get_batch(indices).asnumpy()

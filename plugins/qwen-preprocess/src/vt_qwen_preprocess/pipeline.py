@@ -93,23 +93,12 @@ class VideoPlan:
 def decoder_timing(reader: Any) -> tuple[int, float]:
     """(frame count, fps) as the decoder itself reports them: qwen-vl-utils samples with its
     backend's own numbers (torchcodec's scanned average fps can differ in the last digits)."""
-    name = getattr(reader, "decoder_name", "")
-    try:
-        if name == "torchcodec":
-            md = reader.decoder.metadata
-            if md.num_frames and md.average_fps:
-                return int(md.num_frames), float(md.average_fps)
-        elif name == "decord":
-            return len(reader.reader), float(reader.reader.get_avg_fps())
-    except Exception:  # noqa: BLE001 - fall back to the probe's numbers
-        pass
-    video = reader.info.video
-    if not video.frame_count:
+    count, fps = reader.native_timing()
+    if not count:
         raise InputError(f"cannot count the frames of {reader.source.describe()}")
-    fps = float(video.fps) if video.fps else 0.0
-    if fps <= 0:
+    if not fps or fps <= 0:
         raise InputError(f"{reader.source.describe()} has no usable frame rate")
-    return int(video.frame_count), fps
+    return int(count), float(fps)
 
 
 def sampling_request(r: Resolved) -> SamplingRequest:
