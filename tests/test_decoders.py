@@ -180,3 +180,17 @@ def test_disposable_h264_pictures_are_recognised() -> None:
     assert not _h264_disposable(avcc(bytes([0x65, 0x88])), 4)  # IDR
     assert not _h264_disposable(avcc(bytes([0x06, 0x05])), 4)  # SEI only: no slice
     assert _h264_disposable(b"\x00\x00\x01\x01\x88", None)  # Annex B
+
+
+def test_image_sequence_frames_at_reads_only_wanted(tmp_path: Path) -> None:
+    import cv2
+
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((8, 10, 3), i * 20, np.uint8))
+    (folder / "002.png").write_bytes(b"broken")  # never read: not wanted
+    with open_video(folder) as reader:
+        got = list(reader.frames_at([5, 0, 3], batch_size=2))
+    assert [b.indices for b in got] == [[0, 3], [5]]
+    assert [int(b.images[i, 0, 0, 0]) for b in got for i in range(len(b))] == [0, 60, 100]

@@ -51,34 +51,9 @@ class VideoReader:
         interpolation: str = "bicubic",
         batch_size: int = 1,
     ) -> Iterator[FrameBatch]:
-        """Frames at the given source indices (0-based, whole video), in ascending order."""
-        wanted = sorted(set(int(i) for i in indices))
-        if not wanted:
-            return
-        if wanted[0] < 0:
-            raise UsageError(f"frame index {wanted[0]} is negative")
-        full = self.source.start is None and self.source.end is None
-        reader: VideoReader = self if full else self.reopen_full()
-        pending: list[FrameBatch] = []
-        position = 0
-        for batch in reader.frames(
-            size=size, pixel_format=pixel_format, batch_size=1, interpolation=interpolation
-        ):
-            if batch.indices[0] == wanted[position]:
-                pending.append(batch)
-                position += 1
-                if len(pending) >= batch_size:
-                    yield FrameBatch.concat(pending)
-                    pending = []
-                if position == len(wanted):
-                    break
-        if pending:
-            yield FrameBatch.concat(pending)
-        if position < len(wanted):
-            raise InputError(
-                f"frame {wanted[position]} requested but {self.source.describe()} has "
-                f"only {self.info.video.frame_count} frames"
-            )
+        """Frames at the given source indices (0-based, whole video), in ascending order,
+        decoding and converting as little as the backend allows."""
+        raise NotImplementedError
 
     def reopen_full(self) -> VideoReader:
         raise NotImplementedError

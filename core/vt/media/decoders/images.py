@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -77,16 +77,36 @@ class ImageSequenceReader(VideoReader):
         batch_size: int = 1,
         interpolation: str = "bicubic",
     ) -> Iterator[FrameBatch]:
-        check_pixel_format(pixel_format)
         fps = self.info.video.fps or DEFAULT_SEQUENCE_FPS
         first = int(np.ceil((self.source.start or 0) * fps))
         last = len(self.source.paths)
         if self.source.end is not None:
             last = min(last, int(np.ceil(self.source.end * fps)))
+        return self._read(range(first, last), size, pixel_format, batch_size, interpolation)
+
+    def frames_at(
+        self,
+        indices: Iterable[int],
+        *,
+        size: tuple[int, int] | None = None,
+        pixel_format: str = "rgb24",
+        interpolation: str = "bicubic",
+        batch_size: int = 1,
+    ) -> Iterator[FrameBatch]:
+        wanted = sorted(set(int(i) for i in indices))
+        if wanted and not 0 <= wanted[0] <= wanted[-1] < len(self.source.paths):
+            raise InputError(f"frame index out of range: the sequence has "
+                             f"{len(self.source.paths)} images")
+        return self._read(wanted, size, pixel_format, batch_size, interpolation)
+
+    def _read(self, indices: Iterable[int], size: tuple[int, int] | None, pixel_format: str,
+              batch_size: int, interpolation: str) -> Iterator[FrameBatch]:
+        check_pixel_format(pixel_format)
+        fps = self.info.video.fps or DEFAULT_SEQUENCE_FPS
         expected = (self.info.video.height, self.info.video.width)
         batch: list[np.ndarray] = []
-        indices: list[int] = []
-        for i in range(first, last):
+        taken: list[int] = []
+        for i in indices:
             image = _read_image(self.source.paths[i])
             if image.shape[:2] != expected:
                 raise InputError(
@@ -95,12 +115,12 @@ class ImageSequenceReader(VideoReader):
                 )
             image = _convert_depth(image, pixel_format)
             batch.append(resize_rgb(image, size, interpolation))
-            indices.append(i)
+            taken.append(i)
             if len(batch) >= batch_size:
-                yield FrameBatch(np.stack(batch), list(indices), 1 / fps, indices, pixel_format)
-                batch, indices = [], []
+                yield FrameBatch(np.stack(batch), list(taken), 1 / fps, taken, pixel_format)
+                batch, taken = [], []
         if batch:
-            yield FrameBatch(np.stack(batch), list(indices), 1 / fps, indices, pixel_format)
+            yield FrameBatch(np.stack(batch), list(taken), 1 / fps, taken, pixel_format)
 
 
 def _convert_depth(image: np.ndarray, pixel_format: str) -> np.ndarray:
