@@ -387,3 +387,43 @@ def test_time_range_cuts_every_stream_and_starts_at_zero(bigbuckbunny: Path,
     report2 = transcode(bigbuckbunny, out2, [Resize(size=(160, 90))], config=FAST,
                         options=PipelineOptions(start=1.0, end=3.0))
     assert report2.frames_out == 50 and video_pts(out2) == pts
+
+
+def test_resize_only_jobs_scale_decoded_frames_without_rgb(tmp_path: Path, monkeypatch) -> None:
+    """A chain of native processors never converts frames to RGB arrays."""
+    from vt.media.decoders import pyav_reader
+
+    def no_rgb(*args, **kwargs):
+        raise AssertionError("RGB conversion in a native job")
+
+    monkeypatch.setattr(pyav_reader, "frame_to_array", no_rgb)
+    src = make_video(tmp_path / "in.mkv", frames=10, pts=[0, 3, 9, 12, 40, 41, 42, 80, 81, 99],
+                     audio=True)
+    out = tmp_path / "out.mkv"
+    report = transcode(src, out, [Resize(scale=2, method="bicubic")], config=FAST)
+    assert report.frames_out == 10 and report.audio == "copied"
+    assert video_pts(out) == video_pts(src)
+    assert (probe(out).video.width, probe(out).video.height) == (128, 96)
+
+
+def test_resize_images_fast_path_matches_packed_rgb() -> None:
+    from vt.processors.resize import METHODS, resize_images
+
+    rng = np.random.default_rng(0)
+    for dtype, packed in ((np.uint8, "rgb24"), (np.uint16, "rgb48le")):
+        image = rng.integers(0, np.iinfo(dtype).max, (27, 35, 3), dtype=dtype)
+        fast = resize_images(image, (61, 50), "lanczos")
+        frame = av.VideoFrame.from_ndarray(image, format=packed)
+        slow = frame.reformat(width=61, height=50, interpolation=METHODS["lanczos"]
+                              ).to_ndarray(format=packed)
+        assert fast.dtype == dtype and np.array_equal(fast, slow)
+
+
+def test_media_options_refuses_a_clashing_parameter() -> None:
+    from vt.cli_media import MediaOptions, media_options
+
+    def command(input: str, start: float = 0.0, *, media: MediaOptions) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="start are already provided by @media_options"):
+        media_options(command)

@@ -112,12 +112,16 @@ def media_options_from(values: dict[str, Any]) -> MediaOptions:
 
 def media_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a command taking ``media: MediaOptions`` with the shared media options."""
-    hints = typing.get_type_hints(fn, include_extras=True)
     signature = inspect.signature(fn)
-    own = [p.replace(annotation=hints.get(p.name, p.annotation))
-           for p in signature.parameters.values() if p.name != "media"]
     extra = _media_parameters()
     names = {p.name for p in extra}
+    clash = sorted(names & set(signature.parameters))
+    if clash:
+        raise TypeError(f"{fn.__module__}.{fn.__name__}: parameter(s) {', '.join(clash)} are "
+                        "already provided by @media_options (use media.* instead)")
+    hints = typing.get_type_hints(fn, include_extras=True)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation))
+           for p in signature.parameters.values() if p.name != "media"]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -158,6 +158,32 @@ class ProcessorChain:
 
             return batch.with_images(np.stack(images))
 
+    @property
+    def native(self) -> bool:
+        """Whether every processor works on decoded frames directly (none needs RGB)."""
+        return all(getattr(p, "accepts_av_frames", False) for p in self.processors)
+
+    def process_frame(self, frame: Any) -> Iterator[Any]:
+        """One decoded frame through native processors, with the error policy."""
+        for i, p in enumerate(self.processors):
+            try:
+                frame = p.process_frame(frame)
+            except (KeyboardInterrupt, VtError):
+                raise
+            except Exception as exc:
+                if self.policy == "abort":
+                    raise VtError(f"{p.name} failed on the frame at pts {frame.pts}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+                self.frame_errors += 1
+                log.warning("%s failed on the frame at pts %s (%s): source frame passed "
+                            "through", p.name, frame.pts, exc)
+                target = self.formats[i + 1]
+                pts, time_base = frame.pts, frame.time_base
+                frame = frame.reformat(width=target.width, height=target.height,
+                                       interpolation="LANCZOS")
+                frame.pts, frame.time_base = pts, time_base
+        yield frame
+
     def process(self, batch: FrameBatch, start: int = 0) -> Iterator[FrameBatch]:
         current: list[FrameBatch] = [batch]
         for i in range(start, len(self.processors)):
@@ -300,14 +326,15 @@ def _run(
     tb: Fraction = reader.info.video.time_base
     seen_in, seen_out = _Tally(), _Tally()
 
-    if not chain.processors and isinstance(reader, PyAVReader):
-        # identity: hand decoded frames straight to the encoder (no RGB round trip)
+    if chain.native and isinstance(reader, PyAVReader):
+        # no processor needs RGB: decoded frames go to the encoder in their own format
         frames = _in_thread((f for _, f in reader.av_frames()), options.queue_size, stop,
                             "vt-decode")
         for frame in frames:
             seen_in.add([frame.pts], tb)
-            writer.write_frame(frame)
-            seen_out.add([frame.pts], tb)
+            for out in chain.process_frame(frame):
+                writer.write_frame(out)
+                seen_out.add([out.pts], tb)
             if progress:
                 progress(seen_out.count, total)
     else:

@@ -17,6 +17,9 @@ class FrameProcessor:
     name: str = "processor"
     #: frames per call the processor prefers (GPU models like larger batches)
     batch_size: int = 1
+    #: True when ``process_frame`` can work on decoded ``av.VideoFrame``s in their own pixel
+    #: format (e.g. scaling YUV in libswscale): a chain of such processors skips RGB entirely
+    accepts_av_frames: bool = False
 
     def configure(self, fmt: FrameFormat) -> FrameFormat:
         """Accept the input format; return the output format (size may change)."""
@@ -24,6 +27,10 @@ class FrameProcessor:
 
     def process(self, batch: FrameBatch) -> FrameBatch | None:
         """Process one batch; return the frames ready now (None or empty when holding back)."""
+        raise NotImplementedError
+
+    def process_frame(self, frame: object) -> object:
+        """Process one decoded ``av.VideoFrame`` (only when ``accepts_av_frames``); keep PTS."""
         raise NotImplementedError
 
     def flush(self) -> list[FrameBatch]:

@@ -115,23 +115,31 @@ def test_ncnn_adapter_runs_packaged_weights(host) -> None:
     assert model.backend == "ncnn" and model.scale == 2
     out = model(torch.rand(1, 3, 10, 12))
     assert out.shape == (1, 3, 20, 24)
-    with pytest.raises(VtError, match="runs on the CPU"):
+    with pytest.raises(VtError, match="CUDA is not available|runs on the CPU"):
         load_model("realesr-animevideov3-x2", backend="ncnn", device="cuda")
     with pytest.raises(VtError, match="fp32 only"):
         load_model("realesr-animevideov3-x2", backend="ncnn", dtype="bf16")
 
 
-def test_real_esrgan_ncnn_files_default_to_torch_and_others_to_ncnn(host,
-                                                                    tmp_path: Path) -> None:
-    from vt_upscale.adapters import choose
+def test_real_esrgan_ncnn_files_pick_ncnn_on_cpu_fp32_and_torch_otherwise(
+        host, tmp_path: Path) -> None:
+    from dataclasses import replace
 
-    model = load_model("realesr-animevideov3-x2", device="cpu")
-    assert model.backend == "torch" and model.scale == 2
-    ref = model_ref = ModelRef(path=tmp_path / "other.param")
-    ref.path.write_text("7767517\n2 2\nInput data 0 1 data\nSigmoid s 1 1 data out\n")
+    from vt_upscale.adapters import choose
+    from vt_upscale.models import resolve
+
+    assert load_model("realesr-animevideov3-x2", device="cpu").backend == "ncnn"
+    bf16 = load_model("realesr-animevideov3-x2", device="cpu", dtype="bf16")
+    assert bf16.backend == "torch" and bf16.scale == 2
     candidates = list(host.model_adapters.items())
-    assert choose(model_ref, candidates).name == "ncnn"
-    assert host.call_first("choose_model_adapter", model=model_ref,
+    ref = resolve("realesr-animevideov3-x4")
+    on_gpu = replace(ref, metadata={**ref.metadata, "device": "cuda:0"})
+    assert choose(on_gpu, candidates).name == "torch-spandrel"
+    # a graph torch cannot rebuild always goes to ncnn
+    other = ModelRef(path=tmp_path / "other.param", metadata={"device": "cuda"})
+    other.path.write_text("7767517\n2 2\nInput data 0 1 data\nSigmoid s 1 1 data out\n")
+    assert choose(other, candidates).name == "ncnn"
+    assert host.call_first("choose_model_adapter", model=other,
                            candidates=candidates).name == "ncnn"
 
 
@@ -147,3 +155,25 @@ def test_adapters_are_registered_for_other_plugins(host, tiny_pth: Path) -> None
     assert {"torch-spandrel", "onnx", "ncnn"} <= set(adapters)
     loaded = adapters["torch-spandrel"].load(ModelRef(path=tiny_pth), device="cpu")
     assert loaded.scale == 2
+
+
+def test_size_requirements_pad_the_input_and_crop_the_output() -> None:
+    from vt_upscale.adapters.torch_spandrel import TorchSRModel
+    from vt_upscale.sr import SizeRequirements
+
+    seen: list[tuple[int, int]] = []
+
+    class Nearest(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(tuple(x.shape[-2:]))
+            return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+    model = TorchSRModel(Nearest(), name="needs-16", scale=2, supports_half=False,
+                         size_requirements=SizeRequirements(minimum=16, multiple_of=8))
+    x = torch.rand(1, 3, 10, 13)
+    y = model(x)
+    assert seen == [(16, 16)]
+    assert y.shape == (1, 3, 20, 26)
+    assert torch.equal(y, torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    with pytest.raises(VtError, match="does not support fp16"):
+        model.check_dtype("fp16", "cuda")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -148,3 +149,46 @@ def test_processors_are_registered_for_other_commands(host, tiny_pth: Path) -> N
     assert plain.configure(FrameFormat(20, 10)).size == (30, 15)
     assert "upscale" in host.commands
     assert torch.is_grad_enabled()  # no global state leaked from inference_mode
+
+
+def test_ten_bit_input_runs_at_16_bits_through_the_model(host, tmp_path: Path, tiny_pth: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from vt_upscale import Upscaler
+
+    seen: list[tuple[str, str]] = []
+    original = Upscaler.upscale_batch
+
+    def spy(self, batch):
+        out = original(self, batch)
+        seen.append((batch.pixel_format, str(out.images.dtype)))
+        return out
+
+    monkeypatch.setattr(Upscaler, "upscale_batch", spy)
+    clip = make_video(tmp_path / "deep.mkv", frames=3, width=32, height=24, bit_depth=10,
+                      pixel_format="yuv420p10le", codec="libx265", options={"x265-params":
+                                                                          "log-level=error"})
+    out = tmp_path / "deep_up.mkv"
+    result = _invoke(host, str(clip), "--model", str(tiny_pth), "-o", str(out), "--codec",
+                     "libx265", "--json", "-e", "x265-params=log-level=error")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{"):])
+    assert report["size_out"] == [64, 48] and report["frames_out"] == 3
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt.startswith("yuv420p10")
+    assert seen and set(seen) == {("rgb48", "uint16")}
+
+
+def test_classical_processor_can_resize_decoded_yuv_frames(host, clip: Path) -> None:
+    from vt.media.frames import FrameFormat
+
+    processor = host.processors.get("upscale").factory(scale=2)
+    processor.configure(FrameFormat(48, 32))
+    assert processor.accepts_av_frames
+    with av.open(str(clip)) as c:
+        frame = next(c.decode(video=0))
+        frame.pts = 1234
+        out = processor.process_frame(frame)
+    assert (out.width, out.height, out.format.name) == (96, 64, frame.format.name)
+    assert out.pts == 1234
+    ai = host.processors.get("upscale").factory(ai=True, scale=2)
+    assert not ai.accepts_av_frames  # models need RGB

@@ -14,7 +14,7 @@ from vt.errors import ModelUnavailableError, VtError
 from vt.media.frames import FrameBatch
 from vt_upscale import Upscaler, UpscaleWarning
 from vt_upscale.adapters.torch_spandrel import TorchSRModel
-from vt_upscale.resample import resize
+from vt.processors.resize import resize_images
 from vt_upscale.sr import SRModel
 
 from upscale_helpers import psnr, tiny_compact
@@ -100,7 +100,7 @@ def test_out_of_memory_that_tiling_cannot_fix_falls_back_to_lanczos() -> None:
         out = upscaler.upscale(image)
     assert "falling back to lanczos" in str(record[-1].message)
     assert upscaler.model is None and "out of memory" in upscaler.fallback_reason
-    assert np.array_equal(out, resize(image, 180, 140, "lanczos"))
+    assert np.array_equal(out, resize_images(image, (180, 140), "lanczos"))
 
 
 def test_strict_turns_the_oom_fallback_into_an_error() -> None:
@@ -145,7 +145,7 @@ def test_scale_other_than_the_models_resamples_its_output() -> None:
     out = Upscaler(model, scale=3).upscale(image)
     assert out.shape == (90, 120, 3)
     native = Upscaler(model).upscale(image)
-    assert np.array_equal(out, resize(native, 120, 90, "lanczos"))
+    assert np.array_equal(out, resize_images(native, (120, 90), "lanczos"))
     assert Upscaler(model).scale == 2  # no --scale: the model's own
 
 
@@ -187,7 +187,7 @@ def test_ai_without_a_model_uses_packaged_weights_offline(host,
                                                       carphone_frame: np.ndarray) -> None:
     """--ai with no model: packaged real weights; a downscaled real crop comes back close."""
     crop = carphone_frame[32:96, 48:112]
-    small = resize(crop, 32, 32, "area")
+    small = resize_images(crop, (32, 32), "area")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UpscaleWarning)  # no fallback allowed here
         upscaler = Upscaler(ai=True, scale=2, device="cpu")
@@ -196,3 +196,16 @@ def test_ai_without_a_model_uses_packaged_weights_offline(host,
     out = upscaler.upscale(small)
     assert out.shape == crop.shape
     assert psnr(out, crop) > 20
+
+
+def test_a_model_handed_in_is_not_closed_by_the_upscaler(host) -> None:
+    from vt_upscale.adapters import load_model
+
+    model = load_model("realesr-animevideov3-x2", backend="ncnn", threads=1)
+    with Upscaler(model) as upscaler:
+        upscaler.upscale(_image(8, 8))
+    assert upscaler.model is None
+    assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)  # still usable
+    with Upscaler("realesr-animevideov3-x2", backend="ncnn") as owned:
+        loaded = owned.model
+    assert loaded.net is None  # one it loaded itself is released

@@ -12,7 +12,6 @@ import typer
 
 from vt.cli_media import MediaOptions, default_output, media_options, run_video_job
 from vt.errors import UsageError
-from vt.media.source import Source
 
 PANEL = "Upscaling"
 AI_PANEL = "AI model"
@@ -68,7 +67,8 @@ def upscale(
                      "models`) or file: .pth/.pt/.ckpt/.safetensors (spandrel), .onnx, ncnn "
                      ".param. Implies --ai.", rich_help_panel=AI_PANEL)] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="torch, onnx or ncnn "
-                       "(default: by file type; Real-ESRGAN ncnn files run converted in torch)",
+                       "(default: by file type; Real-ESRGAN ncnn files run in ncnn for fp32 "
+                       "on the CPU, converted to torch on GPUs or in fp16/bf16)",
                        rich_help_panel=AI_PANEL)] = None,
     tile: Annotated[int, typer.Option("--tile", help="Tile size in input pixels (0: whole "
                     "frame; shrinks by itself on out-of-memory).", rich_help_panel=AI_PANEL)]
@@ -85,10 +85,6 @@ def upscale(
                      rich_help_panel=AI_PANEL)] = 1,
     strict: Annotated[bool, typer.Option("--strict", help="Fail instead of falling back to "
                       "Lanczos when the model cannot run.", rich_help_panel=AI_PANEL)] = False,
-    start: Annotated[float | None, typer.Option("--start", help="Start time in seconds "
-                     "(try a model on a few seconds first).", rich_help_panel=PANEL)] = None,
-    end: Annotated[float | None, typer.Option("--end", help="End time in seconds.",
-                   rich_help_panel=PANEL)] = None,
 ) -> None:
     """Upscale a video with a classical resampler or an AI model; audio, subtitles and
     timestamps are kept."""
@@ -107,8 +103,6 @@ def upscale(
         try:
             if not (media.quiet or media.json):
                 typer.echo(f"upscaling with {upscaler.describe()}", err=True)
-            source = Source.parse(input, start=start, end=end) if (start, end) != (None, None) \
-                else input
-            run_video_job(source, target, [upscaler.processor()], media)  # type: ignore[arg-type]
+            run_video_job(input, target, [upscaler.processor()], media)
         finally:
             upscaler.close()

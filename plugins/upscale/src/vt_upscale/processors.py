@@ -34,6 +34,23 @@ class UpscaleProcessor(FrameProcessor):
     def process(self, batch: FrameBatch) -> FrameBatch:
         return self.upscaler.upscale_batch(batch)
 
+    # -- native frames (for a core pipeline that offers them; see the README) -------------------
+    @property
+    def accepts_av_frames(self) -> bool:
+        """True when classical: the resize can run on decoded frames in their own pixel format
+        (YUV), like ffmpeg's scale filter, with no RGB round trip."""
+        return self.upscaler.model is None
+
+    def process_frame(self, frame: Any) -> Any:
+        """Resize one decoded ``av.VideoFrame`` in its own pixel format; keeps PTS."""
+        from vt.processors.resize import METHODS
+
+        width, height = self.upscaler.output_size(frame.width, frame.height)
+        out = frame.reformat(width=width, height=height,
+                             interpolation=METHODS[self.upscaler.method])
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
     def close(self) -> None:
         if self._owned:
             self.upscaler.close()

@@ -1,8 +1,9 @@
 """Tiled inference: run a model over overlapping tiles and stitch the centres, seam-free.
 
 Each tile of ``tile`` input pixels is run with (at least) ``tile_pad`` pixels of real
-neighbouring image around it, and only the tile's own area of the output is kept. With ``tile_pad`` at least the
-model's receptive radius the result equals the untiled output (up to float rounding).
+neighbouring image around it, and only the tile's own area of the output is kept. With
+``tile_pad`` at least the model's receptive radius the result equals the untiled output (up to
+float rounding).
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ import numpy as np
 
 from vt.errors import ModelUnavailableError, UsageError, VtError
 from vt.media.frames import PIXEL_MAX, FrameBatch
+from vt.processors.resize import check_method, resize_images, target_size
 
 from vt_upscale.models import default_model
-from vt_upscale.resample import check_method, resize, scaled_size
 from vt_upscale.sr import SRModel
 from vt_upscale.tiling import free_device_memory, is_oom, next_tile, pre_pad, run_tiled
 
@@ -73,6 +73,8 @@ class Upscaler:
         self.batch, self.threads, self.strict = batch, threads, strict
         self.model: SRModel | None = None
         self.fallback_reason: str | None = None
+        # a loaded SRModel handed in stays the caller's: close() only releases what we loaded
+        self._owns_model = not isinstance(model, SRModel)
         self.ai = bool(ai) if ai is not None else model is not None
         if self.ai:
             wanted = model if model is not None else default_model(scale or 2)
@@ -101,12 +103,12 @@ class Upscaler:
             return self.width, max(1, round(height * self.width / width))
         if self.height is not None:
             return max(1, round(width * self.height / height)), self.height
-        return scaled_size(width, height, self.scale)
+        return target_size(width, height, scale=self.scale)
 
     def describe(self) -> str:
         if self.model is None:
             text = f"{self.method} x{self.scale:g}"
-            return f"{text} (fallback: {self.fallback_reason})" if self.fallback_reason else text
+            return f"{text} (fallback from AI, see the warning)" if self.fallback_reason else text
         m = self.model
         text = f"{m.name} [{m.backend}, {m.device}, {m.dtype}, x{m.scale}]"
         if self._needs_resample_hint():
@@ -122,9 +124,7 @@ class Upscaler:
         if self.strict:
             raise ModelUnavailableError(f"{reason} (--strict: no fallback)")
         self.fallback_reason = reason
-        if self.model is not None:
-            self.model.close()
-        self.model = None
+        self._release()
         _warn(f"AI upscaling unavailable, falling back to {self.method}: {reason}")
 
     # -- frames --------------------------------------------------------------------------------
@@ -157,9 +157,9 @@ class Upscaler:
                 result = None
             if result is not None:
                 if result.shape[1:3] != (out_h, out_w):
-                    result = resize(result, out_w, out_h, self.resample, self.threads)
+                    result = resize_images(result, (out_w, out_h), self.resample)
                 return result
-        return resize(images, out_w, out_h, self.method, self.threads)
+        return resize_images(images, (out_w, out_h), self.method)
 
     def _run_model(self, images: np.ndarray) -> np.ndarray:
         import torch
@@ -224,9 +224,12 @@ class Upscaler:
         return _transcode(self, input, output, **options)
 
     def close(self) -> None:
-        if self.model is not None:
+        self._release()
+
+    def _release(self) -> None:
+        if self.model is not None and self._owns_model:
             self.model.close()
-            self.model = None
+        self.model = None
 
     def __enter__(self) -> Upscaler:
         return self

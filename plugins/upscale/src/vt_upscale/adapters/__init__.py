@@ -2,13 +2,14 @@
 
 Each adapter's ``load(ref, device=, dtype=, threads=)`` returns a :class:`vt_upscale.sr.SRModel`.
 Any plugin can load a model through the core's ``model_adapters`` registry and get the same
-object. ``.param`` files of Real-ESRGAN networks load through torch (converted) by default,
-through ncnn when asked (``--backend ncnn``) or when the graph is not one torch can rebuild.
+object. ``.param`` files of Real-ESRGAN networks run through ncnn for fp32 on the CPU and
+through torch (converted) on GPUs or in fp16/bf16; ``--backend`` overrides the choice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from vt.errors import ModelUnavailableError, UsageError
@@ -17,7 +18,7 @@ from vt.registry import ModelAdapterInfo, ModelRef
 from vt_upscale.adapters import ncnn as ncnn_adapter
 from vt_upscale.adapters import onnx as onnx_adapter
 from vt_upscale.adapters import torch_spandrel
-from vt_upscale.sr import SRModel
+from vt_upscale.sr import SRModel, resolve_device
 
 TORCH = ModelAdapterInfo(
     name="torch-spandrel",
@@ -71,14 +72,30 @@ def convertible(ref: ModelRef) -> bool:
 
 
 def choose(ref: ModelRef, candidates: Sequence[ModelAdapterInfo]) -> ModelAdapterInfo | None:
-    """This plugin's choice: converted torch for Real-ESRGAN ncnn graphs, else ncnn."""
+    """This plugin's pick for ncnn ``.param`` files (others: None, the core decides).
+
+    Real-ESRGAN graphs run in torch (converted) on GPUs and in fp16/bf16, and through ncnn
+    for fp32 on the CPU, where ncnn measured faster (docs/benchmarks-upscale.md). The
+    device and dtype come from ``ref.metadata`` when the caller knows them.
+    """
     if ref.suffix != ".param":
         return None
     by_name = {c.name: c for c in candidates}
-    if "torch-spandrel" in by_name and by_name["torch-spandrel"].available() is None \
-            and convertible(ref):
+    torch_ok = "torch-spandrel" in by_name and by_name["torch-spandrel"].available() is None \
+        and convertible(ref)
+    ncnn = by_name.get("ncnn")
+    if ncnn is not None and ncnn.available() is not None:
+        ncnn = None
+    device = ref.metadata.get("device")
+    dtype = ref.metadata.get("dtype", "fp32")
+    if device is None:  # caller did not say: the GPU when there is one
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    wants_torch = device != "cpu" or dtype != "fp32" or ncnn is None
+    if torch_ok and wants_torch:
         return by_name["torch-spandrel"]
-    return by_name.get("ncnn")
+    return ncnn or (by_name["torch-spandrel"] if torch_ok else None)
 
 
 def load_model(
@@ -97,6 +114,8 @@ def load_model(
     from vt_upscale.models import resolve
 
     ref = resolve(model, download=download)
+    ref = replace(ref, metadata={**ref.metadata, "device": resolve_device(device),
+                                 "dtype": dtype})
     host = get_host()
     registry = host.model_adapters
     if backend:
