@@ -330,13 +330,11 @@ def _run(
         # no processor needs RGB: decoded frames go to the encoder in their own format
         frames = _in_thread((f for _, f in reader.av_frames()), options.queue_size, stop,
                             "vt-decode")
-        for frame in frames:
-            seen_in.add([frame.pts], tb)
-            for out in chain.process_frame(frame):
-                writer.write_frame(out)
-                seen_out.add([out.pts], tb)
-            if progress:
-                progress(seen_out.count, total)
+
+        def processed() -> Iterator[Any]:
+            for frame in frames:
+                seen_in.add([frame.pts], tb)
+                yield from chain.process_frame(frame)
     else:
         batch_size = options.batch_size or max(
             [getattr(p, "batch_size", 1) for p in chain.processors] + [1]
@@ -346,38 +344,39 @@ def _run(
             options.queue_size, stop, "vt-decode",
         )
 
-        def processed() -> Iterator[FrameBatch]:
+        def processed() -> Iterator[Any]:
             for batch in decoded:
                 seen_in.add(batch.pts, batch.time_base)
                 yield from chain.process(batch)
             yield from chain.flush()
 
-        encode_stop = threading.Event()
-        q: queue.Queue = queue.Queue(maxsize=max(options.queue_size, 1))
-        encoder = threading.Thread(
-            target=_consume, args=(q, writer, seen_out, progress, total, encode_stop),
-            name="vt-encode", daemon=True,
+    # decode | process | encode: three threads, so a cheap processor never serialises I/O
+    encode_stop = threading.Event()
+    q: queue.Queue = queue.Queue(maxsize=max(options.queue_size, 1))
+    encoder = threading.Thread(
+        target=_consume, args=(q, writer, seen_out, tb, progress, total, encode_stop),
+        name="vt-encode", daemon=True,
+    )
+    encoder.start()
+    try:
+        for item in processed():
+            _put(q, item, encoder)
+        _put(q, _END, encoder)
+        encoder.join()
+    except BaseException:
+        encode_stop.set()
+        encoder.join(timeout=5)
+        raise
+    finally:
+        stop.set()
+    failure = getattr(encoder, "failure", None)
+    if failure is not None:
+        raise failure
+    if (seen_out.count, seen_out.fingerprint) != (seen_in.count, seen_in.fingerprint):
+        raise VtError(
+            f"processors returned {seen_out.count} frames for {seen_in.count} input "
+            "frames (or changed their timestamps): output discarded"
         )
-        encoder.start()
-        try:
-            for batch in processed():
-                _put(q, batch, encoder)
-            _put(q, _END, encoder)
-            encoder.join()
-        except BaseException:
-            encode_stop.set()
-            encoder.join(timeout=5)
-            raise
-        finally:
-            stop.set()
-        failure = getattr(encoder, "failure", None)
-        if failure is not None:
-            raise failure
-        if (seen_out.count, seen_out.fingerprint) != (seen_in.count, seen_in.fingerprint):
-            raise VtError(
-                f"processors returned {seen_out.count} frames for {seen_in.count} input "
-                "frames (or changed their timestamps): output discarded"
-            )
     report.frames_in, report.frames_out = seen_in.count, seen_out.count
     fps = reader.info.video.fps
     report.duration_in, report.duration_out = seen_in.duration(fps), seen_out.duration(fps)
@@ -397,8 +396,9 @@ def _put(q: queue.Queue, item: Any, consumer: threading.Thread) -> None:
             continue
 
 
-def _consume(q: queue.Queue, writer: Any, seen: _Tally, progress: Any, total: int | None,
-             stop: threading.Event) -> None:
+def _consume(q: queue.Queue, writer: Any, seen: _Tally, time_base: Fraction, progress: Any,
+             total: int | None, stop: threading.Event) -> None:
+    """The encode thread: writes FrameBatches (RGB) or decoded frames (native paths)."""
     thread = threading.current_thread()
     try:
         while not stop.is_set():
@@ -408,8 +408,12 @@ def _consume(q: queue.Queue, writer: Any, seen: _Tally, progress: Any, total: in
                 continue
             if item is _END:
                 return
-            writer.write_batch(item)
-            seen.add(item.pts, item.time_base)
+            if isinstance(item, FrameBatch):
+                seen.add(item.pts, item.time_base)
+                writer.write_batch(item)
+            else:
+                seen.add([item.pts], time_base)  # before the writer shifts a cut's PTS
+                writer.write_frame(item)
             if progress:
                 progress(seen.count, total)
     except BaseException as exc:

@@ -34,7 +34,7 @@ class UpscaleProcessor(FrameProcessor):
     def process(self, batch: FrameBatch) -> FrameBatch:
         return self.upscaler.upscale_batch(batch)
 
-    # -- native frames (for a core pipeline that offers them; see the README) -------------------
+    # -- native frames: the core pipeline scales decoded YUV frames directly -------------------
     @property
     def accepts_av_frames(self) -> bool:
         """True when classical: the resize can run on decoded frames in their own pixel format
