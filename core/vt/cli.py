@@ -209,15 +209,19 @@ def _add_meta_commands(app: typer.Typer, host: PluginHost) -> None:
             title = "Named models"
         else:
             title = kind.capitalize()
-        table = Table("name", "plugin", "available", "details", title=title)
+        columns = ("name", "plugin", "available", "source", "details") if kind == "models" \
+            else ("name", "plugin", "available", "details")
+        table = Table(*columns, title=title)
         for row in rows:
-            if kind == "models":
-                detail = row["path"] or ("not found; looked in: " + ", ".join(row["sources"]))
-            else:
-                detail = row.get("reason") or row["description"]
             avail = row.get("available")
-            table.add_row(row["name"], row["plugin"],
-                          "-" if avail is None else ("yes" if avail else "no"), detail)
+            cells = [row["name"], row["plugin"],
+                     "-" if avail is None else ("yes" if avail else "no")]
+            if kind == "models":
+                cells.append(row["source"] or "-")
+                cells.append(row["path"] or ("not found; looked in: " + ", ".join(row["sources"])))
+            else:
+                cells.append(row.get("reason") or row["description"])
+            table.add_row(*cells)
         console.print(table)
         if not rows:
             console.print(f"No {kind} registered.")
