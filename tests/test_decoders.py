@@ -194,3 +194,19 @@ def test_image_sequence_frames_at_reads_only_wanted(tmp_path: Path) -> None:
         got = list(reader.frames_at([5, 0, 3], batch_size=2))
     assert [b.indices for b in got] == [[0, 3], [5]]
     assert [int(b.images[i, 0, 0, 0]) for b in got for i in range(len(b))] == [0, 60, 100]
+
+
+def test_mpeg_ts_with_a_start_offset(tmp_path: Path) -> None:
+    """MPEG-TS streams start after zero; rewinding and range seeks must still find every frame."""
+    from vt.media.decoders.pyav_reader import PyAVReader
+
+    path = make_video(tmp_path / "t.ts", frames=48, options={"g": "12"})
+    info = probe(path)
+    assert info.video.frame_count == 48 and info.video.start_time > 0
+    with PyAVReader(Source.parse(path)) as reader:
+        assert len([f for _, f in reader.av_frames()]) == 48
+        got = [i for b in reader.frames_at([0, 5, 30, 47]) for i in b.indices]
+        assert got == [0, 5, 30, 47]
+    with open_video(Source.parse(path, start=1.0, end=1.5)) as reader:
+        indices = [i for b in reader.frames() for i in b.indices]
+    assert indices == list(range(24, 36))

@@ -427,3 +427,16 @@ def test_media_options_refuses_a_clashing_parameter() -> None:
 
     with pytest.raises(TypeError, match="start are already provided by @media_options"):
         media_options(command)
+
+
+@pytest.mark.parametrize("container,codec", [("avi", "mpeg4"), ("mov", "libx264"),
+                                             ("webm", "libvpx-vp9"), ("ts", "libx264"),
+                                             ("mkv", "ffv1")])
+def test_input_containers(container: str, codec: str, tmp_path: Path) -> None:
+    src = make_video(tmp_path / f"in.{container}", frames=12, codec=codec,
+                     pixel_format="yuv420p", audio=container != "avi",
+                     audio_codec="libopus" if container == "webm" else "aac")
+    out = tmp_path / "out.mkv"
+    report = transcode(src, out, config=FAST)
+    assert report.frames_in == report.frames_out == 12
+    assert probe(out).video.frame_count == 12

@@ -282,10 +282,7 @@ def _scan_packets(container: av.container.InputContainer, vs: Any) -> tuple[int 
     except av.error.FFmpegError:
         pass  # a damaged tail: report what could be read
     finally:
-        try:
-            container.seek(0, stream=vs, any_frame=False, backward=True)
-        except av.error.FFmpegError:  # pragma: no cover - some streams can't seek
-            pass
+        rewind(container, vs)
     vfr = None
     if len(pts_values) > 2:
         pts_values.sort()
@@ -326,8 +323,14 @@ def peek_first_frame(container: av.container.InputContainer) -> av.VideoFrame | 
                 break
     except av.error.FFmpegError:
         frame = None
+    rewind(container, vs)
+    return frame
+
+
+def rewind(container: av.container.InputContainer, stream: Any) -> None:
+    """Back to the first packet. Seeking to timestamp 0 (before any data) works for every
+    demuxer we tried; seeking to the stream's own start time finds nothing in MPEG-TS."""
     try:
-        container.seek(vs.start_time or 0, stream=vs, backward=True, any_frame=False)
+        container.seek(0, stream=stream, backward=True, any_frame=False)
     except av.error.FFmpegError:  # pragma: no cover - streams that cannot seek
         pass
-    return frame

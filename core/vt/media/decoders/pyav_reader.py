@@ -19,6 +19,7 @@ from vt.media.info import (
     open_container,
     peek_first_frame,
     probe_container,
+    rewind,
 )
 from vt.media.source import Source
 
@@ -73,13 +74,22 @@ class PyAVReader(VideoReader):
         origin = vs.start_time or 0
         if self.source.start:
             start_pts = origin + to_time_base(self.source.start, tb)
-        self._seek(start_pts if start_pts is not None else origin)
+            self._seek(start_pts)
+        else:
+            self._rewind()
         if self.source.end is not None:
             end_pts = origin + to_time_base(self.source.end, tb)
         fps = video.fps or Fraction(25)
         counter = 0
         step = max(int(round(1 / (fps * tb))), 1) if tb else 1
+        checked = start_pts is None
         for frame in self._decode():
+            if not checked:
+                checked = True
+                if frame.pts is not None and frame.pts > start_pts:
+                    # the demuxer landed past the start: decode from the beginning instead
+                    yield from self._from_start(start_pts, end_pts, origin, tb, fps)
+                    return
             pts = frame.pts
             if pts is None:  # raw streams without timestamps: synthesise CFR ones
                 pts = origin + counter * step
@@ -94,6 +104,19 @@ class PyAVReader(VideoReader):
                 index = int(round(float((pts - origin) * tb * fps)))
             counter += 1
             yield index, frame
+
+    def _from_start(self, start_pts: int, end_pts: int | None, origin: int, tb: Fraction,
+                    fps: Fraction) -> Iterator[tuple[int, av.VideoFrame]]:
+        self._rewind()
+        for frame in self._decode():
+            if frame.pts is None or frame.pts < start_pts:
+                continue
+            if end_pts is not None and frame.pts >= end_pts:
+                return
+            yield int(round(float((frame.pts - origin) * tb * fps))), frame
+
+    def _rewind(self) -> None:
+        rewind(self.container, self.stream)
 
     def _seek(self, pts: int) -> None:
         try:
@@ -195,7 +218,7 @@ class PyAVReader(VideoReader):
         vs = self.stream
         all_pts: list[int] = []
         key_pts: list[int] = []
-        self._seek(vs.start_time or 0)
+        self._rewind()
         try:
             for packet in self.container.demux(vs):
                 if packet.size == 0:
@@ -223,34 +246,45 @@ class PyAVReader(VideoReader):
         length_size = _h264_length_size(vs) if vs.codec_context.name == "h264" else None
         images: list[np.ndarray] = []
         got: list[int] = []
-        position = 0
+        remaining = set(wanted_pts)
 
         def take(frames: Iterable[av.VideoFrame]) -> Iterator[FrameBatch]:
-            nonlocal images, got, position
+            nonlocal images, got
             for frame in frames:
-                if frame.pts not in wanted_set:
+                if frame.pts not in remaining:
                     continue
+                remaining.discard(frame.pts)
                 images.append(frame_to_array(frame, pixel_format, size, interpolation))
                 got.append(index_of[frame.pts])
-                position += 1
-                if len(images) >= batch_size or position == len(wanted_pts):
+                if len(images) >= batch_size or not remaining:
                     yield FrameBatch(np.stack(images), [all_pts[i] for i in got], tb, got,
                                      pixel_format)
                     images, got = [], []
 
-        self._seek(vs.start_time or 0)
-        while position < len(wanted_pts):
+        def next_wanted() -> int:
+            return min(remaining)
+
+        can_seek = True
+        landed_at: int | None = None  # where the last seek should have landed
+        self._rewind()
+        while remaining:
             seek_to = None
+            restart = False
             for packet in self.container.demux(vs):
-                if position >= len(wanted_pts):
+                if not remaining:
                     break
-                if packet.size and packet.is_keyframe and packet.pts is not None:
+                if landed_at is not None and packet.size and packet.pts is not None:
+                    if packet.pts > landed_at:  # the demuxer overshot: seek no more
+                        restart = True
+                        break
+                    landed_at = None
+                if can_seek and packet.size and packet.is_keyframe and packet.pts is not None:
                     # jump to the last keyframe at or before the next wanted frame
-                    k = bisect.bisect_right(key_pts, wanted_pts[position]) - 1
+                    k = bisect.bisect_right(key_pts, next_wanted()) - 1
                     if k >= 0 and key_pts[k] > packet.pts:
                         seek_to = key_pts[k]
                         break
-                if (length_size is not None and packet.size and packet.pts not in wanted_set
+                if (length_size is not None and packet.size and packet.pts not in remaining
                         and _h264_disposable(bytes(packet), length_size)):
                     continue  # nothing references this picture and nobody wants it
                 try:
@@ -260,14 +294,21 @@ class PyAVReader(VideoReader):
                     continue
                 yield from take(frames)
             else:  # end of stream (the final empty packet has drained the decoder)
-                break
+                restart = landed_at is not None  # a seek that found nothing
+                if not restart:
+                    break
+            if restart:
+                can_seek, landed_at = False, None
+                self._rewind()
+                continue
             if seek_to is None:
                 break
             yield from take(vs.codec_context.decode(None))  # frames still in the decoder
             self._seek(seek_to)
-        if position < len(wanted_pts):
-            raise InputError(f"decoded {position} of {len(wanted_pts)} wanted frames from "
-                             f"{self.source.describe()}")
+            landed_at = seek_to
+        if remaining:
+            raise InputError(f"decoded {len(wanted_pts) - len(remaining)} of {len(wanted_pts)} "
+                             f"wanted frames from {self.source.describe()}")
 
     def _frames_at_sequential(self, wanted: list[int], size: tuple[int, int] | None,
                               pixel_format: str, interpolation: str,
