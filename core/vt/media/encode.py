@@ -24,6 +24,7 @@ from vt.errors import OutputError, UsageError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.info import MediaInfo
 from vt.media.source import Source
+from vt.media.swscale import reformat
 from vt.registry import OutputTarget
 
 log = logging.getLogger("vt")
@@ -362,8 +363,8 @@ class ContainerWriter:
                     kwargs["dst_colorspace"] = self._colorspace
                 if self._color_range is not None:
                     kwargs["dst_color_range"] = self._color_range
-            frame = frame.reformat(width=self.fmt.width, height=self.fmt.height,
-                                   format=self.pixel_format, **kwargs)
+            frame = reformat(frame, width=self.fmt.width, height=self.fmt.height,
+                             format=self.pixel_format, **kwargs)
         pts = frame.pts
         if pts is not None and self._shift:
             pts = pts - int(round(self._shift / self.time_base))
@@ -520,7 +521,7 @@ class ImageSequenceWriter:
         codec = av.CodecContext.create(codec_name, "w")
         codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, pix_fmt
         codec.time_base = Fraction(1, 25)
-        frame = frame.reformat(format=pix_fmt)
+        frame = reformat(frame, format=pix_fmt)
         try:
             data = b"".join(bytes(p) for p in [*codec.encode(frame), *codec.encode(None)])
             path.write_bytes(data)

@@ -27,6 +27,7 @@ from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.output import atomic_output, check_output, resolve_target
 from vt.media.processing import FrameProcessor
 from vt.media.source import Source
+from vt.media.swscale import reformat
 
 log = logging.getLogger("vt")
 
@@ -178,10 +179,8 @@ class ProcessorChain:
                 log.warning("%s failed on the frame at pts %s (%s): source frame passed "
                             "through", p.name, frame.pts, exc)
                 target = self.formats[i + 1]
-                pts, time_base = frame.pts, frame.time_base
-                frame = frame.reformat(width=target.width, height=target.height,
-                                       interpolation="LANCZOS")
-                frame.pts, frame.time_base = pts, time_base
+                frame = reformat(frame, width=target.width, height=target.height,
+                                 interpolation="LANCZOS")
         yield frame
 
     def process(self, batch: FrameBatch, start: int = 0) -> Iterator[FrameBatch]:

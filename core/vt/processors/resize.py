@@ -8,6 +8,7 @@ import numpy as np
 from vt.errors import UsageError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
+from vt.media.swscale import reformat
 
 #: method name -> libswscale interpolation flag
 METHODS = {
@@ -79,10 +80,8 @@ class Resize(FrameProcessor):
 
     def process_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
         assert self._out is not None, "configure() first"
-        out = frame.reformat(width=self._out[0], height=self._out[1],
-                             interpolation=METHODS[self.method])
-        out.pts, out.time_base = frame.pts, frame.time_base
-        return out
+        return reformat(frame, width=self._out[0], height=self._out[1],
+                        interpolation=METHODS[self.method])
 
 
 #: packed RGB in, planar GBR out: libswscale's fast path, returned as the same RGB array
@@ -108,6 +107,6 @@ def resize_images(images: np.ndarray, size: tuple[int, int], method: str = "lanc
     out = np.empty((batch.shape[0], height, width, 3), dtype=batch.dtype)
     for i, image in enumerate(batch):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=packed)
-        out[i] = frame.reformat(width=width, height=height, format=planar,
-                                interpolation=flag).to_ndarray()
+        out[i] = reformat(frame, width=width, height=height, format=planar,
+                          interpolation=flag).to_ndarray()
     return out[0] if single else out

@@ -22,6 +22,7 @@ from vt.media.info import (
     rewind,
 )
 from vt.media.source import Source
+from vt.media.swscale import reformat
 
 log = logging.getLogger("vt")
 
@@ -391,7 +392,7 @@ def frame_to_array(
     if size is not None and (frame.width, frame.height) != tuple(size):
         kwargs.update(width=int(size[0]), height=int(size[1]),
                       interpolation=_SWS.get(interpolation, "BICUBIC"))
-    return frame.to_ndarray(**kwargs)
+    return reformat(frame, **kwargs).to_ndarray()
 
 
 def open_pyav(source: Source, threads: int = 0, error_policy: str = "abort",

@@ -43,13 +43,12 @@ class UpscaleProcessor(FrameProcessor):
 
     def process_frame(self, frame: Any) -> Any:
         """Resize one decoded ``av.VideoFrame`` in its own pixel format; keeps PTS."""
+        from vt.media.swscale import reformat
         from vt.processors.resize import METHODS
 
         width, height = self.upscaler.output_size(frame.width, frame.height)
-        out = frame.reformat(width=width, height=height,
-                             interpolation=METHODS[self.upscaler.method])
-        out.pts, out.time_base = frame.pts, frame.time_base
-        return out
+        return reformat(frame, width=width, height=height,
+                        interpolation=METHODS[self.upscaler.method])
 
     def close(self) -> None:
         if self._owned:
