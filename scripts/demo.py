@@ -32,6 +32,17 @@ def main() -> int:
     clip = sample_clip(args.clip)
     commands = vt("--help").stdout
     if " upscale " in commands:
+        from vt_upscale import Upscaler
+
+        from vt.models import resolve_model
+
+        upscaler = Upscaler(ai=True, scale=4)  # what `--ai --scale 4` resolves to
+        try:
+            print(f"model: {upscaler.describe()}")
+            ref = resolve_model(upscaler.model.name, download=False)
+            print(f"weights: {ref.path} ({ref.source}, nothing downloaded)")
+        finally:
+            upscaler.close()
         output = out_dir / f"{clip.stem}_x4_ai.mp4"
         job = ["upscale", str(clip), "--ai", "--scale", "4", "-o", str(output)]
     else:
