@@ -64,7 +64,7 @@ def main() -> None:
             "RealESRGAN_x4plus", scale=2, backend="torch", device="cpu", strict=True)))
     print(f"carphone_pristine, {len(pristine)} frames {w}x{h}, downscaled to "
           f"{small.shape[2]}x{small.shape[1]} (bicubic, antialiased), upscaled x2\n")
-    print(f"| method | PSNR (dB) | SSIM (luma) | s/frame |")
+    print("| method | PSNR (dB) | SSIM (luma) | s/frame |")
     print("| --- | ---: | ---: | ---: |")
     outputs = {}
     for name, upscaler in methods:

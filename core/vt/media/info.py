@@ -159,11 +159,12 @@ def open_container(source: Source) -> av.container.InputContainer:
     try:
         return av.open(source.open_binary(), "r")
     except av.error.InvalidDataError as exc:
-        raise InputError(f"not a video file we can read: {source.describe()} ({exc.strerror})")
+        raise InputError(
+            f"not a video file we can read: {source.describe()} ({exc.strerror})") from exc
     except av.error.FFmpegError as exc:
-        raise InputError(f"cannot open {source.describe()}: {exc.strerror or exc}")
+        raise InputError(f"cannot open {source.describe()}: {exc.strerror or exc}") from exc
     except OSError as exc:
-        raise InputError(f"cannot open {source.describe()}: {exc.strerror or exc}")
+        raise InputError(f"cannot open {source.describe()}: {exc.strerror or exc}") from exc
 
 
 def probe_container(

@@ -2,8 +2,8 @@
 
 Decoding (and conversion to RGB) runs in one thread, processors in the calling thread,
 encoding in another; the queues hold a few batches, so memory is bounded by a few frames
-whatever the video's length. With no processors, decoded frames go straight to the encoder
-without an RGB round trip.
+whatever the video's length. When no processor needs RGB (none at all, or only ones that
+work on decoded frames, like ``resize``), frames stay in their decoded pixel format.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-
 
 from vt.errors import UsageError, VtError
 from vt.media.decode import VideoReader, open_video, resize_rgb
@@ -258,6 +257,9 @@ def transcode(
             pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size,
         )
         total = video.frame_count
+        if total and (src.start is not None or src.end is not None) and video.fps:
+            span_end = src.end if src.end is not None else (video.duration or 0)
+            total = max(0, round((span_end - (src.start or 0)) * float(video.fps)))
         try:
             with atomic_output(target, options.overwrite) as tmp:
                 writer = encoder.open(tmp, config, fmt_out, src, info,

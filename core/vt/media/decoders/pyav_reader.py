@@ -242,7 +242,6 @@ class PyAVReader(VideoReader):
         vs = self.stream
         tb = vs.time_base or Fraction(1, 1)
         wanted_pts = [all_pts[i] for i in wanted]
-        wanted_set = set(wanted_pts)
         index_of = {p: i for i, p in enumerate(all_pts)}
         length_size = _h264_length_size(vs) if vs.codec_context.name == "h264" else None
         images: list[np.ndarray] = []
