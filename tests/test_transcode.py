@@ -440,3 +440,31 @@ def test_input_containers(container: str, codec: str, tmp_path: Path) -> None:
     report = transcode(src, out, config=FAST)
     assert report.frames_in == report.frames_out == 12
     assert probe(out).video.frame_count == 12
+
+
+def test_write_video_from_generated_frames(tmp_path: Path) -> None:
+    """Generated frames (no source video) are encoded atomically at the given fps."""
+    from vt.media.pipeline import write_video
+
+    def frames():
+        for start in range(0, 10, 4):
+            n = min(4, 10 - start)
+            images = np.stack([np.full((48, 64, 3), 20 * (start + i), np.uint8)
+                               for i in range(n)])
+            yield FrameBatch(images, [None] * n, Fraction(1, 8), list(range(start, start + n)))
+
+    out = tmp_path / "gen.mp4"
+    report = write_video(frames(), out, fps=8, config=FAST, metadata={"title": "generated"})
+    assert report.frames_out == 10 and report.duration_out == pytest.approx(1.25)
+    info = probe(out)
+    assert info.video.frame_count == 10 and float(info.video.fps) == pytest.approx(8)
+    assert info.metadata.get("title") == "generated"
+    assert video_pts(out) == [i * 125_000 for i in range(10)]
+
+    def bad():
+        yield FrameBatch(np.zeros((1, 48, 64, 3), np.uint8), [None], Fraction(1, 8), [0])
+        yield FrameBatch(np.zeros((1, 40, 64, 3), np.uint8), [None], Fraction(1, 8), [1])
+
+    with pytest.raises(UsageError, match="frame size changed"):
+        write_video(bad(), tmp_path / "bad.mp4", fps=8, config=FAST)
+    assert not (tmp_path / "bad.mp4").exists() and not partials(tmp_path)

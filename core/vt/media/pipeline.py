@@ -8,12 +8,13 @@ work on decoded frames, like ``resize``), frames stay in their decoded pixel for
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,79 @@ def transcode(
         report.decode_errors = getattr(reader, "decode_errors", 0)
     report.wall_time = time.perf_counter() - started
     report.fps = report.frames_out / report.wall_time if report.wall_time else 0.0
+    return report
+
+
+def write_video(
+    batches: Iterable[FrameBatch],
+    output: str | Path,
+    *,
+    fps: float | Fraction,
+    config: EncoderConfig | None = None,
+    overwrite: bool = False,
+    metadata: dict[str, str] | None = None,
+) -> PipelineReport:
+    """Encode generated frames (no source video: image-to-video models, renders) into
+    ``output``, atomically. Frames without PTS are numbered at ``fps``; the first batch fixes
+    the size and bit depth."""
+    from vt.media.info import MediaInfo, VideoStreamInfo
+    from vt.plugins import get_host
+
+    config = config or EncoderConfig()
+    rate = Fraction(fps).limit_denominator(1001000)
+    if rate <= 0:
+        raise UsageError(f"fps must be positive, got {fps}")
+    target = resolve_target(output)
+    iterator = iter(batches)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        raise UsageError("no frames to write") from None
+    deep = first.pixel_format == "rgb48"
+    video = VideoStreamInfo(
+        index=0, codec="generated", profile=None, width=first.width, height=first.height,
+        pixel_format="yuv420p10le" if deep else "yuv420p", bit_depth=16 if deep else 8,
+        has_alpha=False, sample_aspect_ratio=None, rotation=0, color_range=None,
+        color_primaries=None, color_trc=None, color_space=None, color_codes=(0, 2, 2, 2),
+        fps=rate, real_fps=rate, time_base=1 / rate, start_time=0.0, duration=None,
+        frame_count=None, frame_count_exact=False, vfr=False, bit_rate=None,
+    )
+    info = MediaInfo(source="<generated>", container=None, duration=None, bit_rate=None,
+                     size_bytes=None, metadata=dict(metadata or {}), video=video)
+    source = Source("frames", fps=rate)
+    check_output(target, source, overwrite)
+    if target.kind == "container":
+        config.validate()
+    host = get_host()
+    encoders = [e for e in host.encoders.items() if e.accepts(target)]
+    encoder = host.call_first("choose_encoder", target=target, candidates=encoders)
+    if encoder is None:
+        raise UsageError(f"no encoder writes {target.path.name}")
+    report = PipelineReport(input="<generated>", output=str(target.path), decoder="-",
+                            codec=config.codec if target.kind == "container" else "images",
+                            pixel_format="", size_in=first.format.size,
+                            size_out=first.format.size)
+    started = time.perf_counter()
+    count = 0
+    with atomic_output(target, overwrite) as tmp:
+        writer = encoder.open(tmp, config, first.format, source, info, time_base=1 / rate)
+        try:
+            for batch in itertools.chain([first], iterator):
+                if batch.format != first.format:
+                    raise UsageError(f"frame size changed from {first.width}x{first.height} "
+                                     f"to {batch.width}x{batch.height}")
+                pts = [count + i if p is None else p for i, p in enumerate(batch.pts)]
+                writer.write_batch(replace(batch, pts=pts))
+                count += len(batch)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+    report.frames_in = report.frames_out = count
+    report.duration_in = report.duration_out = float(count / rate)
+    report.pixel_format = writer.pixel_format
+    report.wall_time = time.perf_counter() - started
+    report.fps = count / report.wall_time if report.wall_time else 0.0
     return report
 
 
