@@ -82,12 +82,25 @@ def test_audio_and_subtitles_are_copied_to_mkv(tmp_path: Path) -> None:
     assert abs(audio_offset(a, b, rate)) < 0.001
 
 
-def test_subtitles_that_mp4_cannot_hold_give_a_warning(tmp_path: Path) -> None:
-    src = make_video(tmp_path / "in.mkv", frames=24, audio=True, subtitles=[(0.1, 0.5, "x")])
-    report = transcode(src, tmp_path / "out.mp4", config=FAST)
-    assert report.subtitles == "dropped"
-    assert any("subtitle" in w and "not copied" in w for w in report.warnings)
-    assert report.audio == "copied"
+def test_text_subtitles_are_converted_for_mp4_and_webm(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mkv", frames=48, audio=True,
+                     subtitles=[(0.2, 0.8, "hello"), (1.0, 1.5, "world")])
+    for ext, codec in (("mp4", "mov_text"), ("webm", "webvtt")):
+        out = tmp_path / f"out.{ext}"
+        config = FAST if ext == "mp4" else EncoderConfig(codec="libvpx-vp9", preset="ultrafast")
+        report = transcode(src, out, config=config)
+        assert report.subtitles == "converted" and report.audio in ("copied", "re-encoded")
+        assert any(f"converted to {codec}" in w for w in report.warnings)
+        with av.open(str(out)) as c:
+            stream = c.streams.subtitles[0]
+            assert stream.codec_context.name == codec
+            cues = []
+            for packet in c.demux(stream):
+                for sub in stream.decode(packet):
+                    text = getattr(sub, "dialogue", b"").decode()
+                    if text:
+                        cues.append((round(float(packet.pts * packet.time_base), 3), text))
+        assert cues == [(0.2, "hello"), (1.0, "world")]
 
 
 def test_audio_reencoded_when_container_cannot_hold_it(bigbuckbunny: Path, tmp_path: Path) -> None:

@@ -219,6 +219,7 @@ class ContainerWriter:
                          if source.end is not None else None)
         self._shift = self._cut_start or 0.0
         self._copies: dict[int, Any] = {}  # input stream index -> output stream (copied)
+        self._subtitles: dict[int, Any] = {}  # index -> output stream (text re-encoded)
         self._encoders: dict[int, tuple[Any, Any]] = {}  # index -> (encoder, resampler)
         try:
             self._setup_video(fmt, time_base or info.video.time_base)
@@ -304,8 +305,16 @@ class ContainerWriter:
             if _can_mux(fmt_name, template):
                 self._copies[s.index] = self.out.add_stream_from_template(template)
                 self.subtitle_mode = "copied"
+            elif (converted := self._text_subtitle_stream(template)) is not None:
+                self._subtitles[s.index] = converted
+                if self.subtitle_mode != "copied":
+                    self.subtitle_mode = "converted"
+                self._warn(f"subtitle stream {s.index} ({s.codec}) cannot go into "
+                           f"{self.out.format.name} as it is: converted to "
+                           f"{converted.codec_context.name}")
             else:
-                self.subtitle_mode = "dropped"
+                if self.subtitle_mode == "none":
+                    self.subtitle_mode = "dropped"
                 self._warn(f"subtitle stream {s.index} ({s.codec}) cannot go into "
                            f"{self.out.format.name}: not copied (use .mkv to keep it)")
         for att in self.info.attachments:
@@ -322,13 +331,33 @@ class ContainerWriter:
         for extra in self.info.extra_video:
             self._warn(f"extra video stream {extra.index} ({extra.codec}) not copied: vt "
                        "processes the main video stream")
-        side = [streams[i] for i in (*self._copies, *self._encoders)]
+        side = [streams[i] for i in (*self._copies, *self._subtitles, *self._encoders)]
         if side and self._cut_start:
             self._side_input.seek(int(self._cut_start * av.time_base), backward=True)
         self._side_packets = self._side_input.demux(*side) if side else None
         if not side:
             self._side_input.close()
             self._side_input = None
+
+    def _text_subtitle_stream(self, template: Any) -> Any | None:
+        """An output stream in the container's own text subtitle codec (mov_text for MP4,
+        webvtt for WebM) for a text subtitle input, or None (bitmap subtitles, no codec)."""
+        codec = template.codec_context.name if template.codec_context else None
+        supported = self.out.supported_codecs
+        preferred = (self.out.default_subtitle_codec, "mov_text", "webvtt", "ass", "subrip")
+        target = next((c for c in preferred if c and c != "none" and c in supported), None)
+        if not codec or target is None:
+            return None
+        try:
+            if not av.Codec(codec, "r").text_sub:
+                return None
+            template.codec_context.open()  # the decoder builds the ASS header the encoder needs
+            stream = self.out.add_stream(target)
+        except (av.error.FFmpegError, ValueError):
+            return None
+        stream.codec_context.subtitle_header = template.codec_context.subtitle_header
+        stream.codec_context.time_base = Fraction(1, 1000)
+        return stream
 
     def _audio_codec_for(self, fmt_name: str) -> str:
         """The configured audio codec, or the container's default when it can't hold it."""
@@ -440,6 +469,9 @@ class ContainerWriter:
             packet.stream = self._copies[index]
             self.out.mux(packet)
             return
+        if index in self._subtitles:
+            self._mux_subtitle(packet, self._subtitles[index])
+            return
         enc, resampler = self._encoders[index]
         try:
             frames = packet.decode() if packet.size else packet.stream.decode(None)
@@ -454,6 +486,25 @@ class ContainerWriter:
                 self._encoders[index] = (enc, resampler)
             for out_frame in resampler.resample(frame):
                 self.out.mux(enc.encode(out_frame))
+
+    def _mux_subtitle(self, packet: Any, stream: Any) -> None:
+        if packet.size == 0 or packet.pts is None or packet.time_base is None:
+            return
+        try:
+            subtitle = packet.stream.codec_context.decode2(packet)
+            if subtitle is None:
+                return
+            out = stream.codec_context.encode_subtitle(subtitle)
+        except av.error.FFmpegError as exc:
+            self._warn(f"subtitle at {float(packet.pts * packet.time_base):.3f} s could not be "
+                       f"converted: {exc}")
+            return
+        ms = Fraction(1, 1000)
+        out.stream, out.time_base = stream, ms
+        out.pts = out.dts = int(round(packet.pts * packet.time_base / ms))
+        if packet.duration:
+            out.duration = int(round(packet.duration * packet.time_base / ms))
+        self.out.mux(out)
 
     def close(self) -> None:
         """Flush the encoders, copy remaining side packets and finish the file."""
