@@ -28,6 +28,7 @@ from vt.media.output import atomic_output, check_output, resolve_target
 from vt.media.processing import FrameProcessor
 from vt.media.source import Source
 from vt.media.swscale import reformat
+from vt.registry import EncoderInfo, OutputTarget
 
 log = logging.getLogger("vt")
 
@@ -210,6 +211,22 @@ class ProcessorChain:
                 log.debug("closing %s failed: %s", p.name, exc)
 
 
+def _prepare_output(target: OutputTarget, source: Source, config: EncoderConfig,
+                    overwrite: bool) -> EncoderInfo:
+    """Check the output can be written and pick the encoder for it (before any decoding)."""
+    from vt.plugins import get_host
+
+    check_output(target, source, overwrite)
+    if target.kind == "container":
+        config.validate()
+    host = get_host()
+    encoders = [e for e in host.encoders.items() if e.accepts(target)]
+    encoder = host.call_first("choose_encoder", target=target, candidates=encoders)
+    if encoder is None:
+        raise UsageError(f"no encoder writes {target.path.name}")
+    return encoder
+
+
 def transcode(
     source: Source | str | Path | bytes,
     output: str | Path,
@@ -223,7 +240,6 @@ def transcode(
     The output appears only when complete. Frame count and PTS are checked at the end: a
     mismatch is an error (a processor must not drop or invent frames).
     """
-    from vt.plugins import get_host
 
     config = config or EncoderConfig()
     options = options or PipelineOptions()
@@ -231,14 +247,7 @@ def transcode(
     if options.start is not None or options.end is not None:
         src = src.with_range(options.start, options.end)
     target = resolve_target(output)
-    check_output(target, src, options.overwrite)
-    if target.kind == "container":
-        config.validate()
-    host = get_host()
-    encoders = [e for e in host.encoders.items() if e.accepts(target)]
-    encoder = host.call_first("choose_encoder", target=target, candidates=encoders)
-    if encoder is None:
-        raise UsageError(f"no encoder writes {target.path.name}")
+    encoder = _prepare_output(target, src, config, options.overwrite)
     chain = ProcessorChain(processors, options.error_policy)
     started = time.perf_counter()
     with open_video(src, decoder=options.decoder, threads=options.threads,
@@ -296,7 +305,6 @@ def write_video(
     ``output``, atomically. Frames without PTS are numbered at ``fps``; the first batch fixes
     the size and bit depth."""
     from vt.media.info import MediaInfo, VideoStreamInfo
-    from vt.plugins import get_host
 
     config = config or EncoderConfig()
     rate = Fraction(fps).limit_denominator(1001000)
@@ -320,14 +328,7 @@ def write_video(
     info = MediaInfo(source="<generated>", container=None, duration=None, bit_rate=None,
                      size_bytes=None, metadata=dict(metadata or {}), video=video)
     source = Source("frames", fps=rate)
-    check_output(target, source, overwrite)
-    if target.kind == "container":
-        config.validate()
-    host = get_host()
-    encoders = [e for e in host.encoders.items() if e.accepts(target)]
-    encoder = host.call_first("choose_encoder", target=target, candidates=encoders)
-    if encoder is None:
-        raise UsageError(f"no encoder writes {target.path.name}")
+    encoder = _prepare_output(target, source, config, overwrite)
     report = PipelineReport(input="<generated>", output=str(target.path), decoder="-",
                             codec=config.codec if target.kind == "container" else "images",
                             pixel_format="", size_in=first.format.size,
