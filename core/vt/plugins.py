@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.metadata import entry_points
@@ -152,11 +151,6 @@ class PluginHost:
         self._invalidate()
         return record
 
-    def unregister(self, name: str) -> None:
-        self.pm.unregister(name=name)
-        self.records.pop(name, None)
-        self._invalidate()
-
     def _fail(
         self, record: PluginRecord, stage: str, message: str, exc: BaseException | None = None
     ) -> None:
@@ -244,5 +238,3 @@ def set_host(host: PluginHost | None) -> PluginHost | None:
     previous, _host = _host, host
     return previous
 
-
-Register = Callable[[Any], None]

@@ -19,9 +19,6 @@ from vt.registry import DecoderInfo
 
 log = logging.getLogger("vt")
 
-#: Interpolation names accepted by every reader's ``size=`` resize.
-INTERPOLATIONS = ("area", "bilinear", "bicubic", "lanczos", "nearest")
-
 
 class VideoReader:
     """An open source. Iterate ``frames()`` for every frame (in the source's time range) or

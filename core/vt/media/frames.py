@@ -78,15 +78,6 @@ class FrameBatch:
         """The same frames (PTS, indices) with new pixels, e.g. after a resize."""
         return replace(self, images=images, pixel_format=pixel_format or self.pixel_format)
 
-    def select(self, positions: Sequence[int]) -> FrameBatch:
-        positions = list(positions)
-        return replace(
-            self,
-            images=self.images[positions],
-            pts=[self.pts[i] for i in positions],
-            indices=[self.indices[i] for i in positions],
-        )
-
     @staticmethod
     def concat(batches: Sequence[FrameBatch]) -> FrameBatch:
         first = batches[0]

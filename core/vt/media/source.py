@@ -107,16 +107,3 @@ class Source:
         if self.kind == "frames":
             return str(self.path or self.paths[0].parent)
         return str(self.path)
-
-    @property
-    def identity(self) -> tuple[object, ...]:
-        """A key that changes when the source's content may have changed (for caches)."""
-        if self.kind == "file":
-            assert self.path is not None
-            st = self.path.stat()
-            return ("file", str(self.path.resolve()), st.st_size, st.st_mtime_ns)
-        if self.kind == "frames":
-            return ("frames",) + tuple((str(p), p.stat().st_mtime_ns) for p in self.paths)
-        import hashlib
-
-        return ("bytes", hashlib.sha256(self.data or b"").hexdigest())
