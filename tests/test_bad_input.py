@@ -100,7 +100,7 @@ def test_bad_input_is_one_clear_line(case: str, tmp_path: Path) -> None:
         assert re.search(message, lines[0]), lines[0]
         assert "Traceback" not in result.stderr
     assert not out.exists()
-    assert not [p for p in tmp_path.iterdir() if ".vt-partial-" in p.name]
+    assert not [p for p in tmp_path.iterdir() if ".vt-tmp-" in p.name]
 
 
 def corrupt_mid_stream(tmp: Path) -> Path:

@@ -33,7 +33,7 @@ def video_pts(path: Path) -> list[int]:
 
 
 def partials(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if ".vt-partial-" in p.name]
+    return [p for p in folder.iterdir() if ".vt-tmp-" in p.name]
 
 
 def test_real_clip_keeps_frames_pts_audio_and_sync(bigbuckbunny: Path, tmp_path: Path) -> None:
@@ -288,7 +288,8 @@ def test_image_sequence_in_and_out(tmp_path: Path) -> None:
     frames_dir = tmp_path / "frames"
     report = transcode(src, f"{frames_dir}/%04d.png", config=FAST)
     assert report.frames_out == 5
-    assert sorted(p.name for p in frames_dir.iterdir()) == [f"{i:04d}.png" for i in range(1, 6)]
+    assert sorted(p.name for p in frames_dir.glob("*.png")) == [f"{i:04d}.png" for i in range(1, 6)]
+    assert (frames_dir / ".vt-frames").is_file()  # marks the folder as vt's to replace
     back = tmp_path / "back.mp4"
     transcode(frames_dir, back, config=FAST)
     assert probe(back).video.frame_count == 5

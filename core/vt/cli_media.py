@@ -105,6 +105,8 @@ def media_options_from(values: dict[str, Any]) -> MediaOptions:
         decoder=values["decoder"], threads=values["threads"],
         start=values["start"], end=values["end"],
     )
+    if pipeline.threads < 0:
+        raise UsageError(f"--threads must be 0 (auto) or more, got {pipeline.threads}")
     if pipeline.error_policy not in ("abort", "pass"):
         raise UsageError("--on-frame-error must be 'abort' or 'pass'")
     return MediaOptions(encoder, pipeline, json=values["json_"], quiet=values["quiet"])
@@ -149,8 +151,12 @@ def run_video_job(
     output: str | Path,
     processors: Sequence[FrameProcessor],
     media: MediaOptions,
+    announce: str | None = None,
 ) -> PipelineReport:
-    """Run the pipeline with progress on a TTY and print the summary (or the JSON report)."""
+    """Run the pipeline with progress on a TTY and print the summary (or the JSON report).
+
+    ``announce`` (e.g. which model runs) goes to stderr once the first frame is written, so
+    a bad input or option is reported first, and alone."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -159,6 +165,14 @@ def run_video_job(
     show_progress = console.is_terminal and not (media.quiet or media.json)
     if media.quiet:
         logging.getLogger("vt").setLevel(logging.ERROR)
+    announced = not announce or media.quiet or media.json
+
+    def tell() -> None:
+        nonlocal announced
+        if not announced:
+            announced = True
+            console.print(announce, markup=False, highlight=False)
+
     if show_progress:
         progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -168,6 +182,7 @@ def run_video_job(
         task = progress.add_task(Path(str(input)).name, total=None, fps=0.0)
 
         def update(done: int, total: int | None) -> None:
+            tell()
             elapsed = progress.tasks[0].elapsed or 0
             progress.update(task, completed=done, total=total,
                             fps=done / elapsed if elapsed else 0.0)
@@ -175,7 +190,8 @@ def run_video_job(
         with progress:
             report = transcode(input, output, processors, media.encoder, media.pipeline, update)
     else:
-        report = transcode(input, output, processors, media.encoder, media.pipeline)
+        report = transcode(input, output, processors, media.encoder, media.pipeline,
+                           None if announced else lambda done, total: tell())
     if media.json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     elif not media.quiet:

@@ -19,6 +19,11 @@ class InputError(VtError):
     """An input file is missing, unreadable, or not a video we can decode."""
 
 
+class UnreadableInputError(InputError):
+    """FFmpeg cannot open the container at all (not a media file): since every decoder vt
+    has is built on FFmpeg, no other one is tried unless the user asked for it."""
+
+
 class OutputError(VtError):
     """The output cannot be written where the user asked."""
 

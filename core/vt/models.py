@@ -28,7 +28,7 @@ def resolve_model(name_or_path: str | Path | ModelRef, *, download: bool = True)
     host = get_host()
     if text not in host.models:
         if path.suffix or "/" in text:
-            raise ModelUnavailableError(f"model file not found: {text}")
+            raise UsageError(f"model file not found: {text}")
         known = ", ".join(host.models.names()) or "none registered"
         raise UsageError(f"unknown model {text!r} (known: {known})")
     spec = host.models.get(text)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vt.errors import InputError, UsageError
+from vt.errors import InputError, UnreadableInputError, UsageError
 from vt.media.frames import PIXEL_DTYPES, FrameBatch
 from vt.media.info import MediaInfo
 from vt.media.source import Source
@@ -117,12 +117,16 @@ def open_video(
     priority: Sequence[str] | None = None,
     threads: int = 0,
     options: dict[str, Any] | None = None,
+    try_all: bool | None = None,
 ) -> VideoReader:
     """Open ``source`` with ``decoder``, or with the first decoder of the chain that can.
 
     The chain is the registered decoders ordered by ``priority`` (names; default
     ``VT_DECODER_PRIORITY`` or each decoder's own priority), with the ``choose_decoder`` hook's
-    pick first. A decoder that is missing or fails on this source passes to the next.
+    pick first. A decoder that is missing or fails on this source passes to the next, except
+    when FFmpeg cannot open the container at all: then the others (FFmpeg-based too, and far
+    heavier to start) are tried only with ``try_all`` — by default, when the user set
+    ``VT_DECODER_PRIORITY``.
     """
     from vt.plugins import get_host
 
@@ -160,6 +164,10 @@ def open_video(
         try:
             reader = info.open(src, **kwargs)
         except InputError as exc:
+            if isinstance(exc, UnreadableInputError) and not (
+                try_all if try_all is not None else "VT_DECODER_PRIORITY" in os.environ
+            ):
+                raise
             first_error = first_error or exc
             errors.append(info.name)
             log.debug("decoder %s failed on %s: %s", info.name, src.describe(), exc)

@@ -65,6 +65,8 @@ class EncoderConfig:
         if self.bitrate is not None:
             parse_bitrate(self.bitrate)
         parse_bitrate(self.audio_bitrate)
+        if self.options:
+            _check_encoder_options(codec, self.options)
 
     def video_options(self) -> dict[str, str]:
         """Options for the video encoder, translated per codec family."""
@@ -93,6 +95,39 @@ class EncoderConfig:
                 opts.update(rc="vbr", cq=str(self.crf))
         opts.update(self.options)
         return opts
+
+
+def _check_encoder_options(codec: av.Codec, options: dict[str, str]) -> None:
+    """Open the encoder on a tiny frame with the user's ``-e`` options: FFmpeg hands back
+    the options it did not use (misspelt or meant for another encoder); those are errors."""
+
+    def opened(opts: dict[str, str]) -> av.CodecContext:
+        cc = av.CodecContext.create(codec, "w")
+        cc.width = cc.height = 64
+        formats = [f.name for f in codec.video_formats or []]
+        cc.pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
+        cc.time_base = Fraction(1, 25)
+        cc.framerate = Fraction(25)
+        cc.options = dict(opts)
+        cc.open()
+        return cc
+
+    try:
+        unused = dict(opened(options).options)
+    except (av.error.FFmpegError, ValueError) as exc:
+        try:
+            opened({})
+        except (av.error.FFmpegError, ValueError):
+            return  # the encoder cannot open here at all (e.g. no GPU): it fails later
+        raise UsageError(f"encoder option(s) {_pairs(options)} rejected by {codec.name}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+    if unused:
+        raise UsageError(f"unknown option(s) for encoder {codec.name}: {_pairs(unused)} "
+                         f"(see: ffmpeg -h encoder={codec.name})")
+
+
+def _pairs(options: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in options.items())
 
 
 def parse_bitrate(text: str) -> int:

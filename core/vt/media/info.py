@@ -8,7 +8,7 @@ from typing import Any
 
 import av
 
-from vt.errors import InputError
+from vt.errors import InputError, UnreadableInputError
 from vt.media.source import Source
 
 # FFmpeg enum values (libavutil/pixfmt.h) -> names, for reports.
@@ -159,7 +159,7 @@ def open_container(source: Source) -> av.container.InputContainer:
     try:
         return av.open(source.open_binary(), "r")
     except av.error.InvalidDataError as exc:
-        raise InputError(
+        raise UnreadableInputError(
             f"not a video file we can read: {source.describe()} ({exc.strerror})") from exc
     except av.error.FFmpegError as exc:
         raise InputError(f"cannot open {source.describe()}: {exc.strerror or exc}") from exc
@@ -180,6 +180,9 @@ def probe_container(
     if vs is None:
         raise InputError(f"no video stream in {source.describe()}")
     fmt = container.format.name
+    if fmt == "tty":  # FFmpeg shows text files as ANSI art: never what a user means
+        raise UnreadableInputError(f"not a video file we can read: {source.describe()} "
+                                   "(a text file)")
     if source.kind != "frames" and (fmt.endswith("_pipe") or fmt in ("image2", "gif")) and (
         fmt != "gif"
     ):

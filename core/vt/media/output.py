@@ -1,11 +1,24 @@
-"""Output targets and atomic writes: nothing appears under the final name until complete."""
+"""Output targets and atomic writes: nothing appears under the final name until complete.
+
+What vt promises about outputs (README, "Guarantees"):
+- a file or frame folder is written under a temporary name beside the target and renamed
+  into place only when complete; on an error, Ctrl-C, SIGTERM or SIGHUP the temporary is
+  removed and the target left as it was;
+- without ``--overwrite`` the final rename fails if the target appeared meanwhile (two jobs
+  writing one path never both "succeed");
+- a frame folder is only ever replaced if vt made it (it holds a ``.vt-frames`` marker), and
+  never when it is the working folder or holds the input; replacing it replaces all of it;
+- new files and folders follow the umask; a replaced file keeps its mode.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import shutil
 import signal
-import tempfile
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +26,10 @@ from pathlib import Path
 from vt.errors import OutputError, UsageError
 from vt.media.source import IMAGE_EXTENSIONS, Source
 from vt.registry import OutputTarget
+from vt.tempfiles import clean_stale, temp_path
+
+#: the file inside every frame folder vt writes: only such folders may be replaced
+FRAMES_MARKER = ".vt-frames"
 
 
 def resolve_target(output: str | os.PathLike[str]) -> OutputTarget:
@@ -34,21 +51,25 @@ def final_path(target: OutputTarget) -> Path:
     return target.path.parent if target.kind == "images" else target.path
 
 
+def is_vt_folder(folder: Path) -> bool:
+    return (folder / FRAMES_MARKER).is_file()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
 def check_output(target: OutputTarget, source: Source, overwrite: bool) -> None:
     final = final_path(target)
     if source.kind == "file" and source.path is not None and final.exists():
         if final.resolve() == source.path.resolve():
             raise UsageError(f"output is the input file: {final}")
-    if source.kind == "frames" and source.path is not None and final.resolve() == (
-        source.path.resolve()
-    ):
-        raise UsageError(f"output is the input folder: {final}")
-    if final.exists():
-        empty_dir = final.is_dir() and not any(final.iterdir())
-        if not overwrite and not empty_dir:
-            raise UsageError(f"output exists: {final} (use --overwrite to replace it)")
-        if final.is_dir() and target.kind == "container":
-            raise UsageError(f"output is a directory: {final}")
+    if target.kind == "images":
+        _check_frame_folder(final, source, overwrite)
+    elif final.is_dir():
+        raise UsageError(f"output is a directory: {final}")
+    elif final.exists() and not overwrite:
+        raise UsageError(f"output exists: {final} (use --overwrite to replace it)")
     parent = final.parent
     if not parent.exists():
         raise OutputError(f"output folder does not exist: {parent}")
@@ -56,30 +77,57 @@ def check_output(target: OutputTarget, source: Source, overwrite: bool) -> None:
         raise OutputError(f"output folder is not writable: {parent}")
 
 
+def _check_frame_folder(final: Path, source: Source, overwrite: bool) -> None:
+    here = final.resolve()
+    if _inside(Path.cwd().resolve(), here):
+        raise UsageError(f"output folder {final} is the working folder (or holds it): "
+                         "write the frames to a new folder")
+    inputs = [source.path] if source.path is not None else list(source.paths[:1])
+    for item in inputs:
+        if item is not None and _inside(item.resolve(), here):
+            raise UsageError(f"output folder {final} holds the input: write the frames to a "
+                             "new folder")
+    if not final.exists():
+        return
+    if not final.is_dir():
+        raise UsageError(f"output {final} exists and is not a folder")
+    if not any(final.iterdir()):
+        return  # an empty folder: nothing to lose
+    if not overwrite:
+        raise UsageError(f"output exists: {final} (use --overwrite to replace it)")
+    if not is_vt_folder(final):
+        raise UsageError(f"output folder {final} was not written by vt (no {FRAMES_MARKER} "
+                         "marker): refusing to replace it; choose a new or empty folder")
+
+
 @contextmanager
 def atomic_output(target: OutputTarget, overwrite: bool = False) -> Iterator[OutputTarget]:
-    """Yield a temporary target beside the final one; rename it into place on success.
+    """Yield a temporary target beside the final one; move it into place on success.
 
-    On any error, and on Ctrl-C or SIGTERM, the temporary file or folder is removed and the
-    final name is left as it was.
+    On any error, and on Ctrl-C, SIGTERM or SIGHUP, the temporary file or folder is removed
+    and the final name is left as it was. Temporary names carry the PID, so the leftovers of
+    a killed run are removed by the next run writing to the same folder.
     """
     final = final_path(target)
-    prefix = f".{final.name}.vt-partial-"
+    clean_stale(final.parent)
     if target.kind == "images":
-        tmp_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
-        tmp = OutputTarget(tmp_dir / target.path.name, "images")
-        tmp_final = tmp_dir
+        tmp_final = temp_path(final)
+        tmp_final.mkdir()  # mode 0777 minus the umask
+        (tmp_final / FRAMES_MARKER).write_text("frames written by vt\n")
+        tmp = OutputTarget(tmp_final / target.path.name, "images")
     else:
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=final.suffix, dir=final.parent)
-        os.close(fd)
-        tmp_final = Path(name)
+        tmp_final = temp_path(final, final.suffix)
+        os.close(os.open(tmp_final, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        if overwrite and final.is_file():  # -y keeps the replaced file's mode
+            os.chmod(tmp_final, stat.S_IMODE(final.stat().st_mode))
         tmp = OutputTarget(tmp_final, "container")
-    previous = _raise_on_sigterm()
+    previous = _raise_on_termination()
     try:
         yield tmp
-        if final.exists() and final.is_dir() and target.kind == "images":
-            shutil.rmtree(final) if overwrite or not any(final.iterdir()) else None
-        os.replace(tmp_final, final)
+        if target.kind == "images":
+            _commit_folder(tmp_final, final, overwrite)
+        else:
+            _commit_file(tmp_final, final, overwrite)
     except BaseException:
         if tmp_final.is_dir():
             shutil.rmtree(tmp_final, ignore_errors=True)
@@ -87,23 +135,109 @@ def atomic_output(target: OutputTarget, overwrite: bool = False) -> Iterator[Out
             tmp_final.unlink(missing_ok=True)
         raise
     finally:
-        _restore_sigterm(previous)
+        _restore_handlers(previous)
 
 
-def _raise_on_sigterm() -> object:
-    """Turn SIGTERM into KeyboardInterrupt so cleanup runs (main thread only)."""
+def _appeared(final: Path) -> OutputError:
+    return OutputError(f"output {final} appeared while vt was writing it (another job?): not "
+                       "replaced; use --overwrite to replace it")
+
+
+def _commit_file(tmp: Path, final: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, final)
+        return
     try:
-        def handler(signum: int, frame: object) -> None:
-            raise KeyboardInterrupt
+        rename_noreplace(tmp, final)
+    except FileExistsError:
+        raise _appeared(final) from None
 
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
+
+def _commit_folder(tmp: Path, final: Path, overwrite: bool) -> None:
+    aside: Path | None = None
+    if final.is_dir() and not final.is_symlink():
+        if not any(final.iterdir()):
+            final.rmdir()  # empty: nothing to keep
+        elif overwrite and is_vt_folder(final):
+            aside = temp_path(final)
+            os.rename(final, aside)
+        else:
+            raise _appeared(final)
+    try:
+        rename_noreplace(tmp, final)
+    except FileExistsError:
+        if aside is not None:
+            os.rename(aside, final)
+        raise _appeared(final) from None
+    except BaseException:
+        if aside is not None:
+            os.rename(aside, final)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)  # the previous run's frames, marked as vt's
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def _renameat2() -> object | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.renameat2
+    except (OSError, AttributeError):
         return None
 
 
-def _restore_sigterm(previous: object) -> None:
-    if previous is not None:
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``; ``FileExistsError`` if ``dst`` exists, atomically where the
+    system allows it (``renameat2(RENAME_NOREPLACE)``, else a hard link for files)."""
+    fn = _renameat2()
+    if fn is not None:
+        rc = fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST or err == errno.ENOTEMPTY:
+            raise FileExistsError(errno.EEXIST, "exists", str(dst))
+        if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), str(dst))
+    if src.is_dir():  # no atomic way left: the window is a stat and a rename
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "exists", str(dst))
+        os.rename(src, dst)
+        return
+    os.link(src, dst)  # fails if dst exists
+    os.unlink(src)
+
+
+_TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                             if hasattr(signal, name))
+
+
+def _raise_on_termination() -> dict[int, object] | None:
+    """Turn SIGTERM and SIGHUP (a closed terminal, a dropped ssh) into KeyboardInterrupt so
+    cleanup runs. Signals the user set to be ignored (nohup) stay ignored. Main thread only."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous: dict[int, object] = {}
+    try:
+        for sig in _TERMINATION_SIGNALS:
+            current = signal.getsignal(sig)
+            if current is signal.SIG_IGN:
+                continue
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread
+        _restore_handlers(previous)
+        return None
+    return previous
+
+
+def _restore_handlers(previous: dict[int, object] | None) -> None:
+    for sig, handler in (previous or {}).items():
         try:
-            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+            signal.signal(sig, handler)  # type: ignore[arg-type]
         except ValueError:  # pragma: no cover
             pass

@@ -24,6 +24,7 @@ from vt.media.decode import VideoReader, open_video, resize_rgb
 from vt.media.decoders.pyav_reader import PyAVReader
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
+from vt.media.info import MAX_DIMENSION
 from vt.media.output import atomic_output, check_output, resolve_target
 from vt.media.processing import FrameProcessor
 from vt.media.source import Source
@@ -138,6 +139,9 @@ class ProcessorChain:
             fmt = p.configure(fmt)
             if fmt.width <= 0 or fmt.height <= 0:
                 raise UsageError(f"processor {p.name} would make {fmt.width}x{fmt.height} frames")
+            if max(fmt.width, fmt.height) > MAX_DIMENSION:
+                raise UsageError(f"processor {p.name} would make {fmt.width}x{fmt.height} "
+                                 f"frames: at most {MAX_DIMENSION} pixels per side")
             self.formats.append(fmt)
         return fmt
 
@@ -259,6 +263,7 @@ def transcode(
                 "rgb48" in getattr(p, "pixel_formats", ("rgb24", "rgb48")) for p in processors
             ) else "rgb24"
         )
+        _check_selection(src, video.duration or info.duration)
         fmt_in = FrameFormat(video.width, video.height, pixel_format)
         fmt_out = chain.configure(fmt_in)
         report = PipelineReport(
@@ -290,6 +295,18 @@ def transcode(
     report.wall_time = time.perf_counter() - started
     report.fps = report.frames_out / report.wall_time if report.wall_time else 0.0
     return report
+
+
+def _span(src: Source, duration: float | None) -> str:
+    asked = f" between {src.start or 0:g} s and {src.end:g} s" if src.end is not None else (
+        f" from {src.start:g} s" if src.start else "")
+    return asked + (f" (the clip lasts {duration:.3f} s)" if duration else "")
+
+
+def _check_selection(src: Source, duration: float | None) -> None:
+    """A time range that starts past the end selects no frame: say so before writing."""
+    if src.start is not None and duration and src.start >= duration:
+        raise UsageError(f"no frames selected{_span(src, duration)}: nothing written")
 
 
 def write_video(
@@ -448,6 +465,9 @@ def _run(
     failure = getattr(encoder, "failure", None)
     if failure is not None:
         raise failure
+    if seen_in.count == 0:
+        raise UsageError(f"no frames selected from {reader.source.describe()}"
+                         f"{_span(reader.source, reader.info.duration)}: nothing written")
     if (seen_out.count, seen_out.fingerprint) != (seen_in.count, seen_in.fingerprint):
         raise VtError(
             f"processors returned {seen_out.count} frames for {seen_in.count} input "

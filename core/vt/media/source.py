@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import glob
 import io
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from vt.errors import InputError
+from vt.errors import InputError, UsageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr")
 _PATTERN = re.compile(r"%0?\d*d")
@@ -86,10 +87,15 @@ class Source:
         return cls("file", path=path)
 
     def with_range(self, start: float | None, end: float | None) -> Source:
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and not math.isfinite(value):
+                raise UsageError(f"{name} time must be a number of seconds, got {value}")
         if start is not None and start < 0:
-            raise InputError(f"start time must be >= 0, got {start}")
+            raise UsageError(f"start time must be >= 0, got {start}")
+        if end is not None and end <= 0:
+            raise UsageError(f"end time must be > 0, got {end}")
         if end is not None and start is not None and end <= start:
-            raise InputError(f"end time ({end}) must be after start time ({start})")
+            raise UsageError(f"end time ({end}) must be after start time ({start})")
         return replace(self, start=start, end=end)
 
     def open_binary(self) -> io.BufferedIOBase | str:

@@ -98,20 +98,18 @@ def test_any_model_file_and_a_non_native_scale(host, tmp_path: Path, tiny_pth: P
     assert _streams(out)["size"] == (96, 72)
 
 
-def test_missing_model_falls_back_with_a_warning_or_fails_with_strict(
+def test_missing_model_file_is_a_usage_error_with_or_without_strict(
         host, tmp_path: Path) -> None:
+    # a typo is not a model that cannot run: no silent fallback to Lanczos
     clip = make_video(tmp_path / "tiny.mp4", frames=3, width=32, height=24)
     missing = tmp_path / "nope.pth"
-    result = _invoke(host, str(clip), "--model", str(missing), "-o", str(tmp_path / "a.mp4"),
-                     *FAST)
-    assert result.exit_code == 0, result.output
-    assert "vt: warning: AI upscaling unavailable, falling back to lanczos" in result.output
-    assert _streams(tmp_path / "a.mp4")["size"] == (64, 48)
-    result = _invoke(host, str(clip), "--model", str(missing), "--strict",
-                     "-o", str(tmp_path / "b.mp4"), *FAST)
-    assert result.exit_code == 1
-    assert "--strict" in result.output
-    assert not (tmp_path / "b.mp4").exists()
+    for extra in ([], ["--strict"]):
+        result = _invoke(host, str(clip), "--model", str(missing), *extra,
+                         "-o", str(tmp_path / "a.mp4"), *FAST)
+        assert result.exit_code == 2, result.output
+        assert "model file not found" in result.output
+        assert "falling back" not in result.output
+        assert not (tmp_path / "a.mp4").exists()
 
 
 def test_bad_options_are_usage_errors(host, clip: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vt.errors import ModelUnavailableError
+from vt.errors import ModelUnavailableError, UsageError
 from vt_upscale import models
 from vt_upscale.models import BY_NAME, cache_dir, default_model, fetch, locate, resolve
 
@@ -64,12 +64,12 @@ def test_alias_resolves_to_x4() -> None:
 
 
 def test_unknown_name_suggests_a_close_one(host) -> None:
-    with pytest.raises(ModelUnavailableError, match="did you mean 'RealESRGAN_x4plus'"):
+    with pytest.raises(UsageError, match="did you mean 'RealESRGAN_x4plus'"):
         resolve("RealESRGAN_x4plu")
 
 
 def test_missing_file_path_is_reported(host, tmp_path: Path) -> None:
-    with pytest.raises(ModelUnavailableError, match="not found"):
+    with pytest.raises(UsageError, match="not found"):
         resolve(str(tmp_path / "nope.pth"))
 
 

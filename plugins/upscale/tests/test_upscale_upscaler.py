@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vt.errors import ModelUnavailableError, VtError
+from vt.errors import ModelUnavailableError, UsageError, VtError
 from vt.media.frames import FrameBatch
 from vt_upscale import Upscaler, UpscaleWarning
 from vt_upscale.adapters.torch_spandrel import TorchSRModel
@@ -119,17 +119,12 @@ def test_other_model_errors_are_not_hidden() -> None:
         Upscaler(Broken(limit=100)).upscale(_image())
 
 
-def test_missing_weights_fall_back_with_a_warning(host, tmp_path: Path) -> None:
-    with pytest.warns(UpscaleWarning, match="falling back to lanczos.*not found"):
-        upscaler = Upscaler(str(tmp_path / "missing.pth"), scale=2)
-    out = upscaler.upscale(_image())
-    assert out.shape == (80, 112, 3)
-    assert "fallback" in upscaler.describe()
-
-
-def test_missing_weights_with_strict_fail(host, tmp_path: Path) -> None:
-    with pytest.raises(ModelUnavailableError, match="not found.*--strict"):
-        Upscaler(str(tmp_path / "missing.pth"), strict=True)
+def test_missing_weights_file_is_a_usage_error_not_a_fallback(host, tmp_path: Path) -> None:
+    for strict in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UpscaleWarning)
+            with pytest.raises(UsageError, match="model file not found"):
+                Upscaler(str(tmp_path / "missing.pth"), scale=2, strict=strict)
 
 
 def test_unsupported_dtype_is_an_error_not_a_fallback(host, tiny_pth: Path) -> None:

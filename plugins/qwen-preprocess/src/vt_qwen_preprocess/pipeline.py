@@ -16,7 +16,7 @@ import numpy as np
 
 from vt.errors import InputError, UsageError, VtError
 from vt_qwen_preprocess.cache import DiskCache, MemoryCache, file_fingerprint, make_key
-from vt_qwen_preprocess.config import PreprocessConfig, Resolved, resolve
+from vt_qwen_preprocess.config import DEFAULT_DECODERS, PreprocessConfig, Resolved, resolve
 from vt_qwen_preprocess.inputs import FrameList, VideoInput, resolve_input
 from vt_qwen_preprocess.resize import make_resizer
 from vt_qwen_preprocess.sampling import SamplingPlan, SamplingRequest, plan_sampling
@@ -438,7 +438,9 @@ def _open_reader(inp: VideoInput, c: PreprocessConfig, exclude: set[str]) -> Any
     order = [d for d in c.decoders if d not in exclude]
     if not order:
         raise InputError(f"every decoder failed on {inp.describe()}")
-    return open_video(inp.source, priority=order, threads=c.threads)
+    # a file FFmpeg cannot open is not tried with other backends unless the user chose them
+    return open_video(inp.source, priority=order, threads=c.threads,
+                      try_all=tuple(c.decoders) != DEFAULT_DECODERS)
 
 
 def plan(video: Any, config: PreprocessConfig | None = None, **overrides: Any) -> VideoPlan:

@@ -12,6 +12,7 @@ import typer
 
 from vt.cli_media import MediaOptions, default_output, media_options, run_video_job
 from vt.errors import UsageError
+from vt.media.info import MAX_DIMENSION
 
 PANEL = "Upscaling"
 AI_PANEL = "AI model"
@@ -43,6 +44,8 @@ def _parse_size(text: str | None) -> tuple[int | None, int | None]:
             from None
     if not sep or (width <= 0 and height <= 0):
         raise UsageError(f"--size must be WIDTHxHEIGHT, got {text!r}")
+    if max(width, height) > MAX_DIMENSION:
+        raise UsageError(f"--size {text}: at most {MAX_DIMENSION} pixels per side")
     return (width if width > 0 else None), (height if height > 0 else None)
 
 
@@ -101,8 +104,7 @@ def upscale(
             tile_pad=tile_pad, pre_pad=pre_pad, batch=batch, strict=strict,
         )
         try:
-            if not (media.quiet or media.json):
-                typer.echo(f"upscaling with {upscaler.describe()}", err=True)
-            run_video_job(input, target, [upscaler.processor()], media)
+            run_video_job(input, target, [upscaler.processor()], media,
+                          announce=f"upscaling with {upscaler.describe()}")
         finally:
             upscaler.close()

