@@ -35,7 +35,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory,
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("tests must not touch the network")
 
-    monkeypatch.setattr("vt_upscale.models.urlopen", no_network)
+    monkeypatch.setattr("vt_upscale.models.download", no_network)
     return cache
 
 
@@ -58,3 +58,4 @@ def carphone_frame() -> np.ndarray:
     with av.open(str(sample_clip("carphone_pristine"))) as container:
         frame = next(container.decode(video=0))
         return frame.to_ndarray(format="rgb24")
+
