@@ -59,3 +59,17 @@ def carphone_frame() -> np.ndarray:
         frame = next(container.decode(video=0))
         return frame.to_ndarray(format="rgb24")
 
+
+@pytest.fixture
+def torchscript_pt(tmp_path: Path) -> Path:
+    """A real TorchScript archive (a traced tiny x2 network): loading it runs its code."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
+        traced = torch.jit.trace(tiny_compact(), torch.rand(1, 3, 8, 8))
+        path = tmp_path / "tiny_script.pt"
+        torch.jit.save(traced, str(path))
+    return path
