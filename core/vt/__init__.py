@@ -1,7 +1,8 @@
 """vt: a plugin-based command-line video toolkit for AI video work."""
 
+from vt.cachedirs import cache_dir
 from vt.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "hookimpl"]
+__all__ = ["__version__", "cache_dir", "hookimpl"]

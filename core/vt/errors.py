@@ -34,3 +34,27 @@ class RegistryError(VtError):
 
 class ModelUnavailableError(VtError):
     """A model's weights cannot be found or loaded."""
+
+
+class UntrustedModelError(UsageError):
+    """Loading this model file would run code from it, and the user has not said to trust it."""
+
+
+class DownloadError(VtError):
+    """A download failed: network, HTTP status, disk (see the subclasses for refusals)."""
+
+
+class DownloadRefusedError(DownloadError):
+    """A URL or a redirect vt will not follow (scheme, too many redirects)."""
+
+
+class DownloadTooLargeError(DownloadError):
+    """The response is larger than the caller's limit."""
+
+
+class DownloadTimeoutError(DownloadError):
+    """The download did not finish in time."""
+
+
+class ChecksumMismatchError(DownloadError):
+    """The downloaded bytes are not the expected ones (sha256); nothing was kept."""

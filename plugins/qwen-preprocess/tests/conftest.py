@@ -20,6 +20,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
     cache = tmp_path_factory.mktemp("xdg-cache")
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.delenv("VT_CACHE_DIR", raising=False)  # else it would win over XDG_CACHE_HOME
     for var in [v for v in os.environ if v.startswith("VT_QWEN_")]:
         monkeypatch.delenv(var)
     clear_memory_cache()

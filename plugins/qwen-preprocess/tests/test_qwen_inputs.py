@@ -6,13 +6,19 @@ from __future__ import annotations
 import base64
 import http.server
 import io
+import os
+import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from vt.cachedirs import cache_dir
+from vt.cli import create_app
 from vt.errors import InputError
 from vt_qwen_preprocess import plan, preprocess
 from vt_qwen_preprocess.inputs import resolve_input
@@ -20,8 +26,25 @@ from vt_qwen_preprocess.inputs import resolve_input
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
+    requests: list[str] = []
+    ftp_port = 0
+
+    def _redirect(self, location):
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_GET(self):  # noqa: N802
+        self.requests.append(self.path)
+        if self.path == "/to-ftp.mp4":
+            return self._redirect(f"ftp://127.0.0.1:{self.ftp_port}/x")
+        if self.path == "/loop.mp4":
+            return self._redirect("/loop.mp4")
+        if self.path.startswith("/hop/"):  # an endless chain of distinct URLs
+            return self._redirect(f"/hop/{int(self.path[5:]) + 1}")
+        if self.path == "/to-bikes.mp4":
+            return self._redirect("/bikes.mp4")
         if self.path == "/slow.mp4":
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
@@ -104,6 +127,53 @@ def test_http_errors_are_one_line(server):
         plan(f"{server}/missing.mp4")
 
 
+def test_redirect_to_ftp_is_refused_before_connecting(server):
+    listener = socket.create_server(("127.0.0.1", 0))  # would see any connection attempt
+    _Handler.ftp_port = listener.getsockname()[1]
+    try:
+        with pytest.raises(InputError) as info:
+            resolve_input(f"{server}/to-ftp.mp4", max_download_bytes=10**6, timeout=3)
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing connected to the ftp:// port
+    finally:
+        listener.close()
+    message = str(info.value)
+    assert message.startswith("redirect to ftp:// refused") and "\n" not in message
+    assert f"ftp://127.0.0.1:{_Handler.ftp_port}/x" in message
+    result = CliRunner().invoke(create_app(), ["qwen-preprocess", f"{server}/to-ftp.mp4",
+                                               "--plan"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"vt: error: {message}"]
+
+
+def test_redirects_are_followed_and_capped(server, bikes):
+    inp = resolve_input(f"{server}/to-bikes.mp4", max_download_bytes=10**8, timeout=10)
+    with inp:
+        assert inp.temp_files[0].read_bytes() == Path(bikes).read_bytes()
+    _Handler.requests.clear()
+    with pytest.raises(InputError, match=r"^too many redirects \(more than 5\)"):
+        resolve_input(f"{server}/hop/0", max_download_bytes=10**6, timeout=10)
+    assert _Handler.requests == [f"/hop/{i}" for i in range(6)]  # the first URL + 5 hops
+    with pytest.raises(InputError, match=r"^too many redirects"):
+        resolve_input(f"{server}/loop.mp4", max_download_bytes=10**6, timeout=10)
+
+
+def test_downloads_use_vt_temp_names_and_stale_ones_are_cleaned(server):
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # its PID is now free: a killed run's leftover
+    folder = cache_dir("downloads")
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = folder / f".qwen-download.vt-tmp-{proc.pid}-0123abcd.mp4"
+    live = folder / f".qwen-download.vt-tmp-{os.getppid()}-89abcdef.mp4"
+    stale.write_bytes(b"partial")
+    live.write_bytes(b"in progress elsewhere")
+    with resolve_input(f"{server}/bikes.mp4", max_download_bytes=10**8, timeout=10) as inp:
+        temp = inp.temp_files[0]
+        assert temp.parent == folder and ".vt-tmp-" in temp.name
+    assert not stale.exists() and live.exists() and not temp.exists()
+
+
 def test_other_schemes_are_refused():
     for url in ("ftp://example.com/a.mp4", "s3://bucket/a.mp4", "rtsp://host/stream"):
         with pytest.raises(InputError, match="unsupported URL scheme"):
@@ -118,6 +188,26 @@ def test_base64_data_uri_and_raw_bytes(bikes):
     assert plan(io.BytesIO(data), fps=2.0).nframes == 20
     result = preprocess(data, nframes=4, cache=False)
     assert result.frames.shape == (4, 3, 280, 644)
+
+
+def test_oversized_base64_is_refused_before_decoding(monkeypatch):
+    def no_decode(*args, **kwargs):
+        raise AssertionError("an oversized payload was decoded")
+
+    monkeypatch.setattr(base64, "b64decode", no_decode)
+    uri = "data:video/mp4;base64," + "A" * 4000  # 3000 bytes once decoded
+    with pytest.raises(InputError, match=r"too large: 4000 characters encoded, over the "
+                                         r"1000-byte input limit \(refused before decoding\)"):
+        resolve_input(uri, max_bytes=1000)
+
+
+def test_base64_at_the_limit_is_accepted_with_line_breaks():
+    data = bytes(range(256)) * 4  # 1024 bytes
+    wrapped = base64.encodebytes(data).decode()  # MIME: a newline every 76 characters
+    with resolve_input("data:video/mp4;base64," + wrapped, max_bytes=len(data)) as inp:
+        assert inp.source.path.read_bytes() == data
+    with pytest.raises(InputError, match="too large"):
+        resolve_input("data:video/mp4;base64," + wrapped, max_bytes=len(data) - 1)
 
 
 def test_bad_base64_is_a_clear_error():

@@ -169,3 +169,28 @@ def test_device_is_validated(bikes_module):
             preprocess(bikes_module, nframes=2, cache=False, device="cuda")
     with pytest.raises(UsageError, match="unknown device"):
         preprocess(bikes_module, nframes=2, cache=False, device="toaster")
+
+
+def test_writers_use_vt_temp_names_and_clean_stale_ones(base, tmp_path, monkeypatch):
+    import os
+    import subprocess
+
+    from vt.tempfiles import owner_pid
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # a dead PID: what a killed run leaves behind
+    stale = tmp_path / f".v.npz.vt-tmp-{proc.pid}-0123abcd"
+    stale.write_bytes(b"half an output")
+    renames = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        renames.append((src, dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    save(base, tmp_path / "v.npz")
+    assert not stale.exists()
+    ((src, dst),) = renames
+    assert dst == tmp_path / "v.npz" and owner_pid(src) == os.getpid()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npz"]

@@ -35,7 +35,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory,
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("tests must not touch the network")
 
-    monkeypatch.setattr("vt_upscale.models.urlopen", no_network)
+    monkeypatch.setattr("vt_upscale.models.download", no_network)
     return cache
 
 
@@ -58,3 +58,18 @@ def carphone_frame() -> np.ndarray:
     with av.open(str(sample_clip("carphone_pristine"))) as container:
         frame = next(container.decode(video=0))
         return frame.to_ndarray(format="rgb24")
+
+
+@pytest.fixture
+def torchscript_pt(tmp_path: Path) -> Path:
+    """A real TorchScript archive (a traced tiny x2 network): loading it runs its code."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
+        traced = torch.jit.trace(tiny_compact(), torch.rand(1, 3, 8, 8))
+        path = tmp_path / "tiny_script.pt"
+        torch.jit.save(traced, str(path))
+    return path

@@ -177,3 +177,30 @@ def test_size_requirements_pad_the_input_and_crop_the_output() -> None:
     assert torch.equal(y, torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
     with pytest.raises(VtError, match="does not support fp16"):
         model.check_dtype("fp16", "cuda")
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_torchscript_loads_only_when_trusted_or_its_sha256_is_registered(
+        host, torchscript_pt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from vt.errors import UntrustedModelError
+    from vt_upscale import models
+    from vt_upscale.adapters.torch_spandrel import load_state_dict
+
+    def no_jit(*args: object, **kwargs: object) -> None:
+        raise AssertionError("TorchScript code was loaded")
+
+    with monkeypatch.context() as m:
+        m.setattr(torch.jit, "load", no_jit)
+        with pytest.raises(UntrustedModelError, match="--trust-model"):
+            load_model(torchscript_pt, device="cpu")
+        with pytest.raises(UntrustedModelError):  # a known name does not help without its digest
+            load_state_dict(torchscript_pt, known_sha256="0" * 64)
+    assert load_model(torchscript_pt, device="cpu", trust_model=True).scale == 2
+    # a registered model whose published sha256 is this file's: no flag needed
+    info = replace(models.BY_NAME["realesr-general-x4v3"], name="tiny-script",
+                   sha256=models.sha256_of(torchscript_pt))
+    monkeypatch.setitem(models.BY_NAME, "tiny-script", info)
+    ref = ModelRef(torchscript_pt, name="tiny-script", source="cache")
+    assert load_model(ref, device="cpu").scale == 2

@@ -112,6 +112,24 @@ def test_missing_model_file_is_a_usage_error_with_or_without_strict(
         assert not (tmp_path / "a.mp4").exists()
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_torchscript_needs_trust_model(host, tmp_path: Path, torchscript_pt: Path) -> None:
+    clip = make_video(tmp_path / "ts.mp4", frames=3, width=32, height=24)
+    out = tmp_path / "ts_out.mp4"
+    result = _invoke(host, str(clip), "--model", str(torchscript_pt), "-o", str(out), *FAST)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "vt: error: tiny_script.pt is a TorchScript file: loading it runs code from the file. "
+        "Pass --trust-model (trust_model=True in Python) only if you trust its source"
+    ]
+    assert not out.exists()
+    result = _invoke(host, str(clip), "--model", str(torchscript_pt), "--trust-model",
+                     "-o", str(out), *FAST)
+    assert result.exit_code == 0, result.output
+    assert "tiny_script [torch" in result.output
+    assert _streams(out)["size"] == (64, 48)
+
+
 def test_bad_options_are_usage_errors(host, clip: Path) -> None:
     assert _invoke(host, str(clip), "--method", "magic").exit_code == 2
     assert _invoke(host, str(clip), "--scale", "2", "--size", "64x64").exit_code == 2

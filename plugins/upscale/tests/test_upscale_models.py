@@ -3,28 +3,65 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import urllib.error
+import http.server
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from vt.errors import ModelUnavailableError, UsageError
+from vt.cachedirs import cache_dir
+from vt.download import download
+from vt.errors import DownloadError, ModelUnavailableError, UsageError
 from vt_upscale import models
-from vt_upscale.models import BY_NAME, cache_dir, default_model, fetch, locate, resolve
+from vt_upscale.models import BY_NAME, default_model, fetch, locate, resolve
+
+
+class _Release(http.server.BaseHTTPRequestHandler):
+    """Serves ``files`` by path on 127.0.0.1 and records every request."""
+
+    files: dict[str, bytes] = {}
+    requests: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.requests.append(self.path)
+        data = self.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def release_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A local release host; downloads are allowed (the conftest forbids them otherwise)."""
+    _Release.files, _Release.requests = {}, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Release)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setattr(models, "download", download)
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
 
 
 def test_cache_dir_honours_vt_model_cache_then_xdg(monkeypatch: pytest.MonkeyPatch,
                                                    tmp_path: Path) -> None:
+    monkeypatch.delenv("VT_CACHE_DIR", raising=False)
     monkeypatch.setenv("VT_MODEL_CACHE", str(tmp_path / "explicit"))
-    assert cache_dir() == tmp_path / "explicit"
+    assert cache_dir("models") == tmp_path / "explicit"
     monkeypatch.delenv("VT_MODEL_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_dir() == tmp_path / "xdg" / "vt" / "models"
+    assert cache_dir("models") == tmp_path / "xdg" / "vt" / "models"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache_dir() == tmp_path / "home" / ".cache" / "vt" / "models"
+    assert cache_dir("models") == tmp_path / "home" / ".cache" / "vt" / "models"
 
 
 @pytest.mark.parametrize(("scale", "name"), [(2, "realesr-animevideov3-x2"),
@@ -75,10 +112,10 @@ def test_missing_file_path_is_reported(host, tmp_path: Path) -> None:
 
 def test_download_only_model_fails_offline_saying_where_to_put_it(
         isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refused(url: str, timeout: float) -> None:
-        raise urllib.error.URLError("no network")
+    def refused(url: str, dest: Path, **kwargs: object) -> None:
+        raise DownloadError(f"download failed: no network ({url})")
 
-    monkeypatch.setattr(models, "urlopen", refused)
+    monkeypatch.setattr(models, "download", refused)
     assert locate(BY_NAME["realesr-general-x4v3"]) is None
     with pytest.raises(ModelUnavailableError) as info:
         resolve("realesr-general-x4v3")
@@ -95,22 +132,16 @@ def test_vt_offline_forbids_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
         fetch(BY_NAME["RealESRGAN_x2plus"])
 
 
-def _fake_release(tmp_path: Path, payload: bytes, sha: str) -> models.SRModelInfo:
-    source = tmp_path / "release" / "tiny.pth"
-    source.parent.mkdir()
-    source.write_bytes(payload)
-    return replace(BY_NAME["realesr-general-x4v3"], url=source.as_uri(), sha256=sha,
-                   cache_files=("tiny.pth",))
+def _fake_release(server: str, payload: bytes, sha: str) -> models.SRModelInfo:
+    _Release.files["/release/tiny.pth"] = payload
+    return replace(BY_NAME["realesr-general-x4v3"], url=f"{server}/release/tiny.pth",
+                   sha256=sha, cache_files=("tiny.pth",))
 
 
-def test_download_from_a_file_url_is_verified_and_cached(
-        isolated_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-        tiny_pth: Path) -> None:
-    import urllib.request
-
-    monkeypatch.setattr(models, "urlopen", urllib.request.urlopen)
+def test_download_is_verified_and_cached(isolated_cache: Path, release_server: str,
+                                         tiny_pth: Path) -> None:
     payload = tiny_pth.read_bytes()
-    info = _fake_release(tmp_path, payload, hashlib.sha256(payload).hexdigest())
+    info = _fake_release(release_server, payload, hashlib.sha256(payload).hexdigest())
     ref = fetch(info)
     assert ref.source == "download"
     assert ref.path == isolated_cache / "tiny.pth"
@@ -118,20 +149,30 @@ def test_download_from_a_file_url_is_verified_and_cached(
     assert locate(info).source == "cache"  # found there next time
 
 
-def test_download_with_a_wrong_sha256_saves_nothing(
-        isolated_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    opened: list[str] = []
-
-    def fake_open(url: str, timeout: float) -> io.BytesIO:
-        opened.append(url)
-        return io.BytesIO(b"not the weights")
-
-    monkeypatch.setattr(models, "urlopen", fake_open)
-    info = _fake_release(tmp_path, b"x", "0" * 64)
+def test_download_with_a_wrong_sha256_saves_nothing(isolated_cache: Path,
+                                                    release_server: str) -> None:
+    info = _fake_release(release_server, b"not the weights", "0" * 64)
     with pytest.raises(ModelUnavailableError, match="failed verification"):
         fetch(info)
-    assert opened == [info.url]
+    assert _Release.requests == ["/release/tiny.pth"]
     assert list(isolated_cache.iterdir()) == []
+
+
+def test_partial_downloads_of_killed_runs_are_cleaned(isolated_cache: Path,
+                                                      release_server: str,
+                                                      tiny_pth: Path) -> None:
+    import os
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # a dead PID, as a run killed mid-download leaves
+    stale = isolated_cache / f".tiny.pth.vt-tmp-{proc.pid}-0123abcd"
+    live = isolated_cache / f".other.pth.vt-tmp-{os.getppid()}-89abcdef"
+    stale.write_bytes(b"half a model")
+    live.write_bytes(b"another run, still going")
+    payload = tiny_pth.read_bytes()
+    fetch(_fake_release(release_server, payload, hashlib.sha256(payload).hexdigest()))
+    assert sorted(p.name for p in isolated_cache.iterdir()) == [live.name, "tiny.pth"]
 
 
 def test_models_are_registered_with_the_core(host) -> None:

@@ -1,16 +1,24 @@
 """Caches of sampled, resized uint8 frames.
 
-Keys combine the input's identity (path, size, mtime and a content hash) with every parameter
-that changes the frames (sampling, sizes, resize method, decoder order). The on-disk cache
-stores ``<key>.npy`` (T, H, W, 3) uint8 plus ``<key>.json`` metadata and is trimmed to a byte
-limit, oldest-used first; the in-memory LRU holds a bounded number of bytes.
+Keys combine the input's identity (size, mtime, inode and a fast hash of the whole file) with
+every parameter that changes the frames (sampling, sizes, resize method, decoder order). The
+on-disk cache (``vt.cache_dir("qwen")`` unless ``--cache-dir`` / ``VT_QWEN_CACHE_DIR`` says
+otherwise) stores ``<key>.npy`` (T, H, W, 3) uint8 plus ``<key>.json`` metadata and is trimmed
+to a byte limit, oldest-used first; the in-memory LRU holds a bounded number of bytes.
+
+The disk cache never fails a run: an entry that cannot be read, or whose shape or dtype is not
+the plan's, is a miss and is removed; a failed write (disk full, read-only folder) is a warning.
+Temporary files carry their writer's PID (``vt.tempfiles``): opening the cache removes those of
+killed runs, and those of live runs count towards the size limit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -20,29 +28,41 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-CACHE_VERSION = 1
-_HASH_WHOLE_LIMIT = 64 * 1024**2  # files up to this size are hashed whole
-_HASH_SAMPLE = 4 * 1024**2  # larger files: head, middle and tail samples
+from vt.cachedirs import cache_dir
+from vt.tempfiles import clean_stale, owner_pid, pid_alive, size_of, temp_path
 
+try:  # GB/s hashing; blake2b (several times slower) keeps keys sound without it
+    import xxhash
+except ImportError:  # pragma: no cover - xxhash is a declared dependency
+    xxhash = None
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "vt" / "qwen-preprocess"
+log = logging.getLogger("vt.qwen")
+
+CACHE_VERSION = 2
+HASH_CHUNK = 4 * 1024**2  # bytes read per hashing step (the whole file is always hashed)
+_KEY = re.compile(r"^[0-9a-f]{40}$")  # what make_key returns
 
 
 def file_fingerprint(path: Path) -> str:
-    """A content hash: the whole file when small, else size plus head/middle/tail samples."""
-    st = path.stat()
-    h = hashlib.sha256(f"{st.st_size}".encode())
+    """A fast hash of every byte of the file (xxh3-128, or blake2b without xxhash)."""
+    hasher: Any = xxhash.xxh3_128() if xxhash is not None else hashlib.blake2b(digest_size=16)
+    buffer = bytearray(HASH_CHUNK)
+    view = memoryview(buffer)
     with open(path, "rb") as fh:
-        if st.st_size <= _HASH_WHOLE_LIMIT:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        else:
-            for offset in (0, st.st_size // 2 - _HASH_SAMPLE // 2, st.st_size - _HASH_SAMPLE):
-                fh.seek(offset)
-                h.update(fh.read(_HASH_SAMPLE))
-    return h.hexdigest()
+        while n := fh.readinto(buffer):
+            hasher.update(view[:n])
+    return f"{'xxh3' if xxhash is not None else 'blake2b'}:{hasher.hexdigest()}"
+
+
+def file_identity(path: Path, *, content_only: bool = False) -> list[Any]:
+    """What a cache key needs to know about a file: size, mtime (ns), inode and content hash;
+    only size and hash for ``content_only`` (downloads and spooled bytes, whose names and
+    times are new each run)."""
+    st = path.stat()
+    digest = file_fingerprint(path)
+    if content_only:
+        return [st.st_size, digest]
+    return [st.st_size, st.st_mtime_ns, st.st_ino, digest]
 
 
 def make_key(identity: Any, params: Mapping[str, Any]) -> str:
@@ -93,25 +113,50 @@ class MemoryCache:
         return len(self._items)
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class DiskCache:
     """``<dir>/<key>.npy`` + ``<key>.json``, written atomically, trimmed to ``max_bytes``."""
 
     def __init__(self, directory: str | Path | None = None, max_bytes: int = 10 * 1024**3):
-        self.directory = Path(directory) if directory else default_cache_dir()
+        self.directory = Path(directory) if directory else cache_dir("qwen")
         self.max_bytes = max_bytes
+        clean_stale(self.directory)  # temporary files of killed runs (nothing else)
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         return self.directory / f"{key}.npy", self.directory / f"{key}.json"
 
-    def load(self, key: str) -> tuple[np.ndarray, dict[str, Any]] | None:
-        """Memory-mapped frames and metadata, or None on a miss (or a damaged entry)."""
+    def load(self, key: str, shape: tuple[int, ...] | None = None
+             ) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """Memory-mapped frames and metadata, or None on a miss. A damaged entry, or one whose
+        shape is not ``shape`` (or not uint8 frames), is removed and is a miss too."""
         data_path, meta_path = self._paths(key)
+        if not data_path.exists() and not meta_path.exists():
+            return None
         try:
             meta = json.loads(meta_path.read_text())
-            frames = np.load(data_path, mmap_mode="r")
-        except (OSError, ValueError):
+            frames = np.load(data_path, mmap_mode="r", allow_pickle=False)
+            exact_size = data_path.stat().st_size == frames.offset + frames.nbytes
+        except Exception as exc:  # noqa: BLE001 - empty, truncated, garbage: all misses
+            self._discard(key, f"unreadable: {_reason(exc)}")
             return None
-        if frames.dtype != np.uint8 or frames.ndim != 4:
+        problem = None
+        if not isinstance(meta, dict):
+            problem = "metadata is not a mapping"
+        elif frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            problem = f"holds {frames.dtype} {frames.shape}, not uint8 frames"
+        elif shape is not None and tuple(frames.shape) != tuple(shape):
+            problem = f"shape {tuple(frames.shape)}, the plan needs {tuple(shape)}"
+        elif not exact_size:
+            problem = "file size does not match its header"
+        if problem:
+            del frames  # release the mapping before removing the file
+            self._discard(key, problem)
             return None
         now = time.time()
         try:
@@ -120,32 +165,59 @@ class DiskCache:
             pass
         return frames, meta
 
+    def _discard(self, key: str, why: str) -> None:
+        log.warning("frame cache entry %s in %s is damaged (%s): removed, recomputing", key,
+                    self.directory, why)
+        self.remove(key)
+
     def writer(self, key: str, shape: tuple[int, int, int, int]) -> CacheWriter | None:
+        """A writer for a new entry, or None (with a warning) when the cache is unwritable."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             return CacheWriter(self, key, shape)
-        except OSError:
+        except OSError as exc:
+            warn_unwritable(self.directory, exc)
             return None
 
     def entries(self) -> list[tuple[float, int, str]]:
-        out = []
-        if not self.directory.is_dir():
-            return out
-        for meta in self.directory.glob("*.json"):
-            data = meta.with_suffix(".npy")
+        """(last use, bytes, key) of every entry, half-written ones included, oldest first."""
+        found: dict[str, list[Any]] = {}
+        try:
+            listing = list(self.directory.iterdir())
+        except OSError:
+            return []
+        for path in listing:
+            if path.suffix not in (".npy", ".json") or not _KEY.match(path.stem):
+                continue  # only our entries: a --cache-dir may hold other files
             try:
-                out.append((meta.stat().st_mtime, data.stat().st_size + meta.stat().st_size,
-                            meta.stem))
+                st = path.stat()
             except OSError:
                 continue
-        return sorted(out)
+            record = found.setdefault(path.stem, [0.0, 0])
+            record[0] = max(record[0], st.st_mtime)
+            record[1] += st.st_size
+        return sorted((used, size, key) for key, (used, size) in found.items())
+
+    def temp_bytes(self) -> int:
+        """Bytes in temporary files of live writers (entries being written right now)."""
+        try:
+            listing = list(self.directory.iterdir())
+        except OSError:
+            return 0
+        total = 0
+        for path in listing:
+            pid = owner_pid(path)
+            if pid is not None and pid_alive(pid):
+                total += size_of(path)
+        return total
 
     def size(self) -> int:
-        return sum(e[1] for e in self.entries())
+        """What the cache takes on disk, entries being written included."""
+        return sum(e[1] for e in self.entries()) + self.temp_bytes()
 
     def trim(self, keep: str | None = None) -> None:
         entries = self.entries()
-        total = sum(e[1] for e in entries)
+        total = sum(e[1] for e in entries) + self.temp_bytes()
         for _, nbytes, key in entries:
             if total <= self.max_bytes:
                 break
@@ -156,46 +228,86 @@ class DiskCache:
 
     def remove(self, key: str) -> None:
         for p in self._paths(key):
-            p.unlink(missing_ok=True)
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:  # a read-only cache: nothing to do about it here
+                pass
 
     def clear(self) -> None:
         for _, _, key in self.entries():
             self.remove(key)
 
 
+def warn_unwritable(directory: Path, exc: BaseException) -> None:
+    log.warning("cannot write the frame cache in %s (%s): continuing without caching",
+                directory, _reason(exc))
+
+
 class CacheWriter:
-    """Streams frames into a cache entry one at a time (no second copy in memory)."""
+    """Streams frames into a cache entry one at a time (no second copy in memory).
+
+    Best effort: a failed write or commit warns once and drops the entry, never raises."""
 
     def __init__(self, cache: DiskCache, key: str, shape: tuple[int, int, int, int]) -> None:
         self.cache, self.key, self.shape = cache, key, shape
         self.data_path, self.meta_path = cache._paths(key)
-        self.tmp = self.data_path.with_suffix(f".npy.tmp{os.getpid()}")
-        self.fh: BinaryIO = open(self.tmp, "wb")
-        np.lib.format.write_array_header_1_0(
-            self.fh, {"descr": "|u1", "fortran_order": False, "shape": shape}
-        )
+        self.tmp = temp_path(self.data_path)
+        self.failed = False
         self.count = 0
+        self.fh: BinaryIO = open(self.tmp, "xb")
+        try:
+            np.lib.format.write_array_header_1_0(
+                self.fh, {"descr": "|u1", "fortran_order": False, "shape": shape}
+            )
+        except OSError:
+            self.abort()
+            raise
 
     def write(self, frame: np.ndarray) -> None:
-        self.fh.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        if self.failed:
+            return
+        try:
+            self.fh.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        except OSError as exc:
+            self._fail(exc)
+            return
         self.count += 1
 
-    def commit(self, meta: dict[str, Any]) -> None:
-        self.fh.close()
-        if self.count != self.shape[0]:
-            self.abort()
-            return
-        nbytes = int(np.prod(self.shape))
-        if nbytes > self.cache.max_bytes:
-            self.abort()
-            return
-        os.replace(self.tmp, self.data_path)
-        tmp_meta = self.meta_path.with_suffix(f".json.tmp{os.getpid()}")
-        tmp_meta.write_text(json.dumps(meta, default=str))
-        os.replace(tmp_meta, self.meta_path)
+    def commit(self, meta: dict[str, Any]) -> bool:
+        """Publish the entry (atomically); False when it was not cached."""
+        if self.failed:
+            return False
+        try:
+            self.fh.close()  # flushes: a full disk may only show here
+            if self.count != self.shape[0] or int(np.prod(self.shape)) > self.cache.max_bytes:
+                self.abort()
+                return False
+            tmp_meta = temp_path(self.meta_path)
+            try:
+                tmp_meta.write_text(json.dumps(meta, default=str))
+                os.replace(self.tmp, self.data_path)
+                os.replace(tmp_meta, self.meta_path)
+            finally:
+                tmp_meta.unlink(missing_ok=True)
+        except OSError as exc:
+            self.cache.remove(self.key)  # never leave frames without their metadata
+            self._fail(exc)
+            return False
         self.cache.trim(keep=self.key)
+        return True
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failed = True
+        warn_unwritable(self.cache.directory, exc)
+        self.abort()
 
     def abort(self) -> None:
-        if not self.fh.closed:
-            self.fh.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            if not self.fh.closed:
+                self.fh.close()
+        except OSError:
+            pass
+        try:
+            self.tmp.unlink(missing_ok=True)
+        except OSError:
+            pass

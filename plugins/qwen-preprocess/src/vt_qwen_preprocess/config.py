@@ -18,6 +18,10 @@ Environment overrides (all optional): ``VT_QWEN_CONFIG`` (YAML path), ``VT_QWEN_
 ``VT_QWEN_TOTAL_PIXELS`` (all frames together), ``VT_QWEN_MAX_FRAMES``, ``VT_QWEN_DECODERS``
 (comma list), ``VT_QWEN_THREADS``, ``VT_QWEN_CACHE_DIR``, ``VT_QWEN_NO_CACHE=1``,
 ``VT_QWEN_MAX_DOWNLOAD`` (e.g. ``2GB``), ``VT_QWEN_DOWNLOAD_TIMEOUT`` (seconds).
+
+The disk cache folder: ``cache_dir`` (``--cache-dir``, YAML), else ``VT_QWEN_CACHE_DIR``, else
+``vt.cache_dir("qwen")`` (``$VT_CACHE_DIR/qwen``, else ``$XDG_CACHE_HOME/vt/qwen``, else
+``~/.cache/vt/qwen``).
 """
 
 from __future__ import annotations

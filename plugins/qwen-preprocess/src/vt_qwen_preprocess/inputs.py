@@ -13,22 +13,21 @@ import io
 import os
 import re
 import tempfile
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vt.errors import InputError
+from vt.cachedirs import cache_dir
+from vt.download import download as fetch_url
+from vt.errors import DownloadError, InputError
 from vt.media.source import IMAGE_EXTENSIONS, Source
+from vt.tempfiles import clean_stale, temp_path
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -72,95 +71,78 @@ class VideoInput:
         self.close()
 
 
-def _spool(data: bytes | Iterator[bytes], suffix: str = ".bin") -> Path:
-    fd, name = tempfile.mkstemp(prefix="vt-qwen-", suffix=suffix)
-    with os.fdopen(fd, "wb") as fh:
-        if isinstance(data, (bytes, bytearray, memoryview)):
+def scratch_dir() -> Path:
+    """Where downloads and spooled bytes go: vt's ``downloads`` cache folder, or the system's
+    temporary folder when that cannot be created. Stale leftovers of killed runs are removed."""
+    folder = cache_dir("downloads")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    clean_stale(folder)
+    return folder
+
+
+def _scratch_file(stem: str, suffix: str) -> Path:
+    """A fresh ``vt.tempfiles`` name (PID-tagged, so a killed run's file is cleaned later)."""
+    suffix = re.sub(r"[^A-Za-z0-9.]", "", suffix)[:8]
+    return temp_path(scratch_dir() / stem, suffix)
+
+
+def _spool(data: bytes, suffix: str = ".bin") -> Path:
+    path = _scratch_file("qwen-bytes", suffix)
+    try:
+        with open(path, "xb") as fh:
             fh.write(data)
-        else:
-            for chunk in data:
-                fh.write(chunk)
-    return Path(name)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise InputError(f"cannot spool the input bytes to {path.parent}: "
+                         f"{exc.strerror or exc}") from None
+    return path
 
 
-def decode_data_uri(uri: str) -> tuple[str, bytes]:
-    """``data:<mime>;base64,<payload>`` -> (mime, bytes); raises ``InputError`` when malformed."""
+def max_encoded_length(max_bytes: int) -> int:
+    """The longest base64 text that can decode to at most ``max_bytes``, plus room for line
+    breaks (MIME wraps at 76 characters: CRLF adds under 3%)."""
+    encoded = -(-max_bytes // 3) * 4
+    return encoded + encoded // 32 + 64
+
+
+def decode_data_uri(uri: str, max_bytes: int | None = None) -> tuple[str, bytes]:
+    """``data:<mime>;base64,<payload>`` -> (mime, bytes); raises ``InputError`` when malformed,
+    or (before decoding anything) when the payload cannot fit in ``max_bytes``."""
     head, sep, payload = uri.partition(",")
     if not sep:
         raise InputError("malformed data URI: no ',' before the payload")
     mime = head[5:].split(";")[0] or "application/octet-stream"
-    if ";base64" not in head:
-        return mime, urllib.parse.unquote_to_bytes(payload)
-    try:
-        data = base64.b64decode("".join(payload.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(f"invalid base64 in data URI: {exc}") from None
+    base64_encoded = ";base64" in head
+    if max_bytes is not None:
+        # base64 spends 4 characters per 3 bytes, percent-encoding 1 to 3 per byte
+        limit = max_encoded_length(max_bytes) if base64_encoded else 3 * max_bytes + 64
+        if len(payload) > limit:
+            raise InputError(f"data URI is too large: {len(payload)} characters encoded, over "
+                             f"the {max_bytes}-byte input limit (refused before decoding)")
+    if not base64_encoded:
+        data = urllib.parse.unquote_to_bytes(payload)
+    else:
+        try:
+            data = base64.b64decode("".join(payload.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InputError(f"invalid base64 in data URI: {exc}") from None
     if not data:
         raise InputError("data URI holds no data")
     return mime, data
 
 
 def download(url: str, *, max_bytes: int, timeout: float) -> Path:
-    """Stream ``url`` to a temporary file, stopping at ``max_bytes`` or after ``timeout``
-    seconds in total. Returns the file's path (the caller deletes it)."""
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers={"User-Agent": "vt-qwen-preprocess"})
+    """Fetch ``url`` into a temporary file (the caller deletes it) through the core's
+    downloader: http(s) on every hop, size and time limits."""
+    suffix = Path(urllib.parse.urlparse(url).path).suffix or ".bin"
+    dest = _scratch_file("qwen-download", suffix)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - scheme checked
-    except urllib.error.HTTPError as exc:
-        raise InputError(f"download failed: HTTP {exc.code} {exc.reason} for {url}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-            raise InputError(f"download timed out after {timeout:g}s: {url}") from None
-        raise InputError(f"download failed: {reason} ({url})") from None
-    with response:
-        length = response.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > max_bytes:
-            raise InputError(
-                f"download too large: {int(length)} bytes > limit {max_bytes} ({url})"
-            )
-        suffix = Path(urllib.parse.urlparse(url).path).suffix[:8] or ".bin"
-        fd, name = tempfile.mkstemp(prefix="vt-qwen-dl-", suffix=suffix)
-        path = Path(name)
-        total = 0
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                while True:
-                    if time.monotonic() > deadline:
-                        raise InputError(f"download timed out after {timeout:g}s: {url}")
-                    try:
-                        remaining = max(deadline - time.monotonic(), 0.01)
-                        _set_timeout(response, min(timeout, remaining))
-                        chunk = response.read1(min(_CHUNK, max_bytes + 1 - total))
-                    except (TimeoutError, OSError) as exc:
-                        raise InputError(
-                            f"download timed out after {timeout:g}s: {url}"
-                            if isinstance(exc, TimeoutError) or "timed out" in str(exc)
-                            else f"download failed: {exc} ({url})"
-                        ) from None
-                    if not chunk:
-                        break
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise InputError(f"download too large: over the {max_bytes}-byte limit "
-                                         f"({url})")
-                    fh.write(chunk)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-    if total == 0:
-        path.unlink(missing_ok=True)
-        raise InputError(f"download is empty: {url}")
-    return path
-
-
-def _set_timeout(response: object, seconds: float) -> None:
-    """Shorten the socket timeout so one slow read cannot outlive the overall deadline."""
-    try:
-        response.fp.raw._sock.settimeout(seconds)  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
+        return fetch_url(url, dest, max_bytes=max_bytes, timeout=timeout)
+    except DownloadError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _check_format(path: Path, supported: Sequence[str]) -> None:
@@ -230,7 +212,7 @@ def _resolve_text(text: str, max_bytes: int, max_download: int, timeout: float,
             raise
         return VideoInput(source=src, original=text, temp_files=[path])
     if scheme == "data":
-        mime, data = decode_data_uri(text)
+        mime, data = decode_data_uri(text, max_bytes)
         if mime.startswith("image/"):
             return VideoInput(frames=frame_list([text], fps=fps), original="<data:image>")
         inp = resolve_input(data, max_bytes=max_bytes)

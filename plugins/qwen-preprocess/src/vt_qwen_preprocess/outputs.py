@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from vt.errors import OutputError, UsageError
+from vt.tempfiles import clean_stale, temp_path
 from vt_qwen_preprocess.pipeline import ProcessedVideo
 
 FORMATS = ("tensor", "numpy", "pil", "images", "base64", "openai", "hf", "metadata")
@@ -144,7 +145,9 @@ def _check_target(path: Path, overwrite: bool) -> None:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """Write through a PID-tagged temporary name (a killed run's is cleaned by the next)."""
+    clean_stale(path.parent)
+    tmp = temp_path(path)
     try:
         write(tmp)
         os.replace(tmp, path)

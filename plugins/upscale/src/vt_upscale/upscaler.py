@@ -40,6 +40,7 @@ class Upscaler:
     ``ai=True`` (implied by ``model``) uses ``model`` — a registered name, a file, or an
     :class:`~vt_upscale.sr.SRModel` — defaulting to the packaged ``realesr-animevideov3``
     network for the scale. Without AI, ``method`` picks the libswscale filter.
+    ``trust_model=True`` allows TorchScript model files, which run code as they load.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class Upscaler:
         threads: int = 0,
         strict: bool = False,
         download: bool = True,
+        trust_model: bool = False,
     ) -> None:
         if scale is not None and not (math.isfinite(scale) and scale > 0):
             raise UsageError(f"--scale must be a positive number, got {scale}")
@@ -83,7 +85,8 @@ class Upscaler:
                 from vt_upscale.adapters import load_model
 
                 self.model = load_model(wanted, backend=backend, device=device, dtype=dtype,
-                                        threads=threads, download=download)
+                                        threads=threads, download=download,
+                                        trust_model=trust_model)
             except ModelUnavailableError as exc:
                 self._fall_back(str(exc))
             if self.model is not None:

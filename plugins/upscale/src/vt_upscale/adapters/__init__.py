@@ -106,8 +106,11 @@ def load_model(
     dtype: str = "fp32",
     threads: int = 0,
     download: bool = True,
+    trust_model: bool = False,
 ) -> SRModel:
-    """Resolve ``model`` (name, path, ``ModelRef`` or loaded ``SRModel``) and load it."""
+    """Resolve ``model`` (name, path, ``ModelRef`` or loaded ``SRModel``) and load it.
+
+    ``trust_model`` lets the torch adapter load TorchScript, which runs code from the file."""
     if isinstance(model, SRModel):
         return model
     from vt.plugins import get_host
@@ -141,6 +144,7 @@ def load_model(
     reason = adapter.available()
     if reason:
         raise ModelUnavailableError(f"the {adapter.name} adapter is unavailable: {reason}")
-    loaded = adapter.load(ref, device=device, dtype=dtype, threads=threads)
+    loaded = adapter.load(ref, device=device, dtype=dtype, threads=threads,
+                          trust_model=trust_model)
     loaded.source = ref.source  # type: ignore[attr-defined]
     return loaded

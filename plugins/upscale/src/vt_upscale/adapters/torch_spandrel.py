@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from vt.errors import ModelUnavailableError, VtError
+from vt.errors import ModelUnavailableError, UntrustedModelError, VtError
 from vt.registry import ModelRef
 
 from vt_upscale.sr import SizeRequirements, SRModel, resolve_device, torch_dtype
@@ -143,22 +144,42 @@ def from_descriptor(descriptor: Any, name: str, **options: Any) -> TorchSRModel:
     )
 
 
-def load_state_dict(path: Path) -> dict[str, Any]:
-    """Read weights without executing pickled code (``weights_only``)."""
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive: a zip with a ``constants.pkl`` record, the
+    test torch itself uses to route ``torch.load`` to ``torch.jit.load``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.rpartition("/")[2] == "constants.pkl"
+                       for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def load_state_dict(path: Path, *, trusted: bool = False,
+                    known_sha256: str | None = None) -> dict[str, Any]:
+    """Read weights without executing pickled code (``weights_only``).
+
+    TorchScript runs code from the file as it loads, so it is read only when ``trusted`` (the
+    user said ``--trust-model``) or the file's sha256 is ``known_sha256`` (a registered model's
+    published digest)."""
     import torch
+
+    from vt_upscale.models import sha256_of
 
     if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path))
+    if is_torchscript(path):
+        if not (trusted or (known_sha256 and sha256_of(path) == known_sha256)):
+            raise UntrustedModelError(
+                f"{path.name} is a TorchScript file: loading it runs code from the file. "
+                "Pass --trust-model (trust_model=True in Python) only if you trust its source"
+            )
+        return torch.jit.load(str(path), map_location="cpu").state_dict()
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - report any unreadable checkpoint in one line
-        if path.suffix.lower() == ".pt":  # maybe TorchScript, as spandrel also accepts
-            try:
-                return torch.jit.load(str(path), map_location="cpu").state_dict()
-            except Exception:  # noqa: BLE001
-                pass
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelUnavailableError(
             f"{path.name}: cannot read torch weights ({reason}); vt loads state dicts only "
@@ -169,9 +190,18 @@ def load_state_dict(path: Path) -> dict[str, Any]:
     return state
 
 
+def _known_sha256(name: str | None) -> str | None:
+    from vt_upscale.models import BY_NAME
+
+    info = BY_NAME.get(name or "")
+    return info.sha256 if info is not None else None
+
+
 def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32",
-         channels_last: bool = True, **_: Any) -> TorchSRModel:
-    """The ``torch-spandrel`` adapter's loader: torch checkpoints, or ncnn files converted."""
+         channels_last: bool = True, trust_model: bool = False, **_: Any) -> TorchSRModel:
+    """The ``torch-spandrel`` adapter's loader: torch checkpoints, or ncnn files converted.
+
+    ``trust_model`` allows TorchScript files, which run code as they load."""
     import spandrel
 
     name = ref.name or ref.path.stem
@@ -185,7 +215,8 @@ def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32",
         state, post_scale, post_mode = converted.state_dict, converted.post_scale, \
             converted.post_mode
     else:
-        state = load_state_dict(ref.path)
+        state = load_state_dict(ref.path, trusted=trust_model,
+                                known_sha256=_known_sha256(ref.name))
         post_scale = ref.metadata.get("post_scale")
         post_mode = ref.metadata.get("post_mode", "bicubic")
     try:
