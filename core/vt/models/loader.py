@@ -1,0 +1,118 @@
+"""Resolve a name, path or Hugging Face id; pick the adapter; load a ``ModelDescriptor``.
+
+Any plugin loads any model through here: ``load_model("realesr-animevideov3-x4")`` finds the
+named model's weights (registered by the plugin that knows it) and hands them to the adapter
+that reads their format (registered by whichever plugin provides it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from vt.errors import ModelUnavailableError, RegistryError, UsageError
+from vt.models.descriptor import ModelDescriptor, Provenance, unexpected
+from vt.models.devices import resolve_device
+from vt.models.hub import looks_like_hub_id, resolve_hub_id
+from vt.registry import ModelAdapterInfo, ModelRef
+
+#: what to install when no adapter reads a format
+FORMAT_PACKAGES = {
+    ".pth": "vt-upscale", ".pt": "vt-upscale", ".ckpt": "vt-upscale",
+    ".safetensors": "vt-upscale (super-resolution) or vt[diffusers] (diffusion models)",
+    ".onnx": "vt-upscale and onnxruntime", ".param": "vt-upscale and ncnn",
+    "dir": "vt[diffusers] (diffusers folders)",
+}
+
+
+def resolve_model(name_or_path: str | Path | ModelRef, *, download: bool = True) -> ModelRef:
+    """An existing path; else a registered model name (its located, else fetched, weights);
+    else a Hugging Face id ``org/name[@revision]``. A missing file or an unknown name is a
+    usage error; weights that cannot be had raise ``ModelUnavailableError``."""
+    from vt.plugins import get_host
+
+    if isinstance(name_or_path, ModelRef):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        if path.suffix.lower() == ".bin" and path.with_suffix(".param").is_file():
+            path = path.with_suffix(".param")  # an ncnn pair named by its weights
+        return ModelRef(path.resolve(), name=path.stem, source="path")
+    host = get_host()
+    if text in host.models:
+        spec = host.models.get(text)
+        ref = spec.locate()
+        if ref is None and download and spec.fetch is not None:
+            ref = spec.fetch()
+        if ref is None:
+            where = "; ".join(spec.sources) or "nowhere"
+            raise ModelUnavailableError(f"weights for {text!r} not found (looked in: {where})")
+        sha = spec.metadata.get("sha256")
+        return replace(ref, metadata={**({"sha256": sha} if sha else {}), **ref.metadata})
+    if looks_like_hub_id(text):
+        return resolve_hub_id(text, download=download)
+    if path.suffix or "/" in text:
+        raise UsageError(f"model file not found: {text}")
+    import difflib
+
+    names = host.models.names()
+    close = difflib.get_close_matches(text, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(names) or 'none'})"
+    raise UsageError(f"unknown model {text!r}{hint}")
+
+
+def choose_adapter(ref: ModelRef, adapter: str | None = None) -> ModelAdapterInfo:
+    """The adapter named, or the one the ``choose_model_adapter`` hook picks for ``ref``."""
+    from vt.plugins import get_host
+
+    host = get_host()
+    if adapter:
+        try:
+            info = host.model_adapters.get(adapter)
+        except RegistryError as exc:
+            raise UsageError(str(exc)) from None
+        if not info.accepts(ref):
+            raise UsageError(f"the {info.name} adapter cannot load {ref.path.name} (it loads "
+                             f"{', '.join(info.formats)})")
+        reason = info.available()
+        if reason:
+            raise ModelUnavailableError(f"the {info.name} adapter is unavailable: {reason}")
+        return info
+    readers = [a for a in host.model_adapters.items() if a.accepts(ref)]
+    ready = [a for a in readers if a.available() is None]
+    if not ready:
+        if readers:
+            reasons = "; ".join(f"{a.name}: {a.available()}" for a in readers)
+            raise ModelUnavailableError(f"no adapter can load {ref.path.name} here ({reasons})")
+        package = FORMAT_PACKAGES.get(ref.suffix, "a plugin that reads them")
+        raise ModelUnavailableError(f"no installed adapter loads {ref.suffix} models "
+                                    f"({ref.path.name}): install {package}")
+    chosen = host.call_first("choose_model_adapter", model=ref, candidates=ready)
+    return chosen or ready[0]
+
+
+def load_model(
+    name_or_path: str | Path | ModelRef,
+    *,
+    adapter: str | None = None,
+    device: str = "auto",
+    dtype: str = "fp32",
+    download: bool = True,
+    **options: Any,
+) -> ModelDescriptor:
+    """Resolve ``name_or_path``, choose the adapter (or use ``adapter``), load on ``device``
+    in ``dtype``. Adapter-specific ``options`` (tiling, offload, threads…) pass through."""
+    ref = resolve_model(name_or_path, download=download)
+    device = resolve_device(device)
+    ref = replace(ref, metadata={**ref.metadata, "device": device, "dtype": dtype})
+    info = choose_adapter(ref, adapter)
+    loaded = info.load(ref, device=device, dtype=dtype, **options)
+    if not isinstance(loaded, ModelDescriptor):
+        raise unexpected(info.name, loaded)
+    if loaded.provenance is None:
+        loaded.provenance = Provenance(
+            path=ref.path, source=ref.source, sha256=ref.metadata.get("sha256"), name=ref.name,
+            repo_id=ref.metadata.get("repo_id"), revision=ref.metadata.get("revision"))
+    return loaded
