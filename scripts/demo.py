@@ -34,13 +34,11 @@ def main() -> int:
     if " upscale " in commands:
         from vt_upscale import Upscaler
 
-        from vt.models import resolve_model
-
         upscaler = Upscaler(ai=True, scale=4)  # what `--ai --scale 4` resolves to
         try:
             print(f"model: {upscaler.describe()}")
-            ref = resolve_model(upscaler.model.name, download=False)
-            print(f"weights: {ref.path} ({ref.source}, nothing downloaded)")
+            origin = upscaler.model.provenance
+            print(f"weights: {origin.path} ({origin.source}, nothing downloaded)")
         finally:
             upscaler.close()
         output = out_dir / f"{clip.stem}_x4_ai.mp4"

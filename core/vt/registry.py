@@ -129,9 +129,11 @@ class ModelAdapterInfo:
     devices: tuple[str, ...] = ("cpu",)
     dtypes: tuple[str, ...] = ("fp32",)
     available: Callable[[], str | None] = _always_available
+    #: a cheap look inside (a folder's config, a file's header) when the suffix is not enough
+    probe: Callable[[ModelRef], bool] | None = None
 
     def accepts(self, ref: ModelRef) -> bool:
-        return ref.suffix in self.formats
+        return ref.suffix in self.formats and (self.probe is None or self.probe(ref))
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,19 @@
-"""The core's default model-adapter choice (plugins register the adapters themselves)."""
+"""The core's model adapter (diffusers) and its default adapter choice."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from vt.hookspecs import hookimpl
 from vt.registry import ModelAdapterInfo, ModelRef
+
+
+@hookimpl
+def register_model_adapters(register: Callable[[ModelAdapterInfo], None]) -> None:
+    # always listed; ``available()`` says what to install when diffusers is missing
+    from vt.models.diffusers_adapter import DIFFUSERS
+
+    register(DIFFUSERS)
 
 
 @hookimpl(trylast=True)

@@ -115,9 +115,9 @@ class ModelDescriptor:
         if dtype == "bf16" and not self.supports_bfloat16:
             raise UnsupportedModelConfig(f"{self.name}: this model does not support bf16 "
                                          "(use fp32)")
-        if dtype == "fp16" and kind == "cpu":
-            raise UnsupportedModelConfig(f"fp16 needs a GPU (device is {device}); use fp32 "
-                                         "or bf16")
+        if dtype == "fp16" and kind != "cuda":
+            raise UnsupportedModelConfig(f"fp16 needs a CUDA device (device is {device}); use "
+                                         "fp32 or bf16")
         if dtype == "bf16" and kind == "cuda":
             import torch
 
@@ -155,7 +155,7 @@ class ModelDescriptor:
             "size_requirements": {"minimum": self.size_requirements.minimum,
                                   "multiple_of": self.size_requirements.multiple_of,
                                   "square": self.size_requirements.square},
-            "tiling": self.tiling.value,
+            "tiling": Tiling(self.tiling).value,
             "device": self.device,
             "dtype": self.dtype,
             "supports_half": self.supports_half,

@@ -15,7 +15,7 @@ from vt.errors import ModelUnavailableError, RegistryError, UsageError
 from vt.models.descriptor import ModelDescriptor, Provenance, unexpected
 from vt.models.devices import resolve_device
 from vt.models.hub import looks_like_hub_id, resolve_hub_id
-from vt.registry import ModelAdapterInfo, ModelRef
+from vt.registry import ModelAdapterInfo, ModelRef, ModelSpec
 
 #: what to install when no adapter reads a format
 FORMAT_PACKAGES = {
@@ -41,8 +41,8 @@ def resolve_model(name_or_path: str | Path | ModelRef, *, download: bool = True)
             path = path.with_suffix(".param")  # an ncnn pair named by its weights
         return ModelRef(path.resolve(), name=path.stem, source="path")
     host = get_host()
-    if text in host.models:
-        spec = host.models.get(text)
+    spec = _named(host, text)
+    if spec is not None:
         ref = spec.locate()
         if ref is None and download and spec.fetch is not None:
             ref = spec.fetch()
@@ -61,6 +61,16 @@ def resolve_model(name_or_path: str | Path | ModelRef, *, download: bool = True)
     close = difflib.get_close_matches(text, names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(names) or 'none'})"
     raise UsageError(f"unknown model {text!r}{hint}")
+
+
+def _named(host: Any, text: str) -> ModelSpec | None:
+    """The registered model called ``text``, by name or by one of its aliases."""
+    if text in host.models:
+        return host.models.get(text)
+    for spec in host.models.items():
+        if text in spec.metadata.get("aliases", ()):
+            return spec
+    return None
 
 
 def choose_adapter(ref: ModelRef, adapter: str | None = None) -> ModelAdapterInfo:

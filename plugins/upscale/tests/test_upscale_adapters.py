@@ -53,7 +53,7 @@ def test_model_without_half_support_refuses_fp16(host, tiny_pth: Path) -> None:
     model = load_model(str(tiny_pth), device="cpu")
     model.supports_half = False
     with pytest.raises(VtError, match="does not support fp16"):
-        model.check_dtype("fp16", "cuda")
+        model.check("cuda", "fp16")
 
 
 def test_unknown_architecture_is_a_clear_error(host, tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_real_esrgan_ncnn_files_pick_ncnn_on_cpu_fp32_and_torch_otherwise(
     from dataclasses import replace
 
     from vt_upscale.adapters import choose
-    from vt_upscale.models import resolve
+    from vt.models import resolve_model as resolve
 
     assert load_model("realesr-animevideov3-x2", device="cpu").backend == "ncnn"
     bf16 = load_model("realesr-animevideov3-x2", device="cpu", dtype="bf16")
@@ -159,7 +159,7 @@ def test_adapters_are_registered_for_other_plugins(host, tiny_pth: Path) -> None
 
 def test_size_requirements_pad_the_input_and_crop_the_output() -> None:
     from vt_upscale.adapters.torch_spandrel import TorchSRModel
-    from vt_upscale.sr import SizeRequirements
+    from vt.models import SizeRequirements
 
     seen: list[tuple[int, int]] = []
 
@@ -176,7 +176,7 @@ def test_size_requirements_pad_the_input_and_crop_the_output() -> None:
     assert y.shape == (1, 3, 20, 26)
     assert torch.equal(y, torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
     with pytest.raises(VtError, match="does not support fp16"):
-        model.check_dtype("fp16", "cuda")
+        model.check("cuda", "fp16")
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")

@@ -15,7 +15,8 @@ from vt.cachedirs import cache_dir
 from vt.download import download
 from vt.errors import DownloadError, ModelUnavailableError, UsageError
 from vt_upscale import models
-from vt_upscale.models import BY_NAME, default_model, fetch, locate, resolve
+from vt.models import resolve_model as resolve
+from vt_upscale.models import BY_NAME, default_model, fetch, locate
 
 
 class _Release(http.server.BaseHTTPRequestHandler):

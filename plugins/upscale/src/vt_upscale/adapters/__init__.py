@@ -9,7 +9,6 @@ through torch (converted) on GPUs or in fp16/bf16; ``--backend`` overrides the c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from vt.errors import ModelUnavailableError, UsageError
@@ -18,7 +17,7 @@ from vt.registry import ModelAdapterInfo, ModelRef
 from vt_upscale.adapters import ncnn as ncnn_adapter
 from vt_upscale.adapters import onnx as onnx_adapter
 from vt_upscale.adapters import torch_spandrel
-from vt_upscale.sr import SRModel, resolve_device
+from vt_upscale.sr import SRModel
 
 TORCH = ModelAdapterInfo(
     name="torch-spandrel",
@@ -108,43 +107,21 @@ def load_model(
     download: bool = True,
     trust_model: bool = False,
 ) -> SRModel:
-    """Resolve ``model`` (name, path, ``ModelRef`` or loaded ``SRModel``) and load it.
+    """``model`` (name, path, ``ModelRef`` or loaded ``SRModel``) through the core loader,
+    with ``--backend`` spellings mapped to adapter names.
 
     ``trust_model`` lets the torch adapter load TorchScript, which runs code from the file."""
     if isinstance(model, SRModel):
         return model
-    from vt.plugins import get_host
-    from vt_upscale.models import resolve
+    from vt.models import load_model as core_load
 
-    ref = resolve(model, download=download)
-    ref = replace(ref, metadata={**ref.metadata, "device": resolve_device(device),
-                                 "dtype": dtype})
-    host = get_host()
-    registry = host.model_adapters
+    adapter = None
     if backend:
-        wanted = BACKENDS.get(backend.lower(), backend)
-        try:
-            adapter = registry.get(wanted)
-        except Exception:  # noqa: BLE001 - fall back to this plugin's own table
-            adapter = {a.name: a for a in ADAPTERS}.get(wanted)
-            if adapter is None:
-                raise UsageError(f"unknown backend {backend!r} (use torch, onnx or ncnn)") \
-                    from None
-        if not adapter.accepts(ref):
-            raise UsageError(f"the {adapter.name} adapter cannot load {ref.path.name} "
-                             f"(it loads {', '.join(adapter.formats)})")
-    else:
-        candidates = [a for a in registry.items() if a.accepts(ref)] or \
-            [a for a in ADAPTERS if a.accepts(ref)]
-        if not candidates:
-            raise ModelUnavailableError(f"no model adapter loads {ref.suffix} files "
-                                        f"({ref.path.name})")
-        adapter = host.call_first("choose_model_adapter", model=ref, candidates=candidates) \
-            or candidates[0]
-    reason = adapter.available()
-    if reason:
-        raise ModelUnavailableError(f"the {adapter.name} adapter is unavailable: {reason}")
-    loaded = adapter.load(ref, device=device, dtype=dtype, threads=threads,
-                          trust_model=trust_model)
-    loaded.source = ref.source  # type: ignore[attr-defined]
+        adapter = BACKENDS.get(backend.lower())
+        if adapter is None:
+            raise UsageError(f"unknown backend {backend!r} (use torch, onnx or ncnn)")
+    loaded = core_load(model, adapter=adapter, device=device, dtype=dtype, download=download,
+                       threads=threads, trust_model=trust_model)
+    if not isinstance(loaded, SRModel):
+        raise UsageError(f"{loaded.name} is a {loaded.task} model, not a super-resolution one")
     return loaded

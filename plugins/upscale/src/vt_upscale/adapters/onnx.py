@@ -9,7 +9,9 @@ import numpy as np
 from vt.errors import ModelUnavailableError, VtError
 from vt.registry import ModelRef
 
-from vt_upscale.sr import SizeRequirements, SRModel, resolve_device
+from vt.models import SizeRequirements, resolve_device
+
+from vt_upscale.sr import SRModel
 
 _PROBE = 32
 

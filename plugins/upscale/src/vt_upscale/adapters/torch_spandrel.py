@@ -9,7 +9,9 @@ from typing import Any
 from vt.errors import ModelUnavailableError, UntrustedModelError, VtError
 from vt.registry import ModelRef
 
-from vt_upscale.sr import SizeRequirements, SRModel, resolve_device, torch_dtype
+from vt.models import SizeRequirements, torch_dtype
+
+from vt_upscale.sr import SRModel
 
 TORCH_FORMATS = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 
@@ -67,17 +69,11 @@ class TorchSRModel(SRModel):
             p.requires_grad_(False)
         self.to(device, dtype)
 
-    def to(self, device: str | None = None, dtype: str | None = None) -> TorchSRModel:
-        """Move to ``device`` (``auto``/``cpu``/``cuda[:i]``) in ``dtype`` (checked first)."""
+    def _move(self, device: str, dtype: str) -> None:
         import torch
 
-        device = resolve_device(device or self.device)
-        dtype = dtype or self.dtype
-        self.check_dtype(dtype, device)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.module.to(device=device, dtype=torch_dtype(dtype), memory_format=memory_format)
-        self.device, self.dtype = device, dtype
-        return self
 
     def __call__(self, image: Any) -> Any:
         import torch

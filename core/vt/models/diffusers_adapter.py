@@ -1,0 +1,238 @@
+"""The one diffusers adapter every plugin shares (stylize, vae-scale, cogvideo…).
+
+Loads ``from_pretrained`` folders (a pipeline with ``model_index.json`` or one model with a
+diffusers ``config.json``), Hugging Face ids (resolved to a cache folder by the core), and
+single-file ``.safetensors`` checkpoints. Weights are read from safetensors, or from pickles
+with ``weights_only`` (diffusers' own default); remote code is never run. Registered only
+when diffusers is importable: the core itself never requires it (``pip install 'vt[diffusers]'``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import struct
+from pathlib import Path
+from typing import Any
+
+from vt.errors import ModelUnavailableError, UsageError
+from vt.models.descriptor import ModelDescriptor, SizeRequirements, Tiling
+from vt.models.devices import torch_dtype
+from vt.registry import ModelAdapterInfo, ModelRef
+
+log = logging.getLogger("vt")
+
+OFFLOAD = ("none", "model", "sequential")
+#: state-dict key prefixes of single-file checkpoints diffusers reads
+_SINGLE_FILE_PREFIXES = ("model.diffusion_model.", "first_stage_model.", "encoder.conv_in.",
+                         "decoder.conv_out.", "encoder.down.", "encoder.down_blocks.")
+
+
+def available() -> str | None:
+    if importlib.util.find_spec("diffusers") is None:
+        return "diffusers is not installed (pip install 'vt[diffusers]')"
+    return None
+
+
+def _config(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _safetensors_keys(path: Path) -> list[str]:
+    """Tensor names from a safetensors header (8-byte length, then JSON): no tensor is read."""
+    try:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > 100_000_000:
+                return []
+            header = json.loads(f.read(length))
+    except (OSError, ValueError, struct.error):
+        return []
+    return [k for k in header if k != "__metadata__"]
+
+
+def probe(ref: ModelRef) -> bool:
+    """Whether ``ref`` is something diffusers loads (not a transformers or spandrel model)."""
+    path = ref.path
+    if path.is_dir():
+        if (path / "model_index.json").is_file():
+            return True
+        config = _config(path)
+        return bool(config) and ("_diffusers_version" in config or "_class_name" in config)
+    if path.suffix.lower() == ".safetensors":
+        return any(k.startswith(_SINGLE_FILE_PREFIXES) for k in _safetensors_keys(path))
+    return False
+
+
+class DiffusersModel(ModelDescriptor):
+    """A diffusers pipeline or model (``.model``) described for vt."""
+
+    backend = "diffusers"
+    devices = ("cpu", "cuda", "mps")
+    dtypes = ("fp32", "fp16", "bf16")
+    supports_half = True
+    supports_bfloat16 = True
+    offload = "none"
+
+    def __init__(self, model: Any, name: str) -> None:
+        self.model = model
+        self.name = name
+        self.is_pipeline = hasattr(model, "components")
+        config = getattr(model, "config", {}) or {}
+        cls = type(model).__name__
+        if self.is_pipeline:
+            self.task = "diffusion-pipeline"
+            self.tiling = Tiling.DISCOURAGED
+            vae = getattr(model, "vae", None)
+            factor = getattr(model, "vae_scale_factor", None) or _compression(vae)
+            self.size_requirements = SizeRequirements(multiple_of=int(factor or 8))
+        elif cls.startswith("Autoencoder"):
+            self.task = "autoencoder"
+            factor = _compression(model)
+            self.scale = 1 / factor
+            self.size_requirements = SizeRequirements(multiple_of=factor)
+            self.input_channels = int(config.get("in_channels", 3))
+            self.output_channels = int(config.get("out_channels", 3))
+            self.latent_channels = int(config.get("latent_channels", 4))
+            self.scaling_factor = float(config.get("scaling_factor", 1.0))
+            self.tiling = Tiling.INTERNAL if hasattr(model, "enable_tiling") else Tiling.NONE
+        else:
+            self.task = "diffusion-model"
+            self.tiling = Tiling.NONE
+
+    def _move(self, device: str, dtype: str) -> None:
+        if self.offload != "none":
+            return  # the offload hooks move each component when it runs
+        if self.is_pipeline:
+            self.model.to(device, torch_dtype(dtype))
+        else:
+            self.model.to(device=device, dtype=torch_dtype(dtype))
+
+
+def _compression(vae: Any) -> int:
+    """Spatial downscale of a VAE: 2 per down block after the first (8 for SD's)."""
+    if vae is None:
+        return 8
+    config = getattr(vae, "config", {}) or {}
+    blocks = config.get("block_out_channels") or ()
+    if getattr(vae, "spatial_compression_ratio", None):
+        return int(vae.spatial_compression_ratio)
+    return 2 ** (len(blocks) - 1) if blocks else 8
+
+
+def _class(name: str | type | None, default: str) -> Any:
+    import diffusers
+
+    if isinstance(name, type):
+        return name
+    try:
+        return getattr(diffusers, name or default)
+    except AttributeError:
+        raise UsageError(f"diffusers has no class {name!r}") from None
+
+
+def load(
+    ref: ModelRef,
+    *,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    pipeline_class: str | type | None = None,
+    model_class: str | type | None = None,
+    subfolder: str | None = None,
+    config: str | None = None,
+    offload: str = "none",
+    vae_slicing: bool = False,
+    vae_tiling: bool = False,
+    **_: Any,
+) -> DiffusersModel:
+    """Load ``ref`` on ``device`` in ``dtype``.
+
+    ``offload`` ("model": whole components, "sequential": layer by layer) needs a CUDA device
+    and is ignored, with a note, elsewhere. ``vae_slicing``/``vae_tiling`` trade speed for
+    memory on any device. ``subfolder`` picks one component of a pipeline folder (``vae``).
+    """
+    if offload not in OFFLOAD:
+        raise UsageError(f"offload must be one of {', '.join(OFFLOAD)}, got {offload!r}")
+    path = ref.path
+    torch_type = torch_dtype(dtype)
+    folder = path / subfolder if subfolder else path
+    name = ref.name or path.name
+    try:
+        if path.is_file():
+            cls = _class(pipeline_class or model_class, _single_file_class(path))
+            kwargs: dict[str, Any] = {"torch_dtype": torch_type}
+            if config:
+                kwargs["config"] = config
+            loaded = cls.from_single_file(str(path), **kwargs)
+        elif (folder / "model_index.json").is_file() and not model_class:
+            cls = _class(pipeline_class, "DiffusionPipeline")
+            loaded = cls.from_pretrained(str(folder), torch_dtype=torch_type,
+                                         use_safetensors=_has_safetensors(folder))
+        else:
+            declared = (_config(folder) or {}).get("_class_name")
+            cls = _class(model_class, declared or "AutoencoderKL")
+            loaded = cls.from_pretrained(str(folder), torch_dtype=torch_type,
+                                         use_safetensors=_has_safetensors(folder))
+    except (UsageError, ModelUnavailableError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many kinds: one line each
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelUnavailableError(f"diffusers cannot load {name}: {first[:300]}") from None
+    model = DiffusersModel(loaded, name)
+    model.check(device, dtype)
+    _memory_switches(model, vae_slicing, vae_tiling)
+    if offload != "none" and not device.startswith("cuda"):
+        log.info("offload=%s needs a CUDA device: ignored on %s", offload, device)
+        offload = "none"
+    model.offload = offload
+    if offload == "model":
+        loaded.enable_model_cpu_offload(device=device)
+    elif offload == "sequential":
+        loaded.enable_sequential_cpu_offload(device=device)
+    model.to(device, dtype)
+    if hasattr(loaded, "set_progress_bar_config"):
+        loaded.set_progress_bar_config(disable=True)
+    return model
+
+
+def _single_file_class(path: Path) -> str:
+    keys = _safetensors_keys(path)
+    if any(k.startswith("model.diffusion_model.") for k in keys):
+        return "StableDiffusionPipeline"
+    return "AutoencoderKL"
+
+
+def _has_safetensors(folder: Path) -> bool | None:
+    """Prefer safetensors where a folder has them; else diffusers' own weights_only pickles."""
+    return True if any(folder.rglob("*.safetensors")) else None
+
+
+def _memory_switches(model: DiffusersModel, slicing: bool, tiling: bool) -> None:
+    vae = getattr(model.model, "vae", None) if model.is_pipeline else model.model
+    if vae is None or not (slicing or tiling):
+        return
+    if slicing and hasattr(vae, "enable_slicing"):
+        vae.enable_slicing()
+    if tiling:
+        if not hasattr(vae, "enable_tiling"):
+            raise UsageError(f"{type(vae).__name__} has no tiled decoding")
+        vae.enable_tiling()
+
+
+DIFFUSERS = ModelAdapterInfo(
+    name="diffusers",
+    load=load,
+    formats=("dir", ".safetensors"),
+    description="diffusers pipelines and models (AutoencoderKL, AutoencoderTiny, UNets, "
+    "transformers): from_pretrained folders, Hugging Face ids, single .safetensors files",
+    tasks=("diffusion-pipeline", "autoencoder", "diffusion-model"),
+    devices=("cpu", "cuda", "mps"),
+    dtypes=("fp32", "fp16", "bf16"),
+    available=available,
+    probe=probe,
+)
