@@ -63,6 +63,7 @@ def test_template_plugin_installs_and_registers(installed, tmp_path: Path) -> No
     example = next(p for p in plugins if p["name"] == "example")
     assert example["version"] == "0.1.0" and example["loaded"] and not example["errors"]
     assert example["hooks"] == ["register_commands", "register_processors"]
+    assert "apply-model" in help_text
     processors = json.loads(vt("processors", "--json").stdout)
     assert any(p["name"] == "invert" and p["plugin"] == "example" for p in processors)
     # VT_LOAD_PLUGINS= (empty) is the escape hatch: no plugin loads
@@ -82,6 +83,29 @@ def test_template_command_processes_a_real_clip(installed, tmp_path: Path, carph
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["frames_in"] == report["frames_out"] == 120 and out.exists()
+
+
+def test_template_model_processor_runs_a_packaged_model(installed, tmp_path: Path,
+                                                        carphone) -> None:
+    project = tmp_path / "template"
+    shutil.copytree(TEMPLATE, project)
+    installed(project, "vt-plugin-example")
+    out = tmp_path / "x2.mp4"
+    result = vt("apply-model", str(carphone), "-m", "realesr-animevideov3-x2", "-o", str(out),
+                "--end", "0.1", "--preset", "ultrafast", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["frames_out"] == 3 and report["size_out"] == [352, 288]
+    bad = vt("apply-model", str(carphone), "-m", str(tmp_path / "none.pth"))
+    assert bad.returncode == 2 and "model file not found" in bad.stderr
+
+
+def test_template_uses_only_the_exported_api() -> None:
+    source = (TEMPLATE / "src" / "vt_plugin_example" / "plugin.py").read_text()
+    imports = [line.strip() for line in source.splitlines()
+               if line.startswith(("import ", "from "))]
+    assert "import vt" in imports
+    assert not [line for line in imports if line.startswith("from vt")], imports
 
 
 def test_broken_plugin_is_reported_and_vt_keeps_working(installed, tmp_path: Path) -> None:

@@ -39,6 +39,15 @@ def test_every_hook_spec_has_a_test() -> None:
     assert specs == tested
 
 
+def test_every_hook_spec_is_documented_with_its_signature() -> None:
+    import inspect
+
+    guide = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    for name in (n for n in dir(hookspecs) if n.startswith(("register_", "choose_"))):
+        params = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
+        assert f"`{name}({params})`" in guide, name
+
+
 def test_hook_register_commands(host: PluginHost) -> None:
     def hello(name: str = "world") -> None:
         """Say hello."""

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vt.plugins import PluginHost
 
 SAMPLE_CLIPS = ("bigbuckbunny", "bikes", "carphone_pristine", "carphone_distorted")
 
@@ -162,6 +166,17 @@ except ImportError:  # pragma: no cover - pytest is a test dependency only
     pytest = None  # type: ignore[assignment]
 
 if pytest is not None:
+
+    @pytest.fixture
+    def host() -> Iterator[PluginHost]:
+        """A plugin host with the built-ins only (no installed plugin), made current for the
+        test; register the plugin under test with ``host.register(module, name="...")``."""
+        from vt.plugins import PluginHost, set_host
+
+        h = PluginHost(load_entry_points=False).load()
+        previous = set_host(h)
+        yield h
+        set_host(previous)
 
     @pytest.fixture(scope="session")
     def bigbuckbunny() -> Path:

@@ -81,8 +81,30 @@ def compare(
         typer.echo(format_comparison(result))
 
 
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What this installation can do: Python, GPU, FFmpeg encoders, optional backends,
+    plugins, models available offline, caches; and how to fix what is missing."""
+    from vt.doctor import as_dicts, collect
+
+    rows = collect()
+    if as_json:
+        typer.echo(json.dumps(as_dicts(rows), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    colours = {"ok": "green", "missing": "yellow", "warning": "yellow", "error": "red"}
+    table = Table("area", "check", "found", "status", "fix")
+    for r in rows:
+        table.add_row(r.area, r.name, r.found, f"[{colours[r.status]}]{r.status}[/]", r.fix)
+    Console().print(table)
+
+
 @hookimpl
 def register_commands(register: Callable[[CommandSpec], None]) -> None:
     register(CommandSpec("info", info))
     register(CommandSpec("transcode", transcode))
     register(CommandSpec("compare", compare))
+    register(CommandSpec("doctor", doctor))
