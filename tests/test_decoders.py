@@ -210,3 +210,32 @@ def test_mpeg_ts_with_a_start_offset(tmp_path: Path) -> None:
     with open_video(Source.parse(path, start=1.0, end=1.5)) as reader:
         indices = [i for b in reader.frames() for i in b.indices]
     assert indices == list(range(24, 36))
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.mkv"])
+def test_processing_starts_without_a_packet_scan(tmp_path: Path, name: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from vt.media import info as info_module
+    from vt.media.decoders import pyav_reader
+    from vt.media.pipeline import transcode
+
+    src = make_video(tmp_path / name, frames=20, fps=10)
+    scans: list[int] = []
+    real = info_module.count_packets
+
+    def counting(container: object, stream: object) -> object:
+        scans.append(1)
+        return real(container, stream)
+
+    monkeypatch.setattr(info_module, "count_packets", counting)
+    monkeypatch.setattr(pyav_reader, "count_packets", counting)
+    totals: list[int | None] = []
+    transcode(src, tmp_path / "out.mkv", progress=lambda done, total: totals.append(total))
+    assert scans == []  # no whole-file scan before (or while) processing
+    assert totals[-1] == 20  # the header's count, or duration x fps where it has none
+    with open_video(src, decoder="pyav") as reader:
+        assert scans == []
+        assert reader.native_timing()[0] == 20 and reader.info.video.frame_count_exact
+        assert scans == [1]  # counted on demand, once
+        reader.native_timing()
+        assert scans == [1]

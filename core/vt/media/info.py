@@ -199,7 +199,7 @@ def probe_container(
     exact = False
     vfr: bool | None = None
     if count_frames:
-        counted, vfr = _scan_packets(container, vs)
+        counted, vfr = count_packets(container, vs)
         if counted:
             frame_count, exact = counted, True
     rotation = _rotation_from_side_data(vs)
@@ -272,7 +272,8 @@ def probe_container(
     )
 
 
-def _scan_packets(container: av.container.InputContainer, vs: Any) -> tuple[int | None, bool]:
+def count_packets(container: av.container.InputContainer, vs: Any
+                  ) -> tuple[int | None, bool | None]:
     """Count video packets and check whether their durations vary (VFR), without decoding."""
     count = 0
     pts_values: list[int] = []

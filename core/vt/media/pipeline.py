@@ -271,7 +271,9 @@ def transcode(
             codec=config.codec if target.kind == "container" else "images",
             pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size,
         )
-        total = video.frame_count
+        # the header's count, else an estimate: progress never waits for a packet scan
+        total = video.frame_count or (round(video.duration * float(video.fps))
+                                      if video.duration and video.fps else None)
         if total and (src.start is not None or src.end is not None) and video.fps:
             span_end = src.end if src.end is not None else (video.duration or 0)
             total = max(0, round((span_end - (src.start or 0)) * float(video.fps)))

@@ -15,6 +15,7 @@ from vt.errors import InputError
 from vt.media.decode import VideoReader, check_pixel_format, to_time_base
 from vt.media.frames import FrameBatch
 from vt.media.info import (
+    count_packets,
     main_video_stream,
     open_container,
     peek_first_frame,
@@ -34,7 +35,7 @@ _SWS = {"area": "AREA", "bilinear": "BILINEAR", "bicubic": "BICUBIC", "lanczos":
 class PyAVReader(VideoReader):
     decoder_name = "pyav"
 
-    def __init__(self, source: Source, threads: int = 0, count_frames: bool = True,
+    def __init__(self, source: Source, threads: int = 0, count_frames: bool = False,
                  error_policy: str = "abort") -> None:
         self.source = source
         self.threads = threads
@@ -58,6 +59,18 @@ class PyAVReader(VideoReader):
         self.stream = self.container.streams[self.info.video.index]
         #: packets the decoder rejected (corrupt data); the pipeline reports them
         self.decode_errors = 0
+
+    def native_timing(self) -> tuple[int | None, float | None]:
+        """Counted on first call (a packet scan, no decoding): opening never scans the file,
+        so processing starts at once; the header's count serves progress until then."""
+        video = self.info.video
+        if not video.frame_count_exact:
+            counted, vfr = count_packets(self.container, self.stream)
+            if counted:
+                video.frame_count, video.frame_count_exact = counted, True
+            if vfr is not None:
+                video.vfr = vfr
+        return super().native_timing()
 
     def reopen_full(self) -> PyAVReader:
         from dataclasses import replace
@@ -335,7 +348,7 @@ class PyAVReader(VideoReader):
                 return
         raise InputError(
             f"frame {wanted[position]} requested but {self.source.describe()} has only "
-            f"{self.info.video.frame_count} frames"
+            f"{self.native_timing()[0]} frames"
         )
 
     def close(self) -> None:
