@@ -179,7 +179,7 @@ def test_hook_choose_model_adapter(host: PluginHost, tmp_path: Path) -> None:
 
     @hookimpl
     def choose_model_adapter(model, candidates):
-        return toy if model.suffix == ".pth" else None
+        return toy if model.format == ".pth" else None
 
     host.register(plugin(choose_model_adapter=choose_model_adapter), "toys")
     assert host.call_first("choose_model_adapter", model=ref, candidates=[toy]) is toy

@@ -103,14 +103,16 @@ class ModelRef:
 
     path: Path
     name: str | None = None
-    source: str = "path"  # "path", "cache", "package:<dist>", "download"
-    format: str | None = None  # explicit format; else inferred from the suffix
+    source: str = "path"  # "path", "cache", "package:<dist>", "download", "huggingface"
+    declared_format: str | None = None  # overrides what the path suggests
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def suffix(self) -> str:
-        if self.format:
-            return self.format
+    def format(self) -> str:
+        """What adapters match on: the declared format, else ``dir`` for a folder, else the
+        file's suffix (``.pth``, ``.onnx``, ``.param``…)."""
+        if self.declared_format:
+            return self.declared_format
         return "dir" if self.path.is_dir() else self.path.suffix.lower()
 
 
@@ -118,7 +120,8 @@ class ModelRef:
 class ModelAdapterInfo:
     """A model loader. ``load(ref, **options)`` returns the adapter's loaded-model object.
 
-    ``formats`` lists what it loads: file suffixes (``.pth``, ``.onnx``, ``.param``) or ``dir``.
+    ``formats`` lists the ``ModelRef.format``s it loads: file suffixes (``.pth``, ``.onnx``,
+    ``.param``) or ``dir``.
     """
 
     name: str
@@ -133,7 +136,7 @@ class ModelAdapterInfo:
     probe: Callable[[ModelRef], bool] | None = None
 
     def accepts(self, ref: ModelRef) -> bool:
-        return ref.suffix in self.formats and (self.probe is None or self.probe(ref))
+        return ref.format in self.formats and (self.probe is None or self.probe(ref))
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,8 @@ def choose_adapter(ref: ModelRef, adapter: str | None = None) -> ModelAdapterInf
         if readers:
             reasons = "; ".join(f"{a.name}: {a.available()}" for a in readers)
             raise ModelUnavailableError(f"no adapter can load {ref.path.name} here ({reasons})")
-        package = FORMAT_PACKAGES.get(ref.suffix, "a plugin that reads them")
-        raise ModelUnavailableError(f"no installed adapter loads {ref.suffix} models "
+        package = FORMAT_PACKAGES.get(ref.format, "a plugin that reads them")
+        raise ModelUnavailableError(f"no installed adapter loads {ref.format} models "
                                     f"({ref.path.name}): install {package}")
     chosen = host.call_first("choose_model_adapter", model=ref, candidates=ready)
     return chosen or ready[0]

@@ -77,7 +77,7 @@ def choose(ref: ModelRef, candidates: Sequence[ModelAdapterInfo]) -> ModelAdapte
     for fp32 on the CPU, where ncnn measured faster (docs/benchmarks-upscale.md). The
     device and dtype come from ``ref.metadata`` when the caller knows them.
     """
-    if ref.suffix != ".param":
+    if ref.format != ".param":
         return None
     by_name = {c.name: c for c in candidates}
     torch_ok = "torch-spandrel" in by_name and by_name["torch-spandrel"].available() is None \

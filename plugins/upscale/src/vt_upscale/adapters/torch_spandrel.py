@@ -204,7 +204,7 @@ def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32",
     options = {"device": device, "dtype": dtype, "channels_last": channels_last}
     if not ref.path.exists():
         raise ModelUnavailableError(f"model file not found: {ref.path}")
-    if ref.suffix == ".param":
+    if ref.format == ".param":
         from vt_upscale.ncnn_convert import convert_ncnn
 
         converted = convert_ncnn(ref.path)
