@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -343,7 +343,7 @@ def write_video(
                     raise UsageError(f"frame size changed from {first.width}x{first.height} "
                                      f"to {batch.width}x{batch.height}")
                 pts = [count + i if p is None else p for i, p in enumerate(batch.pts)]
-                writer.write_batch(replace(batch, pts=pts))
+                writer.write_batch(batch.with_timing(pts))
                 count += len(batch)
             writer.close()
         except BaseException:
