@@ -205,6 +205,7 @@ class ContainerWriter:
         self.subtitle_mode = "none"
         self.frames_written = 0
         self._last_pts: int | None = None
+        self._warned_repeats = False
         format_name = _format_name(target, config)
         try:
             self.out = av.open(str(target.path), "w", format=format_name)
@@ -399,7 +400,13 @@ class ContainerWriter:
             pts = pts - int(round(self._shift / self.time_base))
             frame.pts = pts
         if pts is not None and self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1  # encoders reject repeated timestamps
+            # only a source can get here (the processor chain refuses reordered frames): its
+            # timestamps repeat, which encoders reject; move the frame one tick on and say so
+            if not self._warned_repeats:
+                self._warned_repeats = True
+                self._warn(f"the input repeats timestamps (pts {pts} after {self._last_pts}): "
+                           "such frames are written one tick later")
+            pts = self._last_pts + 1
             frame.pts = pts
         self._last_pts = pts
         frame.time_base = self.time_base

@@ -15,6 +15,8 @@ class Invert(FrameProcessor):
     """Inverts colours: the smallest useful processor."""
 
     name = "invert"
+    # what the pipeline reads: the layouts it takes and how many frames per call
+    pixel_formats = ("rgb24", "rgb48")
     batch_size = 8
 
     def process(self, batch: FrameBatch) -> FrameBatch:
@@ -38,8 +40,8 @@ def invert(
 
 @hookimpl
 def register_processors(register):
-    register(ProcessorInfo("invert", Invert, description="invert colours",
-                           pixel_formats=("rgb24", "rgb48"), batch_size=8))
+    # pixel formats, devices, batch size: read from Invert itself
+    register(ProcessorInfo("invert", Invert, description="invert colours"))
 
 
 @hookimpl
