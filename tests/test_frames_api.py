@@ -385,3 +385,94 @@ print("torch" in sys.modules)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
     assert (tmp_path / "b.mp4").exists()
+
+
+# -- colour -----------------------------------------------------------------------------------
+def flat_yuv_video(path: Path, width: int, height: int, yuv: tuple[int, int, int],
+                   frames: int = 3) -> Path:
+    """A lossless, untagged yuv420p clip of one flat colour."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            for plane, value in zip(frame.planes, yuv):
+                plane.update(np.full(plane.buffer_size, value, np.uint8).tobytes())
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def rgb_of(yuv: tuple[int, int, int], matrix: str) -> np.ndarray:
+    """Limited-range YUV -> RGB with the BT.709 or BT.601 coefficients."""
+    kr, kb = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}[matrix]
+    y, u, v = (yuv[0] - 16) * 255 / 219, (yuv[1] - 128) * 255 / 224, (yuv[2] - 128) * 255 / 224
+    r = y + 2 * (1 - kr) * v
+    b = y + 2 * (1 - kb) * u
+    g = (y - kr * r - kb * b) / (1 - kr - kb)
+    return np.array([r, g, b])
+
+
+class Capture(FrameProcessor):
+    """An RGB processor (forces the RGB path) that keeps the first frame it sees."""
+
+    name = "capture"
+
+    def __init__(self) -> None:
+        self.first: np.ndarray | None = None
+
+    def process(self, batch: FrameBatch) -> FrameBatch:
+        if self.first is None:
+            self.first = batch.images[0].astype(float)
+        return batch
+
+
+def color_tags(path: Path) -> tuple[str, str, str]:
+    from vt.media.info import COLOR_PRIMARIES, COLOR_SPACES, COLOR_TRCS
+
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        return (COLOR_SPACES[cc.colorspace], COLOR_PRIMARIES[cc.color_primaries],
+                COLOR_TRCS[cc.color_trc])
+
+
+@pytest.mark.parametrize(("height", "matrix", "tags"), [
+    (720, "bt709", ("bt709", "bt709", "bt709")),
+    (480, "bt601", ("smpte170m", "smpte170m", "smpte170m")),
+])
+def test_untagged_source_is_read_and_tagged_like_players_do(tmp_path: Path, height: int,
+                                                            matrix: str, tags: tuple) -> None:
+    yuv = (100, 90, 170)
+    src = flat_yuv_video(tmp_path / "in.mkv", height * 16 // 9 // 2 * 2, height, yuv)
+    assert probe(src).video.color_space is None  # untagged
+    capture = Capture()
+    out = tmp_path / "out.mkv"
+    transcode(src, out, [capture], config=EncoderConfig(codec="ffv1"))
+    assert capture.first is not None
+    seen = capture.first[height // 2, height // 2]
+    other = "bt601" if matrix == "bt709" else "bt709"
+    assert np.abs(seen - rgb_of(yuv, matrix)).max() <= 3  # converted with that matrix
+    assert np.abs(seen - rgb_of(yuv, other)).max() > 5  # (and the two differ here)
+    assert color_tags(out) == tags
+    with av.open(str(out)) as c:  # encoded back with the same matrix: Y survives (within
+        planes = next(c.decode(video=0)).to_ndarray()  # libswscale's 8-bit rounding; the
+    assert abs(int(np.median(planes[:height])) - yuv[0]) <= 2  # other matrix is 4-6 off)
+
+
+@pytest.mark.parametrize("decoder", ["torchcodec", "decord"])
+def test_decoders_that_convert_themselves_tag_what_they_used(tmp_path: Path,
+                                                             decoder: str) -> None:
+    from vt.media.decoders.optional_readers import decord_available, torchcodec_available
+
+    reason = {"torchcodec": torchcodec_available, "decord": decord_available}[decoder]()
+    if reason:
+        pytest.skip(reason)
+    yuv = (100, 90, 170)
+    src = flat_yuv_video(tmp_path / "in.mkv", 1280, 720, yuv)
+    capture, out = Capture(), tmp_path / "out.mkv"
+    transcode(src, out, [capture], config=EncoderConfig(codec="ffv1"),
+              options=PipelineOptions(decoder=decoder))
+    # FFmpeg's default (BT.601) for an untagged source, whatever its height: say so
+    assert np.abs(capture.first[360, 360] - rgb_of(yuv, "bt601")).max() <= 3
+    assert color_tags(out) == ("smpte170m", "smpte170m", "smpte170m")

@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from vt.errors import OutputError, UsageError
+from vt.media.color import ColorTags, resolve_colors
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.info import MediaInfo
 from vt.media.source import Source
@@ -182,7 +183,11 @@ def _can_mux(format_name: str, template: Any) -> bool:
 
 
 class ContainerWriter:
-    """Writes encoded video plus copied side streams into one container file."""
+    """Writes encoded video plus copied side streams into one container file.
+
+    ``colors`` are the tags the RGB frames are converted with and the stream carries
+    (default: the source's, missing ones filled by the player rule of ``vt.media.color``).
+    """
 
     def __init__(
         self,
@@ -195,6 +200,7 @@ class ContainerWriter:
         audio: bool = True,
         subtitles: bool = True,
         time_base: Fraction | None = None,
+        colors: ColorTags | None = None,
     ) -> None:
         config.validate()
         self.config = config
@@ -223,7 +229,7 @@ class ContainerWriter:
         self._subtitles: dict[int, Any] = {}  # index -> output stream (text re-encoded)
         self._encoders: dict[int, tuple[Any, Any]] = {}  # index -> (encoder, resampler)
         try:
-            self._setup_video(fmt, time_base or info.video.time_base)
+            self._setup_video(fmt, time_base or info.video.time_base, colors)
             self._setup_side_streams(source, audio, subtitles)
             self._copy_metadata()
         except BaseException:
@@ -231,7 +237,8 @@ class ContainerWriter:
             raise
 
     # -- setup -------------------------------------------------------------------------------
-    def _setup_video(self, fmt: FrameFormat, time_base: Fraction) -> None:
+    def _setup_video(self, fmt: FrameFormat, time_base: Fraction,
+                     colors: ColorTags | None) -> None:
         cfg, video = self.config, self.info.video
         self.pixel_format = choose_pixel_format(cfg.codec, self.info, cfg.pixel_format,
                                                 fmt.size)
@@ -254,11 +261,15 @@ class ContainerWriter:
         cc.time_base = time_base
         if cfg.bitrate:
             cc.bit_rate = parse_bitrate(cfg.bitrate)
-        rng, primaries, trc, space = video.color_codes
+        if colors is None:
+            colors = resolve_colors(video.color_codes, video.height)
+        self.colors = colors
         if self.pixel_format.startswith(("yuv", "nv", "p01")):
-            cc.color_range = rng
-            cc.colorspace = space
-        cc.color_primaries, cc.color_trc = primaries, trc
+            cc.color_range = colors.range
+            cc.colorspace = colors.space
+        elif self.pixel_format.startswith(("rgb", "bgr", "gbr")):
+            cc.colorspace = 0  # RGB-coded: no matrix
+        cc.color_primaries, cc.color_trc = colors.primaries, colors.trc
         if video.sample_aspect_ratio:
             cc.sample_aspect_ratio = video.sample_aspect_ratio
         if video.rotation:
@@ -267,9 +278,9 @@ class ContainerWriter:
             vs.metadata["language"] = video.language
         self.stream = vs
         self.time_base = time_base
-        # colour matrix for RGB -> YUV: the source's, else BT.601 like the decoder's default
-        self._colorspace = space if space not in (0, 2) else None
-        self._color_range = rng if rng else None
+        # RGB -> YUV with the matrix the stream is tagged with
+        self._colorspace = colors.sws_colorspace
+        self._color_range = colors.range
 
     def _setup_side_streams(self, source: Source, audio: bool, subtitles: bool) -> None:
         if source.kind == "frames":

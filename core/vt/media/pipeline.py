@@ -191,7 +191,7 @@ def transcode(
                 total = max(0, round((span_end - (src.start or 0)) * float(video.fps)))
             with atomic_output(target, options.overwrite) as tmp:
                 writer = encoder.open(tmp, config, fmt_out, src, info, audio=options.audio,
-                                      subtitles=options.subtitles)
+                                      subtitles=options.subtitles, colors=reader.colors)
                 try:
                     _run(reader, chain, writer, report, options, pixel_format, progress, total)
                     writer.close()

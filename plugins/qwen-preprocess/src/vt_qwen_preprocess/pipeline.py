@@ -438,7 +438,9 @@ def _open_reader(inp: VideoInput, c: PreprocessConfig, exclude: set[str]) -> Any
     order = [d for d in c.decoders if d not in exclude]
     if not order:
         raise InputError(f"every decoder failed on {inp.describe()}")
-    return open_video(inp.source, priority=order, threads=c.threads)
+    # qwen-vl-utils' decoders read untagged video with FFmpeg's BT.601 whatever its height
+    return open_video(inp.source, priority=order, threads=c.threads,
+                      options={"untagged_matrix": "bt601"})
 
 
 def plan(video: Any, config: PreprocessConfig | None = None, **overrides: Any) -> VideoPlan:
