@@ -20,7 +20,7 @@ from vt.media import frames as frames_module
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.info import probe
-from vt.media.pipeline import PipelineOptions, transcode
+from vt.media.pipeline import PipelineOptions, transcode, write_video
 from vt.media.processing import FrameProcessor, ProcessorChain
 from vt.testing import make_video
 
@@ -387,6 +387,48 @@ print("torch" in sys.modules)
     assert (tmp_path / "b.mp4").exists()
 
 
+# -- generated video --------------------------------------------------------------------------
+def green_frames(count: int, width: int, height: int, batch: int = 4):
+    for start in range(0, count, batch):
+        n = min(batch, count - start)
+        images = np.zeros((n, height, width, 3), np.uint8)
+        images[..., 1] = 255
+        yield FrameBatch(images, [None] * n, Fraction(1, 24), list(range(start, start + n)))
+
+
+class Invert(FrameProcessor):
+    name = "invert"
+
+    def process(self, batch: FrameBatch) -> FrameBatch:
+        return batch.with_images(255 - batch.images)
+
+
+def test_write_video_with_processors_progress_and_audio(tmp_path: Path) -> None:
+    sound = make_video(tmp_path / "sound.mp4", frames=72, fps=24, audio=True)  # 3 s of audio
+    seen: list[tuple[int, int | None]] = []
+    out = tmp_path / "gen.mp4"
+    report = write_video(green_frames(48, 64, 48), out, fps=24, processors=[Invert()],
+                         config=FAST, audio=sound, total=48,
+                         progress=lambda done, total: seen.append((done, total)))
+    assert report.frames_out == 48 and report.audio == "copied"
+    assert seen[-1] == (48, 48) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    info = probe(out)
+    assert info.video.frame_count == 48 and len(info.audio) == 1
+    with av.open(str(out)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    with av.open(str(out)) as c:
+        audio = c.streams.audio[0]
+        end = max(float((p.pts + p.duration) * p.time_base) for p in c.demux(audio) if p.size)
+    assert 2.0 - 0.025 <= end <= 2.0 + 0.025  # cut to the 2 s of video, to the packet
+    assert frame[..., 1].mean() < 10 and frame[..., 0].mean() > 245  # inverted green
+    with pytest.raises(UsageError, match="no audio stream"):
+        write_video(green_frames(2, 64, 48), tmp_path / "x.mp4", fps=24, config=FAST,
+                    audio=make_video(tmp_path / "mute.mp4", frames=2))
+    with pytest.raises(UsageError, match="increasing PTS"):
+        write_video([FrameBatch(np.zeros((2, 8, 8, 3), np.uint8), [3, 3], Fraction(1, 24),
+                                [0, 1])], tmp_path / "y.mp4", fps=24, config=FAST)
+
+
 # -- colour -----------------------------------------------------------------------------------
 def flat_yuv_video(path: Path, width: int, height: int, yuv: tuple[int, int, int],
                    frames: int = 3) -> Path:
@@ -476,3 +518,22 @@ def test_decoders_that_convert_themselves_tag_what_they_used(tmp_path: Path,
     # FFmpeg's default (BT.601) for an untagged source, whatever its height: say so
     assert np.abs(capture.first[360, 360] - rgb_of(yuv, "bt601")).max() <= 3
     assert color_tags(out) == ("smpte170m", "smpte170m", "smpte170m")
+
+
+@pytest.mark.parametrize(("size", "choice", "tags", "luma"), [
+    ((1280, 720), None, ("bt709", "bt709", "bt709"), 173),
+    ((640, 360), None, ("smpte170m", "smpte170m", "smpte170m"), 145),
+    ((1280, 720), "bt601", ("smpte170m", "smpte170m", "smpte170m"), 145),
+])
+def test_write_video_tags_the_matrix_it_used(tmp_path: Path, size: tuple[int, int],
+                                             choice: str | None, tags: tuple, luma: int) -> None:
+    out = tmp_path / "gen.mkv"
+    write_video(green_frames(2, *size), out, fps=24, config=EncoderConfig(codec="ffv1"),
+                colorspace=choice)
+    assert color_tags(out) == tags
+    with av.open(str(out)) as c:
+        y = next(c.decode(video=0)).to_ndarray()[: size[1]]
+    # pure green: Y = 16 + 219 * Kg, Kg 0.7152 (BT.709) or 0.587 (BT.601)
+    assert abs(int(np.median(y)) - luma) <= 1
+    with pytest.raises(UsageError, match="unknown colour matrix"):
+        write_video(green_frames(1, 8, 8), tmp_path / "bad.mkv", fps=24, colorspace="xyz")

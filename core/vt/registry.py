@@ -92,7 +92,10 @@ class OutputTarget:
 
 @dataclass(frozen=True)
 class EncoderInfo:
-    """An encoder/writer. ``open(target, config, stream_format, source_info)`` returns a writer."""
+    """An encoder/writer. ``open(target, config, fmt, source, info, **options)`` returns a
+    writer. ``info`` is the source's ``MediaInfo``, or None for generated video (then
+    ``source`` is the audio file to mux in, or None); ``options`` include ``audio``,
+    ``subtitles``, ``time_base``, ``rate``, ``colors`` and ``metadata``: accept unknown ones."""
 
     name: str
     open: Callable[..., Any]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vt.errors import UsageError, VtError
+from vt.media.color import resolve_colors
 from vt.media.decode import VideoReader, open_video
 from vt.media.decoders.pyav_reader import PyAVReader
 from vt.media.encode import EncoderConfig
@@ -220,63 +221,110 @@ def write_video(
     output: str | Path,
     *,
     fps: float | Fraction,
+    processors: Sequence[FrameProcessor] | ProcessorChain = (),
     config: EncoderConfig | None = None,
     overwrite: bool = False,
     metadata: dict[str, str] | None = None,
+    audio: str | Path | None = None,
+    colorspace: str | None = None,
+    progress: ProgressCallback | None = None,
+    total: int | None = None,
 ) -> PipelineReport:
-    """Encode generated frames (no source video: image-to-video models, renders) into
-    ``output``, atomically. Frames without PTS are numbered at ``fps``; the first batch fixes
-    the size and bit depth."""
-    from vt.media.info import MediaInfo, VideoStreamInfo
+    """Encode generated frames (image-to-video models, renders: no source video) into
+    ``output``, atomically, through ``processors`` (a list, closed at the end, or a
+    ``ProcessorChain`` left open).
+
+    The first batch fixes the input size and bit depth. Frames keep their PTS (in the first
+    batch's time base, increasing); frames without PTS are numbered at ``fps``. ``audio`` is
+    a file whose audio streams are muxed in (copied, or re-encoded when the container cannot
+    hold them) and cut where the video ends. The frames are converted to YUV with
+    ``colorspace`` (``bt709``, ``bt601``, ``bt470bg``, ``bt2020``; default BT.709 from 720
+    lines up, BT.601 below) and the output is tagged with it. ``progress(done, total)`` is
+    called after each written frame.
+    """
+    from vt.media.color import matrix_name
 
     config = config or EncoderConfig()
     rate = Fraction(fps).limit_denominator(1001000)
     if rate <= 0:
         raise UsageError(f"fps must be positive, got {fps}")
+    if colorspace is not None:
+        colorspace = matrix_name(colorspace)
     target = resolve_target(output)
+    audio_source = Source.parse(audio) if audio is not None else None
+    if audio_source is not None and audio_source.kind == "frames":
+        raise UsageError(f"audio must be a file, not an image sequence: {audio}")
+    encoder = _prepare_output(target, audio_source, config, overwrite)  # before any frame
     iterator = iter(batches)
     try:
         first = next(iterator)
     except StopIteration:
         raise UsageError("no frames to write") from None
-    deep = first.pixel_format == "rgb48"
-    video = VideoStreamInfo(
-        index=0, codec="generated", profile=None, width=first.width, height=first.height,
-        pixel_format="yuv420p10le" if deep else "yuv420p", bit_depth=16 if deep else 8,
-        has_alpha=False, sample_aspect_ratio=None, rotation=0, color_range=None,
-        color_primaries=None, color_trc=None, color_space=None, color_codes=(0, 2, 2, 2),
-        fps=rate, real_fps=rate, time_base=1 / rate, start_time=0.0, duration=None,
-        frame_count=None, frame_count_exact=False, vfr=False, bit_rate=None,
-    )
-    info = MediaInfo(source="<generated>", container=None, duration=None, bit_rate=None,
-                     size_bytes=None, metadata=dict(metadata or {}), video=video)
-    source = Source("frames", fps=rate)
-    encoder = _prepare_output(target, source, config, overwrite)
-    report = PipelineReport(input="<generated>", output=str(target.path), decoder="-",
-                            codec=config.codec if target.kind == "container" else "images",
-                            pixel_format="", size_in=first.format.size,
-                            size_out=first.format.size)
+    chain, owned = _chain_for(processors, "abort")
+    errors_before = chain.frame_errors
+    time_base = first.time_base if first.pts and first.pts[0] is not None else 1 / rate
+    fmt_in = first.format
     started = time.perf_counter()
-    count = 0
-    with atomic_output(target, overwrite) as tmp:
-        writer = encoder.open(tmp, config, first.format, source, info, time_base=1 / rate)
-        try:
+    try:
+        fmt_out = chain.configure(fmt_in)
+        colors = resolve_colors((0, 2, 2, 2), fmt_out.height, untagged=colorspace)
+        report = PipelineReport(input="<generated>", output=str(target.path), decoder="-",
+                                codec=config.codec if target.kind == "container" else "images",
+                                pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size)
+        seen_in, seen_out = _Tally(), _Tally()
+
+        def timed() -> Iterator[FrameBatch]:
+            """The caller's batches with every PTS set and checked to increase."""
+            last: int | None = None
             for batch in itertools.chain([first], iterator):
-                if batch.format != first.format:
-                    raise UsageError(f"frame size changed from {first.width}x{first.height} "
-                                     f"to {batch.width}x{batch.height}")
-                pts = [count + i if p is None else p for i, p in enumerate(batch.pts)]
-                writer.write_batch(batch.with_timing(pts))
-                count += len(batch)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-    report.frames_in = report.frames_out = count
-    report.duration_in = report.duration_out = float(count / rate)
+                if batch.format != fmt_in:
+                    raise UsageError(f"frame size changed from {fmt_in.width}x{fmt_in.height}"
+                                     f" {fmt_in.pixel_format} to {batch.width}x{batch.height} "
+                                     f"{batch.pixel_format}")
+                pts: list[int | None] = []
+                for p in batch.pts:
+                    if p is None:  # frame number at fps, in the output time base
+                        p = round((seen_in.count + len(pts)) / (rate * time_base))
+                    if last is not None and p <= last:
+                        raise UsageError(f"generated frames must have increasing PTS "
+                                         f"(pts {p} after {last})")
+                    pts.append(p)
+                    last = p
+                seen_in.add(pts, time_base)
+                yield batch.with_timing(pts, time_base)
+
+        def processed() -> Iterator[FrameBatch]:
+            for batch in timed():
+                yield from chain.feed(batch)
+            yield from chain.flush()
+
+        with atomic_output(target, overwrite) as tmp:
+            writer = encoder.open(tmp, config, fmt_out, audio_source, None,
+                                  time_base=time_base, rate=rate, colors=colors,
+                                  metadata=dict(metadata or {}))
+            try:
+                _encode(processed(), writer, seen_out, time_base, progress, total,
+                        PipelineOptions.queue_size)
+                _check_counts(seen_in, seen_out)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+    except BaseException:
+        if not owned:
+            chain.reset()
+        raise
+    finally:
+        if owned:
+            chain.close()
+    report.frames_in, report.frames_out = seen_in.count, seen_out.count
+    report.duration_in, report.duration_out = seen_in.duration(rate), seen_out.duration(rate)
     report.pixel_format = writer.pixel_format
+    report.audio = writer.audio_mode
+    report.warnings = list(writer.warnings)
+    report.frame_errors = chain.frame_errors - errors_before
     report.wall_time = time.perf_counter() - started
-    report.fps = count / report.wall_time if report.wall_time else 0.0
+    report.fps = seen_out.count / report.wall_time if report.wall_time else 0.0
     return report
 
 
