@@ -134,6 +134,12 @@ def test_images_are_never_touched_inside_a_torch_chain(monkeypatch) -> None:
     out += list(chain.flush())
     assert [b.pts for b in out] == [[0, 1], [2, 3], [4, 5], [6, 7]]
     assert all(b.has_tensor and not b.has_array and b.device == CPU for b in out)
+    # the next stream may have another size: its first batch configures the chain again
+    small = list(chain.feed(host_batch(2, width=4, height=2))) + list(chain.flush())
+    assert [b.format.size for b in small] == [(4, 2)] and chain.formats[0].size == (4, 2)
+    list(chain.feed(host_batch(1)))
+    with pytest.raises(VtError, match="frames changed from 8x6 rgb24 to 4x2 rgb24 mid-stream"):
+        list(chain.feed(host_batch(1, width=4, height=2)))
 
 
 # -- processor attributes ---------------------------------------------------------------------

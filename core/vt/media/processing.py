@@ -163,6 +163,7 @@ class ProcessorChain:
         self.frame_errors = 0
         self._stages = [_Stage(p) for p in self.processors]
         self._devices_checked = False
+        self._streaming = False  # between feed() and the end of flush()
 
     # -- set-up ------------------------------------------------------------------------------
     def configure(self, fmt: FrameFormat) -> FrameFormat:
@@ -227,9 +228,11 @@ class ProcessorChain:
     # -- frames ------------------------------------------------------------------------------
     def feed(self, batch: FrameBatch) -> Iterator[FrameBatch]:
         """Give the chain the next frames of the stream; yields the frames that are ready, in
-        order. The first batch configures the chain if ``configure`` was not called."""
-        if not self.formats:
+        order. A stream's first batch configures the chain for its format (nothing changes
+        when it is the format already configured); later ones must keep that format."""
+        if not self._streaming:
             self.configure(batch.format)
+            self._streaming = True
         elif batch.format != self.formats[0]:
             raise VtError(f"frames changed from {self.formats[0].width}x"
                           f"{self.formats[0].height} {self.formats[0].pixel_format} to "
@@ -251,6 +254,7 @@ class ProcessorChain:
             while stage.passed:  # the processor dropped what it held: the count check says so
                 yield from self._push(i + 1, stage.passed.popleft())
             stage.reset()
+        self._streaming = False
 
     def reset(self) -> None:
         """Forget a stream that failed half-way: buffers cleared, and what processors held is
@@ -261,6 +265,7 @@ class ProcessorChain:
             except Exception as exc:  # the stream is being abandoned anyway
                 log.debug("flushing %s after a failure: %s", stage.name, exc)
             stage.reset()
+        self._streaming = False
 
     def _push(self, i: int, batch: FrameBatch) -> Iterator[FrameBatch]:
         """``batch`` into stage ``i`` (re-cut to its batch size), results on downstream."""
