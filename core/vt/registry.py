@@ -48,21 +48,34 @@ class DecoderInfo:
     available: Callable[[], str | None] = _always_available
 
 
+_PROCESSOR_DEFAULTS = {"pixel_formats": ("rgb24",), "devices": ("cpu",), "batch_size": 1,
+                       "temporal": False}
+
+
 @dataclass(frozen=True)
 class ProcessorInfo:
     """A frame processor. ``factory(**options)`` builds a ``vt.media.processing.FrameProcessor``.
 
     ``pixel_formats`` are the frame layouts it accepts; ``devices`` where it can run;
     ``batch_size`` the batch it prefers; ``temporal`` whether it keeps state across frames.
+    These are for listings (``vt processors``): the pipeline reads the built processor's own
+    attributes. Left out, they are read from ``factory`` when it is a processor class.
     """
 
     name: str
     factory: Callable[..., Any]
     description: str = ""
-    pixel_formats: tuple[str, ...] = ("rgb24",)
-    devices: tuple[str, ...] = ("cpu",)
-    batch_size: int = 1
-    temporal: bool = False
+    pixel_formats: tuple[str, ...] = None  # type: ignore[assignment]
+    devices: tuple[str, ...] = None  # type: ignore[assignment]
+    batch_size: int = None  # type: ignore[assignment]
+    temporal: bool = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        for attr, default in _PROCESSOR_DEFAULTS.items():
+            if getattr(self, attr) is None:
+                value = getattr(self.factory, attr, default) if isinstance(
+                    self.factory, type) else default
+                object.__setattr__(self, attr, value)
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,10 @@ class OutputTarget:
 
 @dataclass(frozen=True)
 class EncoderInfo:
-    """An encoder/writer. ``open(target, config, stream_format, source_info)`` returns a writer."""
+    """An encoder/writer. ``open(target, config, fmt, source, info, **options)`` returns a
+    writer. ``info`` is the source's ``MediaInfo``, or None for generated video (then
+    ``source`` is the audio file to mux in, or None); ``options`` include ``audio``,
+    ``subtitles``, ``time_base``, ``rate``, ``colors`` and ``metadata``: accept unknown ones."""
 
     name: str
     open: Callable[..., Any]

@@ -12,6 +12,6 @@ from vt.registry import ProcessorInfo
 @hookimpl
 def register_processors(register: Callable[[ProcessorInfo], None]) -> None:
     register(ProcessorInfo(
-        name="resize", factory=Resize, pixel_formats=("rgb24", "rgb48"),
+        name="resize", factory=Resize,  # formats, devices, batch size: Resize's own
         description=f"libswscale resampling ({', '.join(METHODS)}); scale= or size=(w, h)",
     ))

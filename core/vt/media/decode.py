@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from vt.errors import InputError, UnreadableInputError, UsageError
+from vt.media.color import ColorTags, resolve_colors
 from vt.media.frames import PIXEL_DTYPES, FrameBatch
 from vt.media.info import MediaInfo
 from vt.media.source import Source
@@ -28,6 +29,17 @@ class VideoReader:
     decoder_name = "?"
     info: MediaInfo
     source: Source
+    #: the YUV->RGB matrix assumed for a source without one (None: BT.709 from 720 lines up,
+    #: BT.601 below, as players do; see ``vt.media.color``)
+    untagged_matrix: str | None = None
+
+    @property
+    def colors(self) -> ColorTags:
+        """The colour tags this reader's RGB frames were converted with, none left unset:
+        the output is encoded back with them and carries them."""
+        video = self.info.video
+        return resolve_colors(video.color_codes, video.height, untagged=self.untagged_matrix,
+                              full_range=(video.pixel_format or "").startswith("yuvj"))
 
     def frames(
         self,
@@ -126,7 +138,8 @@ def open_video(
     pick first. A decoder that is missing or fails on this source passes to the next, except
     when FFmpeg cannot open the container at all: then the others (FFmpeg-based too, and far
     heavier to start) are tried only with ``try_all`` — by default, when the user set
-    ``VT_DECODER_PRIORITY``.
+    ``VT_DECODER_PRIORITY``. ``options`` go to the decoder (``error_policy``;
+    ``untagged_matrix`` for the PyAV decoder).
     """
     from vt.plugins import get_host
 

@@ -21,8 +21,9 @@ import av
 import numpy as np
 
 from vt.errors import OutputError, UsageError
+from vt.media.color import ColorTags, resolve_colors
 from vt.media.frames import FrameBatch, FrameFormat
-from vt.media.info import MediaInfo
+from vt.media.info import MediaInfo, open_container
 from vt.media.source import Source
 from vt.media.swscale import reformat
 from vt.registry import OutputTarget
@@ -147,11 +148,16 @@ _PREFERRED_ALPHA = ("yuva420p", "yuva444p10le", "yuva444p", "rgba", "bgra")
 _PREFERRED_8BIT = ("yuv420p", "yuvj420p", "yuv422p", "yuv444p", "nv12", "rgb24", "bgr0")
 
 
-def choose_pixel_format(codec_name: str, info: MediaInfo, requested: str | None,
-                        size: tuple[int, int] | None = None) -> str:
+def choose_pixel_format(codec_name: str, info: MediaInfo | None, requested: str | None,
+                        size: tuple[int, int] | None = None, bit_depth: int = 8) -> str:
     """The encoder's format closest to the input's (bit depth, chroma, alpha); 4:4:4 when the
-    frames have an odd size that 4:2:0 cannot hold."""
-    chosen = _closest_pixel_format(codec_name, info, requested)
+    frames have an odd size that 4:2:0 cannot hold. Without a source (``info`` None, generated
+    frames) the frames' ``bit_depth`` decides."""
+    if info is not None:
+        traits = (info.video.pixel_format, info.video.bit_depth, info.video.has_alpha)
+    else:
+        traits = (None, bit_depth, False)
+    chosen = _closest_pixel_format(codec_name, *traits, requested)
     if requested or size is None or not (size[0] % 2 or size[1] % 2):
         return chosen
     if chosen.startswith(("yuv420", "yuvj420", "nv12", "p010", "yuva420")):
@@ -165,7 +171,8 @@ def choose_pixel_format(codec_name: str, info: MediaInfo, requested: str | None,
     return chosen
 
 
-def _closest_pixel_format(codec_name: str, info: MediaInfo, requested: str | None) -> str:
+def _closest_pixel_format(codec_name: str, source_format: str | None, bit_depth: int,
+                          has_alpha: bool, requested: str | None) -> str:
     codec = av.Codec(codec_name, "w")
     supported = [f.name for f in (codec.video_formats or [])]
     if requested:
@@ -176,15 +183,15 @@ def _closest_pixel_format(codec_name: str, info: MediaInfo, requested: str | Non
             )
         return requested
     if not supported:
-        return info.video.pixel_format or "yuv420p"
-    source_format = info.video.pixel_format
-    if source_format in supported and not source_format.startswith(("yuvj", "pal")):
+        return source_format or "yuv420p"
+    if source_format is not None and source_format in supported and not (
+            source_format.startswith(("yuvj", "pal"))):
         return source_format
-    if info.video.has_alpha:
+    if has_alpha:
         for name in _PREFERRED_ALPHA:
             if name in supported:
                 return name
-    if info.video.bit_depth > 8:
+    if bit_depth > 8:
         for name in _PREFERRED_10BIT:
             if name in supported:
                 return name
@@ -217,20 +224,34 @@ def _can_mux(format_name: str, template: Any) -> bool:
 
 
 class ContainerWriter:
-    """Writes encoded video plus copied side streams into one container file."""
+    """Writes encoded video plus copied side streams into one container file.
+
+    With a source (``source`` and its ``info``) the video stream takes the source's rate,
+    SAR, rotation, language and container tags, and the source's audio, subtitles and
+    attachments are copied. Generated video has no source description (``info`` None): the
+    stream takes ``rate`` and ``metadata``, and ``source``, when given, is a file whose audio
+    is muxed in and cut to the video's length. ``colors`` are the tags the RGB frames are
+    converted with and the stream carries (default: the source's, missing ones filled by the
+    player rule of ``vt.media.color``).
+    """
 
     def __init__(
         self,
         target: OutputTarget,
         config: EncoderConfig,
         fmt: FrameFormat,
-        source: Source,
-        info: MediaInfo,
+        source: Source | None,
+        info: MediaInfo | None,
         *,
         audio: bool = True,
         subtitles: bool = True,
         time_base: Fraction | None = None,
+        rate: Fraction | None = None,
+        colors: ColorTags | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> None:
+        if info is None and (rate is None or time_base is None):
+            raise ValueError("generated video (no source info) needs a rate and a time base")
         config.validate()
         self.config = config
         self.info = info
@@ -240,6 +261,7 @@ class ContainerWriter:
         self.subtitle_mode = "none"
         self.frames_written = 0
         self._last_pts: int | None = None
+        self._warned_repeats = False
         format_name = _format_name(target, config)
         try:
             self.out = av.open(str(target.path), "w", format=format_name)
@@ -249,27 +271,38 @@ class ContainerWriter:
         self._side_packets: Iterator[Any] | None = None
         self._pending: Any = None
         # a time range cuts every stream at the same times and starts the output at zero
-        self._cut_start = (info.video.start_time or 0.0) + source.start if source.start else None
-        self._cut_end = ((info.video.start_time or 0.0) + source.end
-                         if source.end is not None else None)
+        self._cut_start: float | None = None
+        self._cut_end: float | None = None
+        if info is not None and source is not None:
+            origin = info.video.start_time or 0.0
+            self._cut_start = origin + source.start if source.start else None
+            self._cut_end = origin + source.end if source.end is not None else None
         self._shift = self._cut_start or 0.0
+        # generated video: audio may not run past the last frame, so none is muxed ahead
+        self._trim_to_video = info is None
+        self._lookahead = 0.0 if self._trim_to_video else 0.5
         self._copies: dict[int, Any] = {}  # input stream index -> output stream (copied)
         self._subtitles: dict[int, Any] = {}  # index -> output stream (text re-encoded)
         self._encoders: dict[int, tuple[Any, Any]] = {}  # index -> (encoder, resampler)
         try:
-            self._setup_video(fmt, time_base or info.video.time_base)
+            self._setup_video(fmt, time_base or info.video.time_base,  # type: ignore[union-attr]
+                              rate, colors)
             self._setup_side_streams(source, audio, subtitles)
-            self._copy_metadata()
+            self._copy_metadata(metadata)
         except BaseException:
             self.abort()
             raise
 
     # -- setup -------------------------------------------------------------------------------
-    def _setup_video(self, fmt: FrameFormat, time_base: Fraction) -> None:
-        cfg, video = self.config, self.info.video
-        self.pixel_format = choose_pixel_format(cfg.codec, self.info, cfg.pixel_format,
-                                                fmt.size)
-        rate = video.fps or video.real_fps or Fraction(25)
+    def _setup_video(self, fmt: FrameFormat, time_base: Fraction, rate: Fraction | None,
+                     colors: ColorTags | None) -> None:
+        cfg, info = self.config, self.info
+        video = info.video if info is not None else None
+        self.pixel_format = choose_pixel_format(
+            cfg.codec, info, cfg.pixel_format, fmt.size,
+            bit_depth=16 if fmt.pixel_format == "rgb48" else 8)
+        if rate is None:
+            rate = (video.fps or video.real_fps if video is not None else None) or Fraction(25)
         codec_opts = cfg.video_options()
         try:
             vs = self.out.add_stream(cfg.codec, rate=rate, options=codec_opts)
@@ -288,70 +321,100 @@ class ContainerWriter:
         cc.time_base = time_base
         if cfg.bitrate:
             cc.bit_rate = parse_bitrate(cfg.bitrate)
-        rng, primaries, trc, space = video.color_codes
+        if colors is None:
+            codes = video.color_codes if video is not None else (0, 2, 2, 2)
+            colors = resolve_colors(codes, video.height if video is not None else fmt.height)
+        self.colors = colors
         if self.pixel_format.startswith(("yuv", "nv", "p01")):
-            cc.color_range = rng
-            cc.colorspace = space
-        cc.color_primaries, cc.color_trc = primaries, trc
-        if video.sample_aspect_ratio:
+            cc.color_range = colors.range
+            cc.colorspace = colors.space
+        elif self.pixel_format.startswith(("rgb", "bgr", "gbr")):
+            cc.colorspace = 0  # RGB-coded: no matrix
+        cc.color_primaries, cc.color_trc = colors.primaries, colors.trc
+        if video is not None and video.sample_aspect_ratio:
             cc.sample_aspect_ratio = video.sample_aspect_ratio
-        if video.rotation:
+        if video is not None and video.rotation:
             vs.set_display_rotation(video.rotation)
-        if video.language:
+        if video is not None and video.language:
             vs.metadata["language"] = video.language
         self.stream = vs
         self.time_base = time_base
-        # colour matrix for RGB -> YUV: the source's, else BT.601 like the decoder's default
-        self._colorspace = space if space not in (0, 2) else None
-        self._color_range = rng if rng else None
+        self.frame_duration = 1 / rate  # seconds: where the last frame ends
+        # RGB -> YUV with the matrix the stream is tagged with
+        self._colorspace = colors.sws_colorspace
+        self._color_range = colors.range
 
-    def _setup_side_streams(self, source: Source, audio: bool, subtitles: bool) -> None:
-        if source.kind == "frames":
+    def _setup_side_streams(self, source: Source | None, audio: bool, subtitles: bool) -> None:
+        if source is None or source.kind == "frames":
             return
-        wanted_audio = self.info.audio if audio else []
-        if self.info.audio and not audio:
-            self.audio_mode = "dropped"
-        wanted_subs = self.info.subtitles if subtitles else []
-        if self.info.subtitles and not subtitles:
-            self.subtitle_mode = "dropped"
-        if not (wanted_audio or wanted_subs or self.info.attachments or self.info.data
-                or self.info.extra_video):
-            return
-        self._side_input = av.open(source.open_binary(), "r")
+        if self.info is None:  # generated video: the audio of ``source``, nothing else
+            self._side_input = open_container(source)
+            wanted_audio = [s.index for s in self._side_input.streams.audio] if audio else []
+            if not wanted_audio:
+                self._side_input.close()
+                self._side_input = None
+                raise UsageError(f"{source.describe()} has no audio stream to add")
+            wanted_subs: list[int] = []
+        else:
+            wanted_audio = [a.index for a in self.info.audio] if audio else []
+            if self.info.audio and not audio:
+                self.audio_mode = "dropped"
+            wanted_subs = [s.index for s in self.info.subtitles] if subtitles else []
+            if self.info.subtitles and not subtitles:
+                self.subtitle_mode = "dropped"
+            if not (wanted_audio or wanted_subs or self.info.attachments or self.info.data
+                    or self.info.extra_video):
+                return
+            self._side_input = open_container(source)
         fmt_name = self.out.format.name.split(",")[0]
         streams = {s.index: s for s in self._side_input.streams}
-        for a in wanted_audio:
-            template = streams[a.index]
+        for index in wanted_audio:
+            template = streams[index]
             if _can_mux(fmt_name, template):
-                self._copies[a.index] = self.out.add_stream_from_template(template)
+                self._copies[index] = self.out.add_stream_from_template(template)
                 self.audio_mode = "copied"
             else:
+                ctx = template.codec_context
                 codec = self._audio_codec_for(fmt_name)
-                enc = self.out.add_stream(codec, rate=a.sample_rate,
-                                          layout=a.layout or "stereo")
+                enc = self.out.add_stream(codec, rate=ctx.sample_rate,
+                                          layout=ctx.layout.name if ctx.layout else "stereo")
                 enc.bit_rate = parse_bitrate(self.config.audio_bitrate)
-                self._encoders[a.index] = (enc, None)
+                self._encoders[index] = (enc, None)
                 self.audio_mode = "re-encoded"
-                self._warn(f"audio stream {a.index} ({a.codec}) cannot go into "
+                self._warn(f"audio stream {index} ({ctx.name}) cannot go into "
                            f"{self.out.format.name}: re-encoded to {codec} "
                            f"{self.config.audio_bitrate}")
-        for s in wanted_subs:
-            template = streams[s.index]
+        for index in wanted_subs:
+            template = streams[index]
+            codec_name = template.codec_context.name if template.codec_context else None
             if _can_mux(fmt_name, template):
-                self._copies[s.index] = self.out.add_stream_from_template(template)
+                self._copies[index] = self.out.add_stream_from_template(template)
                 self.subtitle_mode = "copied"
             elif (converted := self._text_subtitle_stream(template)) is not None:
-                self._subtitles[s.index] = converted
+                self._subtitles[index] = converted
                 if self.subtitle_mode != "copied":
                     self.subtitle_mode = "converted"
-                self._warn(f"subtitle stream {s.index} ({s.codec}) cannot go into "
+                self._warn(f"subtitle stream {index} ({codec_name}) cannot go into "
                            f"{self.out.format.name} as it is: converted to "
                            f"{converted.codec_context.name}")
             else:
                 if self.subtitle_mode == "none":
                     self.subtitle_mode = "dropped"
-                self._warn(f"subtitle stream {s.index} ({s.codec}) cannot go into "
+                self._warn(f"subtitle stream {index} ({codec_name}) cannot go into "
                            f"{self.out.format.name}: not copied (use .mkv to keep it)")
+        if self.info is not None:
+            self._report_unmuxed(streams, fmt_name)
+        side = [streams[i] for i in (*self._copies, *self._subtitles, *self._encoders)]
+        if side and self._cut_start:
+            self._side_input.seek(int(self._cut_start * av.time_base), backward=True)
+        self._side_packets = self._side_input.demux(*side) if side else None
+        if not side:
+            self._side_input.close()
+            self._side_input = None
+
+    def _report_unmuxed(self, streams: dict[int, Any], fmt_name: str) -> None:
+        """Attachments go into Matroska; every other stream vt does not carry is reported."""
+        assert self.info is not None
         for att in self.info.attachments:
             template = streams[att.index]
             if fmt_name == "matroska":
@@ -366,13 +429,6 @@ class ContainerWriter:
         for extra in self.info.extra_video:
             self._warn(f"extra video stream {extra.index} ({extra.codec}) not copied: vt "
                        "processes the main video stream")
-        side = [streams[i] for i in (*self._copies, *self._subtitles, *self._encoders)]
-        if side and self._cut_start:
-            self._side_input.seek(int(self._cut_start * av.time_base), backward=True)
-        self._side_packets = self._side_input.demux(*side) if side else None
-        if not side:
-            self._side_input.close()
-            self._side_input = None
 
     def _text_subtitle_stream(self, template: Any) -> Any | None:
         """An output stream in the container's own text subtitle codec (mov_text for MP4,
@@ -406,8 +462,10 @@ class ContainerWriter:
             return fallback
         raise UsageError(f"{fmt_name} cannot hold {wanted} audio (use --no-audio)")
 
-    def _copy_metadata(self) -> None:
-        for key, value in self.info.metadata.items():
+    def _copy_metadata(self, metadata: dict[str, str] | None) -> None:
+        if metadata is None:
+            metadata = self.info.metadata if self.info is not None else {}
+        for key, value in metadata.items():
             if key.lower() not in _TECHNICAL_TAGS:
                 self.out.metadata[key] = value
 
@@ -434,7 +492,13 @@ class ContainerWriter:
             pts = pts - int(round(self._shift / self.time_base))
             frame.pts = pts
         if pts is not None and self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1  # encoders reject repeated timestamps
+            # only a source can get here (the processor chain refuses reordered frames): its
+            # timestamps repeat, which encoders reject; move the frame one tick on and say so
+            if not self._warned_repeats:
+                self._warned_repeats = True
+                self._warn(f"the input repeats timestamps (pts {pts} after {self._last_pts}): "
+                           "such frames are written one tick later")
+            pts = self._last_pts + 1
             frame.pts = pts
         self._last_pts = pts
         frame.time_base = self.time_base
@@ -480,7 +544,7 @@ class ContainerWriter:
             when = None
             if stamp is not None and packet.time_base is not None:
                 when = float(stamp * packet.time_base)
-                if until is not None and when > until + self._shift + 0.5:
+                if until is not None and when > until + self._shift + self._lookahead:
                     return
             self._pending = None
             if when is not None and (
@@ -544,6 +608,8 @@ class ContainerWriter:
     def close(self) -> None:
         """Flush the encoders, copy remaining side packets and finish the file."""
         self._mux_video(self.stream.encode(None))
+        if self._trim_to_video and self._last_pts is not None:  # audio ends with the video
+            self._cut_end = float(self._last_pts * self.time_base) + float(self.frame_duration)
         self._pump(None)
         for enc, resampler in self._encoders.values():
             if resampler is not None:
@@ -572,15 +638,17 @@ class ImageSequenceWriter:
     """Writes each frame as an image file: ``%06d`` numbered from 1 (PNG keeps 16-bit)."""
 
     def __init__(self, target: OutputTarget, config: EncoderConfig, fmt: FrameFormat,
-                 source: Source, info: MediaInfo, **_: Any) -> None:
+                 source: Source | None, info: MediaInfo | None, **_: Any) -> None:
         self.pattern = target.path
         self.fmt = fmt
         self.warnings: list[str] = []
         self.frames_written = 0
-        self.audio_mode = "dropped" if info.audio else "none"
-        self.subtitle_mode = "dropped" if info.subtitles else "none"
+        # generated video (no info): ``source`` is the audio the caller wanted muxed in
+        has_audio = bool(info.audio) if info is not None else source is not None
+        self.audio_mode = "dropped" if has_audio else "none"
+        self.subtitle_mode = "dropped" if info is not None and info.subtitles else "none"
         self.pixel_format = fmt.pixel_format
-        if info.audio:
+        if has_audio:
             self.warnings.append("image sequences carry no audio: audio not written")
             log.warning(self.warnings[-1])
 
@@ -622,10 +690,12 @@ class ImageSequenceWriter:
 
 
 def open_container_writer(target: OutputTarget, config: EncoderConfig, fmt: FrameFormat,
-                          source: Source, info: MediaInfo, **kwargs: Any) -> ContainerWriter:
+                          source: Source | None, info: MediaInfo | None,
+                          **kwargs: Any) -> ContainerWriter:
     return ContainerWriter(target, config, fmt, source, info, **kwargs)
 
 
 def open_image_writer(target: OutputTarget, config: EncoderConfig, fmt: FrameFormat,
-                      source: Source, info: MediaInfo, **kwargs: Any) -> ImageSequenceWriter:
+                      source: Source | None, info: MediaInfo | None,
+                      **kwargs: Any) -> ImageSequenceWriter:
     return ImageSequenceWriter(target, config, fmt, source, info, **kwargs)

@@ -14,26 +14,27 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from vt.errors import UsageError, VtError
-from vt.media.decode import VideoReader, open_video, resize_rgb
+from vt.media.color import resolve_colors
+from vt.media.decode import VideoReader, open_video
 from vt.media.decoders.pyav_reader import PyAVReader
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.info import MAX_DIMENSION
 from vt.media.output import atomic_output, check_output, resolve_target
-from vt.media.processing import FrameProcessor
+from vt.media.processing import FrameProcessor, ProcessorChain
 from vt.media.source import Source
-from vt.media.swscale import reformat
 from vt.registry import EncoderInfo, OutputTarget
 
 log = logging.getLogger("vt")
 
-ERROR_POLICIES = ("abort", "pass")
+#: ``progress(frames_done, frames_total_or_None)``, called from the encoder thread
+ProgressCallback = Callable[[int, int | None], None]
 _END = object()
 
 
@@ -46,7 +47,7 @@ class PipelineOptions:
     decoder: str | None = None
     threads: int = 0
     queue_size: int = 4
-    batch_size: int | None = None  # None: the largest batch any processor asks for
+    batch_size: int | None = None  # decoded batch; None: the first processor's batch_size
     pixel_format: str | None = None  # rgb24 | rgb48; None: rgb48 for >8-bit input if accepted
     start: float | None = None  # seconds: process only [start, end); output starts at zero
     end: float | None = None
@@ -122,105 +123,13 @@ def _in_thread(items: Iterable[Any], size: int, stop: threading.Event,
         thread.join(timeout=5)
 
 
-class ProcessorChain:
-    """Processors in order, with the frame-error policy applied to each."""
-
-    def __init__(self, processors: Sequence[FrameProcessor], policy: str) -> None:
-        if policy not in ERROR_POLICIES:
-            raise UsageError(f"frame-error policy must be one of {', '.join(ERROR_POLICIES)}")
-        self.processors = list(processors)
-        self.policy = policy
-        self.formats: list[FrameFormat] = []
-        self.frame_errors = 0
-
-    def configure(self, fmt: FrameFormat) -> FrameFormat:
-        self.formats = [fmt]
-        for p in self.processors:
-            fmt = p.configure(fmt)
-            if fmt.width <= 0 or fmt.height <= 0:
-                raise UsageError(f"processor {p.name} would make {fmt.width}x{fmt.height} frames")
-            if max(fmt.width, fmt.height) > MAX_DIMENSION:
-                raise UsageError(f"processor {p.name} would make {fmt.width}x{fmt.height} "
-                                 f"frames: at most {MAX_DIMENSION} pixels per side")
-            self.formats.append(fmt)
-        return fmt
-
-    def _run(self, i: int, batch: FrameBatch) -> FrameBatch | None:
-        p = self.processors[i]
-        try:
-            return p.process(batch)
-        except (KeyboardInterrupt, VtError):
-            raise
-        except Exception as exc:
-            first, last = batch.indices[0], batch.indices[-1]
-            where = f"frame {first}" if first == last else f"frames {first}-{last}"
-            if self.policy == "abort":
-                raise VtError(f"{p.name} failed on {where}: {type(exc).__name__}: {exc}") from exc
-            self.frame_errors += len(batch)
-            log.warning("%s failed on %s (%s): source frame passed through", p.name, where, exc)
-            target = self.formats[i + 1]
-            images = [resize_rgb(im, target.size, "lanczos") for im in batch.images]
-            import numpy as np
-
-            return batch.with_images(np.stack(images))
-
-    @property
-    def native(self) -> bool:
-        """Whether every processor works on decoded frames directly (none needs RGB)."""
-        return all(getattr(p, "accepts_av_frames", False) for p in self.processors)
-
-    def process_frame(self, frame: Any) -> Iterator[Any]:
-        """One decoded frame through native processors, with the error policy."""
-        for i, p in enumerate(self.processors):
-            try:
-                frame = p.process_frame(frame)
-            except (KeyboardInterrupt, VtError):
-                raise
-            except Exception as exc:
-                if self.policy == "abort":
-                    raise VtError(f"{p.name} failed on the frame at pts {frame.pts}: "
-                                  f"{type(exc).__name__}: {exc}") from exc
-                self.frame_errors += 1
-                log.warning("%s failed on the frame at pts %s (%s): source frame passed "
-                            "through", p.name, frame.pts, exc)
-                target = self.formats[i + 1]
-                frame = reformat(frame, width=target.width, height=target.height,
-                                 interpolation="LANCZOS")
-        yield frame
-
-    def process(self, batch: FrameBatch, start: int = 0) -> Iterator[FrameBatch]:
-        current: list[FrameBatch] = [batch]
-        for i in range(start, len(self.processors)):
-            produced: list[FrameBatch] = []
-            for b in current:
-                out = self._run(i, b)
-                if out is not None and len(out):
-                    produced.append(out)
-            current = produced
-            if not current:
-                return
-        yield from current
-
-    def flush(self) -> Iterator[FrameBatch]:
-        for i, p in enumerate(self.processors):
-            for held in p.flush():
-                if held is not None and len(held):
-                    yield from self.process(held, start=i + 1)
-
-    def close(self) -> None:
-        for p in self.processors:
-            try:
-                p.close()
-            except Exception as exc:  # pragma: no cover - cleanup must not mask results
-                log.debug("closing %s failed: %s", p.name, exc)
-
-
-def _prepare_output(target: OutputTarget, source: Source, config: EncoderConfig,
+def _prepare_output(target: OutputTarget, source: Source | None, config: EncoderConfig,
                     overwrite: bool) -> EncoderInfo:
     """Check the output can be written and pick the encoder for it (before any decoding)."""
     from vt.plugins import get_host
 
-    check_output(target, source, overwrite)
+    # generated video without audio reads nothing: no input path for the output to clash with
+    check_output(target, source or Source("bytes", data=b""), overwrite)
     if target.kind == "container":
         config.validate()
     host = get_host()
@@ -231,18 +140,28 @@ def _prepare_output(target: OutputTarget, source: Source, config: EncoderConfig,
     return encoder
 
 
+def _chain_for(processors: Sequence[FrameProcessor] | ProcessorChain,
+               error_policy: str) -> tuple[ProcessorChain, bool]:
+    """The chain to run, and whether this run owns it (builds it now, closes it after)."""
+    if isinstance(processors, ProcessorChain):
+        return processors, False
+    return ProcessorChain(processors, error_policy), True
+
+
 def transcode(
     source: Source | str | Path | bytes,
     output: str | Path,
-    processors: Sequence[FrameProcessor] = (),
+    processors: Sequence[FrameProcessor] | ProcessorChain = (),
     config: EncoderConfig | None = None,
     options: PipelineOptions | None = None,
-    progress: Callable[[int, int | None], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> PipelineReport:
     """Run ``source`` through ``processors`` into ``output``; return what happened.
 
-    The output appears only when complete. Frame count and PTS are checked at the end: a
-    mismatch is an error (a processor must not drop or invent frames).
+    ``processors`` are built into a :class:`ProcessorChain` for this file and closed at the
+    end; a ``ProcessorChain`` is used as it is (with its own error policy) and left open for
+    the next file. The output appears only when complete. Frame count and PTS are checked at
+    the end: a mismatch is an error (a processor must not drop or invent frames).
     """
 
     config = config or EncoderConfig()
@@ -252,48 +171,50 @@ def transcode(
         src = src.with_range(options.start, options.end)
     target = resolve_target(output)
     encoder = _prepare_output(target, src, config, options.overwrite)
-    chain = ProcessorChain(processors, options.error_policy)
+    chain, owned = _chain_for(processors, options.error_policy)
+    errors_before = chain.frame_errors
     started = time.perf_counter()
-    with open_video(src, decoder=options.decoder, threads=options.threads,
-                    options={"error_policy": options.error_policy}) as reader:
-        info = reader.info
-        video = info.video
-        pixel_format = options.pixel_format or (
-            "rgb48" if video.bit_depth > 8 and all(
-                "rgb48" in getattr(p, "pixel_formats", ("rgb24", "rgb48")) for p in processors
-            ) else "rgb24"
-        )
-        _check_selection(src, video.duration or info.duration)
-        fmt_in = FrameFormat(video.width, video.height, pixel_format)
-        fmt_out = chain.configure(fmt_in)
-        report = PipelineReport(
-            input=src.describe(), output=str(target.path), decoder=reader.decoder_name,
-            codec=config.codec if target.kind == "container" else "images",
-            pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size,
-        )
-        # the header's count, else an estimate: progress never waits for a packet scan
-        total = video.frame_count or (round(video.duration * float(video.fps))
-                                      if video.duration and video.fps else None)
-        if total and (src.start is not None or src.end is not None) and video.fps:
-            span_end = src.end if src.end is not None else (video.duration or 0)
-            total = max(0, round((span_end - (src.start or 0)) * float(video.fps)))
-        try:
+    try:
+        with open_video(src, decoder=options.decoder, threads=options.threads,
+                        options={"error_policy": options.error_policy}) as reader:
+            info = reader.info
+            video = info.video
+            pixel_format = options.pixel_format or chain.pixel_format_for(video.bit_depth)
+            _check_selection(src, video.duration or info.duration)
+            fmt_in = FrameFormat(video.width, video.height, pixel_format)
+            fmt_out = chain.configure(fmt_in)
+            report = PipelineReport(
+                input=src.describe(), output=str(target.path), decoder=reader.decoder_name,
+                codec=config.codec if target.kind == "container" else "images",
+                pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size,
+            )
+            # the header's count, else an estimate: progress never waits for a packet scan
+            total = video.frame_count or (round(video.duration * float(video.fps))
+                                          if video.duration and video.fps else None)
+            if total and (src.start is not None or src.end is not None) and video.fps:
+                span_end = src.end if src.end is not None else (video.duration or 0)
+                total = max(0, round((span_end - (src.start or 0)) * float(video.fps)))
             with atomic_output(target, options.overwrite) as tmp:
-                writer = encoder.open(tmp, config, fmt_out, src, info,
-                                      audio=options.audio, subtitles=options.subtitles)
+                writer = encoder.open(tmp, config, fmt_out, src, info, audio=options.audio,
+                                      subtitles=options.subtitles, colors=reader.colors)
                 try:
                     _run(reader, chain, writer, report, options, pixel_format, progress, total)
                     writer.close()
                 except BaseException:
                     writer.abort()
                     raise
-        finally:
+            report.pixel_format = writer.pixel_format
+            report.audio, report.subtitles = writer.audio_mode, writer.subtitle_mode
+            report.warnings = list(writer.warnings)
+            report.frame_errors = chain.frame_errors - errors_before
+            report.decode_errors = getattr(reader, "decode_errors", 0)
+    except BaseException:
+        if not owned:
+            chain.reset()  # the caller's chain goes on to its next file clean
+        raise
+    finally:
+        if owned:
             chain.close()
-        report.pixel_format = writer.pixel_format
-        report.audio, report.subtitles = writer.audio_mode, writer.subtitle_mode
-        report.warnings = list(writer.warnings)
-        report.frame_errors = chain.frame_errors
-        report.decode_errors = getattr(reader, "decode_errors", 0)
     report.wall_time = time.perf_counter() - started
     report.fps = report.frames_out / report.wall_time if report.wall_time else 0.0
     return report
@@ -316,63 +237,110 @@ def write_video(
     output: str | Path,
     *,
     fps: float | Fraction,
+    processors: Sequence[FrameProcessor] | ProcessorChain = (),
     config: EncoderConfig | None = None,
     overwrite: bool = False,
     metadata: dict[str, str] | None = None,
+    audio: str | Path | None = None,
+    colorspace: str | None = None,
+    progress: ProgressCallback | None = None,
+    total: int | None = None,
 ) -> PipelineReport:
-    """Encode generated frames (no source video: image-to-video models, renders) into
-    ``output``, atomically. Frames without PTS are numbered at ``fps``; the first batch fixes
-    the size and bit depth."""
-    from vt.media.info import MediaInfo, VideoStreamInfo
+    """Encode generated frames (image-to-video models, renders: no source video) into
+    ``output``, atomically, through ``processors`` (a list, closed at the end, or a
+    ``ProcessorChain`` left open).
+
+    The first batch fixes the input size and bit depth. Frames keep their PTS (in the first
+    batch's time base, increasing); frames without PTS are numbered at ``fps``. ``audio`` is
+    a file whose audio streams are muxed in (copied, or re-encoded when the container cannot
+    hold them) and cut where the video ends. The frames are converted to YUV with
+    ``colorspace`` (``bt709``, ``bt601``, ``bt470bg``, ``bt2020``; default BT.709 from 720
+    lines up, BT.601 below) and the output is tagged with it. ``progress(done, total)`` is
+    called after each written frame.
+    """
+    from vt.media.color import matrix_name
 
     config = config or EncoderConfig()
     rate = Fraction(fps).limit_denominator(1001000)
     if rate <= 0:
         raise UsageError(f"fps must be positive, got {fps}")
+    if colorspace is not None:
+        colorspace = matrix_name(colorspace)
     target = resolve_target(output)
+    audio_source = Source.parse(audio) if audio is not None else None
+    if audio_source is not None and audio_source.kind == "frames":
+        raise UsageError(f"audio must be a file, not an image sequence: {audio}")
+    encoder = _prepare_output(target, audio_source, config, overwrite)  # before any frame
     iterator = iter(batches)
     try:
         first = next(iterator)
     except StopIteration:
         raise UsageError("no frames to write") from None
-    deep = first.pixel_format == "rgb48"
-    video = VideoStreamInfo(
-        index=0, codec="generated", profile=None, width=first.width, height=first.height,
-        pixel_format="yuv420p10le" if deep else "yuv420p", bit_depth=16 if deep else 8,
-        has_alpha=False, sample_aspect_ratio=None, rotation=0, color_range=None,
-        color_primaries=None, color_trc=None, color_space=None, color_codes=(0, 2, 2, 2),
-        fps=rate, real_fps=rate, time_base=1 / rate, start_time=0.0, duration=None,
-        frame_count=None, frame_count_exact=False, vfr=False, bit_rate=None,
-    )
-    info = MediaInfo(source="<generated>", container=None, duration=None, bit_rate=None,
-                     size_bytes=None, metadata=dict(metadata or {}), video=video)
-    source = Source("frames", fps=rate)
-    encoder = _prepare_output(target, source, config, overwrite)
-    report = PipelineReport(input="<generated>", output=str(target.path), decoder="-",
-                            codec=config.codec if target.kind == "container" else "images",
-                            pixel_format="", size_in=first.format.size,
-                            size_out=first.format.size)
+    chain, owned = _chain_for(processors, "abort")
+    errors_before = chain.frame_errors
+    time_base = first.time_base if first.pts and first.pts[0] is not None else 1 / rate
+    fmt_in = first.format
     started = time.perf_counter()
-    count = 0
-    with atomic_output(target, overwrite) as tmp:
-        writer = encoder.open(tmp, config, first.format, source, info, time_base=1 / rate)
-        try:
+    try:
+        fmt_out = chain.configure(fmt_in)
+        colors = resolve_colors((0, 2, 2, 2), fmt_out.height, untagged=colorspace)
+        report = PipelineReport(input="<generated>", output=str(target.path), decoder="-",
+                                codec=config.codec if target.kind == "container" else "images",
+                                pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size)
+        seen_in, seen_out = _Tally(), _Tally()
+
+        def timed() -> Iterator[FrameBatch]:
+            """The caller's batches with every PTS set and checked to increase."""
+            last: int | None = None
             for batch in itertools.chain([first], iterator):
-                if batch.format != first.format:
-                    raise UsageError(f"frame size changed from {first.width}x{first.height} "
-                                     f"to {batch.width}x{batch.height}")
-                pts = [count + i if p is None else p for i, p in enumerate(batch.pts)]
-                writer.write_batch(replace(batch, pts=pts))
-                count += len(batch)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-    report.frames_in = report.frames_out = count
-    report.duration_in = report.duration_out = float(count / rate)
+                if batch.format != fmt_in:
+                    raise UsageError(f"frame size changed from {fmt_in.width}x{fmt_in.height}"
+                                     f" {fmt_in.pixel_format} to {batch.width}x{batch.height} "
+                                     f"{batch.pixel_format}")
+                pts: list[int | None] = []
+                for p in batch.pts:
+                    if p is None:  # frame number at fps, in the output time base
+                        p = round((seen_in.count + len(pts)) / (rate * time_base))
+                    if last is not None and p <= last:
+                        raise UsageError(f"generated frames must have increasing PTS "
+                                         f"(pts {p} after {last})")
+                    pts.append(p)
+                    last = p
+                seen_in.add(pts, time_base)
+                yield batch.with_timing(pts, time_base)
+
+        def processed() -> Iterator[FrameBatch]:
+            for batch in timed():
+                yield from chain.feed(batch)
+            yield from chain.flush()
+
+        with atomic_output(target, overwrite) as tmp:
+            writer = encoder.open(tmp, config, fmt_out, audio_source, None,
+                                  time_base=time_base, rate=rate, colors=colors,
+                                  metadata=dict(metadata or {}))
+            try:
+                _encode(processed(), writer, seen_out, time_base, progress, total,
+                        PipelineOptions.queue_size)
+                _check_counts(seen_in, seen_out)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+    except BaseException:
+        if not owned:
+            chain.reset()
+        raise
+    finally:
+        if owned:
+            chain.close()
+    report.frames_in, report.frames_out = seen_in.count, seen_out.count
+    report.duration_in, report.duration_out = seen_in.duration(rate), seen_out.duration(rate)
     report.pixel_format = writer.pixel_format
+    report.audio = writer.audio_mode
+    report.warnings = list(writer.warnings)
+    report.frame_errors = chain.frame_errors - errors_before
     report.wall_time = time.perf_counter() - started
-    report.fps = count / report.wall_time if report.wall_time else 0.0
+    report.fps = seen_out.count / report.wall_time if report.wall_time else 0.0
     return report
 
 
@@ -414,7 +382,7 @@ def _run(
     report: PipelineReport,
     options: PipelineOptions,
     pixel_format: str,
-    progress: Callable[[int, int | None], None] | None,
+    progress: ProgressCallback | None,
     total: int | None,
 ) -> None:
     stop = threading.Event()
@@ -431,30 +399,45 @@ def _run(
                 seen_in.add([frame.pts], tb)
                 yield from chain.process_frame(frame)
     else:
-        batch_size = options.batch_size or max(
-            [getattr(p, "batch_size", 1) for p in chain.processors] + [1]
-        )
         decoded = _in_thread(
-            reader.frames(pixel_format=pixel_format, batch_size=batch_size),
+            reader.frames(pixel_format=pixel_format,
+                          batch_size=options.batch_size or chain.batch_size),
             options.queue_size, stop, "vt-decode",
         )
 
         def processed() -> Iterator[Any]:
             for batch in decoded:
                 seen_in.add(batch.pts, batch.time_base)
-                yield from chain.process(batch)
+                yield from chain.feed(batch)
             yield from chain.flush()
 
-    # decode | process | encode: three threads, so a cheap processor never serialises I/O
+    try:
+        _encode(processed(), writer, seen_out, tb, progress, total, options.queue_size)
+    finally:
+        stop.set()
+    if seen_in.count == 0:
+        raise UsageError(f"no frames selected from {reader.source.describe()}"
+                         f"{_span(reader.source, reader.info.duration)}: nothing written")
+    _check_counts(seen_in, seen_out)
+    report.frames_in, report.frames_out = seen_in.count, seen_out.count
+    fps = reader.info.video.fps
+    report.duration_in, report.duration_out = seen_in.duration(fps), seen_out.duration(fps)
+
+
+def _encode(items: Iterator[Any], writer: Any, seen: _Tally, time_base: Fraction,
+            progress: ProgressCallback | None, total: int | None, queue_size: int) -> None:
+    """Hand ``items`` (FrameBatches or decoded frames) to an encoder thread as they come:
+    process | encode in two threads, so a cheap processor never serialises I/O. Tensor
+    batches become host arrays there, once, at the end of the chain."""
     encode_stop = threading.Event()
-    q: queue.Queue = queue.Queue(maxsize=max(options.queue_size, 1))
+    q: queue.Queue = queue.Queue(maxsize=max(queue_size, 1))
     encoder = threading.Thread(
-        target=_consume, args=(q, writer, seen_out, tb, progress, total, encode_stop),
+        target=_consume, args=(q, writer, seen, time_base, progress, total, encode_stop),
         name="vt-encode", daemon=True,
     )
     encoder.start()
     try:
-        for item in processed():
+        for item in items:
             _put(q, item, encoder)
         _put(q, _END, encoder)
         encoder.join()
@@ -462,22 +445,17 @@ def _run(
         encode_stop.set()
         encoder.join(timeout=5)
         raise
-    finally:
-        stop.set()
     failure = getattr(encoder, "failure", None)
     if failure is not None:
         raise failure
-    if seen_in.count == 0:
-        raise UsageError(f"no frames selected from {reader.source.describe()}"
-                         f"{_span(reader.source, reader.info.duration)}: nothing written")
+
+
+def _check_counts(seen_in: _Tally, seen_out: _Tally) -> None:
     if (seen_out.count, seen_out.fingerprint) != (seen_in.count, seen_in.fingerprint):
         raise VtError(
             f"processors returned {seen_out.count} frames for {seen_in.count} input "
             "frames (or changed their timestamps): output discarded"
         )
-    report.frames_in, report.frames_out = seen_in.count, seen_out.count
-    fps = reader.info.video.fps
-    report.duration_in, report.duration_out = seen_in.duration(fps), seen_out.duration(fps)
 
 
 def _put(q: queue.Queue, item: Any, consumer: threading.Thread) -> None:
@@ -494,8 +472,9 @@ def _put(q: queue.Queue, item: Any, consumer: threading.Thread) -> None:
             continue
 
 
-def _consume(q: queue.Queue, writer: Any, seen: _Tally, time_base: Fraction, progress: Any,
-             total: int | None, stop: threading.Event) -> None:
+def _consume(q: queue.Queue, writer: Any, seen: _Tally, time_base: Fraction,
+             progress: ProgressCallback | None, total: int | None,
+             stop: threading.Event) -> None:
     """The encode thread: writes FrameBatches (RGB) or decoded frames (native paths)."""
     thread = threading.current_thread()
     try:

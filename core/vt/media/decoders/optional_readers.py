@@ -45,6 +45,9 @@ def _probe(source: Source) -> Any:
 class _IndexedReader(VideoReader):
     """Shared logic for decoders that fetch frames by index in batches."""
 
+    # they convert to RGB themselves, with FFmpeg's default for an untagged source
+    untagged_matrix = "bt601"
+
     def __init__(self, source: Source) -> None:
         self.source = source
         self.info = _probe(source)

@@ -36,10 +36,11 @@ class PyAVReader(VideoReader):
     decoder_name = "pyav"
 
     def __init__(self, source: Source, threads: int = 0, count_frames: bool = False,
-                 error_policy: str = "abort") -> None:
+                 error_policy: str = "abort", untagged_matrix: str | None = None) -> None:
         self.source = source
         self.threads = threads
         self.error_policy = error_policy
+        self.untagged_matrix = untagged_matrix
         self.container = open_container(source)
         vs = main_video_stream(self.container)
         if vs is not None and vs.codec_context is not None:
@@ -59,6 +60,8 @@ class PyAVReader(VideoReader):
         self.stream = self.container.streams[self.info.video.index]
         #: packets the decoder rejected (corrupt data); the pipeline reports them
         self.decode_errors = 0
+        #: the matrix every YUV->RGB conversion uses (the source's, or the player rule's)
+        self.sws_colorspace = self.colors.sws_colorspace
 
     def native_timing(self) -> tuple[int | None, float | None]:
         """Counted on first call (a packet scan, no decoding): opening never scans the file,
@@ -76,7 +79,7 @@ class PyAVReader(VideoReader):
         from dataclasses import replace
 
         return PyAVReader(replace(self.source, start=None, end=None), self.threads,
-                          error_policy=self.error_policy)
+                          error_policy=self.error_policy, untagged_matrix=self.untagged_matrix)
 
     # -- frames ------------------------------------------------------------------------------
     def av_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
@@ -183,7 +186,8 @@ class PyAVReader(VideoReader):
         pts: list[int | None] = []
         indices: list[int] = []
         for index, frame in self.av_frames():
-            images.append(frame_to_array(frame, pixel_format, size, interpolation))
+            images.append(frame_to_array(frame, pixel_format, size, interpolation,
+                                          self.sws_colorspace))
             pts.append(frame.pts)
             indices.append(index)
             if len(images) >= batch_size:
@@ -267,7 +271,8 @@ class PyAVReader(VideoReader):
                 if frame.pts not in remaining:
                     continue
                 remaining.discard(frame.pts)
-                images.append(frame_to_array(frame, pixel_format, size, interpolation))
+                images.append(frame_to_array(frame, pixel_format, size, interpolation,
+                                             self.sws_colorspace))
                 got.append(index_of[frame.pts])
                 if len(images) >= batch_size or not remaining:
                     yield FrameBatch(np.stack(images), [all_pts[i] for i in got], tb, got,
@@ -337,7 +342,8 @@ class PyAVReader(VideoReader):
         for index, frame in reader.av_frames():
             if index != wanted[position]:
                 continue
-            images.append(frame_to_array(frame, pixel_format, size, interpolation))
+            images.append(frame_to_array(frame, pixel_format, size, interpolation,
+                                          self.sws_colorspace))
             pts.append(frame.pts)
             got.append(index)
             position += 1
@@ -398,9 +404,13 @@ def frame_to_array(
     pixel_format: str = "rgb24",
     size: tuple[int, int] | None = None,
     interpolation: str = "bicubic",
+    colorspace: int | None = None,
 ) -> np.ndarray:
-    """RGB array of a decoded frame, scaled in libswscale when ``size`` is given."""
+    """RGB array of a decoded frame, scaled in libswscale when ``size`` is given, converted
+    with ``colorspace`` (``SWS_CS_*``; None: the frame's own tag, BT.601 when it has none)."""
     kwargs: dict[str, Any] = {"format": _AV_FORMATS[pixel_format]}
+    if colorspace is not None:
+        kwargs["src_colorspace"] = colorspace
     if size is not None and (frame.width, frame.height) != tuple(size):
         kwargs.update(width=int(size[0]), height=int(size[1]),
                       interpolation=_SWS.get(interpolation, "BICUBIC"))
@@ -408,5 +418,6 @@ def frame_to_array(
 
 
 def open_pyav(source: Source, threads: int = 0, error_policy: str = "abort",
-              **_: Any) -> PyAVReader:
-    return PyAVReader(source, threads=threads, error_policy=error_policy)
+              untagged_matrix: str | None = None, **_: Any) -> PyAVReader:
+    return PyAVReader(source, threads=threads, error_policy=error_policy,
+                      untagged_matrix=untagged_matrix)

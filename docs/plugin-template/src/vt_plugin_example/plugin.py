@@ -15,6 +15,8 @@ class Invert(vt.FrameProcessor):
     """Inverts colours: the smallest useful processor."""
 
     name = "invert"
+    # what the pipeline reads: the layouts it takes and how many frames per call
+    pixel_formats = ("rgb24", "rgb48")
     batch_size = 8
 
     def process(self, batch: vt.FrameBatch) -> vt.FrameBatch:
@@ -27,6 +29,8 @@ class ApplyModel(vt.FrameProcessor):
     id) on every frame: the model is loaded once, frames go to it as tensors in batches."""
 
     name = "apply-model"
+    pixel_formats = ("rgb24", "rgb48")
+    devices = ("cpu", "cuda")
     batch_size = 4
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "fp32") -> None:
@@ -83,11 +87,10 @@ def apply_model(
 
 @vt.hookimpl
 def register_processors(register):
-    register(vt.ProcessorInfo("invert", Invert, description="invert colours",
-                              pixel_formats=("rgb24", "rgb48"), batch_size=8))
-    register(vt.ProcessorInfo("apply-model", ApplyModel, description="run an image-to-image "
-                              "model on every frame", pixel_formats=("rgb24", "rgb48"),
-                              devices=("cpu", "cuda"), batch_size=4))
+    # pixel formats, devices, batch size: read from each processor class itself
+    register(vt.ProcessorInfo("invert", Invert, description="invert colours"))
+    register(vt.ProcessorInfo("apply-model", ApplyModel,
+                              description="run an image-to-image model on every frame"))
 
 
 @vt.hookimpl

@@ -436,8 +436,10 @@ def _open_reader(inp: VideoInput, c: PreprocessConfig, exclude: set[str]) -> Any
     order = [d for d in c.decoders if d not in exclude]
     if not order:
         raise InputError(f"every decoder failed on {inp.describe()}")
+    # qwen-vl-utils' decoders read untagged video with FFmpeg's BT.601 whatever its height;
     # a file FFmpeg cannot open is not tried with other backends unless the user chose them
     return open_video(inp.source, priority=order, threads=c.threads,
+                      options={"untagged_matrix": "bt601"},
                       try_all=tuple(c.decoders) != DEFAULT_DECODERS)
 
 

@@ -16,6 +16,7 @@ class UpscaleProcessor(FrameProcessor):
 
     name = "upscale"
     pixel_formats = ("rgb24", "rgb48")
+    devices = ("cpu", "cuda", "mps")
 
     def __init__(self, upscaler: Upscaler | None = None, **options: Any) -> None:
         # an upscaler handed in belongs to the caller (it may serve many files): not closed here
@@ -32,6 +33,7 @@ class UpscaleProcessor(FrameProcessor):
         return FrameFormat(width, height, fmt.pixel_format)
 
     def process(self, batch: FrameBatch) -> FrameBatch:
+        # a model's output stays on its device for the next torch processor (or the encoder)
         return self.upscaler.upscale_batch(batch)
 
     # -- native frames: the core pipeline scales decoded YUV frames directly -------------------
@@ -74,16 +76,16 @@ def processor_infos() -> list[ProcessorInfo]:
         factory=_upscale_factory,
         description="vt upscale as a processor: classical (method=lanczos…) or AI (ai=True or "
         "model=…), with Lanczos fallback",
-        pixel_formats=("rgb24", "rgb48"),
-        devices=("cpu", "cuda"),
+        pixel_formats=UpscaleProcessor.pixel_formats,
+        devices=UpscaleProcessor.devices,
     )]
     infos.append(ProcessorInfo(
         name="sr-model",
         factory=_sr_factory,
         description="AI super-resolution with any model (name or .pth/.safetensors/.onnx/"
         ".param); options: model, scale, tile, tile_pad, device, dtype, batch, backend, strict",
-        pixel_formats=("rgb24", "rgb48"),
-        devices=("cpu", "cuda"),
+        pixel_formats=UpscaleProcessor.pixel_formats,
+        devices=UpscaleProcessor.devices,
         batch_size=1,
     ))
     return infos

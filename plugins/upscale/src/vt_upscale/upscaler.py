@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vt.errors import ModelUnavailableError, UsageError, VtError
-from vt.media.frames import PIXEL_MAX, FrameBatch
+from vt.media.frames import FrameBatch
 from vt.processors.resize import check_method, resize_images, target_size
 
 from vt_upscale.models import default_model
@@ -138,19 +139,19 @@ class Upscaler:
         batch = images[None] if single else images
         if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype not in (np.uint8, np.uint16):
             raise UsageError("images must be (N, H, W, 3) uint8 or uint16 RGB")
-        out = self._upscale_array(batch)
+        n = batch.shape[0]
+        frames = FrameBatch(batch, [None] * n, Fraction(1), list(range(n)),
+                            "rgb48" if batch.dtype == np.uint16 else "rgb24")
+        out = self.upscale_batch(frames).images
         return out[0] if single else out
 
     def upscale_batch(self, batch: FrameBatch) -> FrameBatch:
-        """A ``FrameBatch`` upscaled; PTS and indices are kept."""
-        return batch.with_images(self._upscale_array(batch.images))
-
-    def _upscale_array(self, images: np.ndarray) -> np.ndarray:
-        n, h, w, _ = images.shape
-        out_w, out_h = self.output_size(w, h)
+        """A ``FrameBatch`` upscaled; PTS and indices are kept. A model's output stays a tensor
+        on its device (no host copy) unless it must be resampled to a scale of our own."""
+        out_w, out_h = self.output_size(batch.width, batch.height)
         if self.model is not None:
             try:
-                result = self._run_model(images)
+                result = self._run_model(batch)
             except VtError:
                 raise
             except Exception as exc:  # noqa: BLE001 - OOM that tiling could not fix, etc.
@@ -160,30 +161,28 @@ class Upscaler:
                                 f"({str(exc).splitlines()[0]})")
                 result = None
             if result is not None:
-                if result.shape[1:3] != (out_h, out_w):
-                    result = resize_images(result, (out_w, out_h), self.resample)
+                if (result.width, result.height) != (out_w, out_h):
+                    result = result.with_images(
+                        resize_images(result.images, (out_w, out_h), self.resample))
                 return result
-        return resize_images(images, (out_w, out_h), self.method)
+        return batch.with_images(resize_images(batch.images, (out_w, out_h), self.method))
 
-    def _run_model(self, images: np.ndarray) -> np.ndarray:
+    def _run_model(self, batch: FrameBatch) -> FrameBatch:
+        """The model over ``batch`` in chunks of ``self.batch``, on the model's device."""
         import torch
 
         model = self.model
         assert model is not None
-        max_value = PIXEL_MAX["rgb48" if images.dtype == np.uint16 else "rgb24"]
-        source = images.astype(np.int32) if images.dtype == np.uint16 else images
+        frames = batch.to_tensor(model.device)  # no copy when it is there already
         outputs = []
         start = 0
-        n = images.shape[0]
+        n = len(batch)
         while start < n:
             count = min(self.batch, n - start)
-            chunk = torch.from_numpy(np.ascontiguousarray(source[start:start + count]))
-            x = chunk.to(model.device).permute(0, 3, 1, 2).float().div_(max_value)
+            x = frames[start:start + count]
             try:
                 with torch.inference_mode():
-                    y = self._infer(x)
-                    y = y.float().mul_(max_value).round_().clamp_(0, max_value)
-                    array = y.permute(0, 2, 3, 1).to("cpu").numpy().astype(images.dtype)
+                    outputs.append(self._infer(x).clamp_(0, 1))
             except Exception as exc:
                 if not is_oom(exc):
                     raise
@@ -191,9 +190,8 @@ class Upscaler:
                 if self._shrink(x.shape[-2], x.shape[-1], exc):
                     continue  # retry this chunk with a smaller batch or tile
                 raise
-            outputs.append(array)
             start += count
-        return np.concatenate(outputs)
+        return batch.from_tensor(outputs[0] if len(outputs) == 1 else torch.cat(outputs))
 
     def _infer(self, x: Any) -> Any:
         model = self.model
