@@ -10,12 +10,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from vt.hookspecs import hookimpl
-
 __version__ = "0.1.0"
 
 #: exported name -> module that defines it
 _EXPORTS = {
+    "hookimpl": "vt.hookspecs",
     # plugins and registries
     "CommandSpec": "vt.registry",
     "DecoderInfo": "vt.registry",
@@ -56,7 +55,7 @@ _EXPORTS = {
     "cache_dir": "vt.cachedirs",
 }
 
-__all__ = ["__version__", "hookimpl", *_EXPORTS]
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
@@ -75,6 +74,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from vt.cachedirs import cache_dir
     from vt.cli_media import MediaOptions, default_output, media_options, run_video_job
+    from vt.hookspecs import hookimpl
     from vt.errors import (InputError, ModelUnavailableError, OutputError, UsageError,
                            VtError)
     from vt.media.decode import open_video

@@ -15,7 +15,6 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
@@ -101,6 +100,8 @@ class PluginHost:
         return self
 
     def _load_installed(self) -> None:
+        from importlib.metadata import entry_points
+
         wanted = os.environ.get("VT_LOAD_PLUGINS")
         allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -165,10 +166,12 @@ class PluginHost:
         for attr in ("commands", "decoders", "processors", "encoders", "model_adapters", "models"):
             self.__dict__.pop(attr, None)
 
-    def _collect(self, hook_name: str, registry: Registry) -> Registry:
+    def _collect(self, hook_name: str, registry: Registry, only: str | None = None) -> Registry:
         caller = getattr(self.pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             plugin_name = impl.plugin_name
+            if only is not None and plugin_name != only:
+                continue
 
             def register(item: Any, _plugin: str = plugin_name) -> None:
                 registry.add(item, _plugin)
@@ -183,6 +186,17 @@ class PluginHost:
     @cached_property
     def commands(self) -> Registry[CommandSpec]:
         return self._collect("register_commands", Registry("command", CommandSpec))
+
+    def commands_of(self, plugin: str) -> Registry[CommandSpec]:
+        """The commands one plugin registers, calling that plugin's hook alone (so a lazily
+        started command never imports the other plugins' command modules)."""
+        if "commands" in self.__dict__:
+            registry: Registry[CommandSpec] = Registry("command", CommandSpec)
+            for entry in self.commands:
+                if entry.plugin == plugin:
+                    registry.add(entry.item, plugin)
+            return registry
+        return self._collect("register_commands", Registry("command", CommandSpec), only=plugin)
 
     @cached_property
     def decoders(self) -> Registry[DecoderInfo]:

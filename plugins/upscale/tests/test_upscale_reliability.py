@@ -16,8 +16,7 @@ VT = shutil.which("vt", path=str(Path(sys.executable).parent))
 
 
 def upscale(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("VT_LOAD_PLUGINS", None)
+    env = dict(os.environ, VT_LOAD_PLUGINS="upscale")  # other installed plugins must not matter
     return subprocess.run([VT, "upscale", *args], capture_output=True, text=True,
                           timeout=120, env=env)
 

@@ -4,18 +4,28 @@
 count, size and tokens without decoding pixels. Parity target: qwen-vl-utils 0.0.14.
 """
 
-from vt_qwen_preprocess.config import PreprocessConfig, load_config
-from vt_qwen_preprocess.pipeline import ProcessedVideo, VideoPlan, iter_frames, plan, preprocess
-from vt_qwen_preprocess.profiles import BUILTIN_PROFILES, ModelProfile, load_profiles
-from vt_qwen_preprocess.sizing import smart_nframes, smart_resize
+from typing import Any
+
+#: exported name -> module that defines it (loaded on first use: vt imports this package
+#: when it loads plugins, and most commands never need numpy or the pipeline)
+_EXPORTS = {
+    "PreprocessConfig": "config", "load_config": "config",
+    "ProcessedVideo": "pipeline", "VideoPlan": "pipeline", "iter_frames": "pipeline",
+    "plan": "pipeline", "preprocess": "pipeline",
+    "BUILTIN_PROFILES": "profiles", "ModelProfile": "profiles", "load_profiles": "profiles",
+    "smart_nframes": "sizing", "smart_resize": "sizing",
+    "VideoDataset": "dataset", "collate_videos": "dataset",  # needs torch.utils.data
+}
 
 
-def __getattr__(name: str):  # the Dataset needs torch.utils.data: import it on first use
-    if name in ("VideoDataset", "collate_videos"):
-        from vt_qwen_preprocess import dataset
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vt_qwen_preprocess' has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(dataset, name)
-    raise AttributeError(name)
+    return getattr(import_module(f"vt_qwen_preprocess.{module}"), name)
+
 
 __all__ = [
     "BUILTIN_PROFILES",

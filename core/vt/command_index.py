@@ -1,0 +1,125 @@
+"""The command index: every command's name, one-line help and owning plugin, cached.
+
+``vt --help`` lists every installed plugin's commands from this index without importing any
+plugin; a command's module is imported only when that command runs. The index is rebuilt
+when anything that could change it changes: vt's version, ``VT_LOAD_PLUGINS``, the Python
+interpreter, an install or uninstall (the mtime of every folder on ``sys.path``) or the source
+of an editable plugin (the newest ``.py`` under its project folder). No index is saved while a
+plugin fails to load, so its error keeps being reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from vt import __version__
+
+FILE = "commands.json"
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """A mounted command: its name on the command line, help, and where it comes from."""
+
+    name: str
+    help: str
+    plugin: str  # the plugin that registers it ("" for an ambiguous name)
+    spec: str  # the name it was registered under (differs when qualified: plugin:name)
+    ambiguous: str = ""  # the error message when two plugins claim the name
+
+
+def _index_path() -> Path | None:
+    try:
+        from vt.cachedirs import cache_dir
+
+        return cache_dir("cli") / FILE
+    except Exception:  # noqa: BLE001 - no usable cache folder: no index, just slower
+        return None
+
+
+def _newest_source(folder: str) -> int:
+    newest = 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "__pycache__")) and d not in (
+            "build", "dist", "tests")]
+        for name in files:
+            if name.endswith((".py", ".toml")):
+                try:
+                    newest = max(newest, os.stat(os.path.join(root, name)).st_mtime_ns)
+                except OSError:
+                    pass
+    return newest
+
+
+def fingerprint(editable: list[str]) -> str:
+    """What the index depends on (see the module docstring)."""
+    here = os.getcwd()
+    parts: list[Any] = [__version__, sys.version, sys.executable,
+                        os.environ.get("VT_LOAD_PLUGINS", "\0unset")]
+    for entry in sys.path:
+        if not entry or entry == here:
+            continue  # the working folder changes all the time and holds no installs
+        try:
+            parts.append((entry, os.stat(entry).st_mtime_ns))
+        except OSError:
+            parts.append((entry, None))
+    parts += [(folder, _newest_source(folder)) for folder in editable]
+    return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def load() -> list[IndexEntry] | None:
+    """The saved entries, if the index is still valid."""
+    path = _index_path()
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if data.get("fingerprint") != fingerprint(list(data.get("editable", []))):
+            return None
+        return [IndexEntry(**e) for e in data["commands"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save(entries: list[IndexEntry], editable: list[str]) -> None:
+    """Write the index atomically; a failure only means the next start is slower."""
+    path = _index_path()
+    if path is None:
+        return
+    from vt.tempfiles import temp_path
+
+    data = {"fingerprint": fingerprint(editable), "editable": editable,
+            "commands": [asdict(e) for e in entries]}
+    tmp = temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def editable_projects(distributions: list[str]) -> list[str]:
+    """Project folders of the distributions installed in editable mode (PEP 610)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+    from urllib.parse import unquote, urlparse
+
+    folders = []
+    for name in distributions:
+        try:
+            text = distribution(name).read_text("direct_url.json")
+        except (PackageNotFoundError, OSError):
+            continue
+        try:
+            info = json.loads(text or "{}")
+        except ValueError:
+            continue
+        if info.get("dir_info", {}).get("editable") and info.get("url", "").startswith("file:"):
+            folders.append(unquote(urlparse(info["url"]).path))
+    return folders

@@ -1,0 +1,84 @@
+"""Fast start: ``--version`` imports nothing heavy; ``--help`` lists plugin commands from the
+command index without importing any plugin; a listed command still runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vt import command_index
+
+PROBE = """
+import sys
+from vt.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"typer", "pluggy", "numpy", "av",
+                                                          "torch", "vt_upscale", "rich"})
+print("IMPORTED", " ".join(heavy))
+"""
+
+
+def run(tmp_path: Path, *args: str, plugins: str = "upscale") -> tuple[str, list[str]]:
+    env = dict(os.environ, VT_CACHE_DIR=str(tmp_path / "cache"), VT_LOAD_PLUGINS=plugins,
+               COLUMNS="200")
+    result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    out, _, imported = result.stdout.rpartition("IMPORTED")
+    return out, imported.split()
+
+
+def test_version_imports_neither_typer_nor_the_plugin_system(tmp_path: Path) -> None:
+    out, imported = run(tmp_path, "--version")
+    assert out.strip() == "vt 0.1.0"
+    assert imported == []
+
+
+def test_help_lists_plugin_commands_from_the_index_without_importing_them(
+        tmp_path: Path) -> None:
+    first, imported_first = run(tmp_path, "--help")
+    assert "vt_upscale" in imported_first  # no index yet: plugins load, the index is written
+    assert (tmp_path / "cache" / "cli" / command_index.FILE).is_file()
+    second, imported = run(tmp_path, "--help")
+    assert "upscale" in second and "Upscale a video" in second and "transcode" in second
+    assert not {"vt_upscale", "numpy", "av", "torch", "pluggy"} & set(imported), imported
+    # a listed command is built when it runs
+    sub, imported = run(tmp_path, "upscale", "--help")
+    assert "--scale" in sub and "vt_upscale" in imported
+
+
+def test_index_follows_the_plugins_allowed(tmp_path: Path) -> None:
+    run(tmp_path, "--help")
+    out, _ = run(tmp_path, "--help", plugins="")
+    assert "upscale" not in out.split("Commands")[-1] and "transcode" in out
+
+
+def test_fingerprint_changes_when_an_editable_plugin_changes(tmp_path: Path) -> None:
+    project = tmp_path / "plugin"
+    (project / "src").mkdir(parents=True)
+    module = project / "src" / "plugin.py"
+    module.write_text("x = 1\n")
+    before = command_index.fingerprint([str(project)])
+    assert command_index.fingerprint([str(project)]) == before  # stable while nothing changes
+    stat = module.stat()
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10_000_000))
+    assert command_index.fingerprint([str(project)]) != before
+
+
+def test_index_is_ignored_when_stale_or_unreadable(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VT_CACHE_DIR", str(tmp_path))
+    entry = command_index.IndexEntry("hello", "Say hello.", "greeter", "hello")
+    command_index.save([entry], [])
+    assert command_index.load() == [entry]
+    monkeypatch.setenv("VT_LOAD_PLUGINS", "something-else")
+    assert command_index.load() is None
+    (tmp_path / "cli" / command_index.FILE).write_text("{not json")
+    assert command_index.load() is None
