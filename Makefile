@@ -12,17 +12,19 @@ DEMO_OUT ?= demo-output
 $(STAMP): pyproject.toml requirements/constraints.txt $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch torchvision
-	$(PIP) -e '.[test,torchcodec,decord,diffusers]' $(foreach p,$(PLUGIN_DIRS),-e '$(p)[test]')
+	$(PIP) -e '.[test,torchcodec,decord,diffusers,report]' $(foreach p,$(PLUGIN_DIRS),-e '$(p)[test]')
 	touch $@
 
 setup: $(STAMP)
 
-# torchcodec needs FFmpeg's shared libraries and the benchmarks use the ffmpeg binary;
-# vt itself does not (PyAV bundles FFmpeg). Installed when we can (root + apt), else skipped.
+# torchcodec needs FFmpeg's shared libraries, the benchmarks the ffmpeg binary, and the report
+# test a real browser (chromium); vt itself needs none of them (PyAV bundles FFmpeg).
+# Installed when we can (root + apt), else those tests are skipped with the reason.
 ffmpeg:
-	@command -v ffmpeg >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg \
-	  >/dev/null) || echo "ffmpeg not installed: torchcodec tests will be skipped"; }
+	@{ command -v ffmpeg >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; } || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  ffmpeg chromium >/dev/null) || echo "ffmpeg/chromium not installed: their tests skip"; }
 
 demo: setup
 	$(BIN)/python scripts/demo.py --out $(DEMO_OUT)

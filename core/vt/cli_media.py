@@ -33,6 +33,7 @@ class MediaOptions:
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
     json: bool = False
     quiet: bool = False
+    sheet: Path | None = None  # a contact sheet of the output, written after it
 
 
 def parse_encoder_options(pairs: Sequence[str]) -> dict[str, str]:
@@ -89,6 +90,8 @@ def _media_parameters() -> list[inspect.Parameter]:
             rich_help_panel=PANEL)], False),
         opt("quiet", Annotated[bool, o("--quiet", "-q", help="No progress or summary.",
             rich_help_panel=PANEL)], False),
+        opt("sheet", Annotated[Path | None, o("--sheet", help="Also write a contact sheet of "
+            "the output: a PNG grid of frames with timestamps.", rich_help_panel=PANEL)], None),
     ]
 
 
@@ -105,11 +108,15 @@ def media_options_from(values: dict[str, Any]) -> MediaOptions:
         decoder=values["decoder"], threads=values["threads"],
         start=values["start"], end=values["end"],
     )
+    sheet = values["sheet"]
+    if sheet is not None and Path(sheet).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise UsageError(f"--sheet writes an image: give a .png path, got {Path(sheet).name}")
     if pipeline.threads < 0:
         raise UsageError(f"--threads must be 0 (auto) or more, got {pipeline.threads}")
     if pipeline.error_policy not in ("abort", "pass"):
         raise UsageError("--on-frame-error must be 'abort' or 'pass'")
-    return MediaOptions(encoder, pipeline, json=values["json_"], quiet=values["quiet"])
+    return MediaOptions(encoder, pipeline, json=values["json_"], quiet=values["quiet"],
+                        sheet=values["sheet"])
 
 
 def media_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -192,8 +199,16 @@ def run_video_job(
     else:
         report = transcode(input, output, processors, media.encoder, media.pipeline,
                            None if announced else lambda done, total: tell())
+    summary = report.to_dict()
+    if media.sheet is not None:
+        from vt.sheet import contact_sheet
+
+        sheet = contact_sheet(report.output, media.sheet)
+        summary["sheet"] = sheet.as_dict()
+        if not (media.quiet or media.json):
+            typer.echo(f"sheet: {sheet.path}", err=True)
     if media.json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        typer.echo(json.dumps(summary, indent=2))
     elif not media.quiet:
         w_in, h_in = report.size_in
         w_out, h_out = report.size_out

@@ -21,6 +21,7 @@ def compare_videos(a: str | Path, b: str | Path, *, per_frame: bool = False,
     warp = WarpingErrorMeter() if warping else None
     count_a = count_b = 0
     max_pts_diff = 0.0
+    times: list[float | None] = []
     with open_video(a) as ra, open_video(b) as rb:
         info_a, info_b = ra.info, rb.info
         pairs = zip_longest(ra.frames(), rb.frames())
@@ -34,6 +35,8 @@ def compare_videos(a: str | Path, b: str | Path, *, per_frame: bool = False,
                 count_b -= 1
                 break
             ta, tb = fa.times[0], fb.times[0]
+            if per_frame:
+                times.append(ta)
             if ta is not None and tb is not None:
                 max_pts_diff = max(max_pts_diff, abs(ta - tb))
             quality.update(fa.images[0], fb.images[0])
@@ -48,10 +51,21 @@ def compare_videos(a: str | Path, b: str | Path, *, per_frame: bool = False,
         "max_pts_difference": max_pts_diff,
         "quality": _finite(quality.result(per_frame=per_frame)),
     }
+    if per_frame:
+        result["quality"]["time_per_frame"] = times
     if warp is not None and warp.per_frame:
         result["warping_error"] = _finite(warp.result().as_dict())
+        if per_frame:  # step t -> t+1 of frame pairs: E(out)/E(in), None where the input is still
+            result["warping_error"]["ratio_per_step"] = [
+                (e_out / e_in) if e_in > 0 else None for e_in, e_out in warp.per_frame]
     result["audio_offset"] = _audio_offset(a, b, info_a, info_b)
     return result
+
+
+def compare_many(reference: str | Path, candidates: list[str | Path], **options: Any
+                 ) -> list[dict[str, Any]]:
+    """``compare_videos(reference, c)`` for each candidate, one streaming pass each."""
+    return [compare_videos(reference, c, **options) for c in candidates]
 
 
 def _audio_offset(a: Any, b: Any, info_a: Any, info_b: Any) -> float | None:

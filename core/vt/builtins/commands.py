@@ -10,20 +10,35 @@ import typer
 
 from vt.cli_media import MediaOptions, media_options, run_video_job
 from vt.hookspecs import hookimpl
+from vt.errors import UsageError
 from vt.registry import CommandSpec
 
 
 def info(
     file: Annotated[str, typer.Argument(help="A video file, or an image folder/pattern.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    sheet: Annotated[Path | None, typer.Option("--sheet", help="Also write a contact sheet "
+                     "(PNG grid of evenly spaced frames with timestamps).")] = None,
+    frames: Annotated[int, typer.Option("--frames", help="Frames on the contact sheet.")] = 12,
 ) -> None:
     """Everything about a video: streams, size, rotation, colour, fps, frame count, VFR."""
     from vt.media.info import probe
 
     data = probe(file)
+    made = None
+    if sheet is not None:
+        from vt.sheet import contact_sheet
+
+        made = contact_sheet(file, sheet, frames=frames)
     if as_json:
-        typer.echo(json.dumps(data.to_dict(), indent=2))
+        payload = data.to_dict()
+        if made is not None:
+            payload["sheet"] = made.as_dict()
+        typer.echo(json.dumps(payload, indent=2))
         return
+    if made is not None:
+        typer.echo(f"sheet: {made.path} ({len(made.indices)} frames, {made.width}x{made.height})",
+                   err=True)
     from rich.console import Console
     from rich.table import Table
 
@@ -63,22 +78,57 @@ def transcode(
 
 
 def compare(
-    a: Annotated[Path, typer.Argument(help="Reference video (optical flow is computed on it).")],
-    b: Annotated[Path, typer.Argument(help="Video to compare against the reference.")],
+    reference: Annotated[Path, typer.Argument(help="Reference video (optical flow is computed "
+                                               "on it).")],
+    candidates: Annotated[list[Path], typer.Argument(help="Video(s) to compare against the "
+                                                     "reference.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="Include per-frame PSNR/SSIM.")]
     = False,
     max_frames: Annotated[int | None, typer.Option("--max-frames", help="Compare at most N "
                                                    "frames.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML "
+                      "page: charts, side-by-side frames, sliders, zoomed crops.")] = None,
+    at: Annotated[float | None, typer.Option("--at", help="Also show the frame at this time "
+                  "(seconds) in the report.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing "
+                         "report.")] = False,
 ) -> None:
-    """Frame counts, timestamps, A/V offset, PSNR/SSIM and temporal warping error of B vs A."""
-    from vt.compare import compare_videos, format_comparison
+    """Frame counts, timestamps, A/V offset, PSNR/SSIM and temporal warping error of each
+    candidate vs the reference; --report draws them."""
+    from vt.compare import compare_many, format_comparison
 
-    result = compare_videos(a, b, per_frame=per_frame, max_frames=max_frames)
+    if max_frames is not None and max_frames < 1:
+        raise UsageError(f"--max-frames must be 1 or more, got {max_frames}")
+    if report is not None:
+        from vt.report import _require_matplotlib
+
+        _require_matplotlib()  # say what to install before minutes of metrics
+    results = compare_many(reference, list(candidates), per_frame=per_frame or bool(report),
+                           max_frames=max_frames)
+    if report is not None:
+        from vt.report import render, write_report
+
+        write_report(report, render(reference, list(candidates), results, at), overwrite)
+        if not per_frame:  # --json prints what it always printed; the page has the details
+            for r in results:
+                _drop_per_frame(r)
+    data: object = results[0] if len(results) == 1 else results
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json.dumps(data, indent=2))
     else:
-        typer.echo(format_comparison(result))
+        for candidate, r in zip(candidates, results):
+            if len(results) > 1:
+                typer.echo(f"== {candidate}")
+            typer.echo(format_comparison(r))
+        if report is not None:
+            typer.echo(f"report: {report}")
+
+
+def _drop_per_frame(result: dict) -> None:
+    for key in ("psnr_per_frame", "ssim_per_frame", "time_per_frame"):
+        result["quality"].pop(key, None)
+    (result.get("warping_error") or {}).pop("ratio_per_step", None)
 
 
 def doctor(
