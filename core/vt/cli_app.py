@@ -147,7 +147,8 @@ def create_app(host: "PluginHost | None" = None) -> typer.Typer:
         host = get_host()
         entries = _mount_plugin_commands(app, host)
         if not any(r.errors for r in host.records.values()):
-            distributions = [r.distribution for r in host.records.values() if r.distribution]
+            distributions = ["vt"] + [r.distribution for r in host.records.values()
+                                      if r.distribution]
             command_index.save(entries, command_index.editable_projects(distributions))
         return app
     # the group class carries the index: Typer builds the click group from it when run

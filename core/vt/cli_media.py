@@ -164,12 +164,10 @@ def run_video_job(
 
     ``announce`` (e.g. which model runs) goes to stderr once the first frame is written, so
     a bad input or option is reported first, and alone."""
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    import sys
 
-    console = Console(stderr=True)
-    show_progress = console.is_terminal and not (media.quiet or media.json)
+    # Rich loads only for a progress bar on a terminal: piped and scripted runs start faster
+    show_progress = sys.stderr.isatty() and not (media.quiet or media.json)
     if media.quiet:
         logging.getLogger("vt").setLevel(logging.ERROR)
     announced = not announce or media.quiet or media.json
@@ -178,9 +176,14 @@ def run_video_job(
         nonlocal announced
         if not announced:
             announced = True
-            console.print(announce, markup=False, highlight=False)
+            typer.echo(announce, err=True)
 
     if show_progress:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        console = Console(stderr=True)
         progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(), TimeRemainingColumn(),

@@ -3,8 +3,8 @@
 ``vt --help`` lists every installed plugin's commands from this index without importing any
 plugin; a command's module is imported only when that command runs. The index is rebuilt
 when anything that could change it changes: vt's version, ``VT_LOAD_PLUGINS``, the Python
-interpreter, an install or uninstall (the mtime of every folder on ``sys.path``) or the source
-of an editable plugin (the newest ``.py`` under its project folder). No index is saved while a
+interpreter, an install or uninstall (the mtime of each ``site-packages`` folder) or the source
+of an editable install of vt or a plugin (the newest ``.py``/``.toml`` under its project). No index is saved while a
 plugin fails to load, so its error keeps being reported.
 """
 
@@ -59,12 +59,13 @@ def _newest_source(folder: str) -> int:
 
 def fingerprint(editable: list[str]) -> str:
     """What the index depends on (see the module docstring)."""
-    here = os.getcwd()
     parts: list[Any] = [__version__, sys.version, sys.executable,
                         os.environ.get("VT_LOAD_PLUGINS", "\0unset")]
     for entry in sys.path:
-        if not entry or entry == here:
-            continue  # the working folder changes all the time and holds no installs
+        # installs and uninstalls change these folders; the script's or working folder at
+        # sys.path[0] says nothing about plugins and differs between ``vt`` and ``python -m``
+        if os.path.basename(entry.rstrip(os.sep)) not in ("site-packages", "dist-packages"):
+            continue
         try:
             parts.append((entry, os.stat(entry).st_mtime_ns))
         except OSError:
