@@ -292,7 +292,7 @@ def _add_meta_commands(app: typer.Typer, given: "PluginHost | None") -> None:
                 row["source"] = ref.source if ref else None
                 row["sources"] = list(item.sources)
             rows.append(row)
-        adapters = []
+        adapters: list[dict[str, Any]] = []
         if kind == "models":
             adapters = [{"name": e.name, "plugin": e.plugin, "formats": e.item.formats,
                          "devices": e.item.devices, "dtypes": e.item.dtypes,
@@ -309,7 +309,7 @@ def _add_meta_commands(app: typer.Typer, given: "PluginHost | None") -> None:
             table = Table("adapter", "plugin", "formats", "devices", "available",
                           title="Model adapters")
             for a in adapters:
-                table.add_row(a["name"], a["plugin"], " ".join(a["formats"]),
+                table.add_row(str(a["name"]), str(a["plugin"]), " ".join(a["formats"]),
                               " ".join(a["devices"]), "yes" if a["available"] else "no")
             console.print(table)
             title = "Named models"

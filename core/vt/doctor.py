@@ -131,18 +131,21 @@ def _registries() -> list[Check]:
         rows.append(Check("plugins", record.name, f"{record.version or '-'}: "
                           + ("; ".join(record.errors) if record.errors else "loaded"), status,
                           f"vt uninstall {record.name} or reinstall it" if record.errors else ""))
-    for kind, registry in (("decoders", host.decoders), ("model adapters", host.model_adapters)):
-        for entry in registry:
-            reason = entry.item.available()
-            rows.append(Check(kind, entry.name, reason or f"available ({entry.plugin})",
-                              "missing" if reason else "ok", reason or ""))
-    for entry in host.models:
-        ref = entry.item.locate()
-        rows.append(Check("models", entry.name, f"{ref.path} ({ref.source})" if ref else
+    availability = [("decoders", e.name, e.plugin, e.item.available) for e in host.decoders]
+    availability += [("model adapters", e.name, e.plugin, e.item.available)
+                     for e in host.model_adapters]
+    for kind, name, plugin, available in availability:
+        reason = available()
+        rows.append(Check(kind, name, reason or f"available ({plugin})",
+                          "missing" if reason else "ok", reason or ""))
+    for model in host.models:
+        spec = model.item
+        ref = spec.locate()
+        where = ", ".join(spec.sources) or "its plugin's folder"
+        rows.append(Check("models", model.name, f"{ref.path} ({ref.source})" if ref else
                           "not available offline", "ok" if ref else "missing", "" if ref else
-                          f"downloaded on first use from {entry.item.sources[-1]}"
-                          if entry.item.fetch else
-                          f"put its weights in {', '.join(entry.item.sources)}"))
+                          f"downloaded on first use from {spec.sources[-1]}"
+                          if spec.fetch and spec.sources else f"put its weights in {where}"))
     return rows
 
 

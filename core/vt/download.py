@@ -52,7 +52,7 @@ class _RedirectGuard(urllib.request.HTTPRedirectHandler):
         self.max_redirects = max_redirects
         self.hops = 0
         # urllib's own loop limits must not fire first: they report a bare HTTP error
-        self.max_repeats = self.max_redirections = max_redirects + 2
+        self.max_repeats = self.max_redirections = max_redirects + 2  # type: ignore[misc]
 
     def http_error_302(self, req: Any, fp: Any, code: int, msg: str, headers: Any) -> Any:
         location = headers.get("location") or headers.get("uri")

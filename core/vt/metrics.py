@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -91,7 +91,8 @@ def _gray8(image: np.ndarray) -> np.ndarray:
     if gray.dtype == np.uint8:
         return gray
     scaled = gray.astype(np.float32) * np.float32(255.0 / _max_value(image))
-    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 # -- full-reference quality ----------------------------------------------------------------
@@ -220,10 +221,14 @@ def flow(prev: np.ndarray, next: np.ndarray, method: FlowMethod = "dis") -> np.n
     if method == "dis":
         dis = getattr(_DIS, "instance", None)
         if dis is None:  # one per thread: reuse saves its buffers (~20 % per call)
-            dis = _DIS.instance = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        return dis.calc(g0, g1, None)
+            create = getattr(cv2, "DISOpticalFlow_create")  # noqa: B009 - missing from cv2's stubs
+            dis = _DIS.instance = create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        result: np.ndarray = dis.calc(g0, g1, None)
+        return result
     if method == "farneback":
-        return cv2.calcOpticalFlowFarneback(g0, g1, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        farneback: Any = cv2.calcOpticalFlowFarneback  # its stubs reject flow=None
+        dense: np.ndarray = farneback(g0, g1, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        return dense
     raise ValueError(f"unknown flow method {method!r} (dis, farneback)")
 
 
@@ -239,8 +244,9 @@ def warp(image: np.ndarray, flo: np.ndarray) -> np.ndarray:
     With ``flo = flow(prev, next)``, ``warp(next, flo)`` reconstructs ``prev``.
     """
     mx, my = _sample_grid(flo)
-    return cv2.remap(image, mx, my, interpolation=cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    out: np.ndarray = cv2.remap(image, mx, my, interpolation=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+    return out
 
 
 def occlusion_mask(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
@@ -251,14 +257,19 @@ def occlusion_mask(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     """
     h, w = fwd.shape[:2]
     bwd_at = warp(bwd, fwd)  # bwd sampled where each prev pixel lands in next
-    sq = lambda f: f[..., 0] ** 2 + f[..., 1] ** 2  # noqa: E731
+
+    def sq(f: np.ndarray) -> np.ndarray:
+        squared: np.ndarray = f[..., 0] ** 2 + f[..., 1] ** 2
+        return squared
+
     mismatch = sq(fwd + bwd_at) > 0.01 * (sq(fwd) + sq(bwd_at)) + 0.5
     du_y, du_x = np.gradient(fwd[..., 0])
     dv_y, dv_x = np.gradient(fwd[..., 1])
     boundary = (du_x ** 2 + du_y ** 2 + dv_x ** 2 + dv_y ** 2) > 0.01 * sq(fwd) + 0.002
     mx, my = _sample_grid(fwd)
     outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
-    return mismatch | boundary | outside
+    mask: np.ndarray = mismatch | boundary | outside
+    return mask
 
 
 @dataclass(frozen=True)
@@ -379,7 +390,7 @@ def audio_offset(
         denom = left - 2 * mid + right
         if denom < 0:
             shift = 0.5 * (left - right) / denom
-    return (lags[i] + shift) / sample_rate
+    return float((lags[i] + shift) / sample_rate)
 
 
 def read_audio(

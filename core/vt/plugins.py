@@ -166,7 +166,8 @@ class PluginHost:
         for attr in ("commands", "decoders", "processors", "encoders", "model_adapters", "models"):
             self.__dict__.pop(attr, None)
 
-    def _collect(self, hook_name: str, registry: Registry, only: str | None = None) -> Registry:
+    def _collect(self, hook_name: str, registry: Registry[Any], only: str | None = None
+                 ) -> Registry[Any]:
         caller = getattr(self.pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             plugin_name = impl.plugin_name
@@ -220,7 +221,7 @@ class PluginHost:
     def models(self) -> Registry[ModelSpec]:
         return self._collect("register_models", Registry("model", ModelSpec))
 
-    def registry(self, kind: str) -> Registry:
+    def registry(self, kind: str) -> Registry[Any]:
         """A registry by its ``vt list`` name: decoders, processors, encoders, adapters, models."""
         attr = {"adapters": "model_adapters", "model-adapters": "model_adapters"}.get(kind, kind)
         if attr not in ("commands", "decoders", "processors", "encoders", "model_adapters",
@@ -228,7 +229,8 @@ class PluginHost:
             from vt.errors import UsageError
 
             raise UsageError(f"unknown registry {kind!r}")
-        return getattr(self, attr)
+        found: Registry[Any] = getattr(self, attr)
+        return found
 
     def call_first(self, hook_name: str, **kwargs: Any) -> Any:
         """Call a first-result ``choose_*`` hook."""

@@ -18,6 +18,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -174,7 +175,7 @@ def _fmt(value: Any, spec: str = ".3f", unit: str = "") -> str:
 
 
 def _summary(results: list[dict[str, Any]], names: list[str]) -> str:
-    rows = [
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [  # label, figure of a result
         ("frames (reference / candidate)", lambda r: f"{r['frames']['a']} / {r['frames']['b']}"
          + ("" if r["frames"]["equal"] else " (different)")),
         ("size", lambda r: "{}x{}".format(*r["size"]["b"])),

@@ -4,7 +4,7 @@
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -125,7 +125,7 @@ def compare(
             typer.echo(f"report: {report}")
 
 
-def _drop_per_frame(result: dict) -> None:
+def _drop_per_frame(result: dict[str, Any]) -> None:
     for key in ("psnr_per_frame", "ssim_per_frame", "time_per_frame"):
         result["quality"].pop(key, None)
     (result.get("warping_error") or {}).pop("ratio_per_step", None)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vt.errors import ModelUnavailableError, RegistryError, UsageError
 from vt.models.descriptor import ModelDescriptor, Provenance, unexpected
 from vt.models.devices import resolve_device
 from vt.models.hub import looks_like_hub_id, resolve_hub_id
 from vt.registry import ModelAdapterInfo, ModelRef, ModelSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vt.plugins import PluginHost
 
 #: what to install when no adapter reads a format
 FORMAT_PACKAGES = {
@@ -63,7 +66,7 @@ def resolve_model(name_or_path: str | Path | ModelRef, *, download: bool = True)
     raise UsageError(f"unknown model {text!r}{hint}")
 
 
-def _named(host: Any, text: str) -> ModelSpec | None:
+def _named(host: PluginHost, text: str) -> ModelSpec | None:
     """The registered model called ``text``, by name or by one of its aliases."""
     if text in host.models:
         return host.models.get(text)
