@@ -101,3 +101,13 @@ def test_console_script_end_to_end(bikes, tmp_path):
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "invalid base64" in proc.stderr
+
+
+def test_output_and_decoder_spelled_as_in_every_vt_command(app, bikes, tmp_path):
+    out = tmp_path / "v.npz"
+    result = invoke(app, bikes, "--nframes", "2", "-o", out, "--no-cache", "--decoder",
+                    "decord", "--json")
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and json.loads(result.stdout)["videos"][0]["decoder"] == "decord"
+    both = invoke(app, bikes, "--plan", "--decoder", "pyav", "--decoders", "pyav,decord")
+    assert both.exit_code == 2 and "not both" in both.output

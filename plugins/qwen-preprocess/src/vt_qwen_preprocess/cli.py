@@ -40,6 +40,15 @@ def _output_path(out: Path, video: str, index: int, many: bool, fmt: str | None)
     return out / f"{index:03d}_{stem}{ext}"
 
 
+def _decoder_order(decoders: str | None, decoder: str | None) -> tuple[str, ...] | None:
+    """``--decoder NAME`` (the core's spelling: that one only) or ``--decoders A,B,C``."""
+    if decoder and decoders:
+        raise UsageError("give --decoder or --decoders, not both")
+    if decoder:
+        return (decoder.strip(),)
+    return tuple(d.strip() for d in decoders.split(",") if d.strip()) if decoders else None
+
+
 def qwen_preprocess(
     videos: Annotated[list[str], typer.Argument(
         help="Video files, file:// or http(s) URLs, data: URIs, or folders/globs of frames.")],
@@ -66,7 +75,8 @@ def qwen_preprocess(
     plan_only: Annotated[bool, typer.Option(
         "--plan", help="Print frames, size and tokens without decoding pixels.")] = False,
     out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Write FILE.pt, FILE.npz, FILE.json or a folder of images.")] = None,
+        "--output", "-o", "--out",
+        help="Write FILE.pt, FILE.npz, FILE.json or a folder of images.")] = None,
     fmt: Annotated[str | None, typer.Option(
         "--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")] = None,
     dtype: Annotated[str | None, typer.Option(
@@ -80,6 +90,8 @@ def qwen_preprocess(
         help="bicubic (default), bicubic-float (bit-exact reference) or swscale.")] = None,
     decoders: Annotated[str | None, typer.Option(
         help="Decoder priority, comma separated (default pyav,torchcodec,decord).")] = None,
+    decoder: Annotated[str | None, typer.Option(
+        help="Force one decoder (pyav, torchcodec, decord), as in every vt command.")] = None,
     threads: Annotated[int | None, typer.Option(help="Decoder threads (0: auto).")] = None,
     device: Annotated[str | None, typer.Option(
         help="Where the output tensor lives: cpu, cuda, cuda:1...")] = None,
@@ -103,7 +115,7 @@ def qwen_preprocess(
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r} (one of {', '.join(FORMATS)})")
     if plan_only and out is not None:
-        raise UsageError("--plan decodes nothing: it cannot be combined with --out")
+        raise UsageError("--plan decodes nothing: it cannot be combined with --output")
     cfg = load_config(
         config,
         profile=profile, fps=fps, nframes=nframes, strategy=strategy, min_frames=min_frames,
@@ -112,8 +124,7 @@ def qwen_preprocess(
         resized_width=resized_width, start=start, end=end, dtype=dtype,
         rescale=rescale or None, normalize=normalize or None, channel_order=channel_order,
         layout=layout, resize=resize, threads=threads, device=device,
-        decoders=tuple(d.strip() for d in decoders.split(",") if d.strip()) if decoders
-        else None,
+        decoders=_decoder_order(decoders, decoder),
         cache=False if no_cache else None, cache_dir=str(cache_dir) if cache_dir else None,
         max_video_duration=max_video_duration,
         check_context=False if no_context_check else None,
@@ -121,7 +132,7 @@ def qwen_preprocess(
     many = len(videos) > 1
     if out is not None and many:
         if out.exists() and not out.is_dir():
-            raise UsageError(f"with several inputs --out must be a folder, not {out}")
+            raise UsageError(f"with several inputs --output must be a folder, not {out}")
         out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     for i, video in enumerate(videos):

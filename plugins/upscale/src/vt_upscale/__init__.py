@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Upscaler", "UpscaleWarning", "default_output", "upscale_video", "__version__"]
+__all__ = ["Upscaler", "UpscaleWarning", "upscale_video", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Upscaler", "UpscaleWarning", "default_output", "upscale_video"):
+    if name in ("Upscaler", "UpscaleWarning", "upscale_video"):
         from vt_upscale import upscaler
 
         return getattr(upscaler, name)

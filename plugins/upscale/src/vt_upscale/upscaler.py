@@ -10,7 +10,6 @@ model's output with Lanczos when the asked scale is not the model's own (Real-ES
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vt.cli_media import default_output
 from vt.errors import ModelUnavailableError, UsageError, VtError
 from vt.media.frames import FrameBatch
 from vt.processors.resize import check_method, resize_images, target_size
@@ -240,12 +240,6 @@ class Upscaler:
         self.close()
 
 
-def default_output(input: str | os.PathLike[str]) -> Path:
-    """``IN_upscaled.EXT`` next to the input."""
-    path = Path(input)
-    return path.with_name(f"{path.stem}_upscaled{path.suffix or '.mp4'}")
-
-
 def _transcode(upscaler: Upscaler, input: Any, output: Any = None, *,
                config: Any = None, options: Any = None, **encoder: Any) -> Any:
     from vt.media.encode import EncoderConfig
@@ -255,7 +249,7 @@ def _transcode(upscaler: Upscaler, input: Any, output: Any = None, *,
         config = EncoderConfig(**encoder)
     elif encoder:
         raise UsageError("pass encoder settings either as config= or as keywords, not both")
-    output = Path(output) if output is not None else default_output(input)
+    output = Path(output) if output is not None else default_output(Path(input), "upscaled")
     kwargs = {"config": config}
     if options is not None:
         kwargs["options"] = options
