@@ -106,8 +106,13 @@ def load_model(
     dtype: str = "fp32",
     threads: int = 0,
     download: bool = True,
+    cache: bool = True,
 ) -> SRModel:
-    """Resolve ``model`` (name, path, ``ModelRef`` or loaded ``SRModel``) and load it."""
+    """Resolve ``model`` (name, path, ``ModelRef`` or loaded ``SRModel``) and load it.
+
+    With ``cache`` the load goes through the core's per-process model memo
+    (:func:`vt.models.cached_load`): the same weights, adapter and options give the same
+    object, which the memo owns (callers must not close it)."""
     if isinstance(model, SRModel):
         return model
     from vt.plugins import get_host
@@ -141,6 +146,11 @@ def load_model(
     reason = adapter.available()
     if reason:
         raise ModelUnavailableError(f"the {adapter.name} adapter is unavailable: {reason}")
-    loaded = adapter.load(ref, device=device, dtype=dtype, threads=threads)
+    if cache:  # once per process: a batch worker's next job reuses it (vt.models memo)
+        from vt.models import cached_load
+
+        loaded = cached_load(ref, adapter, device=device, dtype=dtype, threads=threads)
+    else:
+        loaded = adapter.load(ref, device=device, dtype=dtype, threads=threads)
     loaded.source = ref.source  # type: ignore[attr-defined]
     return loaded
