@@ -27,3 +27,13 @@ def fails_until(input: str, output: str, *, marker: str, failures: int = 1) -> d
         raise RuntimeError(f"transient failure {calls + 1}")
     shutil.copyfile(input, output)
     return {"calls": calls + 1}
+
+
+def dies_once(input: str, output: str, *, marker: str) -> dict[str, int]:
+    """Kill this worker process on the first call (a lost worker), copy on the next."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("died")
+        os._exit(1)
+    shutil.copyfile(input, output)
+    return {"pid": os.getpid()}
