@@ -141,10 +141,8 @@ def portable(path: str, base: Path | None) -> str:
     """``path`` relative to ``base`` when inside it (keys survive moving the whole tree)."""
     if base is None or "://" in path:
         return path
-    try:
-        return Path(path).relative_to(base).as_posix()
-    except ValueError:
-        return path
+    root = os.fspath(base).rstrip(os.sep) + os.sep
+    return path[len(root):].replace(os.sep, "/") if path.startswith(root) else path
 
 
 def job_key(target: str, input: str, args: Sequence[str], options: Mapping[str, Any] | None,

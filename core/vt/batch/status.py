@@ -191,34 +191,39 @@ class StatusTable:
 
 
 # -- markers ------------------------------------------------------------------------------------
-def marker_path(output: str | os.PathLike[str]) -> Path:
+def marker_path(output: str | os.PathLike[str]) -> str:
     """``.<name>.vt-batch.json`` beside the output (an image pattern's folder for
-    ``out/%06d.png``, the folder itself for ``out/``)."""
-    text = os.fspath(output)
-    path = Path(text)
-    if text.endswith(os.sep) or "%" in path.name:
-        path = path.parent if "%" in path.name else path
-    return path.with_name(f".{path.name}{MARKER_SUFFIX}")
+    ``out/%06d.png``, the folder itself for ``out/``). Strings, not pathlib: the runner
+    checks every job's marker before a run."""
+    text = os.fspath(output).rstrip(os.sep)
+    folder, name = os.path.split(text)
+    if "%" in name:
+        folder, name = os.path.split(folder)
+    return os.path.join(folder, f".{name}{MARKER_SUFFIX}")
 
 
 def output_exists(output: str | os.PathLike[str]) -> bool:
     text = os.fspath(output)
-    path = Path(text)
-    if "%" in path.name:
-        return path.parent.is_dir() and any(path.parent.iterdir())
-    return path.exists()
+    folder, name = os.path.split(text)
+    if "%" in name:  # an image sequence: its folder, with something in it
+        try:
+            return any(os.scandir(folder))
+        except OSError:
+            return False
+    return os.path.exists(text)
 
 
 def read_marker(output: str | os.PathLike[str]) -> dict[str, Any] | None:
     try:
-        data = json.loads(marker_path(output).read_text(encoding="utf-8"))
+        with open(marker_path(output), encoding="utf-8") as f:
+            data = json.load(f)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
 def write_marker(output: str | os.PathLike[str], data: dict[str, Any]) -> None:
-    path = marker_path(output)
+    path = Path(marker_path(output))
     tmp = temp_path(path)
     try:
         tmp.write_text(json.dumps(data, default=str), encoding="utf-8")
@@ -228,7 +233,7 @@ def write_marker(output: str | os.PathLike[str], data: dict[str, Any]) -> None:
 
 
 def remove_marker(output: str | os.PathLike[str]) -> None:
-    marker_path(output).unlink(missing_ok=True)
+    Path(marker_path(output)).unlink(missing_ok=True)
 
 
 # -- lock ---------------------------------------------------------------------------------------

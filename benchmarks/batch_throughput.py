@@ -1,0 +1,193 @@
+"""vt batch: throughput of --workers 1 vs 2, the Ray engine vs local, and a rerun after a kill.
+
+Prints three side-by-side tables in one run, from ``vt batch --json`` child processes:
+
+1. 12 real clips (bigbuckbunny, bikes, carphone x4), ``transcode --preset ultrafast`` with
+   codec threads 1 (``--threads 1 -e threads=1``): ``--workers 1`` and ``--workers 2``
+   alternated ``--rounds`` times. Goal: workers 2 >= 1.6x the throughput of workers 1.
+2. The same clips repeated ``--ray-repeats`` times (>= 60 s of work on 2 cores):
+   ``--engine local`` and ``--engine ray`` (embedded), 2 workers each, alternated. Goal: Ray
+   within 15 % of local, its start-up (Ray itself and the actors) reported separately.
+3. The 12-clip manifest killed (SIGKILL of ``vt batch``) once half its jobs are done, then
+   rerun: the rerun redoes no finished job (status table) and takes about the remaining
+   share of a full run (timing).
+
+Usage: python benchmarks/batch_throughput.py [--rounds 3] [--ray-repeats 14] [--skip-ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import vt_exe
+
+from vt.testing import sample_clip
+
+CLIPS = ("bigbuckbunny", "bikes", "carphone_pristine")
+OPTIONS = {"preset": "ultrafast", "threads": 1, "encoder_option": ["threads=1"]}
+
+
+def manifest(work: Path, name: str, repeats: int) -> Path:
+    """12 x ``repeats`` rows; each clip copied into its own folder (equal basenames)."""
+    rows = []
+    for r in range(repeats):
+        for i in range(4):
+            for clip in CLIPS:
+                folder = work / "clips" / str(i)
+                folder.mkdir(parents=True, exist_ok=True)
+                src = folder / f"{clip}.mp4"
+                if not src.exists():
+                    shutil.copyfile(sample_clip(clip), src)
+                rows.append({"command": "transcode", "input": f"clips/{i}/{clip}.mp4",
+                             "output": f"out-{name}/{r}/{i}/{clip}.mp4", **OPTIONS})
+    path = work / f"{name}.json"
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def clean(work: Path, path: Path) -> None:
+    shutil.rmtree(work / f"out-{path.stem}", ignore_errors=True)
+    for status in work.glob(f"{path.stem}.status*"):
+        status.unlink()
+
+
+def run(work: Path, path: Path, *args: str) -> dict[str, Any]:
+    """One fresh run (outputs and status removed first); the --json summary plus wall."""
+    clean(work, path)
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    env.pop("RAY_ADDRESS", None)
+    started = time.perf_counter()
+    done = subprocess.run([vt_exe(), "batch", str(path), "--json", *args], cwd=work, env=env,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"vt batch failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    summary = json.loads(done.stdout)
+    summary["process_s"] = wall  # includes interpreter start and manifest validation
+    return summary
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def table(title: str, runs: dict[str, list[dict[str, Any]]], jobs: int) -> dict[str, float]:
+    print(f"\n{title}  ({jobs} jobs; medians of {len(next(iter(runs.values())))} runs)")
+    print(f"{'run':>22} {'wall s':>8} {'start-up s':>10} {'jobs s':>8} {'jobs/s':>7}"
+          f" {'jobs/s excl. start-up':>22}")
+    med: dict[str, float] = {}
+    for name, results in runs.items():
+        wall = statistics.median(r["process_s"] for r in results)
+        startup = statistics.median(r["startup_s"] for r in results)
+        jobs_s = statistics.median(r["wall_s"] - r["startup_s"] for r in results)
+        med[name], med[f"{name} jobs"] = wall, jobs_s
+        print(f"{name:>22} {wall:8.2f} {startup:10.2f} {jobs_s:8.2f} {jobs / wall:7.2f}"
+              f" {jobs / jobs_s:22.2f}")
+        each = ", ".join(f"{r['process_s']:.2f}" for r in results)
+        print(f"{'':>22} each run, wall s: {each}")
+    return med
+
+
+def workers_1_vs_2(work: Path, rounds: int) -> None:
+    path = manifest(work, "twelve", 1)
+    runs: dict[str, list[dict[str, Any]]] = {"--workers 1": [], "--workers 2": []}
+    print(f"load average before: {load()}")
+    for _ in range(rounds):  # alternated, so load from elsewhere hits both alike
+        for name in runs:
+            runs[name].append(run(work, path, "--workers", name.split()[-1]))
+    print(f"load average after: {load()}")
+    med = table("workers: 12 real clips, transcode ultrafast, codec threads 1", runs, 12)
+    print(f"{'ratio':>22} throughput x{med['--workers 1'] / med['--workers 2']:.2f} "
+          f"(whole run), x{med['--workers 1 jobs'] / med['--workers 2 jobs']:.2f} "
+          "(excluding worker start-up); goal >= 1.6")
+
+
+def ray_vs_local(work: Path, rounds: int, repeats: int) -> None:
+    path = manifest(work, "ray", repeats)
+    jobs = 12 * repeats
+    runs: dict[str, list[dict[str, Any]]] = {"local": [], "ray (embedded)": []}
+    print(f"\nload average before: {load()}")
+    for _ in range(rounds):
+        runs["local"].append(run(work, path, "--workers", "2"))
+        runs["ray (embedded)"].append(run(work, path, "--engine", "ray", "--workers", "2"))
+    print(f"load average after: {load()}")
+    med = table("engines: local vs Ray (embedded), 2 workers", runs, jobs)
+    print(f"{'ratio':>22} ray/local time x{med['ray (embedded)'] / med['local']:.3f} (whole "
+          f"run), x{med['ray (embedded) jobs'] / med['local jobs']:.3f} (excluding start-up: "
+          f"Ray {statistics.median(r['startup_s'] for r in runs['ray (embedded)']):.1f} s, "
+          f"local {statistics.median(r['startup_s'] for r in runs['local']):.1f} s); "
+          "goal <= 1.15")
+
+
+def kill_and_rerun(work: Path) -> None:
+    path = manifest(work, "killed", 1)
+    full = run(work, path, "--workers", "2")
+    clean(work, path)
+    status = work / "killed.status.json"
+    env = dict(os.environ)
+    proc = subprocess.Popen([vt_exe(), "batch", str(path), "--workers", "2", "--quiet"],
+                            cwd=work, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    finished: set[int] = set()
+    while proc.poll() is None:
+        if status.exists():
+            try:
+                rows = json.loads(status.read_text())
+            except ValueError:
+                rows = []
+            finished = {r["row"] for r in rows if r["status"] == "done"}
+            if len(finished) >= 6:
+                break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)  # the workers follow their runner
+    started = time.perf_counter()
+    done = subprocess.run([vt_exe(), "batch", str(path), "--workers", "2", "--json"],
+                          cwd=work, env=env, capture_output=True, text=True)
+    rerun_s = time.perf_counter() - started
+    summary = json.loads(done.stdout)
+    rows = {r["row"]: r for r in json.loads(status.read_text())}
+    redone = sorted(n for n in finished if rows[n]["status"] != "skipped")
+    left = 12 - len(finished)
+    share = sum(r["seconds"] or 0 for r in rows.values() if r["status"] == "done")
+    print(f"\nkill mid-batch, then rerun (12 clips, --workers 2; load average {load()})")
+    print(f"  killed with {len(finished)} jobs done (status table); rerun: "
+          f"{summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed")
+    print(f"  finished jobs redone by the rerun: {redone or 'none'}")
+    print(f"  full run {full['process_s']:.2f} s; rerun {rerun_s:.2f} s for the {left} jobs "
+          f"left (their job time {share:.2f} s; start-up {summary['startup_s']:.2f} s)")
+    assert not redone and summary["skipped"] == len(finished), "a finished job was redone"
+    assert summary["done"] == left
+    assert rerun_s < full["process_s"], "the rerun took as long as a full run"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ray-rounds", type=int, default=2)
+    parser.add_argument("--ray-repeats", type=int, default=14)
+    parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="vt-batch-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"{os.cpu_count()} CPUs; work folder {work}")
+    workers_1_vs_2(work, args.rounds)
+    if not args.skip_ray:
+        ray_vs_local(work, args.ray_rounds, args.ray_repeats)
+    kill_and_rerun(work)
+
+
+if __name__ == "__main__":
+    main()
