@@ -8,11 +8,14 @@ Prints three side-by-side tables in one run, from ``vt batch --json`` child proc
 2. The same clips repeated ``--ray-repeats`` times (>= 60 s of work on 2 cores):
    ``--engine local`` and ``--engine ray`` (embedded), 2 workers each, alternated. Goal: Ray
    within 15 % of local, its start-up (Ray itself and the actors) reported separately.
-3. The 12-clip manifest killed (SIGKILL of ``vt batch``) once half its jobs are done, then
-   rerun: the rerun redoes no finished job (status table) and takes about the remaining
-   share of a full run (timing).
+3. The 12-clip manifest killed (SIGKILL of ``vt batch``) once 9 jobs are done, then rerun:
+   the rerun redoes no finished job (status table, output mtimes) and takes about the
+   remaining share of a full run (timing, against full runs just before and after).
+4. One 60 s 1080p job on one worker with codec threads 1: realtime factor, CPU seconds and
+   output size per hour of video (the figures docs/scaling.md plans with).
 
 Usage: python benchmarks/batch_throughput.py [--rounds 3] [--ray-repeats 14] [--skip-ray]
+[--skip-hd]
 """
 
 from __future__ import annotations
@@ -131,13 +134,11 @@ def ray_vs_local(work: Path, rounds: int, repeats: int) -> None:
 
 def kill_and_rerun(work: Path) -> None:
     path = manifest(work, "killed", 1)
-    full = run(work, path, "--workers", "2")
+    full_before = run(work, path, "--workers", "2")["process_s"]
     clean(work, path)
     status = work / "killed.status.json"
-    env = dict(os.environ)
     proc = subprocess.Popen([vt_exe(), "batch", str(path), "--workers", "2", "--quiet"],
-                            cwd=work, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finished: set[int] = set()
     while proc.poll() is None:
         if status.exists():
@@ -146,30 +147,62 @@ def kill_and_rerun(work: Path) -> None:
             except ValueError:
                 rows = []
             finished = {r["row"] for r in rows if r["status"] == "done"}
-            if len(finished) >= 6:
+            if len(finished) >= 9:
                 break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    time.sleep(0.5)  # the workers follow their runner
+    time.sleep(0.5)  # the workers follow their runner (SIGTERM from the kernel)
+    stamps = {n: os.stat(work / json.loads(path.read_text())[n - 1]["output"]).st_mtime_ns
+              for n in finished}
     started = time.perf_counter()
     done = subprocess.run([vt_exe(), "batch", str(path), "--workers", "2", "--json"],
-                          cwd=work, env=env, capture_output=True, text=True)
+                          cwd=work, capture_output=True, text=True)
     rerun_s = time.perf_counter() - started
     summary = json.loads(done.stdout)
     rows = {r["row"]: r for r in json.loads(status.read_text())}
-    redone = sorted(n for n in finished if rows[n]["status"] != "skipped")
+    redone = sorted(n for n in finished if rows[n]["status"] != "skipped" or os.stat(
+        work / rows[n]["output"]).st_mtime_ns != stamps[n])
+    full_after = run(work, path, "--workers", "2")["process_s"]
+    full = (full_before + full_after) / 2
     left = 12 - len(finished)
-    share = sum(r["seconds"] or 0 for r in rows.values() if r["status"] == "done")
     print(f"\nkill mid-batch, then rerun (12 clips, --workers 2; load average {load()})")
-    print(f"  killed with {len(finished)} jobs done (status table); rerun: "
-          f"{summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed")
-    print(f"  finished jobs redone by the rerun: {redone or 'none'}")
-    print(f"  full run {full['process_s']:.2f} s; rerun {rerun_s:.2f} s for the {left} jobs "
-          f"left (their job time {share:.2f} s; start-up {summary['startup_s']:.2f} s)")
+    print(f"  SIGKILL with {len(finished)} jobs done (status table); the rerun: "
+          f"{summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed;"
+          f" finished jobs redone: {redone or 'none'} (status and output mtimes)")
+    print(f"  rerun {rerun_s:.2f} s for the {left} jobs left, vs a full run {full:.2f} s "
+          f"(before {full_before:.2f}, after {full_after:.2f}): x{rerun_s / full:.2f}; "
+          f"start-up {summary['startup_s']:.2f} s of it")
     assert not redone and summary["skipped"] == len(finished), "a finished job was redone"
     assert summary["done"] == left
-    assert rerun_s < full["process_s"], "the rerun took as long as a full run"
+    assert rerun_s < 0.75 * full, "the rerun took nearly as long as a full run"
+
+
+def hd_per_core(work: Path) -> None:
+    """One 60 s 1080p job, one worker, codec threads 1: the per-core figure for planning."""
+    from _common import make_1080p_clip
+
+    from vt.media.info import probe
+
+    src = make_1080p_clip(work / "bbb_1080p_60s.mp4", 60)
+    path = work / "hd.json"
+    path.write_text(json.dumps([{"command": "transcode", "input": src.name,
+                                 "output": "out-hd/hd.mp4", **OPTIONS}]))
+    before = os.times()
+    summary = run(work, path, "--workers", "1")
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system -
+                                                          before.children_system)
+    job_s = summary["wall_s"] - summary["startup_s"]
+    duration = probe(str(src)).duration or 60.0
+    size = (work / "out-hd/hd.mp4").stat().st_size
+    print(f"\n1080p per core ({duration:.0f} s of 1920x1080 25 fps, transcode ultrafast crf 18,"
+          f" codec threads 1, one worker; load average {load()})")
+    print(f"  job {job_s:.2f} s = x{duration / job_s:.2f} realtime; CPU {cpu:.2f} s for the "
+          f"whole vt batch process tree = {cpu / summary['process_s']:.2f} cores busy; "
+          f"x{duration / cpu:.2f} realtime per CPU-second")
+    print(f"  output {size / 1e6:.1f} MB = {size * 8 / duration / 1e6:.2f} Mbit/s = "
+          f"{size / duration * 3600 / 1e9:.2f} GB per hour of video")
 
 
 def main() -> None:
@@ -178,6 +211,7 @@ def main() -> None:
     parser.add_argument("--ray-rounds", type=int, default=2)
     parser.add_argument("--ray-repeats", type=int, default=14)
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--skip-hd", action="store_true")
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vt-batch-bench-"))
@@ -187,6 +221,8 @@ def main() -> None:
     if not args.skip_ray:
         ray_vs_local(work, args.ray_rounds, args.ray_repeats)
     kill_and_rerun(work)
+    if not args.skip_hd:
+        hd_per_core(work)
 
 
 if __name__ == "__main__":

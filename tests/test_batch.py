@@ -288,7 +288,11 @@ def test_the_ray_engine_without_ray_says_how_to_install_it(clips: Path,
 
 
 # -- the Python API ---------------------------------------------------------------------------
-def test_callables_retries_and_progress_through_the_api(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_callables_retries_and_progress_through_the_api(tmp_path: Path, method: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # workers are forked when torch is not loaded here, spawned otherwise: both must work
+    monkeypatch.setattr("vt.batch.engines.start_method", lambda: method)
     src = tmp_path / "in.bin"
     src.write_bytes(b"x" * 100)
     seen: list[tuple[int, str, int]] = []

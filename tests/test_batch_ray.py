@@ -20,18 +20,18 @@ TESTS = Path(__file__).resolve().parent
 
 def test_a_manifest_and_a_lost_worker_on_embedded_ray(tmp_path: Path) -> None:
     make_video(tmp_path / "clip.mp4", frames=6, width=32, height=24)
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import json
-        from vt.batch import Job, run_batch, read_manifest
-        jobs = [Job("clip.mp4", f"out/{{n}}.mkv", command="transcode",
-                    options={{"preset": "ultrafast"}}) for n in range(3)]
+        from vt.batch import Job, run_batch
+        jobs = [Job("clip.mp4", f"out/{n}.mkv", command="transcode",
+                    options={"preset": "ultrafast"}) for n in range(3)]
         jobs.append(Job("missing.mp4", "out/missing.mkv", command="transcode"))
         jobs.append(Job("clip.mp4", "out/copy.mp4", fn="batch_helpers:dies_once",
-                        options={{"marker": "died"}}))
+                        options={"marker": "died"}))
         report = run_batch(jobs, engine="ray", retries=1, status="status.json",
                            base=".")
-        print(json.dumps({{"report": report.as_dict(),
-                          "results": [r.as_dict() for r in report.results]}}))
+        print(json.dumps({"report": report.as_dict(),
+                          "results": [r.as_dict() for r in report.results]}))
     """)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     # actors import the callable by name: its module must be on their path (on a real

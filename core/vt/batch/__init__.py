@@ -30,6 +30,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    # ruff: noqa: F401 - re-exported names, loaded lazily below
     from vt.batch.jobs import DONE, FAILED, PENDING, SKIPPED, Job, JobResult
     from vt.batch.manifest import jobs_from_folder, jobs_from_rows, read_manifest, read_rows
     from vt.batch.runner import BatchReport, Counts, ProgressFn, parse_shard, run_batch

@@ -78,7 +78,8 @@ def batch(
             raise UsageError("a folder of videos needs --command and --output-dir")
         jobs = jobs_from_folder(path, command, exclude=[output_dir])
         base, fmt, name = path.resolve(), "csv", path.name
-        default_status = default_status_path(output_dir / path.name, fmt, shard_)
+        part = f".shard-{shard_[0]}-of-{shard_[1]}" if shard_ else ""
+        default_status = output_dir / f"{path.resolve().name}.status{part}.csv"
         output_dir.mkdir(parents=True, exist_ok=True)
     elif path.exists():
         fmt = manifest_format(path)
@@ -88,7 +89,11 @@ def batch(
     else:
         raise UsageError(f"manifest not found: {source}")
     status_path = status or default_status
-    status_fmt = manifest_format(status_path) if status else fmt
+    try:
+        status_fmt = manifest_format(status_path) if status else fmt
+    except UsageError:
+        raise UsageError(f"--status {status}: use .json, .jsonl, .yaml, .csv, .arrow or "
+                         ".parquet") from None
     progress, bar = _progress(quiet or as_json)
     try:
         with bar:

@@ -4,8 +4,8 @@ Both keep long-lived workers that run tasks in-process through :class:`Executor`
 and models built once per worker). The runner drives either through the same small
 interface: ``start``, ``free``, ``submit``, ``wait``, ``close``.
 
-- :class:`LocalEngine`: N processes (``spawn``), one task each at a time, each pinned to one
-  GPU where there are GPUs. A worker that dies (a crash, the OOM killer) fails its task's
+- :class:`LocalEngine`: N processes (forked while torch is not loaded here, else spawned),
+  one task each at a time, each pinned to one GPU where there are GPUs. A worker that dies (a crash, the OOM killer) fails its task's
   attempt and is replaced. Workers die with the runner (``PR_SET_PDEATHSIG`` → SIGTERM, so an
   output in progress is cleaned up) instead of outliving a killed ``vt batch``.
 - :class:`RayEngine`: Ray actors, one pool per command/model, each actor asking for
@@ -54,6 +54,15 @@ def default_workers() -> int:
 
 
 # -- local ---------------------------------------------------------------------------------------
+def start_method() -> str:
+    """``fork`` on Linux while this process has not imported torch: a worker then starts in
+    milliseconds with the CLI and plugins already loaded. ``spawn`` otherwise: a CUDA context
+    (or torch's thread pools) must never be forked."""
+    if sys.platform.startswith("linux") and "torch" not in sys.modules:
+        return "fork"
+    return "spawn"
+
+
 def _die_with_parent(parent: int) -> None:
     """Ask Linux for SIGTERM when the runner dies (a SIGKILLed ``vt batch`` must not leave
     workers writing outputs nobody records)."""
@@ -69,8 +78,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_main(conn: Any, env: dict[str, str], parent: int) -> None:
+def _worker_main(conn: Any, runner_end: Any, env: dict[str, str], parent: int) -> None:
     """A local worker: build the CLI once, then run tasks until told to stop."""
+    runner_end.close()  # a forked child holds the runner's end too: drop it
     os.environ.update(env)
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner handles Ctrl-C and stops us
@@ -117,12 +127,13 @@ class LocalEngine:
         self._failed_starts = 0
         import multiprocessing
 
-        self._mp = multiprocessing.get_context("spawn")
+        self._mp = multiprocessing.get_context(start_method())
 
     def _spawn(self, index: int) -> _Worker:
         env = {"CUDA_VISIBLE_DEVICES": self.gpus[index % len(self.gpus)]} if self.gpus else {}
         parent_conn, child_conn = self._mp.Pipe()
-        process = self._mp.Process(target=_worker_main, args=(child_conn, env, os.getpid()),
+        process = self._mp.Process(target=_worker_main,
+                                   args=(child_conn, parent_conn, env, os.getpid()),
                                    name=f"vt-batch-{index}")
         process.start()
         child_conn.close()

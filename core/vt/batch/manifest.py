@@ -139,7 +139,8 @@ def _resolve(value: Any, base: str) -> str:
     if "://" in text or text.startswith("data:"):
         return text  # URLs stay as they are
     text = os.path.expanduser(text)
-    return os.path.normpath(text if os.path.isabs(text) else os.path.join(base, text))
+    path = os.path.normpath(text if os.path.isabs(text) else os.path.join(base, text))
+    return path + os.sep if text.endswith(os.sep) else path  # "out/" means a folder of images
 
 
 def jobs_from_rows(rows: Iterable[Mapping[str, Any]], base: str | os.PathLike[str] | None = None,
@@ -413,6 +414,7 @@ def prepare(jobs: list[Job], *, output_dir: str | os.PathLike[str] | None = None
     import pickle
 
     out_dir = Path(output_dir).resolve() if output_dir is not None else None
+    folder = os.fspath(base) if base is not None else os.getcwd()
     seen: dict[str, int] = {}
     resolved: set[str] = set()
     for n, job in enumerate(jobs, 1):
@@ -444,13 +446,14 @@ def prepare(jobs: list[Job], *, output_dir: str | os.PathLike[str] | None = None
             options_for_key = job.options
         else:
             raise UsageError(f"{where}: no command")
-        job.key = job_key(job.target, str(job.input), job.args, options_for_key, base)
+        job.input = _resolve(job.input, folder)  # workers may run elsewhere: absolute paths
+        job.key = job_key(job.target, job.input, job.args, options_for_key, base)
         if job.output is None:
             if out_dir is None:
                 raise UsageError(f"{where}: no output (add an 'output' key or pass "
                                  "--output-dir)")
             job.output = derived_output(str(job.input), job.key, out_dir, output_ext)
-        output = os.path.normpath(os.path.abspath(job.output))
+        output = _resolve(job.output, folder)
         job.output = output
         if output in seen:
             raise UsageError(f"{name} rows {seen[output]} and {job.row} write the same output "

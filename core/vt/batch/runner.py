@@ -176,11 +176,13 @@ def run_batch(
     shard = parse_shard(shard)
     job_list = list(jobs)
     table = CommandTable() if any(j.command is not None for j in job_list) else None
-    base_path = Path(base).resolve() if base is not None else Path.cwd()
+    base_path = Path(os.path.abspath(base if base is not None else os.getcwd()))
     prepare(job_list, output_dir=output_dir, output_ext=output_ext, defaults=defaults,
             base=base_path, table=table, name=name)
     job_list = [j for j in job_list if in_shard(j, shard)]
-    status_path = Path(status) if status is not None else None
+    status_path = Path(status).absolute() if status is not None else None
+    if status_path is not None and not dry_run:
+        status_path.parent.mkdir(parents=True, exist_ok=True)
     fmt = status_format or (manifest_format(status_path) if status_path else "json")
     results = [JobResult(row=j.row, key=j.key, command=j.target, input=j.input,
                          output=j.output or "") for j in job_list]

@@ -39,12 +39,8 @@ def default_status_path(manifest: str | os.PathLike[str], fmt: str,
     path = Path(manifest)
     ext = {"json": ".json", "jsonl": ".jsonl", "yaml": ".yaml", "csv": ".csv",
            "arrow": ".arrow", "parquet": ".parquet"}[fmt]
-    if path.is_dir():
-        stem, folder = path.name, path.parent
-    else:
-        stem, folder = path.stem, path.parent
     part = f".shard-{shard[0]}-of-{shard[1]}" if shard else ""
-    return folder / f"{stem}.status{part}{ext}"
+    return path.parent / f"{path.stem}.status{part}{ext}"
 
 
 def _iso(t: float | None) -> str | None:
