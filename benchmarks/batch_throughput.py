@@ -14,8 +14,8 @@ Prints three side-by-side tables in one run, from ``vt batch --json`` child proc
 4. One 60 s 1080p job on one worker with codec threads 1: realtime factor, CPU seconds and
    output size per hour of video (the figures docs/scaling.md plans with).
 
-Usage: python benchmarks/batch_throughput.py [--rounds 3] [--ray-repeats 14] [--skip-ray]
-[--skip-hd]
+Usage: python benchmarks/batch_throughput.py [--rounds 5] [--ray-rounds 3] [--ray-repeats 14]
+[--skip-ray] [--skip-hd]
 """
 
 from __future__ import annotations
@@ -69,14 +69,17 @@ def run(work: Path, path: Path, *args: str) -> dict[str, Any]:
     clean(work, path)
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     env.pop("RAY_ADDRESS", None)
-    started = time.perf_counter()
+    started, before = time.perf_counter(), os.times()
     done = subprocess.run([vt_exe(), "batch", str(path), "--json", *args], cwd=work, env=env,
                           capture_output=True, text=True)
-    wall = time.perf_counter() - started
+    wall, after = time.perf_counter() - started, os.times()
     if done.returncode:
         raise SystemExit(f"vt batch failed ({done.returncode}):\n{done.stderr[-3000:]}")
     summary = json.loads(done.stdout)
     summary["process_s"] = wall  # includes interpreter start and manifest validation
+    # CPU of vt batch and the workers it reaped (Ray's own processes are not its children)
+    summary["cpu_s"] = (after.children_user - before.children_user
+                        + after.children_system - before.children_system)
     return summary
 
 
@@ -85,20 +88,33 @@ def load() -> str:
 
 
 def table(title: str, runs: dict[str, list[dict[str, Any]]], jobs: int) -> dict[str, float]:
-    print(f"\n{title}  ({jobs} jobs; medians of {len(next(iter(runs.values())))} runs)")
-    print(f"{'run':>22} {'wall s':>8} {'start-up s':>10} {'jobs s':>8} {'jobs/s':>7}"
-          f" {'jobs/s excl. start-up':>22}")
-    med: dict[str, float] = {}
+    """Median and best (least disturbed by other load) of the alternated runs."""
+    print(f"\n{title}  ({jobs} jobs; {len(next(iter(runs.values())))} alternated runs each)")
+    print(f"{'run':>16} {'wall s med':>10} {'best':>7} {'start-up s':>10} {'jobs s med':>10}"
+          f" {'best':>7} {'jobs/s (med wall)':>17}")
+    out: dict[str, float] = {}
     for name, results in runs.items():
-        wall = statistics.median(r["process_s"] for r in results)
+        walls = [r["process_s"] for r in results]
+        jobs_s = [r["wall_s"] - r["startup_s"] for r in results]
         startup = statistics.median(r["startup_s"] for r in results)
-        jobs_s = statistics.median(r["wall_s"] - r["startup_s"] for r in results)
-        med[name], med[f"{name} jobs"] = wall, jobs_s
-        print(f"{name:>22} {wall:8.2f} {startup:10.2f} {jobs_s:8.2f} {jobs / wall:7.2f}"
-              f" {jobs / jobs_s:22.2f}")
-        each = ", ".join(f"{r['process_s']:.2f}" for r in results)
-        print(f"{'':>22} each run, wall s: {each}")
-    return med
+        out[name], out[f"{name} best"] = statistics.median(walls), min(walls)
+        out[f"{name} jobs"], out[f"{name} jobs best"] = statistics.median(jobs_s), min(jobs_s)
+        out[f"{name} startup"] = startup
+        print(f"{name:>16} {out[name]:10.2f} {min(walls):7.2f} {startup:10.2f} "
+              f"{out[name + ' jobs']:10.2f} {min(jobs_s):7.2f} {jobs / out[name]:17.2f}")
+        print(f"{'':>16} each run, wall s: {', '.join(f'{w:.2f}' for w in walls)}; "
+              f"cores busy (CPU s / wall s, median): "
+              f"{statistics.median(r['cpu_s'] / r['process_s'] for r in results):.2f}")
+    return out
+
+
+def ratios(label: str, a: str, b: str, med: dict[str, float]) -> str:
+    """a/b for the whole run and for the jobs alone, by median and by best run."""
+    whole, whole_best = med[a] / med[b], med[a + " best"] / med[b + " best"]
+    jobs, jobs_best = med[a + " jobs"] / med[b + " jobs"], (med[a + " jobs best"] /
+                                                             med[b + " jobs best"])
+    return (f"{label}: whole run x{whole:.2f} (median) x{whole_best:.2f} (best); jobs only "
+            f"x{jobs:.2f} (median) x{jobs_best:.2f} (best)")
 
 
 def workers_1_vs_2(work: Path, rounds: int) -> None:
@@ -110,9 +126,7 @@ def workers_1_vs_2(work: Path, rounds: int) -> None:
             runs[name].append(run(work, path, "--workers", name.split()[-1]))
     print(f"load average after: {load()}")
     med = table("workers: 12 real clips, transcode ultrafast, codec threads 1", runs, 12)
-    print(f"{'ratio':>22} throughput x{med['--workers 1'] / med['--workers 2']:.2f} "
-          f"(whole run), x{med['--workers 1 jobs'] / med['--workers 2 jobs']:.2f} "
-          "(excluding worker start-up); goal >= 1.6")
+    print(ratios("throughput 2 vs 1 worker (goal >= 1.6)", "--workers 1", "--workers 2", med))
 
 
 def ray_vs_local(work: Path, rounds: int, repeats: int) -> None:
@@ -125,11 +139,10 @@ def ray_vs_local(work: Path, rounds: int, repeats: int) -> None:
         runs["ray (embedded)"].append(run(work, path, "--engine", "ray", "--workers", "2"))
     print(f"load average after: {load()}")
     med = table("engines: local vs Ray (embedded), 2 workers", runs, jobs)
-    print(f"{'ratio':>22} ray/local time x{med['ray (embedded)'] / med['local']:.3f} (whole "
-          f"run), x{med['ray (embedded) jobs'] / med['local jobs']:.3f} (excluding start-up: "
-          f"Ray {statistics.median(r['startup_s'] for r in runs['ray (embedded)']):.1f} s, "
-          f"local {statistics.median(r['startup_s'] for r in runs['local']):.1f} s); "
-          "goal <= 1.15")
+    print(ratios("time Ray / local (goal <= 1.15 excluding start-up)", "ray (embedded)",
+                 "local", med))
+    print(f"Ray start-up (ray.init + actors ready): {med['ray (embedded) startup']:.2f} s; "
+          f"local workers: {med['local startup']:.2f} s")
 
 
 def kill_and_rerun(work: Path) -> None:
@@ -207,8 +220,8 @@ def hd_per_core(work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--ray-rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--ray-rounds", type=int, default=3)
     parser.add_argument("--ray-repeats", type=int, default=14)
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-hd", action="store_true")
