@@ -12,7 +12,7 @@ DEMO_OUT ?= demo-output
 $(STAMP): pyproject.toml requirements/constraints.txt $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch torchvision
-	$(PIP) -e '.[test,torchcodec,decord,diffusers,report]' $(foreach p,$(PLUGIN_DIRS),-e '$(p)[test]')
+	$(PIP) -e '.[test,torchcodec,decord,diffusers,report,ray,yaml,arrow]' $(foreach p,$(PLUGIN_DIRS),-e '$(p)[test]')
 	touch $@
 
 setup: $(STAMP)

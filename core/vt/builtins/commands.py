@@ -1,4 +1,4 @@
-"""The core's own commands: ``vt info``, ``vt transcode`` and ``vt compare``."""
+"""The core's own commands: ``vt info``, ``vt transcode``, ``vt compare`` and ``vt batch``."""
 
 
 import json
@@ -158,3 +158,6 @@ def register_commands(register: Callable[[CommandSpec], None]) -> None:
     register(CommandSpec("transcode", transcode))
     register(CommandSpec("compare", compare))
     register(CommandSpec("doctor", doctor))
+    from vt.batch.command import batch  # light: the runner's modules load when it runs
+
+    register(CommandSpec("batch", batch))

@@ -10,9 +10,11 @@ from vt.models.descriptor import (
 )
 from vt.models.devices import cuda_available, resolve_device, torch_dtype
 from vt.models.loader import FORMAT_PACKAGES, choose_adapter, load_model, resolve_model
+from vt.models.memo import MemoStats, cached_load, clear_model_memo, is_memoised, memo_stats
 
 __all__ = [
-    "DTYPES", "FORMAT_PACKAGES", "ModelDescriptor", "Provenance", "SizeRequirements", "Tiling",
-    "UnsupportedModelConfig", "choose_adapter", "cuda_available", "load_model",
+    "DTYPES", "FORMAT_PACKAGES", "MemoStats", "ModelDescriptor", "Provenance",
+    "SizeRequirements", "Tiling", "UnsupportedModelConfig", "cached_load", "choose_adapter",
+    "clear_model_memo", "cuda_available", "is_memoised", "load_model", "memo_stats",
     "resolve_device", "resolve_model", "torch_dtype",
 ]

@@ -15,6 +15,7 @@ from vt.errors import ModelUnavailableError, RegistryError, UsageError
 from vt.models.descriptor import ModelDescriptor, Provenance, unexpected
 from vt.models.devices import resolve_device
 from vt.models.hub import looks_like_hub_id, resolve_hub_id
+from vt.models.memo import cached_load
 from vt.registry import ModelAdapterInfo, ModelRef, ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,15 +114,23 @@ def load_model(
     device: str = "auto",
     dtype: str = "fp32",
     download: bool = True,
+    cache: bool = True,
     **options: Any,
 ) -> ModelDescriptor:
     """Resolve ``name_or_path``, choose the adapter (or use ``adapter``), load on ``device``
-    in ``dtype``. Adapter-specific ``options`` (tiling, offload, threads…) pass through."""
+    in ``dtype``. Adapter-specific ``options`` (tiling, offload, threads…) pass through.
+
+    With ``cache`` (the default) the same weights loaded with the same adapter and options
+    come back from this process's memo (``vt.models.memo``): callers share the object and
+    must not close it (``is_memoised`` says whether one is)."""
     ref = resolve_model(name_or_path, download=download)
     device = resolve_device(device)
     ref = replace(ref, metadata={**ref.metadata, "device": device, "dtype": dtype})
     info = choose_adapter(ref, adapter)
-    loaded = info.load(ref, device=device, dtype=dtype, **options)
+    if cache:
+        loaded = cached_load(ref, info, device=device, dtype=dtype, **options)
+    else:
+        loaded = info.load(ref, device=device, dtype=dtype, **options)
     if not isinstance(loaded, ModelDescriptor):
         raise unexpected(info.name, loaded)
     if loaded.provenance is None:

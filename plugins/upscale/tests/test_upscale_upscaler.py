@@ -193,7 +193,8 @@ def test_ai_without_a_model_uses_packaged_weights_offline(host,
     assert psnr(out, crop) > 20
 
 
-def test_a_model_handed_in_is_not_closed_by_the_upscaler(host) -> None:
+def test_a_model_handed_in_is_not_closed_by_the_upscaler(host, monkeypatch) -> None:
+    from vt.models import clear_model_memo
     from vt_upscale.adapters import load_model
 
     model = load_model("realesr-animevideov3-x2", backend="ncnn", threads=1)
@@ -201,6 +202,15 @@ def test_a_model_handed_in_is_not_closed_by_the_upscaler(host) -> None:
         upscaler.upscale(_image(8, 8))
     assert upscaler.model is None
     assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)  # still usable
+    # a memoised model belongs to the memo: it stays loaded for the next job
+    with Upscaler("realesr-animevideov3-x2", backend="ncnn") as memoised:
+        kept = memoised.model
+    assert kept.net is not None
+    with Upscaler("realesr-animevideov3-x2", backend="ncnn") as again:
+        assert again.model is kept
+    # without the memo, one it loaded itself is released
+    clear_model_memo()
+    monkeypatch.setenv("VT_MODEL_MEMO", "0")
     with Upscaler("realesr-animevideov3-x2", backend="ncnn") as owned:
         loaded = owned.model
-    assert loaded.net is None  # one it loaded itself is released
+    assert loaded is not kept and loaded.net is None

@@ -229,7 +229,10 @@ class Upscaler:
         self._release()
 
     def _release(self) -> None:
-        if self.model is not None and self._owns_model:
+        from vt.models import is_memoised
+
+        # a memoised model stays loaded for the process's next job (vt.models memo)
+        if self.model is not None and self._owns_model and not is_memoised(self.model):
             self.model.close()
         self.model = None
 

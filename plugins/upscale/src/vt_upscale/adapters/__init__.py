@@ -106,11 +106,15 @@ def load_model(
     threads: int = 0,
     download: bool = True,
     trust_model: bool = False,
+    cache: bool = True,
 ) -> SRModel:
     """``model`` (name, path, ``ModelRef`` or loaded ``SRModel``) through the core loader,
     with ``--backend`` spellings mapped to adapter names.
 
-    ``trust_model`` lets the torch adapter load TorchScript, which runs code from the file."""
+    ``trust_model`` lets the torch adapter load TorchScript, which runs code from the file.
+    With ``cache`` the load goes through the core's per-process model memo
+    (``vt.models.memo``): the same weights, adapter and options give the same object, which
+    the memo owns (callers must not close it)."""
     if isinstance(model, SRModel):
         return model
     from vt.models import load_model as core_load
@@ -121,7 +125,7 @@ def load_model(
         if adapter is None:
             raise UsageError(f"unknown backend {backend!r} (use torch, onnx or ncnn)")
     loaded = core_load(model, adapter=adapter, device=device, dtype=dtype, download=download,
-                       threads=threads, trust_model=trust_model)
+                       cache=cache, threads=threads, trust_model=trust_model)
     if not isinstance(loaded, SRModel):
         raise UsageError(f"{loaded.name} is a {loaded.task} model, not a super-resolution one")
     return loaded
