@@ -100,6 +100,84 @@ def _check_frame_folder(final: Path, source: Source, overwrite: bool) -> None:
                          "marker): refusing to replace it; choose a new or empty folder")
 
 
+class AtomicWrite:
+    """A file or a frame folder written under a temporary name beside ``final`` (``path``)
+    and renamed into place by ``commit()``; ``discard()`` removes it.
+
+    Creating one removes the leftovers of killed runs beside ``final``. A file is created
+    empty (it keeps the replaced file's mode with ``overwrite``); a folder holds the
+    ``.vt-frames`` marker. Without ``overwrite`` the commit fails if ``final`` appeared
+    meanwhile; a folder replaces only a marked one. As a context manager it yields the
+    temporary path and commits on success; on any error, Ctrl-C, SIGTERM or SIGHUP the
+    temporary is removed and ``final`` left as it was.
+    """
+
+    def __init__(self, final: str | os.PathLike[str], *, overwrite: bool = False,
+                 folder: bool = False, suffix: str = "") -> None:
+        self.final = Path(final)
+        self.overwrite = overwrite
+        self.folder = folder
+        clean_stale(self.final.parent)
+        self.path = temp_path(self.final, suffix)
+        if folder:
+            self.path.mkdir()  # mode 0777 minus the umask
+            (self.path / FRAMES_MARKER).write_text("frames written by vt\n")
+        else:
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            if overwrite and self.final.is_file():  # -y keeps the replaced file's mode
+                os.chmod(self.path, stat.S_IMODE(self.final.stat().st_mode))
+        self._handlers: dict[int, object] | None = None
+
+    def commit(self) -> None:
+        """Move the temporary into place (removed, and the error raised, if that fails)."""
+        try:
+            if self.folder:
+                _commit_folder(self.path, self.final, self.overwrite)
+            else:
+                _commit_file(self.path, self.final, self.overwrite)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Remove the temporary (best effort: it runs while another error is on its way)."""
+        try:
+            if self.path.is_dir() and not self.path.is_symlink():
+                shutil.rmtree(self.path, ignore_errors=True)
+            else:
+                self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def __enter__(self) -> Path:
+        self._handlers = _raise_on_termination()
+        return self.path
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.commit()
+            else:
+                self.discard()
+        finally:
+            _restore_handlers(self._handlers)
+
+
+def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = False,
+                suffix: str = "") -> AtomicWrite:
+    """``with atomic_file(path) as tmp:`` write ``tmp``; it becomes ``path`` when the block
+    ends without error (see ``AtomicWrite``). ``suffix`` ends the temporary name, for writers
+    that pick a format from the extension."""
+    return AtomicWrite(path, overwrite=overwrite, suffix=suffix)
+
+
+def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool = False) -> AtomicWrite:
+    """``with atomic_folder(path) as tmp:`` fill the folder ``tmp``; it becomes ``path`` when
+    the block ends without error. It carries the ``.vt-frames`` marker, and replaces (with
+    ``overwrite``) only an empty folder or one that carries it (see ``AtomicWrite``)."""
+    return AtomicWrite(path, overwrite=overwrite, folder=True)
+
+
 @contextmanager
 def atomic_output(target: OutputTarget, overwrite: bool = False) -> Iterator[OutputTarget]:
     """Yield a temporary target beside the final one; move it into place on success.
@@ -109,33 +187,12 @@ def atomic_output(target: OutputTarget, overwrite: bool = False) -> Iterator[Out
     a killed run are removed by the next run writing to the same folder.
     """
     final = final_path(target)
-    clean_stale(final.parent)
     if target.kind == "images":
-        tmp_final = temp_path(final)
-        tmp_final.mkdir()  # mode 0777 minus the umask
-        (tmp_final / FRAMES_MARKER).write_text("frames written by vt\n")
-        tmp = OutputTarget(tmp_final / target.path.name, "images")
+        with atomic_folder(final, overwrite=overwrite) as folder:
+            yield OutputTarget(folder / target.path.name, "images")
     else:
-        tmp_final = temp_path(final, final.suffix)
-        os.close(os.open(tmp_final, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        if overwrite and final.is_file():  # -y keeps the replaced file's mode
-            os.chmod(tmp_final, stat.S_IMODE(final.stat().st_mode))
-        tmp = OutputTarget(tmp_final, "container")
-    previous = _raise_on_termination()
-    try:
-        yield tmp
-        if target.kind == "images":
-            _commit_folder(tmp_final, final, overwrite)
-        else:
-            _commit_file(tmp_final, final, overwrite)
-    except BaseException:
-        if tmp_final.is_dir():
-            shutil.rmtree(tmp_final, ignore_errors=True)
-        else:
-            tmp_final.unlink(missing_ok=True)
-        raise
-    finally:
-        _restore_handlers(previous)
+        with atomic_file(final, overwrite=overwrite, suffix=final.suffix) as tmp:
+            yield OutputTarget(tmp, "container")
 
 
 def _appeared(final: Path) -> OutputError:
