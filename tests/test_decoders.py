@@ -239,3 +239,43 @@ def test_processing_starts_without_a_packet_scan(tmp_path: Path, name: str,
         assert scans == [1]  # counted on demand, once
         reader.native_timing()
         assert scans == [1]
+
+
+# -- keyframes ---------------------------------------------------------------------------------
+def _decoded_keyframes(path: Path) -> list[int]:
+    """Presentation indices of the frames the decoder itself flags as keyframes."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = sorted((f.pts, f.key_frame) for f in container.decode(video=0))
+    return [i for i, (_, key) in enumerate(frames) if key]
+
+
+@pytest.mark.parametrize("backend", ["pyav",
+                                     pytest.param("torchcodec", marks=needs_torchcodec),
+                                     pytest.param("decord", marks=needs_decord)])
+def test_keyframes_of_a_real_clip(host: PluginHost, bikes: Path, backend: str) -> None:
+    with open_video(bikes, decoder=backend) as reader:
+        keys = reader.keyframes()
+    assert keys == _decoded_keyframes(bikes) == [0, 30, 76, 137, 187, 242]
+
+
+def test_keyframes_follow_the_gop_in_presentation_order(host: PluginHost,
+                                                        tmp_path: Path) -> None:
+    # B-frames put packets out of presentation order; the indices must not follow them
+    path = make_video(tmp_path / "gop.mp4", frames=48,
+                      options={"g": "12", "bf": "2", "sc_threshold": "0"})
+    with open_video(path, decoder="pyav") as reader:
+        assert reader.keyframes() == [0, 12, 24, 36]
+        # the scan is shared with random access, which still finds every frame
+        assert [i for b in reader.frames_at([5, 30]) for i in b.indices] == [5, 30]
+        assert reader.keyframes() == [0, 12, 24, 36]
+
+
+def test_every_image_of_a_sequence_is_a_keyframe(tmp_path: Path) -> None:
+    import cv2
+
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.zeros((8, 10, 3), np.uint8))
+    with open_video(tmp_path) as reader:
+        assert reader.keyframes() == [0, 1, 2, 3]

@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from vt.errors import InputError, UnreadableInputError, UsageError
@@ -67,6 +68,23 @@ class VideoReader:
     def reopen_full(self) -> VideoReader:
         raise NotImplementedError
 
+    def keyframes(self) -> list[int]:
+        """Source indices (presentation order, whole video) of the keyframes, read from
+        packet flags without decoding. Every built-in backend reads FFmpeg-readable files, so
+        the default scans them with PyAV; a source PyAV cannot demux is an ``InputError``."""
+        from vt.media.info import open_container, scan_packets
+
+        if self.source.kind == "frames":
+            raise InputError(f"the {self.decoder_name} decoder cannot list the keyframes of "
+                             f"{self.source.describe()}")
+        try:
+            with open_container(self.source) as container:
+                vs = container.streams[self.info.video.index]
+                return keyframe_indices(*scan_packets(container, vs))
+        except av.error.FFmpegError as exc:
+            raise InputError(f"cannot read keyframes of {self.source.describe()}: {exc}"
+                             ) from None
+
     def native_timing(self) -> tuple[int | None, float | None]:
         """(frame count, average fps) as this backend reports them. Samplers that must match
         a reference tool use the backend's own numbers, which can differ in the last digits."""
@@ -101,6 +119,13 @@ def resize_rgb(
     if interpolation not in flags:
         raise UsageError(f"unknown interpolation {interpolation!r}")
     return cv2.resize(image, tuple(int(v) for v in size), interpolation=flags[interpolation])
+
+
+def keyframe_indices(pts: Sequence[int | None], key_pts: Sequence[int]) -> list[int]:
+    """Presentation-order indices of ``key_pts`` among the packet timestamps ``pts``
+    (packets without a timestamp are left out)."""
+    order = {p: i for i, p in enumerate(sorted(p for p in pts if p is not None))}
+    return sorted(order[p] for p in key_pts if p in order)
 
 
 def check_pixel_format(pixel_format: str) -> None:
