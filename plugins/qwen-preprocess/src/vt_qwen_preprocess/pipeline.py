@@ -5,16 +5,16 @@ resize each -> convert into a preallocated output. Never holds more than one dec
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vt.errors import InputError, UsageError, VtError
+from vt.errors import InputError, UsageError
+from vt.media.prefetch import prefetch
 from vt_qwen_preprocess.cache import DiskCache, MemoryCache, file_identity, make_key
 from vt_qwen_preprocess.config import DEFAULT_DECODERS, PreprocessConfig, Resolved, resolve
 from vt_qwen_preprocess.inputs import FrameList, VideoInput, resolve_input
@@ -29,7 +29,8 @@ from vt_qwen_preprocess.sizing import (
 )
 from vt_qwen_preprocess.tokens import TokenReport, context_error, count_tokens
 
-log = logging.getLogger("vt.qwen")
+if TYPE_CHECKING:  # vt.media.decode imports PyAV: loaded when a video is opened
+    from vt.media.decode import VideoReader
 
 DECODE_BATCH = 4  # frames per decoder call (torchcodec/decord); bounded memory
 _MEMORY_CACHE = MemoryCache(max_entries=16, max_bytes=1024**3)
@@ -207,7 +208,7 @@ def plan_video_reader(reader: Any, r: Resolved, input_name: str) -> VideoPlan:
         pass  # PyAV hands out frames as stored; rotation is metadata only
     sampling = plan_sampling(
         sampling_request(r), total, fps,
-        keyframes=lambda: keyframe_indices(reader),
+        keyframes=reader.keyframes,
         change_scores=lambda first, last: change_scores(reader, first, last),
     )
     return _finish_plan(r, input_name=input_name, kind="video", decoder=reader.decoder_name,
@@ -234,27 +235,6 @@ def plan_frame_list(frames: FrameList, r: Resolved, first_frame: np.ndarray, inp
     h, w = first_frame.shape[:2]
     return _finish_plan(r, input_name=input_name, kind="frames", decoder=None, width=w,
                         height=h, total=count, fps=fps, sampling=sampling, padded=padded)
-
-
-def keyframe_indices(reader: Any) -> list[int]:
-    """Indices (presentation order) of keyframes, read from packet flags without decoding."""
-    import av
-
-    source = reader.source
-    try:
-        with av.open(source.open_binary()) as container:
-            vs = container.streams.video[0]
-            pts_all, key_pts = [], []
-            for packet in container.demux(vs):
-                if packet.size == 0 or packet.pts is None:
-                    continue
-                pts_all.append(packet.pts)
-                if packet.is_keyframe:
-                    key_pts.append(packet.pts)
-    except av.error.FFmpegError as exc:
-        raise InputError(f"cannot read keyframes of {source.describe()}: {exc}") from None
-    order = {p: i for i, p in enumerate(sorted(pts_all))}
-    return sorted(order[p] for p in key_pts if p in order)
 
 
 def change_scores(reader: Any, first: int, last: int) -> np.ndarray:
@@ -430,17 +410,20 @@ def _identity(inp: VideoInput) -> Any:
     return file_identity(src.path, content_only=src.path in inp.temp_files)
 
 
-def _open_reader(inp: VideoInput, c: PreprocessConfig, exclude: set[str]) -> Any:
+def _decoder_options(c: PreprocessConfig) -> dict[str, Any]:
+    """How qwen opens videos: ``--decoders`` is the chain's order; qwen-vl-utils' decoders
+    read untagged video with FFmpeg's BT.601 whatever its height; a file FFmpeg cannot open
+    is not tried with other backends unless the user chose them."""
+    return {"priority": list(c.decoders), "threads": c.threads,
+            "options": {"untagged_matrix": "bt601"},
+            "try_all": tuple(c.decoders) != DEFAULT_DECODERS}
+
+
+def _open_reader(inp: VideoInput, c: PreprocessConfig) -> VideoReader:
     from vt.media.decode import open_video
 
-    order = [d for d in c.decoders if d not in exclude]
-    if not order:
-        raise InputError(f"every decoder failed on {inp.describe()}")
-    # qwen-vl-utils' decoders read untagged video with FFmpeg's BT.601 whatever its height;
-    # a file FFmpeg cannot open is not tried with other backends unless the user chose them
-    return open_video(inp.source, priority=order, threads=c.threads,
-                      options={"untagged_matrix": "bt601"},
-                      try_all=tuple(c.decoders) != DEFAULT_DECODERS)
+    assert inp.source is not None
+    return open_video(inp.source, **_decoder_options(c))
 
 
 def plan(video: Any, config: PreprocessConfig | None = None, **overrides: Any) -> VideoPlan:
@@ -450,7 +433,7 @@ def plan(video: Any, config: PreprocessConfig | None = None, **overrides: Any) -
     with _resolve(video, cfg) as inp:
         if inp.frames is not None:
             return plan_frame_list(inp.frames, r, inp.frames.load(0), inp.describe())
-        reader = _open_reader(inp, cfg, set())
+        reader = _open_reader(inp, cfg)
         try:
             return plan_video_reader(reader, r, inp.describe())
         finally:
@@ -498,7 +481,7 @@ def iter_frames(video: Any, config: PreprocessConfig | None = None, **overrides:
                 frame = first if i == 0 else inp.frames.load(i)
                 yield i, i / p.video_fps, conv.convert(resize(frame))
             return
-        reader = _open_reader(inp, cfg, set())
+        reader = _open_reader(inp, cfg)
         try:
             p = plan_video_reader(reader, r, inp.describe())
             resize = make_resizer(cfg.resize, p.resized_height, p.resized_width)
@@ -533,37 +516,25 @@ def _run_frames(inp: VideoInput, r: Resolved) -> ProcessedVideo:
 
 
 def _run_video(inp: VideoInput, r: Resolved) -> ProcessedVideo:
-    cfg = r.config
-    failed: set[str] = set()
-    first_error: Exception | None = None
-    while True:
-        t0 = time.perf_counter()
-        reader = _open_reader(inp, cfg, failed)
-        name = reader.decoder_name
+    """Plan and extract with the first decoder of ``--decoders`` that can; when one fails
+    while decoding, the next one starts over (the core's decoder fallback chain)."""
+    from vt.media.decode import with_fallback
+
+    assert inp.source is not None
+    t0 = time.perf_counter()  # plan time counts opening the reader
+
+    def run(reader: VideoReader) -> ProcessedVideo:
+        nonlocal t0
         try:
             p = plan_video_reader(reader, r, inp.describe())
-            t_plan = time.perf_counter() - t0
-            return _extract(inp, reader, p, r, t_plan)
-        except UsageError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any decoder failure: try the next one
-            if isinstance(exc, VtError) and not isinstance(exc, InputError):
-                raise
-            first_error = first_error or exc
-            failed.add(name)
-            remaining = [d for d in cfg.decoders if d not in failed]
-            log.warning("decoder %s failed on %s (%s)%s", name, inp.describe(),
-                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                        f"; trying {remaining[0]}" if remaining else "")
-            if not remaining:
-                message = str(first_error).splitlines()[0] if str(first_error) else \
-                    type(first_error).__name__
-                raise InputError(f"cannot decode {inp.describe()}: {message}") from None
+            return _extract(inp, reader, p, r, time.perf_counter() - t0)
         finally:
-            reader.close()
+            t0 = time.perf_counter()  # a retry's plan time starts here
+
+    return with_fallback(inp.source, run, describe=inp.describe(), **_decoder_options(r.config))
 
 
-def _extract(inp: VideoInput, reader: Any, p: VideoPlan, r: Resolved, t_plan: float
+def _extract(inp: VideoInput, reader: VideoReader, p: VideoPlan, r: Resolved, t_plan: float
              ) -> ProcessedVideo:
     cfg = r.config
     conv = FrameConverter(cfg, r.profile.image_mean, r.profile.image_std)
@@ -601,10 +572,13 @@ def _extract(inp: VideoInput, reader: Any, p: VideoPlan, r: Resolved, t_plan: fl
         positions.setdefault(index, []).append(pos)
     extract = process = 0.0
     done = 0
+    batches: Iterator[Any] = iter(())
     try:
         ta = time.perf_counter()
         batches = reader.frames_at(p.sampling.indices, batch_size=DECODE_BATCH)
-        for batch in (prefetch(batches) if cfg.threads != 1 else batches):
+        if cfg.threads != 1:  # decoding (which releases the GIL) overlaps the resizing
+            batches = prefetch(batches, 2, "vt-qwen-decode")
+        for batch in batches:
             tb = time.perf_counter()
             extract += tb - ta
             for image, index in zip(batch.images, batch.indices, strict=True):
@@ -626,6 +600,10 @@ def _extract(inp: VideoInput, reader: Any, p: VideoPlan, r: Resolved, t_plan: fl
         if writer is not None:
             writer.abort()
         raise
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # the decode thread stops before its reader is closed
     if done != n:
         if writer is not None:
             writer.abort()
@@ -638,52 +616,6 @@ def _extract(inp: VideoInput, reader: Any, p: VideoPlan, r: Resolved, t_plan: fl
     if memory_key is not None:
         _remember(memory_key, result)
     return result
-
-
-def prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """Run ``batches`` in a worker thread, ``depth`` items ahead: decoding (which releases the
-    GIL) overlaps the caller's resizing. Memory stays bounded by ``depth`` batches."""
-    import queue
-    import threading
-
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for item in batches:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(("end", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            q.put(("error", exc))
-
-    thread = threading.Thread(target=work, name="vt-qwen-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = q.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
 
 
 def _remember(key: str, result: ProcessedVideo) -> None:
