@@ -1,5 +1,5 @@
 """The core's shared helpers that plugins use instead of their own copies: the prefetch
-iterator (``vt.media.prefetch``) and atomic files and folders (``vt.media.output``)."""
+iterator (``vt.media.prefetch``) and atomic files and folders (``vt.atomic``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vt.errors import InputError, OutputError
-from vt.media.output import FRAMES_MARKER, atomic_file, atomic_folder
+from vt.atomic import FRAMES_MARKER, atomic_file, atomic_folder
 from vt.media.prefetch import prefetch
 from vt.tempfiles import owner_pid
 

@@ -181,7 +181,7 @@ def test_writers_use_vt_temp_names_and_clean_stale_ones(base, tmp_path, monkeypa
     proc.wait()  # a dead PID: what a killed run leaves behind
     stale = tmp_path / f".v.npz.vt-tmp-{proc.pid}-0123abcd"
     stale.write_bytes(b"half an output")
-    from vt.media import output
+    from vt import atomic
 
     renames = []
 
@@ -194,7 +194,7 @@ def test_writers_use_vt_temp_names_and_clean_stale_ones(base, tmp_path, monkeypa
 
     # the commit: a rename that never replaces (or, with --overwrite, one that does)
     monkeypatch.setattr(os, "replace", spying(os.replace))
-    monkeypatch.setattr(output, "rename_noreplace", spying(output.rename_noreplace))
+    monkeypatch.setattr(atomic, "rename_noreplace", spying(atomic.rename_noreplace))
     save(base, tmp_path / "v.npz")
     assert not stale.exists()
     ((src, dst),) = renames
@@ -203,7 +203,7 @@ def test_writers_use_vt_temp_names_and_clean_stale_ones(base, tmp_path, monkeypa
 
 
 def test_image_folders_appear_whole_and_replace_only_vt_folders(base, tmp_path):
-    from vt.media.output import FRAMES_MARKER
+    from vt.atomic import FRAMES_MARKER
 
     folder = save(base, tmp_path / "frames")
     assert (folder / FRAMES_MARKER).is_file()

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from vt.cachedirs import cache_dir
-from vt.media.output import atomic_file
+from vt.atomic import atomic_file
 from vt.tempfiles import clean_stale, owner_pid, pid_alive, size_of
 
 try:  # GB/s hashing; blake2b (several times slower) keeps keys sound without it

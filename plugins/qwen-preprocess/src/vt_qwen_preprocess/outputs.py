@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vt.errors import OutputError, UsageError
-from vt.media.output import FRAMES_MARKER, atomic_file, atomic_folder, is_vt_folder
+from vt.atomic import FRAMES_MARKER, atomic_file, atomic_folder, is_vt_folder
 from vt_qwen_preprocess.results import ProcessedVideo
 
 FORMATS = ("tensor", "numpy", "pil", "images", "base64", "openai", "hf", "metadata")
