@@ -239,3 +239,112 @@ def test_processing_starts_without_a_packet_scan(tmp_path: Path, name: str,
         assert scans == [1]  # counted on demand, once
         reader.native_timing()
         assert scans == [1]
+
+
+# -- keyframes ---------------------------------------------------------------------------------
+def _decoded_keyframes(path: Path) -> list[int]:
+    """Presentation indices of the frames the decoder itself flags as keyframes."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = sorted((f.pts, f.key_frame) for f in container.decode(video=0))
+    return [i for i, (_, key) in enumerate(frames) if key]
+
+
+@pytest.mark.parametrize("backend", ["pyav",
+                                     pytest.param("torchcodec", marks=needs_torchcodec),
+                                     pytest.param("decord", marks=needs_decord)])
+def test_keyframes_of_a_real_clip(host: PluginHost, bikes: Path, backend: str) -> None:
+    with open_video(bikes, decoder=backend) as reader:
+        keys = reader.keyframes()
+    assert keys == _decoded_keyframes(bikes) == [0, 30, 76, 137, 187, 242]
+
+
+def test_keyframes_follow_the_gop_in_presentation_order(host: PluginHost,
+                                                        tmp_path: Path) -> None:
+    # B-frames put packets out of presentation order; the indices must not follow them
+    path = make_video(tmp_path / "gop.mp4", frames=48,
+                      options={"g": "12", "bf": "2", "sc_threshold": "0"})
+    with open_video(path, decoder="pyav") as reader:
+        assert reader.keyframes() == [0, 12, 24, 36]
+        # the scan is shared with random access, which still finds every frame
+        assert [i for b in reader.frames_at([5, 30]) for i in b.indices] == [5, 30]
+        assert reader.keyframes() == [0, 12, 24, 36]
+
+
+def test_every_image_of_a_sequence_is_a_keyframe(tmp_path: Path) -> None:
+    import cv2
+
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.zeros((8, 10, 3), np.uint8))
+    with open_video(tmp_path) as reader:
+        assert reader.keyframes() == [0, 1, 2, 3]
+
+
+# -- the fallback chain when decoding fails -----------------------------------------------------
+class _CrashingReader:
+    """Opens like a decoder, then fails on the first frame (a backend's own crash)."""
+
+    decoder_name = "crashing"
+
+    def __init__(self, source: Source, closed: list[str], **_: object) -> None:
+        self.source = source
+        self.closed = closed
+
+    def frames_at(self, indices, **_: object):
+        raise RuntimeError("simulated decoder crash\nsecond line")
+
+    def close(self) -> None:
+        self.closed.append(self.decoder_name)
+
+
+@pytest.fixture
+def crashing(host: PluginHost) -> list[str]:
+    """Registers the ``crashing`` decoder first in the default order; returns the names of
+    the readers closed so far."""
+    closed: list[str] = []
+
+    @hookimpl
+    def register_decoders(register):
+        register(DecoderInfo("crashing", open=lambda source, **kw: _CrashingReader(
+            source, closed, **kw), priority=1))
+
+    host.register(type("P", (), {"register_decoders": staticmethod(register_decoders)}),
+                  "crashingplugin")
+    return closed
+
+
+def _first_frame(reader) -> tuple[str, list[int]]:
+    return reader.decoder_name, next(iter(reader.frames_at([7]))).indices
+
+
+def test_with_fallback_moves_to_the_next_decoder_when_decoding_fails(
+        crashing: list[str], carphone: Path, caplog, monkeypatch) -> None:
+    import logging
+
+    from vt.media.decode import with_fallback
+
+    monkeypatch.setattr(logging.getLogger("vt"), "propagate", True)
+    with caplog.at_level(logging.WARNING, logger="vt"):
+        assert with_fallback(carphone, _first_frame, describe="my clip") == ("pyav", [7])
+    assert crashing == ["crashing"]  # the failed reader was closed before the next opened
+    assert "decoder crashing failed on my clip (simulated decoder crash); trying pyav" \
+        in caplog.text
+
+
+def test_with_fallback_reports_the_first_failure_when_every_decoder_fails(
+        crashing: list[str], carphone: Path) -> None:
+    from vt.media.decode import with_fallback
+
+    with pytest.raises(InputError, match=r"^cannot decode .*carphone.*: simulated decoder "
+                                         r"crash$"):
+        with_fallback(carphone, _first_frame, priority=["crashing"])
+    calls: list[str] = []
+
+    def refuse(reader) -> None:
+        calls.append(reader.decoder_name)
+        raise UsageError("bad request")  # the caller's error: no other decoder is tried
+
+    with pytest.raises(UsageError, match="bad request"):
+        with_fallback(carphone, refuse, priority=["pyav", "crashing"])
+    assert calls == ["pyav"]

@@ -5,11 +5,9 @@ Every download goes to a local HTTP server on 127.0.0.1; nothing leaves the mach
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,45 +23,30 @@ from vt.errors import (
     DownloadTooLargeError,
     UsageError,
 )
+from vt.testing import FileHandler, serve_http
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(FileHandler):
     files: dict[str, bytes] = {}
     requests: list[str] = []
     ftp_port = 0
 
-    def do_GET(self) -> None:  # noqa: N802
-        self.requests.append(self.path)
-        if self.path == "/to-ftp":
-            return self._redirect(f"ftp://127.0.0.1:{self.ftp_port}/x")
-        if self.path == "/to-file":
-            return self._redirect("file:///etc/passwd")
-        if self.path.startswith("/hop/"):  # an endless chain of distinct URLs
-            return self._redirect(f"/hop/{int(self.path[5:]) + 1}")
-        if self.path == "/to-data":
-            return self._redirect("/data")
-        if self.path == "/nolength":
+    def route(self, path: str) -> bool:
+        if path == "/to-ftp":
+            self.redirect(f"ftp://127.0.0.1:{self.ftp_port}/x")
+        elif path == "/to-file":
+            self.redirect("file:///etc/passwd")
+        elif path.startswith("/hop/"):  # an endless chain of distinct URLs
+            self.redirect(f"/hop/{int(path[5:]) + 1}")
+        elif path == "/to-data":
+            self.redirect("/data")
+        elif path == "/nolength":
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"z" * 5000)
-            return
-        data = self.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _redirect(self, location: str) -> None:
-        self.send_response(302)
-        self.send_header("Location", location)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+        else:
+            return False
+        return True
 
 
 PAYLOAD = b"vt download test payload " * 40
@@ -72,12 +55,8 @@ PAYLOAD = b"vt download test payload " * 40
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     _Handler.files = {"/data": PAYLOAD}
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(_Handler) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

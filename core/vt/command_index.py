@@ -93,17 +93,16 @@ def save(entries: list[IndexEntry], editable: list[str]) -> None:
     path = _index_path()
     if path is None:
         return
-    from vt.tempfiles import temp_path
+    from vt.atomic import atomic_file
 
     data = {"fingerprint": fingerprint(editable), "editable": editable,
             "commands": [asdict(e) for e in entries]}
-    tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        with atomic_file(path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(data))
     except OSError:
-        tmp.unlink(missing_ok=True)
+        pass
 
 
 def editable_projects(distributions: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from vt import __version__
+from vt.atomic import atomic_file
 from vt.errors import (
     ChecksumMismatchError,
     DownloadError,
@@ -29,7 +30,7 @@ from vt.errors import (
     DownloadTimeoutError,
     DownloadTooLargeError,
 )
-from vt.tempfiles import clean_stale, temp_path
+from vt.tempfiles import clean_stale
 
 SCHEMES = ("http", "https")
 STALL_TIMEOUT = 60.0  # no single connect or read waits longer than this
@@ -168,7 +169,6 @@ def download(url: str, dest: str | os.PathLike[str], *, max_bytes: int, timeout:
     clean_stale(dest.parent)  # leftovers of killed downloads into this folder
     deadline = time.monotonic() + timeout
     digest = hashlib.sha256()
-    tmp = temp_path(dest)
     with _open(url, timeout, max_redirects) as response:
         length = response.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > max_bytes:
@@ -176,19 +176,18 @@ def download(url: str, dest: str | os.PathLike[str], *, max_bytes: int, timeout:
                 f"download too large: {int(length)} bytes > limit {max_bytes} ({url})"
             )
         try:
-            with open(tmp, "wb") as out:
-                total = _stream(response, out, url=url, max_bytes=max_bytes, timeout=timeout,
-                                deadline=deadline, update=digest.update)
-            if total == 0:
-                raise DownloadError(f"download is empty: {url}")
-            if sha256 and digest.hexdigest() != sha256.lower():
-                raise ChecksumMismatchError(
-                    f"download of {url} failed verification: sha256 {digest.hexdigest()}, "
-                    f"expected {sha256.lower()}; nothing was saved"
-                )
-            os.replace(tmp, dest)
-        except OSError as exc:  # opening or renaming the file
+            # replaces an older copy (a refreshed model); nothing is kept unless verified
+            with atomic_file(dest, overwrite=True) as tmp:
+                with open(tmp, "wb") as out:
+                    total = _stream(response, out, url=url, max_bytes=max_bytes,
+                                    timeout=timeout, deadline=deadline, update=digest.update)
+                if total == 0:
+                    raise DownloadError(f"download is empty: {url}")
+                if sha256 and digest.hexdigest() != sha256.lower():
+                    raise ChecksumMismatchError(
+                        f"download of {url} failed verification: sha256 {digest.hexdigest()}, "
+                        f"expected {sha256.lower()}; nothing was saved"
+                    )
+        except OSError as exc:  # creating, writing or renaming the file
             raise DownloadError(f"cannot write {dest}: {exc.strerror or exc}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
     return dest

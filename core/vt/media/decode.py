@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import av
 import numpy as np
 
-from vt.errors import InputError, UnreadableInputError, UsageError
+from vt.errors import InputError, UnreadableInputError, UsageError, VtError
 from vt.media.color import ColorTags, resolve_colors
 from vt.media.frames import PIXEL_DTYPES, FrameBatch
 from vt.media.info import MediaInfo
@@ -19,6 +20,7 @@ from vt.media.source import Source
 from vt.registry import DecoderInfo
 
 log = logging.getLogger("vt")
+T = TypeVar("T")
 
 
 class VideoReader:
@@ -67,6 +69,23 @@ class VideoReader:
     def reopen_full(self) -> VideoReader:
         raise NotImplementedError
 
+    def keyframes(self) -> list[int]:
+        """Source indices (presentation order, whole video) of the keyframes, read from
+        packet flags without decoding. Every built-in backend reads FFmpeg-readable files, so
+        the default scans them with PyAV; a source PyAV cannot demux is an ``InputError``."""
+        from vt.media.info import open_container, scan_packets
+
+        if self.source.kind == "frames":
+            raise InputError(f"the {self.decoder_name} decoder cannot list the keyframes of "
+                             f"{self.source.describe()}")
+        try:
+            with open_container(self.source) as container:
+                vs = container.streams[self.info.video.index]
+                return keyframe_indices(*scan_packets(container, vs))
+        except av.error.FFmpegError as exc:
+            raise InputError(f"cannot read keyframes of {self.source.describe()}: {exc}"
+                             ) from None
+
     def native_timing(self) -> tuple[int | None, float | None]:
         """(frame count, average fps) as this backend reports them. Samplers that must match
         a reference tool use the backend's own numbers, which can differ in the last digits."""
@@ -103,6 +122,13 @@ def resize_rgb(
     return cv2.resize(image, tuple(int(v) for v in size), interpolation=flags[interpolation])
 
 
+def keyframe_indices(pts: Sequence[int | None], key_pts: Sequence[int]) -> list[int]:
+    """Presentation-order indices of ``key_pts`` among the packet timestamps ``pts``
+    (packets without a timestamp are left out)."""
+    order = {p: i for i, p in enumerate(sorted(p for p in pts if p is not None))}
+    return sorted(order[p] for p in key_pts if p in order)
+
+
 def check_pixel_format(pixel_format: str) -> None:
     if pixel_format not in PIXEL_DTYPES:
         raise UsageError(
@@ -133,28 +159,35 @@ def open_video(
 ) -> VideoReader:
     """Open ``source`` with ``decoder``, or with the first decoder of the chain that can.
 
-    The chain is the registered decoders ordered by ``priority`` (names; default
-    ``VT_DECODER_PRIORITY`` or each decoder's own priority), with the ``choose_decoder`` hook's
-    pick first. A decoder that is missing or fails on this source passes to the next, except
-    when FFmpeg cannot open the container at all: then the others (FFmpeg-based too, and far
-    heavier to start) are tried only with ``try_all`` — by default, when the user set
-    ``VT_DECODER_PRIORITY``. ``options`` go to the decoder (``error_policy``;
-    ``untagged_matrix`` for the PyAV decoder).
+    The chain (``decoder_chain``) is the registered decoders ordered by ``priority`` (names;
+    default ``VT_DECODER_PRIORITY`` or each decoder's own priority), with the
+    ``choose_decoder`` hook's pick first. A decoder that is missing or fails on this source
+    passes to the next, except when FFmpeg cannot open the container at all: then the others
+    (FFmpeg-based too, and far heavier to start) are tried only with ``try_all`` — by default,
+    when the user set ``VT_DECODER_PRIORITY``. ``options`` go to the decoder
+    (``error_policy``; ``untagged_matrix`` for the PyAV decoder).
     """
     from vt.plugins import get_host
 
     src = source if isinstance(source, Source) else Source.parse(source)
-    host = get_host()
     kwargs = {"threads": threads, **(options or {})}
     if decoder:
-        info = host.decoders.get(decoder)
+        info = get_host().decoders.get(decoder)
         if src.kind not in info.sources:
             raise UsageError(f"decoder {info.name!r} cannot read {src.kind} sources")
         reason = info.available()
         if reason:
             raise UsageError(f"decoder {info.name!r} is not available: {reason}")
         return info.open(src, **kwargs)
-    candidates = [info for info in host.decoders.items() if src.kind in info.sources]
+    return _open_first(src, decoder_chain(src, priority), kwargs, try_all)[1]
+
+
+def decoder_chain(source: Source, priority: Sequence[str] | None = None) -> list[DecoderInfo]:
+    """The decoders that read ``source``'s kind, in the order ``open_video`` tries them."""
+    from vt.plugins import get_host
+
+    host = get_host()
+    candidates = [info for info in host.decoders.items() if source.kind in info.sources]
     order = decoder_priority(priority)
     if order:
         rank = {name: i for i, name in enumerate(order)}
@@ -163,10 +196,15 @@ def open_video(
     else:
         candidates.sort(key=lambda c: (c.priority, c.name))
     if not candidates:
-        raise UsageError(f"no decoder can read {src.kind} sources (priority: {order})")
-    first = host.call_first("choose_decoder", source=src, candidates=candidates)
+        raise UsageError(f"no decoder can read {source.kind} sources (priority: {order})")
+    first = host.call_first("choose_decoder", source=source, candidates=candidates)
     chain: list[DecoderInfo] = [first] if first else []
-    chain += [c for c in candidates if c is not first]
+    return chain + [c for c in candidates if c is not first]
+
+
+def _open_first(src: Source, chain: Sequence[DecoderInfo], kwargs: dict[str, Any],
+                try_all: bool | None) -> tuple[DecoderInfo, VideoReader]:
+    """The first decoder in ``chain`` that is available and opens ``src``, and its reader."""
     errors: list[str] = []
     first_error: InputError | None = None
     for info in chain:
@@ -188,11 +226,61 @@ def open_video(
         if errors:
             log.warning("decoded %s with %s after %s failed", src.describe(), info.name,
                         ", ".join(errors))
-        return reader
+        return info, reader
     if first_error is None:
         raise InputError(f"no decoder available for {src.describe()}")
     also = f" (also tried: {', '.join(errors[1:])})" if len(errors) > 1 else ""
     raise InputError(f"{first_error}{also}")
+
+
+def with_fallback(
+    source: Source | str | os.PathLike[str] | bytes,
+    work: Callable[[VideoReader], T],
+    *,
+    priority: Sequence[str] | None = None,
+    threads: int = 0,
+    options: dict[str, Any] | None = None,
+    try_all: bool | None = None,
+    describe: str | None = None,
+) -> T:
+    """``work(reader)`` with the first decoder of the chain that opens ``source``; when it
+    fails while decoding, again with the next decoder of the chain, and so on.
+
+    Opening falls back as in ``open_video``. A decoding failure is an ``InputError`` or any
+    exception that is not vt's own (a backend's crash); other ``VtError``s (usage, output)
+    are the caller's and pass through. Each failure is a warning naming the next decoder;
+    when none is left, an ``InputError`` with the first failure's reason. ``describe`` names
+    the input in those messages (default: the source's own description). Each reader is
+    closed when its ``work`` ends.
+    """
+    src = source if isinstance(source, Source) else Source.parse(source)
+    what = describe or src.describe()
+    kwargs = {"threads": threads, **(options or {})}
+    chain = decoder_chain(src, priority)
+    failed: set[str] = set()
+    first_error: Exception | None = None
+    while True:
+        info, reader = _open_first(src, [c for c in chain if c.name not in failed], kwargs,
+                                   try_all)
+        try:
+            return work(reader)
+        except Exception as exc:  # noqa: BLE001 - a backend's failure: try the next decoder
+            if isinstance(exc, VtError) and not isinstance(exc, InputError):
+                raise
+            first_error = first_error or exc
+            failed.add(info.name)
+            remaining = [c.name for c in chain if c.name not in failed]
+            log.warning("decoder %s failed on %s (%s)%s", reader.decoder_name, what,
+                        _first_line(exc),
+                        f"; trying {remaining[0]}" if remaining else "")
+            if not remaining:
+                raise InputError(f"cannot decode {what}: {_first_line(first_error)}") from None
+        finally:
+            reader.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def source_path(source: Source) -> str | Path | bytes:

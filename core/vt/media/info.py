@@ -298,6 +298,23 @@ def count_packets(container: av.container.InputContainer, vs: Any
     return (count or None), vfr
 
 
+def scan_packets(container: av.container.InputContainer, vs: Any
+                 ) -> tuple[list[int | None], list[int]]:
+    """PTS of every video packet (None where a packet has none) and of the keyframe packets,
+    in demux order, from the start of the stream, without decoding. FFmpeg errors propagate:
+    callers decide whether a partial scan is usable."""
+    pts: list[int | None] = []
+    key_pts: list[int] = []
+    rewind(container, vs)
+    for packet in container.demux(vs):
+        if packet.size == 0:  # the final empty packet only drains the decoder
+            continue
+        pts.append(packet.pts)
+        if packet.is_keyframe and packet.pts is not None:
+            key_pts.append(packet.pts)
+    return pts, key_pts
+
+
 def probe(source: Source | str | bytes, *, count_frames: bool = True) -> MediaInfo:
     """Metadata of a video file or byte stream (image sequences: see ``frames_info``)."""
     src = source if isinstance(source, Source) else Source.parse(source)

@@ -1,35 +1,28 @@
-"""Output targets and atomic writes: nothing appears under the final name until complete.
-
-What vt promises about outputs (README, "Guarantees"):
-- a file or frame folder is written under a temporary name beside the target and renamed
-  into place only when complete; on an error, Ctrl-C, SIGTERM or SIGHUP the temporary is
-  removed and the target left as it was;
-- without ``--overwrite`` the final rename fails if the target appeared meanwhile (two jobs
-  writing one path never both "succeed");
-- a frame folder is only ever replaced if vt made it (it holds a ``.vt-frames`` marker), and
-  never when it is the working folder or holds the input; replacing it replaces all of it;
-- new files and folders follow the umask; a replaced file keeps its mode.
+"""Output targets: what a path names (a container file or an image sequence), the checks
+before anything is decoded, and ``atomic_output``, which writes a target through
+``vt.atomic`` (nothing appears under the final name until complete; see the guarantees
+there). A frame folder is never the working folder nor one that holds the input.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import os
-import shutil
-import signal
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# FRAMES_MARKER, is_vt_folder and rename_noreplace are imported from here by callers too
+from vt.atomic import (  # noqa: F401
+    FRAMES_MARKER,
+    AtomicWrite,
+    atomic_file,
+    atomic_folder,
+    is_vt_folder,
+    rename_noreplace,
+)
 from vt.errors import OutputError, UsageError
 from vt.media.source import IMAGE_EXTENSIONS, Source
 from vt.registry import OutputTarget
-from vt.tempfiles import clean_stale, temp_path
-
-#: the file inside every frame folder vt writes: only such folders may be replaced
-FRAMES_MARKER = ".vt-frames"
 
 
 def resolve_target(output: str | os.PathLike[str]) -> OutputTarget:
@@ -49,10 +42,6 @@ def resolve_target(output: str | os.PathLike[str]) -> OutputTarget:
 def final_path(target: OutputTarget) -> Path:
     """The path that must not exist before, and appears after: the file or the folder."""
     return target.path.parent if target.kind == "images" else target.path
-
-
-def is_vt_folder(folder: Path) -> bool:
-    return (folder / FRAMES_MARKER).is_file()
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -109,135 +98,9 @@ def atomic_output(target: OutputTarget, overwrite: bool = False) -> Iterator[Out
     a killed run are removed by the next run writing to the same folder.
     """
     final = final_path(target)
-    clean_stale(final.parent)
     if target.kind == "images":
-        tmp_final = temp_path(final)
-        tmp_final.mkdir()  # mode 0777 minus the umask
-        (tmp_final / FRAMES_MARKER).write_text("frames written by vt\n")
-        tmp = OutputTarget(tmp_final / target.path.name, "images")
+        with atomic_folder(final, overwrite=overwrite) as folder:
+            yield OutputTarget(folder / target.path.name, "images")
     else:
-        tmp_final = temp_path(final, final.suffix)
-        os.close(os.open(tmp_final, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        if overwrite and final.is_file():  # -y keeps the replaced file's mode
-            os.chmod(tmp_final, stat.S_IMODE(final.stat().st_mode))
-        tmp = OutputTarget(tmp_final, "container")
-    previous = _raise_on_termination()
-    try:
-        yield tmp
-        if target.kind == "images":
-            _commit_folder(tmp_final, final, overwrite)
-        else:
-            _commit_file(tmp_final, final, overwrite)
-    except BaseException:
-        if tmp_final.is_dir():
-            shutil.rmtree(tmp_final, ignore_errors=True)
-        else:
-            tmp_final.unlink(missing_ok=True)
-        raise
-    finally:
-        _restore_handlers(previous)
-
-
-def _appeared(final: Path) -> OutputError:
-    return OutputError(f"output {final} appeared while vt was writing it (another job?): not "
-                       "replaced; use --overwrite to replace it")
-
-
-def _commit_file(tmp: Path, final: Path, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(tmp, final)
-        return
-    try:
-        rename_noreplace(tmp, final)
-    except FileExistsError:
-        raise _appeared(final) from None
-
-
-def _commit_folder(tmp: Path, final: Path, overwrite: bool) -> None:
-    aside: Path | None = None
-    if final.is_dir() and not final.is_symlink():
-        if not any(final.iterdir()):
-            final.rmdir()  # empty: nothing to keep
-        elif overwrite and is_vt_folder(final):
-            aside = temp_path(final)
-            os.rename(final, aside)
-        else:
-            raise _appeared(final)
-    try:
-        rename_noreplace(tmp, final)
-    except FileExistsError:
-        if aside is not None:
-            os.rename(aside, final)
-        raise _appeared(final) from None
-    except BaseException:
-        if aside is not None:
-            os.rename(aside, final)
-        raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)  # the previous run's frames, marked as vt's
-
-
-_RENAME_NOREPLACE = 1
-_AT_FDCWD = -100
-
-
-def _renameat2() -> object | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.renameat2
-    except (OSError, AttributeError):
-        return None
-
-
-def rename_noreplace(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst``; ``FileExistsError`` if ``dst`` exists, atomically where the
-    system allows it (``renameat2(RENAME_NOREPLACE)``, else a hard link for files)."""
-    fn = _renameat2()
-    if fn is not None:
-        rc = fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
-        if rc == 0:
-            return
-        err = ctypes.get_errno()
-        if err == errno.EEXIST or err == errno.ENOTEMPTY:
-            raise FileExistsError(errno.EEXIST, "exists", str(dst))
-        if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-            raise OSError(err, os.strerror(err), str(dst))
-    if src.is_dir():  # no atomic way left: the window is a stat and a rename
-        if os.path.lexists(dst):
-            raise FileExistsError(errno.EEXIST, "exists", str(dst))
-        os.rename(src, dst)
-        return
-    os.link(src, dst)  # fails if dst exists
-    os.unlink(src)
-
-
-_TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
-                             if hasattr(signal, name))
-
-
-def _raise_on_termination() -> dict[int, object] | None:
-    """Turn SIGTERM and SIGHUP (a closed terminal, a dropped ssh) into KeyboardInterrupt so
-    cleanup runs. Signals the user set to be ignored (nohup) stay ignored. Main thread only."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous: dict[int, object] = {}
-    try:
-        for sig in _TERMINATION_SIGNALS:
-            current = signal.getsignal(sig)
-            if current is signal.SIG_IGN:
-                continue
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread
-        _restore_handlers(previous)
-        return None
-    return previous
-
-
-def _restore_handlers(previous: dict[int, object] | None) -> None:
-    for sig, handler in (previous or {}).items():
-        try:
-            signal.signal(sig, handler)  # type: ignore[arg-type]
-        except ValueError:  # pragma: no cover
-            pass
+        with atomic_file(final, overwrite=overwrite, suffix=final.suffix) as tmp:
+            yield OutputTarget(tmp, "container")

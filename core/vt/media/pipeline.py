@@ -27,6 +27,7 @@ from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.info import MAX_DIMENSION
 from vt.media.output import atomic_output, check_output, resolve_target
+from vt.media.prefetch import prefetch
 from vt.media.processing import FrameProcessor, ProcessorChain
 from vt.media.source import Source
 from vt.registry import EncoderInfo, OutputTarget
@@ -78,49 +79,6 @@ class PipelineReport:
         from dataclasses import asdict
 
         return asdict(self)
-
-
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-def _producer(items: Iterable[Any], out: queue.Queue, stop: threading.Event) -> None:
-    try:
-        for item in items:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
-                return
-        out.put(_END)
-    except BaseException as exc:  # surfaced in the consumer thread
-        out.put(_Failure(exc))
-
-
-def _drain(q: queue.Queue) -> Iterator[Any]:
-    while True:
-        item = q.get()
-        if item is _END:
-            return
-        if isinstance(item, _Failure):
-            raise item.exc
-        yield item
-
-
-def _in_thread(items: Iterable[Any], size: int, stop: threading.Event,
-               name: str) -> Iterator[Any]:
-    q: queue.Queue = queue.Queue(maxsize=max(size, 1))
-    thread = threading.Thread(target=_producer, args=(items, q, stop), name=name, daemon=True)
-    thread.start()
-    try:
-        yield from _drain(q)
-    finally:
-        stop.set()
-        thread.join(timeout=5)
 
 
 def _prepare_output(target: OutputTarget, source: Source | None, config: EncoderConfig,
@@ -385,28 +343,26 @@ def _run(
     progress: ProgressCallback | None,
     total: int | None,
 ) -> None:
-    stop = threading.Event()
     tb: Fraction = reader.info.video.time_base
     seen_in, seen_out = _Tally(), _Tally()
 
     if chain.native and isinstance(reader, PyAVReader):
         # no processor needs RGB: decoded frames go to the encoder in their own format
-        frames = _in_thread((f for _, f in reader.av_frames()), options.queue_size, stop,
-                            "vt-decode")
+        frames = prefetch((f for _, f in reader.av_frames()), options.queue_size, "vt-decode")
 
         def processed() -> Iterator[Any]:
             for frame in frames:
                 seen_in.add([frame.pts], tb)
                 yield from chain.process_frame(frame)
     else:
-        decoded = _in_thread(
+        frames = prefetch(
             reader.frames(pixel_format=pixel_format,
                           batch_size=options.batch_size or chain.batch_size),
-            options.queue_size, stop, "vt-decode",
+            options.queue_size, "vt-decode",
         )
 
         def processed() -> Iterator[Any]:
-            for batch in decoded:
+            for batch in frames:
                 seen_in.add(batch.pts, batch.time_base)
                 yield from chain.feed(batch)
             yield from chain.flush()
@@ -414,7 +370,7 @@ def _run(
     try:
         _encode(processed(), writer, seen_out, tb, progress, total, options.queue_size)
     finally:
-        stop.set()
+        frames.close()  # stops the decode thread now, not when the generator is collected
     if seen_in.count == 0:
         raise UsageError(f"no frames selected from {reader.source.describe()}"
                          f"{_span(reader.source, reader.info.duration)}: nothing written")

@@ -4,12 +4,10 @@ frame lists and folders; and the one-line errors for bad ones."""
 from __future__ import annotations
 
 import base64
-import http.server
 import io
 import os
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -20,32 +18,26 @@ from typer.testing import CliRunner
 from vt.cachedirs import cache_dir
 from vt.cli import create_app
 from vt.errors import InputError
+from vt.testing import FileHandler, sample_clip, serve_http
 from vt_qwen_preprocess import plan, preprocess
 from vt_qwen_preprocess.inputs import resolve_input
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(FileHandler):
     files: dict[str, bytes] = {}
     requests: list[str] = []
     ftp_port = 0
 
-    def _redirect(self, location):
-        self.send_response(302)
-        self.send_header("Location", location)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self):  # noqa: N802
-        self.requests.append(self.path)
-        if self.path == "/to-ftp.mp4":
-            return self._redirect(f"ftp://127.0.0.1:{self.ftp_port}/x")
-        if self.path == "/loop.mp4":
-            return self._redirect("/loop.mp4")
-        if self.path.startswith("/hop/"):  # an endless chain of distinct URLs
-            return self._redirect(f"/hop/{int(self.path[5:]) + 1}")
-        if self.path == "/to-bikes.mp4":
-            return self._redirect("/bikes.mp4")
-        if self.path == "/slow.mp4":
+    def route(self, path: str) -> bool:
+        if path == "/to-ftp.mp4":
+            self.redirect(f"ftp://127.0.0.1:{self.ftp_port}/x")
+        elif path == "/loop.mp4":
+            self.redirect("/loop.mp4")
+        elif path.startswith("/hop/"):  # an endless chain of distinct URLs
+            self.redirect(f"/hop/{int(path[5:]) + 1}")
+        elif path == "/to-bikes.mp4":
+            self.redirect("/bikes.mp4")
+        elif path == "/slow.mp4":
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
             self.end_headers()
@@ -56,8 +48,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     time.sleep(0.2)
             except (BrokenPipeError, ConnectionResetError):
                 pass
-            return
-        if self.path == "/nolength.mp4":  # size cap must hold without Content-Length
+        elif path == "/nolength.mp4":  # size cap must hold without Content-Length
             self.send_response(200)
             self.end_headers()
             try:
@@ -65,31 +56,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(b"y" * 10000)
             except (BrokenPipeError, ConnectionResetError):
                 pass
-            return
-        data = self.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        else:
+            return False
+        return True
 
 
 @pytest.fixture(scope="module")
 def server(request):
-    from vt.testing import sample_clip
-
     _Handler.files = {"/bikes.mp4": sample_clip("bikes").read_bytes()}
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serve_http(_Handler) as url:
+        yield url
 
 
 def test_local_path_and_file_url_agree(bikes):

@@ -181,16 +181,39 @@ def test_writers_use_vt_temp_names_and_clean_stale_ones(base, tmp_path, monkeypa
     proc.wait()  # a dead PID: what a killed run leaves behind
     stale = tmp_path / f".v.npz.vt-tmp-{proc.pid}-0123abcd"
     stale.write_bytes(b"half an output")
+    from vt import atomic
+
     renames = []
-    real_replace = os.replace
 
-    def spy(src, dst):
-        renames.append((src, dst))
-        real_replace(src, dst)
+    def spying(rename):
+        def spy(src, dst):
+            renames.append((src, dst))
+            rename(src, dst)
 
-    monkeypatch.setattr(os, "replace", spy)
+        return spy
+
+    # the commit: a rename that never replaces (or, with --overwrite, one that does)
+    monkeypatch.setattr(os, "replace", spying(os.replace))
+    monkeypatch.setattr(atomic, "rename_noreplace", spying(atomic.rename_noreplace))
     save(base, tmp_path / "v.npz")
     assert not stale.exists()
     ((src, dst),) = renames
     assert dst == tmp_path / "v.npz" and owner_pid(src) == os.getpid()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npz"]
+
+
+def test_image_folders_appear_whole_and_replace_only_vt_folders(base, tmp_path):
+    from vt.atomic import FRAMES_MARKER
+
+    folder = save(base, tmp_path / "frames")
+    assert (folder / FRAMES_MARKER).is_file()
+    (folder / "frame_000009.png").write_bytes(b"from an older run")
+    save(base, folder, overwrite=True)  # replaced whole: no stale frame survives
+    assert len(list(folder.glob("frame_*.png"))) == 4
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("user data")
+    with pytest.raises(OutputError, match="not written by vt"):
+        save(base, theirs, overwrite=True)
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "theirs"]

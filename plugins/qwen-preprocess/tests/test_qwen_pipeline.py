@@ -1,5 +1,5 @@
-"""Pipeline behaviour: decoder fallback, bounded memory (only sampled frames, small batches,
-bounded prefetch), and errors from the decode thread."""
+"""Pipeline behaviour: decoder fallback, bounded memory (only sampled frames, small batches),
+and a decode thread that ends with the run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from vt.errors import InputError
 from qwen_test_helpers import needs_decoder
 from vt_qwen_preprocess import preprocess
-from vt_qwen_preprocess.pipeline import prefetch
 
 
 @needs_decoder("torchcodec")
@@ -45,38 +44,32 @@ def test_only_sampled_frames_are_requested_in_small_batches(bikes, monkeypatch):
     assert indices == result.plan.indices and batch_size <= 4
 
 
-def test_prefetch_is_bounded_and_forwards_errors():
-    produced = []
-
-    def source():
-        for i in range(50):
-            produced.append(i)
-            yield i
-
-    seen = []
-    for item in prefetch(source(), depth=2):
-        seen.append(item)
-        assert len(produced) - len(seen) <= 3  # queue depth + the item in hand
-    assert seen == list(range(50))
-
-    def failing():
-        yield 1
-        raise InputError("broken stream")
-
-    with pytest.raises(InputError, match="broken stream"):
-        list(prefetch(failing()))
-
-
-def test_prefetch_stops_its_thread_when_abandoned():
+def _decode_threads() -> list[str]:
     import threading
 
-    def endless():
-        i = 0
-        while True:
-            yield i
-            i += 1
+    return [t.name for t in threading.enumerate() if t.name == "vt-qwen-decode" and t.is_alive()]
 
-    gen = prefetch(endless(), depth=2)
-    assert next(gen) == 0
-    gen.close()
-    assert not any(t.name == "vt-qwen-decode" and t.is_alive() for t in threading.enumerate())
+
+def test_the_decode_thread_ends_with_the_run(bikes, monkeypatch):
+    # the prefetch itself is the core's (tests/test_media_helpers.py); here: qwen stops it
+    from vt_qwen_preprocess import pipeline
+
+    preprocess(bikes, nframes=8, cache=False, decoders=("pyav",))
+    assert _decode_threads() == []
+    real = pipeline.make_resizer
+
+    def failing_resizer(*args):
+        resize, calls = real(*args), []
+
+        def resize_or_fail(frame):
+            calls.append(1)
+            if len(calls) == 3:
+                raise InputError("resize failed mid-stream")
+            return resize(frame)
+
+        return resize_or_fail
+
+    monkeypatch.setattr(pipeline, "make_resizer", failing_resizer)
+    with pytest.raises(InputError, match="resize failed mid-stream"):
+        preprocess(bikes, nframes=8, cache=False, decoders=("pyav",))
+    assert _decode_threads() == []

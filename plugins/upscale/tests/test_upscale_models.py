@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,40 +14,24 @@ from vt.download import download
 from vt.errors import DownloadError, ModelUnavailableError, UsageError
 from vt_upscale import models
 from vt.models import resolve_model as resolve
+from vt.testing import FileHandler, serve_http
 from vt_upscale.models import BY_NAME, default_model, fetch, locate
 
 
-class _Release(http.server.BaseHTTPRequestHandler):
+class _Release(FileHandler):
     """Serves ``files`` by path on 127.0.0.1 and records every request."""
 
     files: dict[str, bytes] = {}
     requests: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.requests.append(self.path)
-        data = self.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def release_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A local release host; downloads are allowed (the conftest forbids them otherwise)."""
     _Release.files, _Release.requests = {}, []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Release)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     monkeypatch.setattr(models, "download", download)
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(_Release) as url:
+        yield url
 
 
 def test_cache_dir_honours_vt_model_cache_then_xdg(monkeypatch: pytest.MonkeyPatch,

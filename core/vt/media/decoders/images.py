@@ -69,6 +69,10 @@ class ImageSequenceReader(VideoReader):
 
         return ImageSequenceReader(replace(self.source, start=None, end=None))
 
+    def keyframes(self) -> list[int]:
+        """Every image stands alone: each one is a keyframe."""
+        return list(range(len(self.source.paths)))
+
     def frames(
         self,
         *,

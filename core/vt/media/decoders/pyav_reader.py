@@ -12,7 +12,7 @@ import av
 import numpy as np
 
 from vt.errors import InputError
-from vt.media.decode import VideoReader, check_pixel_format, to_time_base
+from vt.media.decode import VideoReader, check_pixel_format, keyframe_indices, to_time_base
 from vt.media.frames import FrameBatch
 from vt.media.info import (
     count_packets,
@@ -21,6 +21,7 @@ from vt.media.info import (
     peek_first_frame,
     probe_container,
     rewind,
+    scan_packets,
 )
 from vt.media.source import Source
 from vt.media.swscale import reformat
@@ -60,6 +61,7 @@ class PyAVReader(VideoReader):
         self.stream = self.container.streams[self.info.video.index]
         #: packets the decoder rejected (corrupt data); the pipeline reports them
         self.decode_errors = 0
+        self._scan: tuple[list[int | None], list[int]] | None = None  # see _packets
         #: the matrix every YUV->RGB conversion uses (the source's, or the player rule's)
         self.sws_colorspace = self.colors.sws_colorspace
 
@@ -231,24 +233,30 @@ class PyAVReader(VideoReader):
         yield from self._sparse(wanted, all_pts, key_pts, size, pixel_format, interpolation,
                                 batch_size)
 
+    def _packets(self) -> tuple[list[int | None], list[int]]:
+        """The demux-only packet scan, done once per reader: random access and the keyframe
+        list both read it (FFmpeg errors propagate and nothing is kept)."""
+        if self._scan is None:
+            self._scan = scan_packets(self.container, self.stream)
+        return self._scan
+
+    def keyframes(self) -> list[int]:
+        try:
+            pts, key_pts = self._packets()
+        except av.error.FFmpegError as exc:
+            raise InputError(f"cannot read keyframes of {self.source.describe()}: {exc}"
+                             ) from None
+        return keyframe_indices(pts, key_pts)
+
     def _timeline(self) -> tuple[list[int], list[int]] | None:
         """Sorted PTS of every frame and of the keyframes (demux only), or None if unusable."""
-        vs = self.stream
-        all_pts: list[int] = []
-        key_pts: list[int] = []
-        self._rewind()
         try:
-            for packet in self.container.demux(vs):
-                if packet.size == 0:
-                    continue
-                if packet.pts is None:
-                    return None
-                all_pts.append(packet.pts)
-                if packet.is_keyframe:
-                    key_pts.append(packet.pts)
+            pts, key_pts = self._packets()
         except av.error.FFmpegError:
             return None
-        all_pts.sort()
+        if any(p is None for p in pts):
+            return None
+        all_pts = sorted(p for p in pts if p is not None)
         if len(set(all_pts)) != len(all_pts):
             return None
         return all_pts, sorted(key_pts)

@@ -29,7 +29,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from vt.cachedirs import cache_dir
-from vt.tempfiles import clean_stale, owner_pid, pid_alive, size_of, temp_path
+from vt.atomic import atomic_file
+from vt.tempfiles import clean_stale, owner_pid, pid_alive, size_of
 
 try:  # GB/s hashing; blake2b (several times slower) keeps keys sound without it
     import xxhash
@@ -251,10 +252,16 @@ class CacheWriter:
     def __init__(self, cache: DiskCache, key: str, shape: tuple[int, int, int, int]) -> None:
         self.cache, self.key, self.shape = cache, key, shape
         self.data_path, self.meta_path = cache._paths(key)
-        self.tmp = temp_path(self.data_path)
+        # frames stream in across calls: the entry is committed or discarded explicitly
+        self.entry = atomic_file(self.data_path, overwrite=True)
+        self.tmp = self.entry.path
         self.failed = False
         self.count = 0
-        self.fh: BinaryIO = open(self.tmp, "xb")
+        try:
+            self.fh: BinaryIO = open(self.tmp, "wb")
+        except OSError:
+            self.entry.discard()
+            raise
         try:
             np.lib.format.write_array_header_1_0(
                 self.fh, {"descr": "|u1", "fortran_order": False, "shape": shape}
@@ -282,13 +289,10 @@ class CacheWriter:
             if self.count != self.shape[0] or int(np.prod(self.shape)) > self.cache.max_bytes:
                 self.abort()
                 return False
-            tmp_meta = temp_path(self.meta_path)
-            try:
+            # the frames are published first, their metadata last (a reader needs both)
+            with atomic_file(self.meta_path, overwrite=True) as tmp_meta:
                 tmp_meta.write_text(json.dumps(meta, default=str))
-                os.replace(self.tmp, self.data_path)
-                os.replace(tmp_meta, self.meta_path)
-            finally:
-                tmp_meta.unlink(missing_ok=True)
+                self.entry.commit()
         except OSError as exc:
             self.cache.remove(self.key)  # never leave frames without their metadata
             self._fail(exc)
@@ -307,7 +311,4 @@ class CacheWriter:
                 self.fh.close()
         except OSError:
             pass
-        try:
-            self.tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+        self.entry.discard()

@@ -6,16 +6,15 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vt.errors import OutputError, UsageError
-from vt.tempfiles import clean_stale, temp_path
-from vt_qwen_preprocess.pipeline import ProcessedVideo
+from vt.atomic import FRAMES_MARKER, atomic_file, atomic_folder, is_vt_folder
+from vt_qwen_preprocess.results import ProcessedVideo
 
 FORMATS = ("tensor", "numpy", "pil", "images", "base64", "openai", "hf", "metadata")
 
@@ -144,16 +143,11 @@ def _check_target(path: Path, overwrite: bool) -> None:
         raise OutputError(f"folder {path.parent} does not exist")
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a PID-tagged temporary name (a killed run's is cleaned by the next)."""
-    clean_stale(path.parent)
-    tmp = temp_path(path)
-    try:
+def _write_file(path: Path, overwrite: bool, write: Callable[[Path], Any]) -> None:
+    """``write`` a temporary file that becomes ``path`` only when complete (vt's atomic
+    writes: a killed run's temporary is cleaned by the next, another job's file is kept)."""
+    with atomic_file(path, overwrite=overwrite) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def default_format_for(path: Path) -> str:
@@ -179,7 +173,7 @@ def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
         payload = {"frames": result.frames, "metadata": record,
                    "video_metadata": result.video_metadata(),
                    "fps": result.plan.sampling.sample_fps}
-        _atomic_write(path, lambda p: torch.save(payload, p))
+        _write_file(path, overwrite, lambda p: torch.save(payload, p))
         return path
     if suffix in (".npz", ".npy"):
         if fmt not in ("numpy", "tensor"):
@@ -199,7 +193,7 @@ def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
                              frame_indices=np.asarray(result.plan.indices, dtype=np.int64),
                              metadata=np.asarray(meta))
 
-        _atomic_write(path, write_npz)
+        _write_file(path, overwrite, write_npz)
         return path
     if suffix == ".json":
         _check_target(path, overwrite)
@@ -211,19 +205,25 @@ def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
             data = record
         else:
             raise UsageError(f"--format {fmt} cannot be written as JSON (use .pt or .npz)")
-        _atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, default=str)))
+        _write_file(path, overwrite,
+                    lambda p: p.write_text(json.dumps(data, indent=2, default=str)))
         return path
     if suffix:
         raise UsageError(f"unknown output type {suffix!r} (use .pt, .npz, .json or a folder)")
-    # a folder of images
+    # a folder of images, written whole under a temporary name like vt's frame folders
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path} exists and is not a folder")
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise OutputError(f"folder {path} is not empty (use --overwrite)")
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise OutputError(f"folder {path} is not empty (use --overwrite)")
+        if not is_vt_folder(path):
+            raise OutputError(f"folder {path} was not written by vt (no {FRAMES_MARKER} "
+                              "marker): refusing to replace it; choose a new or empty folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
     ext = "jpg" if image_format in ("jpg", "jpeg") else image_format
-    for i, frame in enumerate(uint8_frames(result)):
-        data = encode_image(frame, "jpeg" if ext == "jpg" else ext)
-        (path / f"frame_{i:06d}.{ext}").write_bytes(data)
-    (path / "metadata.json").write_text(json.dumps(record, indent=2, default=str))
+    with atomic_folder(path, overwrite=overwrite) as tmp:
+        for i, frame in enumerate(uint8_frames(result)):
+            data = encode_image(frame, "jpeg" if ext == "jpg" else ext)
+            (tmp / f"frame_{i:06d}.{ext}").write_bytes(data)
+        (tmp / "metadata.json").write_text(json.dumps(record, indent=2, default=str))
     return path

@@ -63,14 +63,11 @@ def make_resizer(method: str, height: int, width: int) -> Resizer:
 
         return resize_float
     if method == "swscale":
-        import av
+        from vt.processors.resize import resize_images
 
         def resize_sws(frame: np.ndarray) -> Any:
-            if not same(frame):
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-                frame = vf.reformat(width=size[1], height=size[0],
-                                    interpolation="BICUBIC").to_ndarray()
-            return _chw(frame)
+            # the core's libswscale resize: cached scaling contexts, bit-exact bicubic
+            return _chw(resize_images(frame, (size[1], size[0]), "bicubic"))
 
         return resize_sws
     raise UsageError(f"unknown resize method {method!r} (bicubic, bicubic-float, swscale)")
