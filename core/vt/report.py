@@ -15,7 +15,6 @@ import html
 import io
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -273,8 +272,7 @@ def render(reference: str | Path, candidates: list[str | Path], results: list[di
 
 def write_report(path: str | Path, page: str, overwrite: bool = False) -> Path:
     """Write the page atomically (temporary name, renamed when complete)."""
-    from vt.media.output import rename_noreplace
-    from vt.tempfiles import temp_path
+    from vt.atomic import atomic_file
 
     target = Path(path)
     if target.suffix.lower() not in (".html", ".htm"):
@@ -283,15 +281,6 @@ def write_report(path: str | Path, page: str, overwrite: bool = False) -> Path:
         raise UsageError(f"report exists: {target} (use --overwrite to replace it)")
     if not target.parent.is_dir():
         raise UsageError(f"report folder does not exist: {target.parent}")
-    tmp = temp_path(target)
-    try:
+    with atomic_file(target, overwrite=overwrite) as tmp:
         tmp.write_text(page, encoding="utf-8")
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            rename_noreplace(tmp, target)
-    except FileExistsError:
-        raise UsageError(f"report {target} appeared while writing it: not replaced") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return target

@@ -89,15 +89,11 @@ def contact_sheet(source: str | os.PathLike[str], output: str | os.PathLike[str]
                             cv2.FONT_HERSHEY_SIMPLEX, 0.4, (235, 235, 235), 1, cv2.LINE_AA)
                 times.append(time)
                 got.append(index)
-    from vt.tempfiles import temp_path
+    from vt.atomic import atomic_file
 
     ok, data = cv2.imencode(target.suffix.lower(), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     if not ok:  # pragma: no cover
         raise UsageError(f"cannot encode {target.suffix} images")
-    tmp = temp_path(target, target.suffix)
-    try:
+    with atomic_file(target, overwrite=overwrite, suffix=target.suffix) as tmp:
         tmp.write_bytes(data.tobytes())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return Sheet(target, sheet.shape[1], sheet.shape[0], cols, rows, got, times)
