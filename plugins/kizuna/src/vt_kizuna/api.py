@@ -143,6 +143,7 @@ class ProcessingReport:
     wall_time: float
     fps: float
     stages: list[str]
+    details: dict[str, str]  # each stage's own description (the model an AI stage runs…)
     stage_seconds: dict[str, float]
     warnings: list[str]
     audio: str
@@ -159,7 +160,8 @@ class ProcessingReport:
             "input": self.input, "output": self.output, "frames_in": self.frames_in,
             "frames_out": self.frames_out, "size_in": list(self.size_in),
             "size_out": list(self.size_out), "wall_time": self.wall_time, "fps": self.fps,
-            "stages": list(self.stages), "stage_seconds": dict(self.stage_seconds),
+            "stages": list(self.stages), "details": dict(self.details),
+            "stage_seconds": dict(self.stage_seconds),
             "stage_share": self.stage_share, "warnings": list(self.warnings),
             "audio": self.audio, "pipeline": self.pipeline,
         }
@@ -258,7 +260,8 @@ def _report(cfg: OfflineProcessorConfig, report: PipelineReport, stages: list[An
         input=str(cfg.input_path), output=str(cfg.output_path), frames_in=report.frames_in,
         frames_out=report.frames_out, size_in=tuple(report.size_in),
         size_out=tuple(report.size_out), wall_time=wall,
-        fps=report.frames_out / wall if wall else 0.0, stages=names, stage_seconds=seconds,
+        fps=report.frames_out / wall if wall else 0.0, stages=names,
+        details={stage.name: stage.describe() for stage in stages}, stage_seconds=seconds,
         warnings=warnings, audio=report.audio, pipeline=data,
     )
 

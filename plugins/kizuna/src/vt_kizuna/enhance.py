@@ -110,6 +110,7 @@ class Enhance(FloatStage):
                 cv2.subtract(hi, y, dst=t2)
                 cv2.multiply(t1, t2, dst=t1)
                 cv2.scaleAdd(t1, self.thin, out, dst=out)
+            cv2.min(out, hi, dst=out)  # never above the neighbourhood's brightest: no halo
         cv2.subtract(out, y0, dst=out)
         return add_luma(x, out, x, buf["rgb"])
 

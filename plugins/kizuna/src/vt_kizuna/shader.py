@@ -47,10 +47,11 @@ def _keys(x: np.ndarray, a: float = -0.5) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def consistency_prefilter(taps: int = 9, regularization: float = 1e-3) -> np.ndarray:
-    """The 1D filter ``p`` with ``down(up(p * x)) ≈ x``: up = cubic x2, down = antialiased
-    bicubic /2 (PIL, torch ``antialias=True``), both centre-aligned. ``down∘up`` is a
-    shift-invariant low-pass ``h`` at the input rate; ``p`` is its regularized
-    least-squares inverse, normalized to unit DC gain."""
+    """The 1D filter ``p`` with ``down(up(p * x)) ≈ x``: up = Keys cubic (a=-0.5) x2, down =
+    antialiased bicubic /2 (PIL, torch ``antialias=True``), both centre-aligned. ``down∘up``
+    is a shift-invariant low-pass ``h`` at the input rate; ``p`` is its regularized
+    least-squares inverse, normalized to unit DC gain. (The upscale then runs OpenCV's
+    sharper a=-0.75 cubic; a filter designed for that one measured 0.1-0.2 dB worse.)"""
     n = 64
     impulse = np.zeros(n)
     impulse[n // 2] = 1.0

@@ -99,6 +99,8 @@ class AIUpscale(FrameProcessor):
             self._close_model()
             raise
         self.batch_size = int(getattr(self.runner, "batch_size", batch) or batch)
+        # kept: the runner forgets its model once closed, reports are written after that
+        self._description = f"AI {self.runner.describe()}"
 
     def configure(self, fmt: FrameFormat) -> FrameFormat:
         return self.runner.configure(fmt)
@@ -108,7 +110,7 @@ class AIUpscale(FrameProcessor):
         return self.runner.process(batch)
 
     def describe(self) -> str:
-        return f"AI {self.runner.describe()}"
+        return self._description
 
     def _close_model(self) -> None:
         close = getattr(self.model, "close", None)
