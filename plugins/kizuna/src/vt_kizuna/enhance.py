@@ -26,7 +26,7 @@ from vt.errors import UsageError
 from vt_kizuna.working import FloatStage, add_luma, luma
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
-_KERNEL5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+_KERNEL5 = np.ones((5, 5), np.uint8)  # square: OpenCV runs it as two 1D passes
 
 
 class Enhance(FloatStage):
