@@ -13,7 +13,7 @@
 4. AI overhead: the kizuna-upscale stage in AI mode (packaged realesr-animevideov3-x2 through
    the registry and vt-upscale's sr-model runner) against the raw model call on the same
    frames.
-5. Memory: peak RSS of ``vt kizuna`` child processes (wait4) on a 5 s and a 20 s cut.
+5. Memory: peak RSS of ``vt kizuna`` child processes (wait4) on a 5 s, a 20 s and a 40 s cut.
 
     python benchmarks/kizuna.py [--only quality,temporal,speed,ai,memory] [--frames N]
 """
@@ -34,15 +34,13 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ffmpeg, run_measured, vt_exe  # noqa: E402
-
-from vt.media.frames import FrameBatch, FrameFormat  # noqa: E402
-from vt.metrics import WarpingErrorMeter, psnr, ssim  # noqa: E402
-from vt.processors.resize import resize_images  # noqa: E402
-from vt.testing import sample_clip  # noqa: E402
-from vt_kizuna import (EncoderConfig, OfflineProcessorConfig,  # noqa: E402
-                       OfflineVideoProcessor, PipelineConfig)
-from vt_kizuna.lineart import render_line_art  # noqa: E402
+from _common import ffmpeg, vt_exe
+from vt.media.frames import FrameBatch, FrameFormat
+from vt.metrics import WarpingErrorMeter, psnr, ssim
+from vt.processors.resize import resize_images
+from vt.testing import sample_clip
+from vt_kizuna import EncoderConfig, OfflineProcessorConfig, OfflineVideoProcessor, PipelineConfig
+from vt_kizuna.lineart import render_line_art
 
 SECTIONS = ("quality", "temporal", "speed", "ai", "memory")
 
@@ -239,7 +237,6 @@ def speed(work: Path, frames: int) -> None:
 def ai_overhead(frames: int) -> None:
     print(f"\n## AI mode overhead (load {load()})\n")
     import torch
-
     from vt_kizuna.upscale import AIUpscale
 
     images = read_frames(sample_clip("bigbuckbunny"), frames, (320, 180))
@@ -274,21 +271,50 @@ def ai_overhead(frames: int) -> None:
 
 
 # -- 5. memory -----------------------------------------------------------------------------
+# Linux counts a parent's peak RSS into the ru_maxrss of a child it spawns (the exec records
+# the old address space's high-water mark), and this script holds 4K frames by now: a small
+# helper process spawns the measured command, so its peak is its own.
+_MEASURE = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+_, status, usage = os.wait4(proc.pid, 0)
+sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
+print(time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
+def measured_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of ``cmd`` alone, spawned by a small helper process."""
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True,
+                          text=True, check=True, env={**os.environ, **(env or {})})
+    wall, rss, code = done.stdout.split()
+    if int(code):
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{done.stderr}")
+    return float(wall), float(rss)
+
+
 def memory(work: Path) -> None:
     print(f"\n## Peak RSS, 640x360 -> 1280x720 (load {load()})\n")
-    clips = {s: make_clip(work / f"bbb360_{s}s.mp4", s, "640:360") for s in (5, 20)}
+    clips = {s: make_clip(work / f"bbb360_{s}s.mp4", s, "640:360") for s in (5, 20, 40)}
     print("| clip | options | frames | wall s | peak RSS MB |")
     print("| --- | --- | ---: | ---: | ---: |")
-    for options in ([], ["--temporal"]):
-        for seconds, clip in clips.items():
+    runs = [([], {}, (5, 20, 40)), (["--temporal"], {}, (5, 20)),
+            # glibc's adaptive mmap threshold pinned: freed frame buffers go back to the system
+            ([], {"MALLOC_MMAP_THRESHOLD_": "131072"}, (5, 40))]
+    for options, env, lengths in runs:
+        for seconds in lengths:
             out = work / f"mem_{seconds}.mp4"
-            cmd = [vt_exe(), "kizuna", str(clip), "-o", str(out), "--overwrite", "-q",
+            cmd = [vt_exe(), "kizuna", str(clips[seconds]), "-o", str(out), "--overwrite", "-q",
                    "--preset", "ultrafast", *options]
-            wall, rss = run_measured(cmd)
+            wall, rss = measured_child(cmd, env)
             with av.open(str(out)) as c:
                 count = c.streams.video[0].frames
-            print(f"| {seconds} s | {' '.join(options) or 'default'} (x264 ultrafast) | "
-                  f"{count} | {wall:.1f} | {rss:.0f} |")
+            label = " ".join(options) or "default"
+            if env:
+                label += ", " + " ".join(f"{k}={v}" for k, v in env.items())
+            print(f"| {seconds} s | {label} (x264 ultrafast) | {count} | {wall:.1f} | "
+                  f"{rss:.0f} |")
 
 
 def main() -> None:

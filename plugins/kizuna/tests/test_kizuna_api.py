@@ -10,7 +10,13 @@ from vt.compare import compare_videos
 from vt.errors import UsageError
 from vt.media.encode import EncoderConfig as CoreEncoderConfig
 from vt.testing import make_video
-from vt_kizuna import EncoderConfig, OfflineProcessorConfig, OfflineVideoProcessor, PipelineConfig
+from vt_kizuna import (
+    EncoderConfig,
+    OfflineProcessorConfig,
+    OfflineVideoProcessor,
+    PipelineConfig,
+    validate,
+)
 
 FAST = EncoderConfig(preset="ultrafast")
 pytestmark = pytest.mark.usefixtures("host")  # built-ins and this plugin only
@@ -78,6 +84,26 @@ def test_process_reports_frames_stages_and_progress(clip: Path, tmp_path: Path) 
     result = compare_videos(clip, out, warping=False)
     assert result["frames"]["equal"] and result["max_pts_difference"] < 1e-3
     assert abs(result["audio_offset"]) < 0.001
+
+
+def test_validation_checks_frame_count_and_audio_sync(tmp_path: Path) -> None:
+    # 2 s: the clip's audio clicks at 0, 1 and 2 s, so offsets are unambiguous
+    clip = make_video(tmp_path / "long.mp4", frames=48, width=32, height=24, fps=24,
+                      audio=True)
+    out = tmp_path / "checked.mp4"
+    processor = OfflineVideoProcessor(OfflineProcessorConfig(
+        clip, out, PipelineConfig(enable_reconstruct=False, enable_enhance=False), FAST,
+        start=0.25))
+    with pytest.raises(UsageError, match="process"):
+        processor.validate()
+    report = processor.process()
+    check = processor.validate()
+    assert check.ok and check.frames_in == check.frames_out == report.frames_out == 42
+    assert check.audio_offset is not None and abs(check.audio_offset) < 0.001
+    # a wrong count, or audio compared from the wrong place, fails
+    assert not validate(clip, out, frames_in=43, start=0.25).ok
+    shifted = validate(clip, out, 42, start=0.0)
+    assert not shifted.ok and abs(shifted.audio_offset) > 0.1
 
 
 def test_preserve_metadata_copies_container_and_stream_tags(clip: Path, tmp_path: Path) -> None:

@@ -13,8 +13,10 @@ from vt_kizuna.api import (
     OfflineVideoProcessor,
     PipelineConfig,
     ProcessingReport,
+    Validation,
+    validate,
 )
 
 __version__ = "0.1.0"
 __all__ = ["EncoderConfig", "OfflineProcessorConfig", "OfflineVideoProcessor", "PipelineConfig",
-           "ProcessingReport", "__version__"]
+           "ProcessingReport", "Validation", "__version__", "validate"]

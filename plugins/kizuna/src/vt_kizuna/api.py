@@ -167,6 +167,25 @@ class ProcessingReport:
         }
 
 
+@dataclass
+class Validation:
+    """The spec's checks on a finished output: frame count in == out, audio in sync."""
+
+    frames_in: int
+    frames_out: int
+    audio_offset: float | None  # seconds, output vs input (None: no audio in both)
+    max_offset: float = 0.001
+
+    @property
+    def ok(self) -> bool:
+        synced = self.audio_offset is None or abs(self.audio_offset) < self.max_offset
+        return self.frames_in == self.frames_out and synced
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frames_in": self.frames_in, "frames_out": self.frames_out,
+                "audio_offset": self.audio_offset, "ok": self.ok}
+
+
 class OfflineVideoProcessor:
     """Runs one :class:`OfflineProcessorConfig`; options are checked here, before any I/O."""
 
@@ -174,10 +193,11 @@ class OfflineVideoProcessor:
         if config.error_policy not in ("abort", "pass"):
             raise UsageError("error_policy must be 'abort' or 'pass'")
         config.pipeline_config.validate()
-        if not Path(config.input_path).exists():
-            from vt.errors import InputError
-
-            raise InputError(f"input file not found: {config.input_path}")
+        # a missing input or a bad time range is reported now, before any model loads
+        self.source = Source.parse(config.input_path)
+        self.report: ProcessingReport | None = None
+        if config.start is not None or config.end is not None:
+            self.source.with_range(config.start, config.end)
         self.config = config
 
     def process(self, progress: Progress | None = None) -> ProcessingReport:
@@ -185,7 +205,7 @@ class OfflineVideoProcessor:
         cfg = self.config
         progress = progress or cfg.progress_callback
         target = resolve_target(cfg.output_path)
-        source = Source.parse(cfg.input_path)
+        source = self.source
         check_output(target, source, cfg.overwrite)  # before the model loads
         cfg.encoder_config.validate()
         stages = cfg.pipeline_config.build()
@@ -228,7 +248,42 @@ class OfflineVideoProcessor:
             if finishing:
                 Path(written).unlink(missing_ok=True)
         wall = time.perf_counter() - started
-        return _report(cfg, report, stages, warnings, wall)
+        self.report = _report(cfg, report, stages, warnings, wall)
+        return self.report
+
+    def validate(self, max_offset: float = 0.001) -> Validation:
+        """The spec's validation of the last ``process()``: frames in == out, A/V offset."""
+        if self.report is None:
+            raise UsageError("validate() needs a finished process() first")
+        return validate(self.config.input_path, self.config.output_path,
+                        self.report.frames_in, self.config.start, max_offset)
+
+
+def validate(input_path: str | Path, output_path: str | Path, frames_in: int,
+             start: float | None = None, max_offset: float = 0.001) -> Validation:
+    """Count the output's video frames (its packets: no decoding) and cross-correlate its
+    audio with the input's from ``start`` (``vt.metrics.audio_offset``, as ``vt compare``)."""
+    import av
+    from vt.metrics import audio_offset, read_audio
+
+    with av.open(str(output_path)) as c:
+        stream = c.streams.video[0]
+        frames_out = sum(1 for p in c.demux(stream) if p.size)
+        has_audio = bool(c.streams.audio)
+    offset = None
+    with av.open(str(input_path)) as c:
+        has_audio = has_audio and bool(c.streams.audio)
+    if has_audio:
+        rate = 16000
+        skip = round((start or 0.0) * rate)
+        source, _ = read_audio(input_path, rate, skip / rate + 30.0)
+        written, _ = read_audio(output_path, rate, 30.0)
+        source = source[skip:]
+        span = min(len(source), len(written))
+        if span > rate // 10:  # at least 0.1 s to correlate
+            offset = audio_offset(source[:span], written[:span], rate,
+                                  max_lag=min(1.0, span / rate / 2))
+    return Validation(frames_in, frames_out, offset, max_offset)
 
 
 def _has_stream_tags(source: Source) -> bool:
@@ -267,4 +322,4 @@ def _report(cfg: OfflineProcessorConfig, report: PipelineReport, stages: list[An
 
 
 __all__ = ["EncoderConfig", "OfflineProcessorConfig", "OfflineVideoProcessor", "PipelineConfig",
-           "ProcessingReport"]
+           "ProcessingReport", "Validation", "validate"]

@@ -178,22 +178,22 @@ class EdgeDirectedUpscaler:
         # output pixel (2i+py, 2j+px) sits at input (i + py/2 - 1/4, j + px/2 - 1/4)
         size = (2 * w, 2 * h)
         grid_x, grid_y = self._grid(h, w)
-        up = s.get(tag + "up", (2 * h, 2 * w))
-        map_x = s.get(tag + "mx", (2 * h, 2 * w))
-        map_y = s.get(tag + "my", (2 * h, 2 * w))
-        total = s.get(tag + "acc", (2 * h, 2 * w))
-        sample = s.get(tag + "smp", (2 * h, 2 * w))
+        shape = (2 * h, 2 * w)
+        tx_up = cv2.resize(tx, size, dst=s.get(tag + "tx", shape), interpolation=cv2.INTER_NEAREST)
+        ty_up = cv2.resize(ty, size, dst=s.get(tag + "ty", shape), interpolation=cv2.INTER_NEAREST)
+        map_x = s.get(tag + "mx", shape)
+        map_y = s.get(tag + "my", shape)
+        total = s.get(tag + "acc", shape)
+        sample = s.get(tag + "smp", shape)
         for sign in (1.0, -1.0):
-            cv2.resize(tx, size, dst=up, interpolation=cv2.INTER_NEAREST)
-            cv2.scaleAdd(up, sign, grid_x, dst=map_x)
-            cv2.resize(ty, size, dst=up, interpolation=cv2.INTER_NEAREST)
-            cv2.scaleAdd(up, sign, grid_y, dst=map_y)
+            cv2.scaleAdd(tx_up, sign, grid_x, dst=map_x)
+            cv2.scaleAdd(ty_up, sign, grid_y, dst=map_y)
             cv2.remap(yp, map_x, map_y, cv2.INTER_LINEAR, dst=total if sign > 0 else sample,
                       borderMode=cv2.BORDER_REPLICATE)
         cv2.add(total, sample, dst=total)
         centre = cv2.resize(yp, size, dst=sample, interpolation=cv2.INTER_LINEAR)
         cv2.scaleAdd(centre, -2.0, total, dst=total)  # f(+t) + f(-t) - 2 f(0)
-        cv2.multiply(total, cv2.resize(weight, size, dst=up, interpolation=cv2.INTER_NEAREST),
+        cv2.multiply(total, cv2.resize(weight, size, dst=tx_up, interpolation=cv2.INTER_NEAREST),
                      dst=total)
         add_luma(out, total, out, s.get(tag + "rgb", out.shape))
 

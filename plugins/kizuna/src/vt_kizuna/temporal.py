@@ -57,11 +57,20 @@ class SourceTap(FrameProcessor):
 
     def __init__(self) -> None:
         self.frames: dict[int, np.ndarray] = {}
+        self._ended = False
 
     def process(self, batch: FrameBatch) -> FrameBatch:
+        if self._ended:  # a new stream: what a failed one left behind is stale
+            self.frames.clear()
+            self._ended = False
         for index, image in zip(batch.indices, batch.images):
             self.frames[index] = image
         return batch
+
+    def flush(self) -> list[FrameBatch]:
+        # frames still in later stages need their sources until the chain's flush is over
+        self._ended = True
+        return []
 
     def pop(self, index: int) -> np.ndarray | None:
         return self.frames.pop(index, None)
