@@ -10,9 +10,9 @@ All on luma, at the output resolution, the change added to R, G and B alike:
    pixel overshoots its neighbours, so no halo can appear.
 3. **Line darkening** (Anime4K's DarkenLines): pixels on the dark side of a line or edge
    (below their blur) are pushed further down, in proportion to the local contrast.
-4. **Line thinning** (Anime4K's ThinLines): pixels on the soft rim next to a thin dark line
-   are pulled up towards the neighbourhood's bright value, so the line's core stays and
-   its blurred border shrinks.
+4. **Line thinning** (Anime4K's ThinLines): pixels on the soft rim next to a dark line or
+   edge are pulled up towards the neighbourhood's bright value, so the line's core stays
+   and its blurred border shrinks.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from vt.errors import UsageError
 from vt_kizuna.working import FloatStage, add_luma, luma
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
-_KERNEL5 = np.ones((5, 5), np.uint8)  # square: OpenCV runs it as two 1D passes
 
 
 class Enhance(FloatStage):
@@ -48,8 +47,8 @@ class Enhance(FloatStage):
             raise UsageError(f"enhance sigma must be positive, got {sigma}")
         self.sharpen, self.darken, self.thin, self.contrast = sharpen, darken, thin, contrast
         self.sigma = sigma
-        # reach of the filters, rows each side: Gaussian (4 sigma) + black-hat 5x5 (4) + 3x3
-        self.halo = int(np.ceil(4 * sigma)) + 5
+        # reach of the filters, rows each side: Gaussian (4 sigma) + the 3x3 dilate, + margin
+        self.halo = int(np.ceil(4 * sigma)) + 3
 
     def apply(self, x: np.ndarray, context: Any = None) -> np.ndarray:
         h, w = x.shape[:2]
@@ -88,17 +87,17 @@ class Enhance(FloatStage):
             cv2.max(out, lo, dst=out)
         if self.darken > 0 or self.thin > 0:
             spread = cv2.subtract(hi, lo, dst=buf["spread"])
+            # the dark side of lines and edges: how far below the local blur
+            below = cv2.subtract(blur, y, dst=buf["below"])
+            cv2.max(below, 0.0, dst=below)
             if self.darken > 0:
-                # dark side of lines and edges: below the local blur
-                cv2.subtract(blur, y, dst=t1)
-                cv2.max(t1, 0.0, dst=t1)
-                cv2.multiply(t1, spread, dst=t1)
+                cv2.multiply(below, spread, dst=t1)
                 cv2.scaleAdd(t1, -4.0 * self.darken, out, dst=out)
             if self.thin > 0:
-                # thin dark lines (black-hat), and the rim pixels around them
-                cv2.morphologyEx(y, cv2.MORPH_BLACKHAT, _KERNEL5, dst=t1,
-                                 borderType=cv2.BORDER_REFLECT)
-                near = cv2.dilate(t1, _KERNEL3, dst=t3, borderType=cv2.BORDER_REFLECT)
+                # pixels next to a dark line or edge, and among them the soft rim (half-way
+                # between the neighbourhood's darkest and brightest): pulled up towards the
+                # brightest, so the line keeps its core and loses its blurred border
+                near = cv2.dilate(below, _KERNEL3, dst=t3, borderType=cv2.BORDER_REFLECT)
                 cv2.multiply(near, 8.0, dst=near)
                 cv2.min(near, 1.0, dst=near)
                 cv2.subtract(y, lo, dst=t1)
@@ -115,7 +114,7 @@ class Enhance(FloatStage):
         return add_luma(x, out, x, buf["rgb"])
 
     def _buffers(self, h: int, w: int) -> dict[str, np.ndarray]:
-        names = ("y0", "y", "t1", "t2", "t3", "lo", "hi", "blur", "out", "spread")
+        names = ("y0", "y", "t1", "t2", "t3", "lo", "hi", "blur", "out", "spread", "below")
         buf = {n: self.scratch.get(n, (h, w)) for n in names}
         buf["rgb"] = self.scratch.get("rgb", (h, w, 3))
         return buf
