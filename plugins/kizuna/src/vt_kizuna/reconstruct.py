@@ -12,7 +12,9 @@ went in:
   grain while edges above the noise survive. Thin dark lines, found as the black-hat of the
   luma, are masked out so the filter never greys them.
 
-Changes are made on luma and added to R, G and B alike (chroma is untouched, except by the
+A frame with less than a quarter grey level of excess blockiness, or half a grey level of
+noise, is left as it is (and costs only the measurement). Changes are made on luma and added
+to R, G and B alike (chroma is untouched, except by the
 deblocking, which smooths all three channels where luma says a boundary is a block edge).
 """
 
@@ -27,6 +29,9 @@ from vt.errors import UsageError
 from vt_kizuna.working import FloatStage, add_luma, luma, to_float
 
 BLOCK = 8
+#: below these (grey levels of 255) a frame has no visible blocking / noise: left as it is
+MIN_BLOCKINESS = 0.25 / 255
+MIN_NOISE = 0.5 / 255
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
@@ -132,12 +137,13 @@ class Reconstruct(FloatStage):
         y = luma(x, self.scratch.get("y", (h, w)))
         if context is None:
             context = self._measure_luma(y)
-        alpha = 10.0 * context["blockiness"] * self.strength
-        if self.deblock and alpha > 0:
+        excess = context["blockiness"]
+        alpha = 10.0 * excess * self.strength
+        if self.deblock and excess > MIN_BLOCKINESS:
             for axis in (1, 0):  # vertical boundaries first, as H.264 does
                 _deblock_axis(x, y, axis, alpha, alpha * 0.5, BLOCK)
         sigma = context["noise_sigma"]
-        if self.denoise and sigma > 1e-4:
+        if self.denoise and sigma > MIN_NOISE:
             eps = (2.5 * sigma) ** 2
             smooth = cv2.ximgproc.guidedFilter(y, y, self.radius, eps)
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
