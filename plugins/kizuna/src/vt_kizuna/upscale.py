@@ -113,6 +113,12 @@ class AIUpscale(FrameProcessor):
         return self._description
 
     def _close_model(self) -> None:
+        try:  # a core with a per-process model memo shares loaded models: never close those
+            from vt.models import is_memoised  # type: ignore[attr-defined]
+        except ImportError:
+            is_memoised = None
+        if is_memoised is not None and is_memoised(self.model):
+            return
         close = getattr(self.model, "close", None)
         if close is not None:
             close()
