@@ -42,7 +42,9 @@ def read_table(path: str | os.PathLike[str]) -> Any:
         if fmt == "csv":
             import pyarrow.csv as pcsv
 
-            return pcsv.read_csv(str(path))
+            # an empty cell is a null, as the table we write back writes nulls
+            return pcsv.read_csv(str(path), convert_options=pcsv.ConvertOptions(
+                strings_can_be_null=True))
         import pyarrow.ipc as ipc
 
         with pa.memory_map(str(path)) as source:
