@@ -18,16 +18,16 @@ quality).
 from __future__ import annotations
 
 import argparse
-import shutil
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import ffmpeg, run_measured  # noqa: E402
+from _common import ffmpeg, run_measured
 
 PLAIN = r'''
 import sys, numpy as np, torch, av
@@ -148,7 +148,6 @@ def tiny_vae(path: Path) -> Path:
 def autoencoder(work: Path, target: int, repeats: int) -> None:
     import av
     import numpy as np
-
     from vt.metrics import psnr, ssim
     from vt.testing import sample_clip
 
@@ -168,7 +167,7 @@ def autoencoder(work: Path, target: int, repeats: int) -> None:
         out = work / "ae"
 
         shutil.rmtree(out, ignore_errors=True)
-        t, r = run_measured(vt_cmd(str(clip), "-o", str(out), "--chunk-size", "250", *common))
+        t, _ = run_measured(vt_cmd(str(clip), "-o", str(out), "--chunk-size", "250", *common))
         best_vt = min(best_vt, t)
         t, _ = run_measured([sys.executable, str(plain_py), str(clip),
                              str(work / "plain.mp4"), str(model), str(target)])
@@ -192,7 +191,7 @@ def autoencoder(work: Path, target: int, repeats: int) -> None:
     s = float(np.mean([ssim(x, y) for x, y in zip(a[:20], b[:20], strict=True)]))
     print(f"\n## Autoencoder, tiny random AutoencoderKL on CPU (carphone 176x144, 120 frames, "
           f"best of {repeats})")
-    print(f"| vt vae-scale | plain loop (same VAE, frames, batches, letterbox, encoder) | ratio |")
+    print("| vt vae-scale | plain loop (same VAE, frames, batches, letterbox, encoder) | ratio |")
     print("|---|---|---|")
     print(f"| {best_vt:.2f} s | {best_plain:.2f} s | {best_vt / best_plain:.2f}x |")
     print(f"\nPeak RSS, --chunk-size 32: {rss['120 frames']:.0f} MB (120 frames), "

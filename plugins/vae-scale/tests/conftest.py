@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from vt.plugins import PluginHost, set_host
 
 # batch workers (other processes) load only this plugin, never another agent's install
@@ -41,7 +40,6 @@ def solid_clip(path: Path, width: int, height: int, frames: int = 4, audio: bool
                color: tuple[int, int, int] = (200, 150, 90)) -> Path:
     """A clip of one bright colour with light noise: its non-pad area is easy to measure."""
     import av
-
     from vt.testing import make_video
 
     if audio:  # make_video's pattern with a tone; the content test clips need no audio

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from vt.errors import ModelUnavailableError, UsageError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import ProcessorChain
@@ -62,7 +61,6 @@ def test_letterbox_keeps_aspect_and_pads_exactly(width: int, height: int) -> Non
 def test_letterbox_yuv_path_matches_geometry() -> None:
     """The decoded-frame path (no RGB) pads the same area as the RGB path."""
     import av
-
     from vt_vae_scale.letterbox import Letterbox, fit
 
     box = Letterbox(64)
@@ -105,7 +103,6 @@ def test_roundtrip_then_letterbox(tiny_vae: Path, width: int, height: int) -> No
 
 def test_roundtrip_is_deterministic_with_mean_and_keeps_size(tiny_vae: Path) -> None:
     import torch
-
     from vt_vae_scale.roundtrip import VaeRoundtrip
 
     vae = VaeRoundtrip(str(tiny_vae), device="cpu")
@@ -153,7 +150,7 @@ class _Flaky:
     def __init__(self, fits: int) -> None:
         self.fits, self.calls = fits, []
 
-    def __call__(self, x):  # noqa: ANN001, ANN204
+    def __call__(self, x):
         self.calls.append(len(x))
         if len(x) > self.fits:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -177,11 +174,12 @@ def test_out_of_memory_halves_the_batch_then_gives_up(tiny_vae: Path) -> None:
 def test_out_of_memory_falls_back_to_letterbox_for_the_clip(tiny_vae: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               host: object) -> None:
-    from conftest import solid_clip
     from vt_vae_scale import jobs
     from vt_vae_scale.roundtrip import VaeRoundtrip
 
-    def always_oom(self, x):  # noqa: ANN001, ANN202
+    from conftest import solid_clip
+
+    def always_oom(self, x):
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(VaeRoundtrip, "roundtrip", always_oom)

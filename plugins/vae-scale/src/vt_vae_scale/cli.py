@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
 from vt.cli_media import MediaOptions, media_options
 from vt.errors import UsageError
 
@@ -21,8 +20,14 @@ def _progress(quiet: bool) -> tuple[Any, Any]:
     if quiet or not sys.stderr.isatty():
         return None, None
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(TextColumn("[bold]videos"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[frames]} frames"), TimeElapsedColumn(),
@@ -116,10 +121,11 @@ def vae_scale(
             typer.echo(f"vt: warning: {text}", err=True)
 
     bar, update = _progress(media.quiet or media.json)
-    kwargs = dict(inputs=inputs or (), project_root=project_root, output_dir=output_dir,
-                  column=video_column, settings=settings, workers=workers, shard=shard,
-                  engine=engine, address=address, retries=retries, progress=update,
-                  warn=warn)
+    kwargs: dict[str, Any] = {
+        "inputs": inputs or (), "project_root": project_root, "output_dir": output_dir,
+        "column": video_column, "settings": settings, "workers": workers, "shard": shard,
+        "engine": engine, "address": address, "retries": retries, "progress": update,
+        "warn": warn}
     if bar is not None:
         with bar:
             result = scale_table(metadata, **kwargs)

@@ -81,6 +81,7 @@ def build_processors(method: str, options: dict[str, Any]) -> list[Any]:
 def scale_clip(input: str, output: str, **options: Any) -> dict[str, Any]:
     """Scale one clip into ``output``; return what the output table records for it."""
     from vt.media.pipeline import transcode
+
     from vt_vae_scale.roundtrip import AutoencoderOutOfMemory
 
     started = time.perf_counter()

@@ -11,7 +11,6 @@ import re
 
 import av
 import numpy as np
-
 from vt.errors import UsageError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor

@@ -144,7 +144,7 @@ class VaeRoundtrip(FrameProcessor):
         import torch
         import torch.nn.functional as F
 
-        n, _, h, w = x.shape
+        _, _, h, w = x.shape
         m = self.multiple
         ph, pw = (-h) % m, (-w) % m
         with torch.inference_mode():

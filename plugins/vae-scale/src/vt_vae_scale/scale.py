@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vt.errors import ModelUnavailableError, UsageError
+
 from vt_vae_scale.jobs import normalise_method
 from vt_vae_scale.roundtrip import DEFAULT_MODEL, is_local_path
 from vt_vae_scale.table import COLUMNS, read_table, table_format, with_columns, write_table
@@ -181,7 +182,6 @@ def scale_table(
     ``<output_dir>/scaled_metadata<.shard-i-of-n>.<ext>``.
     """
     import pyarrow as pa
-
     from vt.batch import Job, parse_shard, run_batch
 
     settings = settings or ScaleSettings()

@@ -45,7 +45,7 @@ def read_table(path: str | os.PathLike[str]) -> Any:
             # an empty cell is a null, as the table we write back writes nulls
             return pcsv.read_csv(str(path), convert_options=pcsv.ConvertOptions(
                 strings_can_be_null=True))
-        import pyarrow.ipc as ipc
+        from pyarrow import ipc
 
         with pa.memory_map(str(path)) as source:
             try:
@@ -94,7 +94,7 @@ def write_table(table: Any, path: str | os.PathLike[str]) -> None:
 
             pcsv.write_csv(table, str(tmp))
         else:
-            import pyarrow.ipc as ipc
+            from pyarrow import ipc
 
             with ipc.new_file(str(tmp), table.schema) as writer:
                 writer.write_table(table)
