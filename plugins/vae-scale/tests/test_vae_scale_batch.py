@@ -264,3 +264,23 @@ def test_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert text in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_shards_split_the_rows_and_write_their_own_tables(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from vt_vae_scale.table import read_table
+
+    clips = {f"s{i}.mp4": (32, 24) for i in range(3)}
+    root = project(tmp_path, clips, frames=2)
+    meta = write(pa.table({"video_path": list(clips)}), root / "m.csv")
+    statuses = []
+    for shard in ("0/2", "1/2"):
+        result = vt("--metadata", str(meta), "--target-size", "32", "--preset", "ultrafast",
+                    "--shard", shard, "-q", cwd=root)
+        assert result.returncode == 0, result.stderr
+        part = shard.replace("/", "-of-")
+        rows = read_table(root / "data" / "scaled_videos" /
+                          f"scaled_metadata.shard-{part}.csv").to_pylist()
+        statuses.append([r["status"] for r in rows])
+    assert statuses == [["done", None, "done"], [None, "done", None]]
