@@ -268,7 +268,6 @@ def test_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
 
 def test_shards_split_the_rows_and_write_their_own_tables(tmp_path: Path) -> None:
     import pyarrow as pa
-
     from vt_vae_scale.table import read_table
 
     clips = {f"s{i}.mp4": (32, 24) for i in range(3)}
