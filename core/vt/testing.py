@@ -230,8 +230,8 @@ def tiny_sd_pipeline(folder: str | Path, seed: int = 0) -> Path:
         pipe = diffusers.StableDiffusionPipeline(
             unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tiny_clip_tokenizer(words),
             scheduler=diffusers.DDIMScheduler(clip_sample=False, steps_offset=1,
-                                                set_alpha_to_one=False), safety_checker=None,
-            feature_extractor=None, requires_safety_checker=False)
+                                              set_alpha_to_one=False),
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False)
         pipe.save_pretrained(folder)
     return folder
 
