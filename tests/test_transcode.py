@@ -526,3 +526,22 @@ def test_run_video_job_extra_report_fields_and_silent_first_pass(
                            extra=lambda r: {"mine": {"frames": r.frames_out}})
     data = json.loads(capsys.readouterr().out)
     assert data["mine"] == {"frames": 4} and data["frames_out"] == report.frames_out == 4
+
+
+def test_garbage_decode_timestamps_are_replaced_by_pts() -> None:
+    """libx265 gives one- and two-frame streams uninitialised DTS (0x7f7f… seen here); valid
+    reordered DTS (B-frames: DTS before PTS) are kept."""
+    from vt.media.encode import fix_garbage_dts
+
+    def packet(pts: int, dts: int) -> av.Packet:
+        p = av.Packet(b"x")
+        p.pts, p.dts, p.time_base = pts, dts, Fraction(1, 30000)
+        return p
+
+    garbage = [packet(0, 9187201950435737472), packet(1001, 9187201950435738473),
+               packet(2002, -9187201950435737472)]
+    fix_garbage_dts(garbage)
+    assert [p.dts for p in garbage] == [0, 1001, 2002]
+    reordered = [packet(0, -2002), packet(3003, -1001), packet(1001, 0)]
+    fix_garbage_dts(reordered)
+    assert [p.dts for p in reordered] == [-2002, -1001, 0]
