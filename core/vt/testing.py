@@ -237,15 +237,23 @@ def tiny_sd_pipeline(folder: str | Path, seed: int = 0) -> Path:
 
 
 def tiny_controlnet(folder: str | Path, seed: int = 0) -> Path:
-    """Save a tiny ControlNet matching :func:`tiny_sd_pipeline` to ``folder``."""
+    """Save a tiny ControlNet matching :func:`tiny_sd_pipeline` to ``folder``. Its output
+    convolutions, zero at initialisation in diffusers, are randomised so that the
+    conditioning image does reach the UNet."""
     import diffusers
     import torch
 
     torch.manual_seed(seed)
-    diffusers.ControlNetModel(
+    net = diffusers.ControlNetModel(
         block_out_channels=TINY_BLOCKS, layers_per_block=2, in_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), cross_attention_dim=32,
-        conditioning_embedding_out_channels=(16, 32)).save_pretrained(folder)
+        conditioning_embedding_out_channels=(16, 32))
+    with torch.no_grad():
+        for module in (*net.controlnet_down_blocks, net.controlnet_mid_block,
+                       net.controlnet_cond_embedding.conv_out):
+            for param in module.parameters():
+                param.normal_(0.0, 0.05)
+    net.save_pretrained(folder)
     return Path(folder)
 
 
