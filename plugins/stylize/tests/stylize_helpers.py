@@ -32,6 +32,25 @@ def tiny_lora(folder: Path, pipeline_dir: Path, seed: int = 1) -> Path:
     return folder / "pytorch_lora_weights.safetensors"
 
 
+def tiny_depth_model(folder: Path, seed: int = 0) -> Path:
+    """A tiny DPT depth estimator with its image processor (its last bias raised so that the
+    random network's depth is not flat zero after the final ReLU)."""
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    model = DPTForDepthEstimation(DPTConfig(
+        hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32,
+        image_size=32, patch_size=8, backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 8, 8, 8], fusion_hidden_size=8, reassemble_factors=[4, 2, 1, 0.5],
+        head_in_index=-1))
+    with torch.no_grad():
+        [c for c in model.head.head if isinstance(c, torch.nn.Conv2d)][-1].bias.fill_(1.0)
+    model.save_pretrained(folder)
+    DPTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
 def fake_hub(cache: Path, repo_id: str, snapshot: Path) -> Path:
     """A Hugging Face cache folder laid out as the hub lays it out, holding ``snapshot``."""
     repo = cache / f"models--{repo_id.replace('/', '--')}"

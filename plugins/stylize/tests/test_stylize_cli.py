@@ -61,7 +61,7 @@ def test_audio_and_length_follow_the_source(host: object, models: dict[str, Path
     clip = _clip(tmp_path, "bigbuckbunny")
     out = tmp_path / "bunny.mkv"
     result = _invoke(host, str(clip), "-p", "oil painting", "-m", str(models["sd"]), *FAST,
-                     "--end", "0.2", "-o", str(out), "--json")
+                     "--end", "0.2", "-o", str(out), "--json", "--cross-frame-attention")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["audio"] == "copied" and report["frames_in"] == report["frames_out"]

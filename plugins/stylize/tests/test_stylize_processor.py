@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stylize_helpers import batch
+from stylize_helpers import batch, tiny_depth_model, tiny_lora
 from vt.errors import UsageError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt_stylize import StylizeProcessor, StylizeSettings, processing_size
@@ -166,3 +166,94 @@ def test_processor_is_registered_for_other_commands(host: object) -> None:
     assert info.temporal and info.pixel_formats == ("rgb24",)
     with pytest.raises(UsageError, match="prompt is empty"):
         info.factory(prompt="")
+
+
+def test_depth_control_from_a_transformers_model(models: dict[str, Path],
+                                                 carphone_frames: np.ndarray,
+                                                 tmp_path: Path) -> None:
+    depth = tiny_depth_model(tmp_path / "dpt")
+    p = _processor(models, controlnet=str(models["controlnet"]), control="depth",
+                   control_model=str(depth))
+    try:
+        out = _run(p, carphone_frames[:2], 2)
+        assert p.detector is not None and p.detector.name == "depth"
+        maps = p.detector(carphone_frames[:1])
+    finally:
+        p.close()
+    assert out[0].images.shape == (2, 32, 40, 3)
+    assert maps.shape == (1, 144, 176, 3) and maps.dtype == np.uint8
+    assert maps.max() > maps.min() and np.array_equal(maps[..., 0], maps[..., 2])
+
+
+def test_canny_takes_no_detector_model(models: dict[str, Path]) -> None:
+    p = _processor(models, controlnet=str(models["controlnet"]), control_model="x/y")
+    with pytest.raises(UsageError, match="--control-model is for depth and lineart"):
+        p.configure(FrameFormat(64, 48))
+    p.close()
+
+
+def test_lora_changes_the_output_and_scale_zero_does_not(models: dict[str, Path],
+                                                         carphone_frames: np.ndarray,
+                                                         tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    lora = tiny_lora(tmp_path / "lora", models["sd"])
+    runs = {}
+    for name, options in {"none": {}, "file": {"lora": str(lora)},
+                          "folder": {"lora": str(lora.parent)},
+                          "zero": {"lora": str(lora), "lora_scale": 0.0}}.items():
+        p = _processor(models, **options)
+        try:
+            runs[name] = _run(p, carphone_frames[:1], 1)[0].images.astype(int)
+        finally:
+            p.close()
+    assert not np.array_equal(runs["none"], runs["file"])
+    assert np.array_equal(runs["file"], runs["folder"])
+    assert np.abs(runs["none"] - runs["zero"]).max() <= 1
+
+
+def test_lora_without_peft_names_the_extra(models: dict[str, Path], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from vt.errors import ModelUnavailableError
+    from vt_stylize import pipelines
+
+    real = pipelines.importlib.util.find_spec
+    monkeypatch.setattr(pipelines.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "peft" else real(name, *a))
+    p = _processor(models, lora=str(tmp_path / "x.safetensors"))
+    with pytest.raises(ModelUnavailableError, match=r"pip install 'vt-stylize\[lora\]'"):
+        p.configure(FrameFormat(64, 48))
+    p.close()
+
+
+def test_out_of_memory_halves_the_batch_then_says_what_to_try(
+        models: dict[str, Path], carphone_frames: np.ndarray,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from vt_stylize import GpuOutOfMemory, StylizeWarning
+
+    p = _processor(models, batch_size=4)
+    p.configure(FrameFormat(176, 144))
+    calls: list[int] = []
+
+    def fits_one(images: torch.Tensor, indices: list[int], control: object = None) -> object:
+        calls.append(len(indices))
+        if len(indices) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+        return images
+
+    monkeypatch.setattr(p.pipeline, "img2img", fits_one)
+    with pytest.warns(StylizeWarning) as record:
+        out = p.process(batch(carphone_frames))
+    assert [str(w.message).split(": ")[1] for w in record] == [
+        "continuing with 2 frame(s) per call", "continuing with 1 frame(s) per call"]
+    assert calls == [4, 2, 1, 1, 1, 1] and p.call_batch == 1
+    assert out is not None and out.indices == [0, 1, 2, 3]
+
+    def never(images: torch.Tensor, indices: list[int], control: object = None) -> object:
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    monkeypatch.setattr(p.pipeline, "img2img", never)
+    with pytest.raises(GpuOutOfMemory, match="--max-res 360p, --cpu-offload or --batch-size 1"):
+        p.process(batch(carphone_frames[:1]))
+    p.close()
