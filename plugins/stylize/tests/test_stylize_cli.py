@@ -199,6 +199,7 @@ def test_out_of_memory_with_both_models_switches_to_two_passes(
     assert not [p for p in tmp_path.iterdir() if ".vt-tmp-" in p.name]
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and diffusers
 def test_upscale_without_vt_upscale_warns_and_keeps_the_stylised_frames(
         models: dict[str, Path], tmp_path: Path) -> None:
     clip = _clip(tmp_path)

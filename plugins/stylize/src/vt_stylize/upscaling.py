@@ -66,10 +66,13 @@ class UpscaleStage(FrameProcessor):
             return self._skip(fmt, "vt-upscale is not installed (pip install vt-upscale), so "
                               "its sr-model processor is missing")
         width, height = upscaled_size(fmt.width, fmt.height, self.lines)
+        import torch
+
         try:
+            # CPU backends (ncnn) get torch's thread budget: the two models take turns
             inner = info.factory(model=self.model, width=width, height=height,
                                  device=self.device, dtype=self.dtype, tile=self.tile,
-                                 strict=True)
+                                 threads=torch.get_num_threads(), strict=True)
             out = inner.configure(fmt)
         except Exception as exc:  # noqa: BLE001 - any failure: stylised frames as they are
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
