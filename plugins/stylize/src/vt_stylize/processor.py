@@ -56,11 +56,13 @@ class StylizeProcessor(FrameProcessor):
     def __init__(self, settings: StylizeSettings | None = None, *,
                  pipeline: StylizePipeline | None = None, measure: bool = False,
                  **options: Any) -> None:
-        if settings is not None and options:
-            raise UsageError("give StylizeProcessor settings or options, not both")
-        if settings is None:
-            settings = pipeline.settings if pipeline is not None and not options else \
-                StylizeSettings.from_options(**options)
+        given = [settings is not None, pipeline is not None, bool(options)]
+        if sum(given) > 1:
+            raise UsageError("give StylizeProcessor settings, a pipeline or options: one")
+        if pipeline is not None:
+            settings = pipeline.settings
+        elif settings is None:
+            settings = StylizeSettings.from_options(**options)
         settings.validate()
         self.settings = settings
         self._owns_pipeline = pipeline is None
