@@ -50,6 +50,7 @@ def test_resolutions_parse() -> None:
     ({"guidance": -1.0}, "--guidance"),
     ({"seed": -3}, "--seed"),
     ({"colour": "red"}, "no option"),
+    ({"model_config": "/tmp"}, "--model-config is for single-file checkpoints"),
 ])
 def test_settings_refuse_what_cannot_run(options: dict[str, object], message: str) -> None:
     options = {"prompt": "anime style", **options}
@@ -211,7 +212,7 @@ def test_lora_changes_the_output_and_scale_zero_does_not(models: dict[str, Path]
     assert np.abs(runs["none"] - runs["zero"]).max() <= 1
 
 
-def test_lora_without_peft_names_the_extra(models: dict[str, Path], tmp_path: Path,
+def test_lora_without_peft_says_what_to_install(models: dict[str, Path], tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from vt.errors import ModelUnavailableError
     from vt_stylize import pipelines
@@ -220,7 +221,7 @@ def test_lora_without_peft_names_the_extra(models: dict[str, Path], tmp_path: Pa
     monkeypatch.setattr(pipelines.importlib.util, "find_spec",
                         lambda name, *a: None if name == "peft" else real(name, *a))
     p = _processor(models, lora=str(tmp_path / "x.safetensors"))
-    with pytest.raises(ModelUnavailableError, match=r"pip install 'vt-stylize\[lora\]'"):
+    with pytest.raises(ModelUnavailableError, match=r"--lora needs peft.*pip install peft"):
         p.configure(FrameFormat(64, 48))
     p.close()
 
@@ -229,7 +230,6 @@ def test_out_of_memory_halves_the_batch_then_says_what_to_try(
         models: dict[str, Path], carphone_frames: np.ndarray,
         monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
-
     from vt_stylize import GpuOutOfMemory, StylizeWarning
 
     p = _processor(models, batch_size=4)

@@ -62,6 +62,9 @@ def stylize(
     model_id: Annotated[str, typer.Option("--model-id", "-m", help="Stable Diffusion model: "
                         "a Hugging Face id (from the cache offline), a diffusers folder, or a "
                         ".safetensors/.ckpt checkpoint.", rich_help_panel=MODEL)] = DEFAULT_MODEL,
+    model_config: Annotated[str | None, typer.Option("--model-config", help="For a single-"
+                            "file checkpoint: the diffusers folder (or id) whose configs to "
+                            "use, e.g. offline.", rich_help_panel=MODEL)] = None,
     controlnet_id: Annotated[str | None, typer.Option("--controlnet-id", "-c", help="A "
                              "ControlNet (id, folder or file), conditioned on each frame.",
                              rich_help_panel=MODEL)] = None,
@@ -136,7 +139,7 @@ def stylize(
     frame count follow the source."""
     settings = StylizeSettings(
         prompt=prompt, negative_prompt=negative_prompt, model=model_id,
-        controlnet=controlnet_id, control=control, control_model=control_model,
+        model_config=model_config, controlnet=controlnet_id, control=control, control_model=control_model,
         controlnet_scale=controlnet_scale, animatediff=animatediff,
         motion_adapter=motion_adapter, window=window, overlap=overlap, strength=strength,
         steps=steps, guidance=guidance, seed=seed, noise=noise,

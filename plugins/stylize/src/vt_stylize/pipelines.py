@@ -74,6 +74,19 @@ def _check_model_name(option: str, value: str) -> None:
                      "file or a Hugging Face id (org/name)")
 
 
+def _config_folder(value: str) -> str:
+    """``--model-config``: a diffusers folder, or a hub id resolved through the cache."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return str(path)
+    if looks_like_hub_id(value):
+        from vt.models import resolve_model
+
+        return str(resolve_model(value).path)
+    raise UsageError(f"--model-config: no such folder: {value} (a diffusers pipeline folder "
+                     "or a Hugging Face id)")
+
+
 class StylizePipeline:
     """A Stable Diffusion pipeline ready to stylise frames; loaded on first use."""
 
@@ -126,10 +139,13 @@ class StylizePipeline:
                             dtype=self.dtype, model_class="MotionAdapter")
             components["motion_adapter"] = ma.model
             self.loaded_from["motion_adapter"] = _origin(ma)
+        extra: dict[str, Any] = {}
+        if s.model_config:  # a single-file checkpoint's configs, for offline use
+            extra["config"] = _config_folder(s.model_config)
         descriptor = load_model(
             s.model, adapter="diffusers", device=self.device, dtype=self.dtype,
             pipeline_class=PIPELINE_CLASSES[self.kind], components=components, offload=offload,
-            vae_slicing=cuda, vae_tiling=s.vae_tiling)
+            vae_slicing=cuda, vae_tiling=s.vae_tiling, **extra)
         if not getattr(descriptor, "is_pipeline", False) or not hasattr(descriptor.model,
                                                                         "unet"):
             raise UsageError(f"{s.model} holds a {type(descriptor.model).__name__}, not a "
@@ -166,7 +182,8 @@ class StylizePipeline:
 
     def _load_lora(self, lora: str, scale: float) -> None:
         if importlib.util.find_spec("peft") is None:
-            raise ModelUnavailableError("--lora needs peft (pip install 'vt-stylize[lora]')")
+            raise ModelUnavailableError("--lora needs peft, a dependency of vt-stylize that is "
+                                        "missing here (pip install peft)")
         path = Path(lora).expanduser()
         if path.is_file():
             folder, weight_name = str(path.parent), path.name

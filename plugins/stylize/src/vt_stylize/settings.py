@@ -53,6 +53,7 @@ class StylizeSettings:
     prompt: str = ""
     negative_prompt: str = ""
     model: str = DEFAULT_MODEL
+    model_config: str | None = None  # configs for a single-file checkpoint (offline)
     controlnet: str | None = None
     control: str = "canny"
     control_model: str | None = None  # the depth/lineart detector's weights
@@ -99,6 +100,10 @@ class StylizeSettings:
             raise UsageError("the prompt is empty: describe the style, e.g. -p 'anime style'")
         if not self.model or not str(self.model).strip():
             raise UsageError("--model-id is empty")
+        if self.model_config and not str(self.model).lower().endswith((".safetensors",
+                                                                        ".ckpt")):
+            raise UsageError("--model-config is for single-file checkpoints "
+                             "(.safetensors/.ckpt --model-id)")
         for name, value, low, high in (("--strength", self.strength, 0.0, 1.0),
                                        ("--controlnet-scale", self.controlnet_scale, 0.0, 10.0),
                                        ("--guidance", self.guidance, 0.0, 50.0),
