@@ -220,8 +220,11 @@ class StylizePipeline:
             if len(tokenizer(s.prompt).input_ids) > limit:
                 warn(f"the prompt is longer than the text encoder's {limit} tokens: the end "
                      "is ignored")
-            positive, negative = pipe.encode_prompt(
-                s.prompt, pipe._execution_device, 1, self.guided, s.negative_prompt or None)
+            import torch
+
+            with torch.no_grad():
+                positive, negative = pipe.encode_prompt(
+                    s.prompt, pipe._execution_device, 1, self.guided, s.negative_prompt or None)
             self._embeds = (positive, negative if self.guided else None)
         return self._embeds
 
@@ -269,7 +272,7 @@ class StylizePipeline:
         device, dtype = pipe._execution_device, self.compute_dtype
         count, _, height, width = frames.shape
         generators = frame_generators(s.seed, indices, s.noise)
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: the pipeline goes on with these tensors
             video = frames.to(device=device, dtype=pipe.vae.dtype) * 2 - 1
             means, stds = [], []
             for start in range(0, count, max(chunk, 1)):
