@@ -19,7 +19,10 @@ from vt.metrics import read_audio
 from vt.testing import make_video, sample_clip
 
 runner = CliRunner()
-FAST = ["--steps", "2", "--max-res", "32", "--preset", "ultrafast"]
+# 56 lines: carphone becomes 72x56. The libx265 in PyAV 18.1's wheel corrupts the heap on
+# frames about 48 pixels wide or less (40x32 and 48x64 abort within a few hundred encodes;
+# 56x200, 62x64 and 64x48 do not), so the tests keep libx265's frames wider than that.
+FAST = ["--steps", "2", "--max-res", "56", "--preset", "ultrafast"]
 
 
 def _invoke(host: object, *args: str) -> object:
@@ -45,12 +48,12 @@ def test_default_output_keeps_frames_timing_and_reports_json(
     assert result.exit_code == 0, result.output
     out = tmp_path / "carphone_stylized.mp4"
     images, pts, facts = frames_of(out)
-    assert facts["codec"] == "hevc" and facts["size"] == (40, 32)
+    assert facts["codec"] == "hevc" and facts["size"] == (72, 56)
     assert len(images) == 3 and pts == _source_pts(clip, 3)
     report = json.loads(result.stdout)
     assert report["frames_in"] == report["frames_out"] == 3
     s = report["stylize"]
-    assert s["pipeline"] == "img2img" and s["size"] == [40, 32] and s["noise"] == "shared"
+    assert s["pipeline"] == "img2img" and s["size"] == [72, 56] and s["noise"] == "shared"
     assert s["model"]["source"] == "path" and s["seed"] == 0
     w = s["warping_error"]
     assert w["pairs"] == 2 and w["ratio"] > 0 and np.isfinite(w["ratio"])
@@ -117,7 +120,7 @@ def test_controlnet_and_animatediff_end_to_end(host: object, models: dict[str, P
     report = json.loads(result.stdout)
     assert report["stylize"]["pipeline"] == kind
     images, pts, facts = frames_of(tmp_path / "carphone_stylized.mp4")
-    assert len(images) == 6 and pts == _source_pts(clip, 6) and facts["size"] == (40, 32)
+    assert len(images) == 6 and pts == _source_pts(clip, 6) and facts["size"] == (72, 56)
 
 
 def test_hub_id_resolves_from_the_cache_offline(host: object, models: dict[str, Path],
@@ -150,10 +153,10 @@ def test_upscale_with_packaged_realesrgan(host: object, models: dict[str, Path],
     result = _invoke(host, str(clip), *_upscale_args(models, "--upscale-height", "0"))
     assert result.exit_code == 0, result.output
     up = json.loads(result.stdout)["stylize"]["upscale"]
-    assert up["skipped"] is None and up["size"] == [160, 128]
+    assert up["skipped"] is None and up["size"] == [288, 224]
     assert "RealESRGAN_x4plus" in up["model"] or "realesrgan-x4plus" in up["model"]
     images, _, facts = frames_of(tmp_path / "carphone_stylized.mp4")
-    assert facts["size"] == (160, 128) and len(images) == 2
+    assert facts["size"] == (288, 224) and len(images) == 2
 
 
 def test_two_passes_keep_audio_and_remove_their_temporary_folder(
@@ -167,7 +170,7 @@ def test_two_passes_keep_audio_and_remove_their_temporary_folder(
     assert report["stylize"]["warping_error"]["pairs"] == 1
     out = tmp_path / "bunny_stylized.mp4"
     images, pts, facts = frames_of(out)
-    assert facts["size"] == (112, 64) and facts["audio"] == 1
+    assert facts["size"] == (110, 64) and facts["audio"] == 1
     assert pts == _source_pts(clip, len(pts)) and len(images) == report["frames_in"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bunny.mp4", "bunny_stylized.mp4"]
 
@@ -195,7 +198,7 @@ def test_out_of_memory_with_both_models_switches_to_two_passes(
     assert "running in two passes" in result.stderr
     report = json.loads(result.stdout)
     assert report["stylize"]["two_pass"] is True and report["frames_out"] == 2
-    assert frames_of(tmp_path / "carphone_stylized.mp4")[2]["size"] == (80, 64)
+    assert frames_of(tmp_path / "carphone_stylized.mp4")[2]["size"] == (82, 64)
     assert not [p for p in tmp_path.iterdir() if ".vt-tmp-" in p.name]
 
 
@@ -210,7 +213,7 @@ def test_upscale_without_vt_upscale_warns_and_keeps_the_stylised_frames(
     assert proc.returncode == 0, proc.stderr
     assert "vt: warning: upscaling skipped: vt-upscale is not installed" in proc.stderr
     report = json.loads(proc.stdout)
-    assert report["size_out"] == [40, 32] and report["stylize"]["upscale"]["model"] is None
+    assert report["size_out"] == [72, 56] and report["stylize"]["upscale"]["model"] is None
 
 
 @pytest.mark.parametrize("args,code,message", [
