@@ -231,3 +231,39 @@ def test_missing_file_and_unknown_name_are_usage_errors(tmp_path: Path) -> None:
         resolve_model(tmp_path / "nope.safetensors")
     with pytest.raises(UsageError, match="unknown model"):
         resolve_model("no-such-model-name")
+
+
+def test_diffusers_pipeline_takes_loaded_components(tmp_path: Path) -> None:
+    """``components=`` hands loaded models to the pipeline (a ControlNet, a motion adapter,
+    or a replacement for one of the folder's own)."""
+    from vt.testing import tiny_sd_pipeline
+
+    folder = tiny_sd_pipeline(tmp_path / "sd")
+    vae = _tiny_vae()
+    m = load_model(folder, device="cpu", pipeline_class="StableDiffusionImg2ImgPipeline",
+                   components={"vae": vae})
+    assert type(m.model).__name__ == "StableDiffusionImg2ImgPipeline"
+    assert m.model.vae is vae and m.task == "diffusion-pipeline"
+    with pytest.raises(ModelUnavailableError, match="diffusers cannot load"):
+        load_model(folder, device="cpu", components={"unet": torch.nn.Linear(1, 1)})
+
+
+def test_single_file_ckpt_is_probed_without_unpickling(tmp_path: Path, vae_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    state = load_file(vae_dir / "diffusion_pytorch_model.safetensors")
+    ckpt = tmp_path / "vae.ckpt"
+    torch.save({"state_dict": state}, ckpt)
+    assert diffusers_adapter.probe(ModelRef(ckpt))
+    other = tmp_path / "esrgan.ckpt"
+    torch.save({"params": {"conv_first.weight": torch.zeros(1)}}, other)
+    assert not diffusers_adapter.probe(ModelRef(other))
+    legacy = tmp_path / "legacy.ckpt"
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    assert not diffusers_adapter.probe(ModelRef(legacy))  # not readable without unpickling
+    m = load_model(ckpt, adapter="diffusers", device="cpu", config=str(vae_dir))
+    assert m.task == "autoencoder" and type(m.model).__name__ == "AutoencoderKL"
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(m.model.encode(x).latent_dist.mean,
+                              _tiny_vae().encode(x).latent_dist.mean, atol=1e-5)

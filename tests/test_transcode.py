@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from fractions import Fraction
 from pathlib import Path
+from typing import Annotated
 
 import av
 import numpy as np
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from vt.cli import create_app
+from vt.cli_media import MediaOptions, media_options
 from vt.errors import UsageError, VtError
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
@@ -443,6 +446,33 @@ def test_media_options_refuses_a_clashing_parameter() -> None:
         media_options(command)
 
 
+_seen_media: list[tuple[str | None, MediaOptions]] = []
+
+
+def _command_with_c(input: str, control: Annotated[str | None, typer.Option(
+        "--control", "-c")] = None, *, media: MediaOptions) -> None:
+    _seen_media.append((control, media))
+
+
+def test_media_options_take_per_command_defaults_and_yield_short_flags() -> None:
+    """``@media_options(codec=…, crf=…)`` changes one command's defaults; a short flag the
+    command declares itself (``-c``) wins over the shared option's alias."""
+    seen = _seen_media
+    command = media_options(codec="libx265", crf=26)(_command_with_c)
+    app = typer.Typer()
+    app.command()(command)
+    result = runner.invoke(app, ["in.mp4", "-c", "canny"])
+    assert result.exit_code == 0, result.output
+    control, media = seen[-1]
+    assert control == "canny"
+    assert (media.encoder.codec, media.encoder.crf) == ("libx265", 26)
+    result = runner.invoke(app, ["in.mp4", "--codec", "ffv1", "--crf", "3"])
+    assert result.exit_code == 0, result.output
+    assert (seen[-1][1].encoder.codec, seen[-1][1].encoder.crf) == ("ffv1", 3)
+    with pytest.raises(TypeError, match="no shared option"):
+        media_options(codecs="x")(command)
+
+
 @pytest.mark.parametrize("container,codec", [("avi", "mpeg4"), ("mov", "libx264"),
                                              ("webm", "libvpx-vp9"), ("ts", "libx264"),
                                              ("mkv", "ffv1")])
@@ -482,3 +512,36 @@ def test_write_video_from_generated_frames(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="frame size changed"):
         write_video(bad(), tmp_path / "bad.mp4", fps=8, config=FAST)
     assert not (tmp_path / "bad.mp4").exists() and not partials(tmp_path)
+
+
+def test_run_video_job_extra_report_fields_and_silent_first_pass(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vt.cli_media import run_video_job
+
+    src = make_video(tmp_path / "in.mp4", frames=4)
+    media = MediaOptions(json=True)
+    run_video_job(src, tmp_path / "a.mp4", [], media, summary=False)
+    assert capsys.readouterr().out == ""
+    report = run_video_job(src, tmp_path / "b.mp4", [], media,
+                           extra=lambda r: {"mine": {"frames": r.frames_out}})
+    data = json.loads(capsys.readouterr().out)
+    assert data["mine"] == {"frames": 4} and data["frames_out"] == report.frames_out == 4
+
+
+def test_garbage_decode_timestamps_are_replaced_by_pts() -> None:
+    """libx265 gives one- and two-frame streams uninitialised DTS (0x7f7f… seen here); valid
+    reordered DTS (B-frames: DTS before PTS) are kept."""
+    from vt.media.encode import fix_garbage_dts
+
+    def packet(pts: int, dts: int) -> av.Packet:
+        p = av.Packet(b"x")
+        p.pts, p.dts, p.time_base = pts, dts, Fraction(1, 30000)
+        return p
+
+    garbage = [packet(0, 9187201950435737472), packet(1001, 9187201950435738473),
+               packet(2002, -9187201950435737472)]
+    fix_garbage_dts(garbage)
+    assert [p.dts for p in garbage] == [0, 1001, 2002]
+    reordered = [packet(0, -2002), packet(3003, -1001), packet(1001, 0)]
+    fix_garbage_dts(reordered)
+    assert [p.dts for p in reordered] == [-2002, -1001, 0]

@@ -46,12 +46,19 @@ def parse_encoder_options(pairs: Sequence[str]) -> dict[str, str]:
     return options
 
 
-def _media_parameters() -> list[inspect.Parameter]:
-    def opt(name: str, annotation: Any, default: Any) -> inspect.Parameter:
-        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                 annotation=annotation)
+def _media_parameters(defaults: dict[str, Any] | None = None,
+                      taken: frozenset[str] = frozenset()) -> list[inspect.Parameter]:
+    """The shared options; ``defaults`` replaces some defaults, and the flags in ``taken``
+    (short aliases the command uses itself, such as ``-c``) are left out."""
+    defaults = defaults or {}
 
-    o = typer.Option
+    def opt(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                 default=defaults.get(name, default), annotation=annotation)
+
+    def o(*decls: str, **kwargs: Any) -> Any:
+        return typer.Option(*[d for d in decls if d not in taken], **kwargs)
+
     return [
         opt("codec", Annotated[str, o("--codec", "-c", help="Video encoder (libx264, libx265, "
             "libvpx-vp9, libsvtav1, ffv1, prores_ks…).", rich_help_panel=PANEL)], "libx264"),
@@ -119,11 +126,36 @@ def media_options_from(values: dict[str, Any]) -> MediaOptions:
                         sheet=values["sheet"])
 
 
-def media_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a command taking ``media: MediaOptions`` with the shared media options."""
+def _declared_flags(params: Sequence[inspect.Parameter]) -> frozenset[str]:
+    """Every option flag (``--prompt``, ``-p``) a command's own parameters declare."""
+    flags: set[str] = set()
+    for p in params:
+        infos = [*getattr(p.annotation, "__metadata__", ()), p.default]
+        for info in infos:
+            flags.update(d for d in getattr(info, "param_decls", None) or ()
+                         if isinstance(d, str) and d.startswith("-"))
+    return frozenset(flags)
+
+
+def media_options(fn: Callable[..., Any] | None = None, /,
+                  **defaults: Any) -> Callable[..., Any]:
+    """Decorate a command taking ``media: MediaOptions`` with the shared media options.
+
+    ``@media_options(codec="libx265", crf=26)`` gives one command other defaults. A short
+    flag the command declares itself (e.g. ``-c``) is its own: the shared option keeps only
+    its long form.
+    """
+    if fn is None:
+        return lambda f: _with_media_options(f, defaults)
+    return _with_media_options(fn, defaults)
+
+
+def _with_media_options(fn: Callable[..., Any], defaults: dict[str, Any]) -> Callable[..., Any]:
     signature = inspect.signature(fn)
-    extra = _media_parameters()
-    names = {p.name for p in extra}
+    names = {p.name for p in _media_parameters()}
+    unknown = sorted(set(defaults) - names)
+    if unknown:
+        raise TypeError(f"@media_options: no shared option(s) {', '.join(unknown)}")
     clash = sorted(names & set(signature.parameters))
     if clash:
         raise TypeError(f"{fn.__module__}.{fn.__name__}: parameter(s) {', '.join(clash)} are "
@@ -131,6 +163,7 @@ def media_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     hints = typing.get_type_hints(fn, include_extras=True)
     own = [p.replace(annotation=hints.get(p.name, p.annotation))
            for p in signature.parameters.values() if p.name != "media"]
+    extra = _media_parameters(defaults, _declared_flags(own))
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -159,11 +192,17 @@ def run_video_job(
     processors: Sequence[FrameProcessor],
     media: MediaOptions,
     announce: str | None = None,
+    *,
+    label: str | None = None,
+    summary: bool = True,
+    extra: Callable[[PipelineReport], dict[str, Any]] | None = None,
 ) -> PipelineReport:
     """Run the pipeline with progress on a TTY and print the summary (or the JSON report).
 
     ``announce`` (e.g. which model runs) goes to stderr once the first frame is written, so
-    a bad input or option is reported first, and alone."""
+    a bad input or option is reported first, and alone. ``label`` names the progress bar
+    (default: the input's name); ``summary=False`` prints nothing at the end (a first pass of
+    a multi-pass job); ``extra(report)`` adds the command's own fields to the JSON report."""
     import sys
 
     # Rich loads only for a progress bar on a terminal: piped and scripted runs start faster
@@ -189,7 +228,7 @@ def run_video_job(
             TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=console, transient=True,
         )
-        task = progress.add_task(Path(str(input)).name, total=None, fps=0.0)
+        task = progress.add_task(label or Path(str(input)).name, total=None, fps=0.0)
 
         def update(done: int, total: int | None) -> None:
             tell()
@@ -202,16 +241,18 @@ def run_video_job(
     else:
         report = transcode(input, output, processors, media.encoder, media.pipeline,
                            None if announced else lambda done, total: tell())
-    summary = report.to_dict()
+    if not summary:
+        return report
+    data = {**report.to_dict(), **(extra(report) if extra else {})}
     if media.sheet is not None:
         from vt.sheet import contact_sheet
 
         sheet = contact_sheet(report.output, media.sheet)
-        summary["sheet"] = sheet.as_dict()
+        data["sheet"] = sheet.as_dict()
         if not (media.quiet or media.json):
             typer.echo(f"sheet: {sheet.path}", err=True)
     if media.json:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps(data, indent=2))
     elif not media.quiet:
         w_in, h_in = report.size_in
         w_out, h_out = report.size_out

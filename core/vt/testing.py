@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import io
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -247,3 +248,91 @@ if pytest is not None:
     @pytest.fixture(scope="session")
     def carphone_distorted() -> Path:
         return sample_clip("carphone_distorted")
+
+
+# -- tiny diffusers models (random weights, offline) for plugins' tests ---------------------
+# diffusers and transformers are imported only when a builder runs.
+def tiny_clip_tokenizer(folder: str | Path) -> object:
+    """An offline CLIP tokenizer (printable characters as tokens), saved in ``folder``."""
+    import json
+    import string
+
+    from transformers import CLIPTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in string.printable.strip():
+        for token in (ch, ch + "</w>"):
+            vocab.setdefault(token, len(vocab))
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
+                         model_max_length=77)
+
+
+TINY_BLOCKS = (32, 64)
+
+
+def tiny_sd_pipeline(folder: str | Path, seed: int = 0) -> Path:
+    """Save a tiny Stable Diffusion pipeline (UNet, VAE with a x2 downscale, CLIP text model,
+    offline tokenizer, DDIM) with seeded random weights to ``folder``; returns it."""
+    import diffusers
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    unet = diffusers.UNet2DConditionModel(
+        block_out_channels=TINY_BLOCKS, layers_per_block=2, sample_size=16, in_channels=4,
+        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
+    vae = diffusers.AutoencoderKL(
+        block_out_channels=list(TINY_BLOCKS), in_channels=3, out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
+        layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=5, pad_token_id=1,
+        vocab_size=1000))
+    with tempfile.TemporaryDirectory() as words:
+        pipe = diffusers.StableDiffusionPipeline(
+            unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tiny_clip_tokenizer(words),
+            scheduler=diffusers.DDIMScheduler(clip_sample=False, steps_offset=1,
+                                              set_alpha_to_one=False),
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        pipe.save_pretrained(folder)
+    return folder
+
+
+def tiny_controlnet(folder: str | Path, seed: int = 0) -> Path:
+    """Save a tiny ControlNet matching :func:`tiny_sd_pipeline` to ``folder``. Its output
+    convolutions, zero at initialisation in diffusers, are randomised so that the
+    conditioning image does reach the UNet."""
+    import diffusers
+    import torch
+
+    torch.manual_seed(seed)
+    net = diffusers.ControlNetModel(
+        block_out_channels=TINY_BLOCKS, layers_per_block=2, in_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), cross_attention_dim=32,
+        conditioning_embedding_out_channels=(16, 32))
+    with torch.no_grad():
+        for module in (*net.controlnet_down_blocks, net.controlnet_mid_block,
+                       net.controlnet_cond_embedding.conv_out):
+            for param in module.parameters():
+                param.normal_(0.0, 0.05)
+    net.save_pretrained(folder)
+    return Path(folder)
+
+
+def tiny_motion_adapter(folder: str | Path, seed: int = 0) -> Path:
+    """Save a tiny AnimateDiff ``MotionAdapter`` matching :func:`tiny_sd_pipeline`."""
+    import diffusers
+    import torch
+
+    torch.manual_seed(seed)
+    diffusers.MotionAdapter(
+        block_out_channels=TINY_BLOCKS, motion_layers_per_block=2, motion_norm_num_groups=2,
+        motion_num_attention_heads=4).save_pretrained(folder)
+    return Path(folder)

@@ -2,7 +2,7 @@
 
 Loads ``from_pretrained`` folders (a pipeline with ``model_index.json`` or one model with a
 diffusers ``config.json``), Hugging Face ids (resolved to a cache folder by the core), and
-single-file ``.safetensors`` checkpoints. Weights are read from safetensors, or from pickles
+single-file ``.safetensors`` / ``.ckpt`` checkpoints. Weights are read from safetensors, or from pickles
 with ``weights_only`` (diffusers' own default); remote code is never run. Registered only
 when diffusers is importable: the core itself never requires it (``pip install 'vt[diffusers]'``).
 """
@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import pickletools
 import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,26 @@ def _safetensors_keys(path: Path) -> list[str]:
     return [k for k in header if k != "__metadata__"]
 
 
+def _ckpt_keys(path: Path) -> list[str]:
+    """Strings of a torch zip checkpoint's pickle (its tensor names among them), read with
+    ``pickletools`` so nothing in the file runs; legacy (non-zip) pickles give none."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("/data.pkl")
+                         or n == "data.pkl"), None)
+            if name is None or archive.getinfo(name).file_size > 200_000_000:
+                return []
+            data = archive.read(name)
+        return [arg for op, arg, _ in pickletools.genops(data)
+                if isinstance(arg, str) and "UNICODE" in op.name]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return []
+
+
+def _single_file_keys(path: Path) -> list[str]:
+    return _ckpt_keys(path) if path.suffix.lower() == ".ckpt" else _safetensors_keys(path)
+
+
 def probe(ref: ModelRef) -> bool:
     """Whether ``ref`` is something diffusers loads (not a transformers or spandrel model)."""
     path = ref.path
@@ -64,8 +86,8 @@ def probe(ref: ModelRef) -> bool:
             return True
         config = _config(path)
         return bool(config) and ("_diffusers_version" in config or "_class_name" in config)
-    if path.suffix.lower() == ".safetensors":
-        return any(k.startswith(_SINGLE_FILE_PREFIXES) for k in _safetensors_keys(path))
+    if path.suffix.lower() in (".safetensors", ".ckpt"):
+        return any(k.startswith(_SINGLE_FILE_PREFIXES) for k in _single_file_keys(path))
     return False
 
 
@@ -148,6 +170,7 @@ def load(
     offload: str = "none",
     vae_slicing: bool = False,
     vae_tiling: bool = False,
+    components: dict[str, Any] | None = None,
     **_: Any,
 ) -> DiffusersModel:
     """Load ``ref`` on ``device`` in ``dtype``.
@@ -155,6 +178,8 @@ def load(
     ``offload`` ("model": whole components, "sequential": layer by layer) needs a CUDA device
     and is ignored, with a note, elsewhere. ``vae_slicing``/``vae_tiling`` trade speed for
     memory on any device. ``subfolder`` picks one component of a pipeline folder (``vae``).
+    ``components`` are loaded models a pipeline takes instead of, or beside, the folder's own
+    (``{"controlnet": …, "motion_adapter": …}``: diffusers' ``from_pretrained`` keywords).
     """
     if offload not in OFFLOAD:
         raise UsageError(f"offload must be one of {', '.join(OFFLOAD)}, got {offload!r}")
@@ -162,17 +187,18 @@ def load(
     torch_type = torch_dtype(dtype)
     folder = path / subfolder if subfolder else path
     name = ref.name or path.name
+    extra = dict(components or {})
     try:
         if path.is_file():
             cls = _class(pipeline_class or model_class, _single_file_class(path))
-            kwargs: dict[str, Any] = {"torch_dtype": torch_type}
+            kwargs: dict[str, Any] = {"torch_dtype": torch_type, **extra}
             if config:
                 kwargs["config"] = config
             loaded = cls.from_single_file(str(path), **kwargs)
         elif (folder / "model_index.json").is_file() and not model_class:
             cls = _class(pipeline_class, "DiffusionPipeline")
             loaded = cls.from_pretrained(str(folder), torch_dtype=torch_type,
-                                         use_safetensors=_has_safetensors(folder))
+                                         use_safetensors=_has_safetensors(folder), **extra)
         else:
             declared = (_config(folder) or {}).get("_class_name")
             cls = _class(model_class, declared or "AutoencoderKL")
@@ -201,7 +227,7 @@ def load(
 
 
 def _single_file_class(path: Path) -> str:
-    keys = _safetensors_keys(path)
+    keys = _single_file_keys(path)
     if any(k.startswith("model.diffusion_model.") for k in keys):
         return "StableDiffusionPipeline"
     return "AutoencoderKL"
@@ -227,9 +253,10 @@ def _memory_switches(model: DiffusersModel, slicing: bool, tiling: bool) -> None
 DIFFUSERS = ModelAdapterInfo(
     name="diffusers",
     load=load,
-    formats=("dir", ".safetensors"),
+    formats=("dir", ".safetensors", ".ckpt"),
     description="diffusers pipelines and models (AutoencoderKL, AutoencoderTiny, UNets, "
-    "transformers): from_pretrained folders, Hugging Face ids, single .safetensors files",
+    "transformers): from_pretrained folders, Hugging Face ids, single .safetensors/.ckpt "
+    "files",
     tasks=("diffusion-pipeline", "autoencoder", "diffusion-model"),
     devices=("cpu", "cuda", "mps"),
     dtypes=("fp32", "fp16", "bf16"),

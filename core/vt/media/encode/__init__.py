@@ -15,6 +15,7 @@ from vt.media.encode.config import EncoderConfig, choose_pixel_format, parse_bit
 from vt.media.encode.container import (
     CONTAINER_EXTENSIONS,
     ContainerWriter,
+    fix_garbage_dts,
     open_container_writer,
 )
 from vt.media.encode.images import ImageSequenceWriter, open_image_writer
@@ -27,6 +28,7 @@ __all__ = [
     "ImageSequenceWriter",
     "SideStreams",
     "choose_pixel_format",
+    "fix_garbage_dts",
     "open_container_writer",
     "open_image_writer",
     "parse_bitrate",

@@ -37,6 +37,23 @@ def _format_name(target: OutputTarget, config: EncoderConfig) -> str | None:
             "mts": "mpegts", "3gp": "3gp"}.get(ext)
 
 
+#: a decode timestamp further than this many seconds before its presentation time is noise
+_MAX_REORDER_SECONDS = 60
+
+
+def fix_garbage_dts(packets: list[Any]) -> None:
+    """Give packets with an impossible decode timestamp (after the presentation time, or a
+    minute before it) their PTS as DTS. libx265 reports uninitialised DTS for streams shorter
+    than its B-frame delay (one or two frames), where no frame is reordered and DTS = PTS is
+    right; the muxer would otherwise reject the packets."""
+    for packet in packets:
+        pts, dts = packet.pts, packet.dts
+        if pts is None or dts is None or packet.time_base is None:
+            continue
+        if dts > pts or (pts - dts) * packet.time_base > _MAX_REORDER_SECONDS:
+            packet.dts = pts
+
+
 class ContainerWriter:
     """Writes encoded video plus copied side streams into one container file.
 
@@ -221,6 +238,7 @@ class ContainerWriter:
             self.write_frame(frame)
 
     def _mux_video(self, packets: list[Any]) -> None:
+        fix_garbage_dts(packets)
         try:
             self.out.mux(packets)
         except av.error.FFmpegError as exc:
