@@ -117,6 +117,61 @@ def ratios(label: str, a: str, b: str, med: dict[str, float]) -> str:
             f"x{jobs:.2f} (median) x{jobs_best:.2f} (best)")
 
 
+def job_parallelism(work: Path) -> None:
+    """CPU per thread of one job, in this process: how many cores one job can keep busy
+    (total CPU / its busiest thread) whatever else runs on the machine. vt overlaps decode,
+    processing and encode in threads, so one job with codec threads 1 uses more than a core,
+    and that bounds what a second worker can add on 2 cores."""
+    import glob
+    import threading
+
+    from vt.batch.executor import Executor
+    from vt.batch.jobs import Task
+
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def threads() -> dict[str, float]:
+        out = {}
+        for stat in glob.glob(f"/proc/{os.getpid()}/task/*/stat"):
+            try:
+                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[stat.split("/")[-2]] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
+    executor = Executor()
+    executor.ready()
+    print("\none job's threads (in-process, transcode ultrafast, codec threads 1)")
+    for clip in CLIPS:
+        out = work / f"threads-{clip}.mp4"
+        out.unlink(missing_ok=True)
+        seen: dict[str, float] = {}
+        base, stop = threads(), threading.Event()
+
+        def sample(seen: dict[str, float], stop: threading.Event) -> None:
+            while not stop.is_set():  # a thread's counters vanish when it ends: keep the last
+                seen.update(threads())
+                time.sleep(0.005)
+
+        sampler = threading.Thread(target=sample, args=(seen, stop))
+        sampler.start()
+        src = str(sample_clip(clip))
+        outcome = executor.run(Task(row=1, index=0, key="-", input=src, output=str(out),
+                                    command="transcode",
+                                    argv=("transcode", "--preset", "ultrafast", "--threads",
+                                          "1", "-e", "threads=1", "--json", "--", src,
+                                          str(out))))
+        stop.set()
+        sampler.join()
+        assert outcome.ok, outcome.error
+        used = sorted((cpu - base.get(tid, 0.0) for tid, cpu in seen.items()), reverse=True)
+        used = [u for u in used if u > 0]
+        total = sum(used)
+        print(f"  {clip:18} CPU {total:.2f} s in {len(used)} threads, busiest "
+              f"{used[0]:.2f} s: one job can keep {total / used[0]:.2f} cores busy")
+
+
 def workers_1_vs_2(work: Path, rounds: int) -> None:
     path = manifest(work, "twelve", 1)
     runs: dict[str, list[dict[str, Any]]] = {"--workers 1": [], "--workers 2": []}
@@ -230,6 +285,7 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vt-batch-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} CPUs; work folder {work}")
+    job_parallelism(work)
     workers_1_vs_2(work, args.rounds)
     if not args.skip_ray:
         ray_vs_local(work, args.ray_rounds, args.ray_repeats)
