@@ -66,8 +66,10 @@ def fingerprint(editable: list[str]) -> str:
         # sys.path[0] says nothing about plugins and differs between ``vt`` and ``python -m``
         if os.path.basename(entry.rstrip(os.sep)) not in ("site-packages", "dist-packages"):
             continue
-        try:
-            parts.append((entry, os.stat(entry).st_mtime_ns))
+        try:  # the folder's mtime, and the installed distributions by name and version
+            with os.scandir(entry) as found:
+                dists = sorted(e.name for e in found if e.name.endswith(".dist-info"))
+            parts.append((entry, os.stat(entry).st_mtime_ns, dists))
         except OSError:
             parts.append((entry, None))
     parts += [(folder, _newest_source(folder)) for folder in editable]
