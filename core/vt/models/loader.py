@@ -122,7 +122,8 @@ def load_model(
 
     With ``cache`` (the default) the same weights loaded with the same adapter and options
     come back from this process's memo (``vt.models.memo``): callers share the object and
-    must not close it (``is_memoised`` says whether one is)."""
+    must not close it (``is_memoised`` says whether one is); a caller that changes the model
+    (LoRA, attention processors, offload hooks) loads with ``cache=False``."""
     ref = resolve_model(name_or_path, download=download)
     device = resolve_device(device)
     ref = replace(ref, metadata={**ref.metadata, "device": device, "dtype": dtype})

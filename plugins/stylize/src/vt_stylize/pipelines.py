@@ -131,19 +131,21 @@ class StylizePipeline:
         components: dict[str, Any] = {}
         if s.controlnet:
             cn = load_model(s.controlnet, adapter="diffusers", device=parts_device,
-                            dtype=self.dtype, model_class="ControlNetModel")
+                            dtype=self.dtype, model_class="ControlNetModel", cache=False)
             components["controlnet"] = cn.model
             self.loaded_from["controlnet"] = _origin(cn)
         if s.animatediff:
             ma = load_model(s.motion_adapter, adapter="diffusers", device=parts_device,
-                            dtype=self.dtype, model_class="MotionAdapter")
+                            dtype=self.dtype, model_class="MotionAdapter", cache=False)
             components["motion_adapter"] = ma.model
             self.loaded_from["motion_adapter"] = _origin(ma)
         extra: dict[str, Any] = {}
         if s.model_config:  # a single-file checkpoint's configs, for offline use
             extra["config"] = _config_folder(s.model_config)
+        # uncached: LoRA, attention processors and offload hooks change this pipeline, and
+        # the process-wide memo would hand the changed one to the next user
         descriptor = load_model(
-            s.model, adapter="diffusers", device=self.device, dtype=self.dtype,
+            s.model, adapter="diffusers", device=self.device, dtype=self.dtype, cache=False,
             pipeline_class=PIPELINE_CLASSES[self.kind], components=components, offload=offload,
             vae_slicing=cuda, vae_tiling=s.vae_tiling, **extra)
         if not getattr(descriptor, "is_pipeline", False) or not hasattr(descriptor.model,

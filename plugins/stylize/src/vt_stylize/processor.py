@@ -8,7 +8,6 @@ size. Every frame comes out once with its PTS; memory holds one batch or one win
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -36,8 +35,7 @@ def processing_size(width: int, height: int, max_res: int | None,
 
 
 def _slice(batch: FrameBatch, start: int, stop: int) -> FrameBatch:
-    return replace(batch, images=batch.images[start:stop], pts=batch.pts[start:stop],
-                   indices=batch.indices[start:stop])
+    return batch[start:stop]
 
 
 class StylizeProcessor(FrameProcessor):
