@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +9,12 @@ import numpy as np
 import pytest
 from vt.plugins import PluginHost, set_host
 
-# batch workers (other processes) load only this plugin, never another agent's install
-os.environ.setdefault("VT_LOAD_PLUGINS", "vae-scale")
+
+@pytest.fixture(autouse=True)
+def only_this_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch workers (other processes) load only this plugin: set per test, so the rest of
+    the session (other folders' tests) still sees every installed plugin."""
+    monkeypatch.setenv("VT_LOAD_PLUGINS", "vae-scale")
 
 
 @pytest.fixture
