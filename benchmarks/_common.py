@@ -8,6 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -49,3 +53,14 @@ def make_1080p_clip(path: Path, seconds: int = 60) -> Path:
                     "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "aac",
                     "-b:a", "128k", str(path)], check=True)
     return path
+
+
+def downscale(images: "np.ndarray") -> "np.ndarray":
+    """Antialiased bicubic /2 of (N, H, W, 3) uint8 frames (torch, PIL's kernel): the
+    low-resolution input the quality benchmarks upscale back."""
+    import torch
+
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+    y = torch.nn.functional.interpolate(x, scale_factor=0.5, mode="bicubic", antialias=True,
+                                        align_corners=False)
+    return y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ffmpeg, vt_exe
+from _common import downscale, ffmpeg, vt_exe
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.metrics import WarpingErrorMeter, psnr, ssim
 from vt.processors.resize import resize_images
@@ -59,16 +59,6 @@ def read_frames(path: Path | str, count: int | None = None,
             if count is not None and len(out) == count:
                 break
     return np.stack(out)
-
-
-def downscale(images: np.ndarray) -> np.ndarray:
-    """Antialiased bicubic /2, as benchmarks/upscale_quality.py does (torch, PIL's kernel)."""
-    import torch
-
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-    y = torch.nn.functional.interpolate(x, scale_factor=0.5, mode="bicubic", antialias=True,
-                                        align_corners=False)
-    return y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
 def run_stages(stages: list, frames: np.ndarray) -> np.ndarray:

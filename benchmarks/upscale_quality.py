@@ -14,8 +14,8 @@ import time
 
 import av
 import numpy as np
-import torch
 
+from _common import downscale
 from vt.metrics import psnr, ssim
 from vt.testing import sample_clip
 from vt_upscale import Upscaler
@@ -29,13 +29,6 @@ def frames(count: int) -> np.ndarray:
             if len(out) == count:
                 break
     return np.stack(out)
-
-
-def downscale(images: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-    y = torch.nn.functional.interpolate(x, scale_factor=0.5, mode="bicubic", antialias=True,
-                                        align_corners=False)
-    return y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
 def main() -> None:
