@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vt.plugins import PluginHost, set_host
+from vt.plugins import PluginHost
 
 from upscale_helpers import tiny_compact
 
 
 @pytest.fixture
-def host() -> Iterator[PluginHost]:
-    """Built-ins plus this plugin only (no other installed plugin can interfere)."""
+def host(host: PluginHost) -> PluginHost:
+    """vt.testing's host (built-ins only, made current) plus this plugin: no other installed
+    plugin can interfere."""
     import vt_upscale.plugin
 
-    h = PluginHost(load_entry_points=False).load()
-    h.register(vt_upscale.plugin, name="upscale")
-    previous = set_host(h)
-    yield h
-    set_host(previous)
+    host.register(vt_upscale.plugin, name="upscale")
+    return host
 
 
 @pytest.fixture(autouse=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from vt.plugins import PluginHost, set_host
+from vt.plugins import PluginHost
 
 
 @pytest.fixture(autouse=True)
@@ -18,14 +17,13 @@ def only_this_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def host() -> Iterator[PluginHost]:
+def host(host: PluginHost) -> PluginHost:
+    """vt.testing's host (built-ins only, made current) plus this plugin: no other installed
+    plugin can interfere."""
     import vt_vae_scale.plugin
 
-    h = PluginHost(load_entry_points=False).load()
-    h.register(vt_vae_scale.plugin, name="vae-scale")
-    previous = set_host(h)
-    yield h
-    set_host(previous)
+    host.register(vt_vae_scale.plugin, name="vae-scale")
+    return host
 
 
 @pytest.fixture(autouse=True)
