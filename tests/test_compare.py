@@ -11,14 +11,14 @@ from typer.testing import CliRunner
 from vt.cli import create_app
 from vt.compare import compare_videos
 from vt.media.encode import EncoderConfig
-from vt.media.pipeline import transcode
+from vt.media.pipeline import process_video
 
 runner = CliRunner()
 
 
 def test_compare_a_processed_clip_with_its_source(bigbuckbunny: Path, tmp_path: Path) -> None:
     out = tmp_path / "bbb.mp4"
-    transcode(bigbuckbunny, out, config=EncoderConfig(preset="ultrafast", crf=30))
+    process_video(bigbuckbunny, out, config=EncoderConfig(preset="ultrafast", crf=30))
     result = compare_videos(bigbuckbunny, out, max_frames=12)
     assert result["frames"] == {"a": 12, "b": 12, "equal": True}
     assert result["max_pts_difference"] == 0.0
@@ -52,7 +52,7 @@ def test_compare_reports_different_frame_counts(carphone: Path, tmp_path: Path) 
     from vt.media.pipeline import PipelineOptions
 
     short = tmp_path / "short.mp4"
-    transcode(carphone, short, config=EncoderConfig(preset="ultrafast"),
+    process_video(carphone, short, config=EncoderConfig(preset="ultrafast"),
               options=PipelineOptions(end=1.0))
     result = compare_videos(carphone, short, warping=False)
     assert result["frames"]["a"] == 120 and result["frames"]["b"] == 30

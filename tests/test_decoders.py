@@ -217,7 +217,7 @@ def test_processing_starts_without_a_packet_scan(tmp_path: Path, name: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from vt.media import info as info_module
     from vt.media.decoders import pyav_reader
-    from vt.media.pipeline import transcode
+    from vt.media.pipeline import process_video
 
     src = make_video(tmp_path / name, frames=20, fps=10)
     scans: list[int] = []
@@ -230,7 +230,7 @@ def test_processing_starts_without_a_packet_scan(tmp_path: Path, name: str,
     monkeypatch.setattr(info_module, "count_packets", counting)
     monkeypatch.setattr(pyav_reader, "count_packets", counting)
     totals: list[int | None] = []
-    transcode(src, tmp_path / "out.mkv", progress=lambda done, total: totals.append(total))
+    process_video(src, tmp_path / "out.mkv", progress=lambda done, total: totals.append(total))
     assert scans == []  # no whole-file scan before (or while) processing
     assert totals[-1] == 20  # the header's count, or duration x fps where it has none
     with open_video(src, decoder="pyav") as reader:

@@ -20,7 +20,7 @@ from vt.media import frames as frames_module
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.info import probe
-from vt.media.pipeline import PipelineOptions, transcode, write_video
+from vt.media.pipeline import PipelineOptions, process_video, write_video
 from vt.media.processing import FrameProcessor, ProcessorChain
 from vt.testing import make_video
 
@@ -62,15 +62,15 @@ def test_tensor_batch_converts_once_lazily_and_keeps_the_tensor(monkeypatch) -> 
 
 
 def test_host_batch_round_trips_through_the_tensor_form() -> None:
-    for pixel_format, dtype, top in (("rgb24", np.uint8, 255), ("rgb48", np.uint16, 65535)):
+    for layout, dtype, top in (("rgb24", np.uint8, 255), ("rgb48", np.uint16, 65535)):
         images = np.random.default_rng(1).integers(0, top + 1, (3, 5, 7, 3), dtype=dtype)
-        batch = FrameBatch(images, [0, 1, 2], Fraction(1, 25), [0, 1, 2], pixel_format)
+        batch = FrameBatch(images, [0, 1, 2], Fraction(1, 25), [0, 1, 2], layout)
         t = batch.to_tensor()
         assert t.shape == (3, 3, 5, 7) and t.dtype == torch.float32
         assert batch.to_tensor() is t  # cached: one conversion
         back = batch.from_tensor(t * 1.0)
         assert not back.has_array and np.array_equal(back.images, images)
-        assert back.pts == batch.pts and back.pixel_format == pixel_format
+        assert back.pts == batch.pts and back.layout == layout
 
 
 def test_slices_and_concat_keep_the_form() -> None:
@@ -89,7 +89,7 @@ def test_slices_and_concat_keep_the_form() -> None:
 class TorchGain(FrameProcessor):
     """A torch processor: works on the tensor form, records what it was given."""
 
-    pixel_formats = ("rgb24", "rgb48")
+    layouts = ("rgb24", "rgb48")
 
     def __init__(self, name: str, gain: float, batch_size: int = 1) -> None:
         self.name, self.gain, self.batch_size = name, gain, batch_size
@@ -108,14 +108,14 @@ def test_two_torch_processors_chain_without_a_host_copy(tmp_path: Path, monkeypa
     conversions: list[str] = []
     original = frames_module.tensor_to_array
 
-    def counting(tensor, pixel_format):
+    def counting(tensor, layout):
         conversions.append(threading.current_thread().name)
-        return original(tensor, pixel_format)
+        return original(tensor, layout)
 
     monkeypatch.setattr(frames_module, "tensor_to_array", counting)
     src = make_video(tmp_path / "in.mp4", frames=12)
     first, second = TorchGain("sd", 0.5, batch_size=2), TorchGain("upscaler", 2.0, batch_size=2)
-    report = transcode(src, tmp_path / "out.mp4", [first, second], config=FAST)
+    report = process_video(src, tmp_path / "out.mp4", [first, second], config=FAST)
     assert report.frames_out == 12
     # the second processor got the first one's tensor itself: same storage, no host array
     assert [s[:3] for s in second.seen] == [(True, False, CPU)] * 6
@@ -125,7 +125,7 @@ def test_two_torch_processors_chain_without_a_host_copy(tmp_path: Path, monkeypa
 
 
 def test_images_are_never_touched_inside_a_torch_chain(monkeypatch) -> None:
-    def refuse(tensor, pixel_format):
+    def refuse(tensor, layout):
         raise AssertionError("host conversion inside the chain")
 
     monkeypatch.setattr(frames_module, "tensor_to_array", refuse)
@@ -172,7 +172,7 @@ def test_each_stage_gets_its_own_batch_size(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=10)
     one, four, three, single = (Recorder("one", 1), Recorder("four", 4), Recorder("three", 3),
                                 Recorder("single", 1))
-    report = transcode(src, tmp_path / "out.mp4", [one, four, three, single], config=FAST)
+    report = process_video(src, tmp_path / "out.mp4", [one, four, three, single], config=FAST)
     assert report.frames_out == 10
     assert one.sizes == [1] * 10
     assert four.sizes == [4, 4, 2]  # rebatched; only the tail is short
@@ -183,25 +183,31 @@ def test_each_stage_gets_its_own_batch_size(tmp_path: Path) -> None:
 def test_temporal_processor_is_flushed_at_the_end_and_at_end_time(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mkv", frames=24, fps=24)
     whole = Recorder("hold3", batch_size=2, temporal=True, hold=3)
-    report = transcode(src, tmp_path / "all.mkv", [whole], config=FAST)
+    report = process_video(src, tmp_path / "all.mkv", [whole], config=FAST)
     assert report.frames_out == 24 and whole.flushes == 1
     assert video_pts(tmp_path / "all.mkv") == video_pts(src)
     cut = Recorder("hold3", batch_size=2, temporal=True, hold=3)
-    report = transcode(src, tmp_path / "cut.mkv", [cut], config=FAST,
+    report = process_video(src, tmp_path / "cut.mkv", [cut], config=FAST,
                        options=PipelineOptions(end=0.5))
     assert report.frames_out == 12 and cut.flushes == 1  # the held frames came out at --end
     assert sum(cut.sizes) == 12
     assert len(video_pts(tmp_path / "cut.mkv")) == 12
 
 
-def test_pixel_formats_and_devices_are_checked_when_configuring() -> None:
+def test_layouts_and_devices_are_checked_when_configuring() -> None:
     class DeepOnly(FrameProcessor):
-        name, pixel_formats = "deep-only", ("rgb48",)
+        name, layouts = "deep-only", ("rgb48",)
 
     with pytest.raises(UsageError, match="deep-only takes rgb48 frames, not rgb24"):
         ProcessorChain([DeepOnly()]).configure(FrameFormat(8, 6))
-    assert ProcessorChain([DeepOnly()]).pixel_format_for(10) == "rgb48"
-    assert ProcessorChain([DeepOnly(), Recorder("r")]).pixel_format_for(10) == "rgb24"
+    assert ProcessorChain([DeepOnly()]).layout_for(10) == "rgb48"
+    assert ProcessorChain([DeepOnly(), Recorder("r")]).layout_for(10) == "rgb24"
+
+    class OldName(FrameProcessor):  # a plugin written against the old attribute name
+        name, pixel_formats = "old-name", ("rgb24", "rgb48")
+
+    with pytest.raises(TypeError, match="OldName.pixel_formats is now called 'layouts'"):
+        ProcessorChain([OldName()]).configure(FrameFormat(8, 6))
 
     class GpuOnly(FrameProcessor):
         name, devices = "gpu-only", ("cuda",)
@@ -232,14 +238,14 @@ def test_a_processor_that_reorders_frames_is_an_error_naming_it(tmp_path: Path) 
     src = make_video(tmp_path / "in.mp4", frames=8)
     with pytest.raises(VtError, match=r"processor reverser returned frames out of order "
                                       r"\(pts \d+ after pts \d+\)"):
-        transcode(src, tmp_path / "out.mp4", [Reverser()], config=FAST)
+        process_video(src, tmp_path / "out.mp4", [Reverser()], config=FAST)
     assert not (tmp_path / "out.mp4").exists()
 
 
 def test_a_processor_that_repeats_a_pts_is_an_error(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=8)
     with pytest.raises(VtError, match="processor repeater returned pts 0 twice"):
-        transcode(src, tmp_path / "out.mp4", [Repeater()], config=FAST)
+        process_video(src, tmp_path / "out.mp4", [Repeater()], config=FAST)
     chain = ProcessorChain([Recorder("ok")])
     list(chain.feed(host_batch(2)))
 
@@ -285,7 +291,7 @@ def test_passed_through_frames_wait_behind_held_frames(tmp_path: Path) -> None:
     # frame 4 was still held when frame 5 failed: 5 (passed through) comes after it
     assert order == list(range(10)) and chain.frame_errors == 1
     src = make_video(tmp_path / "in.mkv", frames=10)
-    report = transcode(src, tmp_path / "out.mkv", [HoldOneFailOn({5})], config=FAST,
+    report = process_video(src, tmp_path / "out.mkv", [HoldOneFailOn({5})], config=FAST,
                        options=PipelineOptions(error_policy="pass"))
     assert report.frame_errors == 1 and report.frames_out == 10
     assert not any("repeats timestamps" in w for w in report.warnings)
@@ -371,7 +377,7 @@ def test_a_run_without_torch_processors_never_imports_torch(tmp_path: Path) -> N
 import sys
 import numpy as np
 from vt.media.encode import EncoderConfig
-from vt.media.pipeline import transcode
+from vt.media.pipeline import process_video
 from vt.media.processing import FrameProcessor
 from vt.processors.resize import Resize
 
@@ -381,8 +387,8 @@ class Invert(FrameProcessor):
         return batch.with_images(255 - batch.images)
 
 fast = EncoderConfig(preset="ultrafast")
-transcode({str(src)!r}, {str(tmp_path / 'a.mp4')!r}, config=fast)
-transcode({str(src)!r}, {str(tmp_path / 'b.mp4')!r}, [Invert(), Resize(scale=2)], config=fast)
+process_video({str(src)!r}, {str(tmp_path / 'a.mp4')!r}, config=fast)
+process_video({str(src)!r}, {str(tmp_path / 'b.mp4')!r}, [Invert(), Resize(scale=2)], config=fast)
 print("torch" in sys.modules)
 """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -496,7 +502,7 @@ def test_untagged_source_is_read_and_tagged_like_players_do(tmp_path: Path, heig
     assert probe(src).video.color_space is None  # untagged
     capture = Capture()
     out = tmp_path / "out.mkv"
-    transcode(src, out, [capture], config=EncoderConfig(codec="ffv1"))
+    process_video(src, out, [capture], config=EncoderConfig(codec="ffv1"))
     assert capture.first is not None
     seen = capture.first[height // 2, height // 2]
     other = "bt601" if matrix == "bt709" else "bt709"
@@ -519,7 +525,7 @@ def test_decoders_that_convert_themselves_tag_what_they_used(tmp_path: Path,
     yuv = (100, 90, 170)
     src = flat_yuv_video(tmp_path / "in.mkv", 1280, 720, yuv)
     capture, out = Capture(), tmp_path / "out.mkv"
-    transcode(src, out, [capture], config=EncoderConfig(codec="ffv1"),
+    process_video(src, out, [capture], config=EncoderConfig(codec="ffv1"),
               options=PipelineOptions(decoder=decoder))
     # FFmpeg's default (BT.601) for an untagged source, whatever its height: say so
     assert np.abs(capture.first[360, 360] - rgb_of(yuv, "bt601")).max() <= 3

@@ -20,7 +20,7 @@ import pytest
 from vt.errors import OutputError, UsageError
 from vt.media.encode import EncoderConfig
 from vt.media.output import FRAMES_MARKER
-from vt.media.pipeline import PipelineOptions, transcode
+from vt.media.pipeline import PipelineOptions, process_video
 from vt.testing import make_video
 from vt.tempfiles import temp_path
 
@@ -87,7 +87,7 @@ def test_folder_not_made_by_vt_is_never_replaced(clip: Path, tmp_path: Path) -> 
 def test_empty_folder_is_filled_and_marked(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "frames"
     out.mkdir()
-    transcode(clip, out, options=PipelineOptions())
+    process_video(clip, out, options=PipelineOptions())
     assert len(list(out.glob("*.png"))) == 12
     assert (out / FRAMES_MARKER).is_file()
 
@@ -97,9 +97,9 @@ def test_empty_folder_is_filled_and_marked(clip: Path, tmp_path: Path) -> None:
 def test_overwriting_a_frame_folder_leaves_only_the_new_frames(clip: Path, tmp_path: Path,
                                                                form: str) -> None:
     out = f"{tmp_path}/{form}"
-    transcode(clip, out, options=PipelineOptions())
+    process_video(clip, out, options=PipelineOptions())
     assert len(list((tmp_path / "folder").glob("*.png"))) == 12
-    transcode(clip, out, options=PipelineOptions(overwrite=True, end=4 / 24))
+    process_video(clip, out, options=PipelineOptions(overwrite=True, end=4 / 24))
     names = sorted(p.name for p in (tmp_path / "folder").iterdir())
     assert [n for n in names if n.endswith(".png")] == [
         (Path(form).name if "%" in form else "%06d.png") % i for i in range(1, 5)]
@@ -116,7 +116,7 @@ def test_output_appearing_during_the_run_is_not_replaced(clip: Path, tmp_path: P
             out.write_bytes(b"the other job's result")
 
     with pytest.raises(OutputError, match="appeared while vt was writing"):
-        transcode(clip, out, config=FAST, progress=other_job_finishes)
+        process_video(clip, out, config=FAST, progress=other_job_finishes)
     assert out.read_bytes() == b"the other job's result"
     assert not leftovers(tmp_path)
 
@@ -131,7 +131,7 @@ def test_frame_folder_appearing_during_the_run_is_not_replaced(clip: Path,
             (out / "000001.png").write_bytes(b"theirs")
 
     with pytest.raises(OutputError, match="appeared while vt was writing"):
-        transcode(clip, str(out) + "/", progress=other_job_finishes)
+        process_video(clip, str(out) + "/", progress=other_job_finishes)
     assert [p.name for p in out.iterdir()] == ["000001.png"]
     assert not leftovers(tmp_path)
 
@@ -163,7 +163,7 @@ def test_start_past_the_end_is_a_usage_error(clip: Path, tmp_path: Path, name: s
 def test_empty_selection_inside_the_clip_is_an_error(clip: Path, tmp_path: Path) -> None:
     # a range between two frames selects none, though it starts before the end
     with pytest.raises(UsageError, match="no frames selected"):
-        transcode(clip, tmp_path / "o.mp4", config=FAST,
+        process_video(clip, tmp_path / "o.mp4", config=FAST,
                   options=PipelineOptions(start=0.001, end=0.002))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
@@ -206,7 +206,7 @@ def test_stale_temporaries_of_dead_runs_are_removed_and_others_kept(clip: Path,
     (resume / "state.json").write_text("{}")
     lookalike = tmp_path / "notes.vt-tmp-1-0123abcd.txt"  # not hidden: not ours
     lookalike.write_text("mine")
-    transcode(clip, tmp_path / "out.mp4", config=FAST)
+    process_video(clip, tmp_path / "out.mp4", config=FAST)
     assert not dead.exists() and not dead_dir.exists()
     assert alive.exists() and (resume / "state.json").exists() and lookalike.exists()
 
@@ -215,10 +215,10 @@ def test_stale_temporaries_of_dead_runs_are_removed_and_others_kept(clip: Path,
 def test_outputs_follow_the_umask(clip: Path, tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        transcode(clip, tmp_path / "a.mp4", config=FAST)
-        transcode(clip, f"{tmp_path}/frames/", options=PipelineOptions(end=0.1))
+        process_video(clip, tmp_path / "a.mp4", config=FAST)
+        process_video(clip, f"{tmp_path}/frames/", options=PipelineOptions(end=0.1))
         os.umask(0o027)
-        transcode(clip, tmp_path / "b.mp4", config=FAST)
+        process_video(clip, tmp_path / "b.mp4", config=FAST)
     finally:
         os.umask(old)
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
@@ -232,7 +232,7 @@ def test_overwrite_keeps_the_mode_of_the_replaced_file(clip: Path, tmp_path: Pat
     out = tmp_path / "a.mp4"
     out.write_bytes(b"old")
     os.chmod(out, 0o664)
-    transcode(clip, out, config=FAST, options=PipelineOptions(overwrite=True))
+    process_video(clip, out, config=FAST, options=PipelineOptions(overwrite=True))
     assert stat.S_IMODE(out.stat().st_mode) == 0o664
     assert out.stat().st_size > 100
 

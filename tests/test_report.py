@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from vt.cli import create_app
 from vt.media.encode import EncoderConfig
-from vt.media.pipeline import PipelineOptions, transcode
+from vt.media.pipeline import PipelineOptions, process_video
 from vt.plugins import PluginHost
 from vt.sheet import contact_sheet
 
@@ -145,7 +145,7 @@ def test_report_renders_in_a_headless_browser(pair_report: tuple[Path, dict],
 def test_three_candidates_get_a_column_each(host: PluginHost, tmp_path: Path, carphone: Path,
                                             carphone_distorted: Path) -> None:
     again = tmp_path / "again.mp4"
-    transcode(carphone, again, config=EncoderConfig(preset="ultrafast", crf=40),
+    process_video(carphone, again, config=EncoderConfig(preset="ultrafast", crf=40),
               options=PipelineOptions(end=1.0))
     out = tmp_path / "three.html"
     data = compare(host, str(carphone), str(carphone_distorted), str(again),

@@ -19,7 +19,7 @@ from vt.errors import UsageError, VtError
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.info import probe
-from vt.media.pipeline import PipelineOptions, transcode
+from vt.media.pipeline import PipelineOptions, process_video
 from vt.media.processing import FrameProcessor
 from vt.metrics import audio_offset, read_audio
 from vt.processors.resize import Resize
@@ -41,7 +41,7 @@ def partials(folder: Path) -> list[Path]:
 
 def test_real_clip_keeps_frames_pts_audio_and_sync(bigbuckbunny: Path, tmp_path: Path) -> None:
     out = tmp_path / "bbb.mp4"
-    report = transcode(bigbuckbunny, out, config=FAST)
+    report = process_video(bigbuckbunny, out, config=FAST)
     assert report.frames_in == report.frames_out == 132
     assert report.audio == "copied"
     assert video_pts(out) == video_pts(bigbuckbunny)
@@ -59,10 +59,10 @@ def test_vfr_timestamps_survive_exactly(tmp_path: Path) -> None:
     src = make_video(tmp_path / "vfr.mkv", frames=len(pts), pts=pts, width=64, height=48)
     assert probe(src).video.vfr is True
     out = tmp_path / "out.mkv"
-    transcode(src, out, config=FAST)
+    process_video(src, out, config=FAST)
     assert video_pts(out) == [p * 1000 for p in pts]
     out_mp4 = tmp_path / "out.mp4"
-    transcode(src, out_mp4, [Resize(scale=2)], config=FAST)
+    process_video(src, out_mp4, [Resize(scale=2)], config=FAST)
     assert video_pts(out_mp4) == [p * 1000 for p in pts]
     assert probe(out_mp4).video.vfr is True
 
@@ -72,7 +72,7 @@ def test_audio_and_subtitles_are_copied_to_mkv(tmp_path: Path) -> None:
                      subtitles=[(0.2, 0.8, "hello"), (1.0, 1.5, "world")],
                      metadata={"title": "My clip"})
     out = tmp_path / "out.mkv"
-    report = transcode(src, out, [Resize(scale=2)], config=FAST)
+    report = process_video(src, out, [Resize(scale=2)], config=FAST)
     assert (report.audio, report.subtitles) == ("copied", "copied")
     info = probe(out)
     assert [s.codec for s in info.subtitles] == ["subrip"] or info.subtitles[0].codec == "srt"
@@ -91,7 +91,7 @@ def test_text_subtitles_are_converted_for_mp4_and_webm(tmp_path: Path) -> None:
     for ext, codec in (("mp4", "mov_text"), ("webm", "webvtt")):
         out = tmp_path / f"out.{ext}"
         config = FAST if ext == "mp4" else EncoderConfig(codec="libvpx-vp9", preset="ultrafast")
-        report = transcode(src, out, config=config)
+        report = process_video(src, out, config=config)
         assert report.subtitles == "converted" and report.audio in ("copied", "re-encoded")
         assert any(f"converted to {codec}" in w for w in report.warnings)
         with av.open(str(out)) as c:
@@ -108,7 +108,7 @@ def test_text_subtitles_are_converted_for_mp4_and_webm(tmp_path: Path) -> None:
 
 def test_audio_reencoded_when_container_cannot_hold_it(bigbuckbunny: Path, tmp_path: Path) -> None:
     out = tmp_path / "bbb.webm"
-    report = transcode(bigbuckbunny, out, [Resize(size=(160, 90))],
+    report = process_video(bigbuckbunny, out, [Resize(size=(160, 90))],
                        config=EncoderConfig(codec="libvpx-vp9", preset="ultrafast", crf=40))
     assert report.audio == "re-encoded"
     assert any("re-encoded" in w for w in report.warnings)
@@ -119,7 +119,7 @@ def test_audio_reencoded_when_container_cannot_hold_it(bigbuckbunny: Path, tmp_p
 
 def test_no_audio_drops_audio_on_request(bigbuckbunny: Path, tmp_path: Path) -> None:
     out = tmp_path / "silent.mp4"
-    report = transcode(bigbuckbunny, out, [Resize(size=(128, 72))], config=FAST,
+    report = process_video(bigbuckbunny, out, [Resize(size=(128, 72))], config=FAST,
                        options=PipelineOptions(audio=False))
     assert report.audio == "dropped" and probe(out).audio == []
 
@@ -128,7 +128,7 @@ def test_rotation_sar_and_colour_metadata_are_carried(tmp_path: Path) -> None:
     src = make_video(tmp_path / "rot.mp4", frames=12, rotation=90, colors=(1, 1, 1, 1),
                      sample_aspect_ratio=Fraction(4, 3))
     out = tmp_path / "out.mp4"
-    transcode(src, out, [Resize(scale=2)], config=FAST)
+    process_video(src, out, [Resize(scale=2)], config=FAST)
     v = probe(out).video
     assert v.rotation == 90
     assert v.sample_aspect_ratio == Fraction(4, 3)
@@ -141,7 +141,7 @@ def test_odd_dimensions_are_kept(tmp_path: Path) -> None:
     src = make_video(tmp_path / "odd.mkv", frames=6, width=853, height=481, codec="ffv1",
                      pixel_format="yuv420p")
     out = tmp_path / "odd.mp4"
-    report = transcode(src, out, config=FAST)
+    report = process_video(src, out, config=FAST)
     v = probe(out).video
     assert (v.width, v.height) == (853, 481) and report.frames_out == 6
     assert v.pixel_format == "yuv444p"
@@ -152,7 +152,7 @@ def test_ten_bit_input_stays_ten_bit(tmp_path: Path) -> None:
                      pixel_format="yuv420p10le", bit_depth=10,
                      options={"x265-params": "log-level=error"})
     out = tmp_path / "out.mkv"
-    report = transcode(src, out, [Resize(scale=2)], config=FAST)
+    report = process_video(src, out, [Resize(scale=2)], config=FAST)
     assert report.pixel_format == "yuv420p10le"
     assert probe(out).video.bit_depth == 10
     # the processors saw 16-bit frames, so no precision was lost on the way
@@ -167,7 +167,7 @@ def test_ten_bit_input_stays_ten_bit(tmp_path: Path) -> None:
 def test_encoders(codec: str, ext: str, tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=6, width=64, height=64)
     out = tmp_path / f"out.{ext}"
-    report = transcode(src, out, config=EncoderConfig(codec=codec, preset="ultrafast"))
+    report = process_video(src, out, config=EncoderConfig(codec=codec, preset="ultrafast"))
     assert report.frames_out == 6 and probe(out).video.frame_count == 6
 
 
@@ -175,8 +175,8 @@ def test_encoder_options_pass_through(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=30)
     out = tmp_path / "gop.mp4"
     plain = tmp_path / "plain.mp4"
-    transcode(src, out, config=EncoderConfig(preset="ultrafast", options={"g": "5"}))
-    transcode(src, plain, config=EncoderConfig(preset="ultrafast"))
+    process_video(src, out, config=EncoderConfig(preset="ultrafast", options={"g": "5"}))
+    process_video(src, plain, config=EncoderConfig(preset="ultrafast"))
 
     def keyframes(path: Path) -> int:
         with av.open(str(path)) as c:
@@ -201,14 +201,14 @@ def test_frame_error_abort_writes_nothing(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=24)
     out = tmp_path / "out.mp4"
     with pytest.raises(VtError, match="failing failed on frame 10: RuntimeError: model exploded"):
-        transcode(src, out, [Failing({10})], config=FAST)
+        process_video(src, out, [Failing({10})], config=FAST)
     assert not out.exists() and not partials(tmp_path)
 
 
 def test_frame_error_pass_keeps_every_frame(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=24)
     out = tmp_path / "out.mp4"
-    report = transcode(src, out, [Failing({3, 7})], config=FAST,
+    report = process_video(src, out, [Failing({3, 7})], config=FAST,
                        options=PipelineOptions(error_policy="pass"))
     assert report.frames_out == 24 and report.frame_errors == 2
     assert video_pts(out) == video_pts(src)
@@ -225,7 +225,7 @@ def test_interrupt_leaves_no_partial_file(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=24)
     out = tmp_path / "out.mp4"
     with pytest.raises(KeyboardInterrupt):
-        transcode(src, out, [Failing({12}, KeyboardInterrupt)], config=FAST)
+        process_video(src, out, [Failing({12}, KeyboardInterrupt)], config=FAST)
     assert not out.exists() and not partials(tmp_path)
 
 
@@ -239,7 +239,7 @@ class DropsFrames(FrameProcessor):
 def test_processor_that_drops_frames_is_an_error(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=12)
     with pytest.raises(VtError, match="11 frames for 12 input frames"):
-        transcode(src, tmp_path / "out.mp4", [DropsFrames()], config=FAST)
+        process_video(src, tmp_path / "out.mp4", [DropsFrames()], config=FAST)
     assert not (tmp_path / "out.mp4").exists()
 
 
@@ -263,7 +263,7 @@ def test_temporal_processor_flush_keeps_every_frame(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mkv", frames=10, pts=[0, 5, 30, 31, 60, 90, 91, 92, 150,
                                                            200])
     out = tmp_path / "out.mkv"
-    report = transcode(src, out, [HoldsBack()], config=FAST)
+    report = process_video(src, out, [HoldsBack()], config=FAST)
     assert report.frames_out == 10 and video_pts(out) == video_pts(src)
 
 
@@ -272,9 +272,9 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     out.write_bytes(b"precious")
     with pytest.raises(UsageError, match="--overwrite"):
-        transcode(src, out, config=FAST)
+        process_video(src, out, config=FAST)
     assert out.read_bytes() == b"precious"
-    transcode(src, out, config=FAST, options=PipelineOptions(overwrite=True))
+    process_video(src, out, config=FAST, options=PipelineOptions(overwrite=True))
     assert probe(out).video.frame_count == 4
 
 
@@ -282,25 +282,25 @@ def test_output_equal_to_input_is_refused(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=4)
     before = src.read_bytes()
     with pytest.raises(UsageError, match="output is the input"):
-        transcode(src, src, config=FAST, options=PipelineOptions(overwrite=True))
+        process_video(src, src, config=FAST, options=PipelineOptions(overwrite=True))
     assert src.read_bytes() == before
 
 
 def test_image_sequence_in_and_out(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=5, width=32, height=24)
     frames_dir = tmp_path / "frames"
-    report = transcode(src, f"{frames_dir}/%04d.png", config=FAST)
+    report = process_video(src, f"{frames_dir}/%04d.png", config=FAST)
     assert report.frames_out == 5
     assert sorted(p.name for p in frames_dir.glob("*.png")) == [f"{i:04d}.png" for i in range(1, 6)]
     assert (frames_dir / ".vt-frames").is_file()  # marks the folder as vt's to replace
     back = tmp_path / "back.mp4"
-    transcode(frames_dir, back, config=FAST)
+    process_video(frames_dir, back, config=FAST)
     assert probe(back).video.frame_count == 5
 
 
 def test_bytes_source(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=8, audio=True)
-    report = transcode(src.read_bytes(), tmp_path / "out.mp4", config=FAST)
+    report = process_video(src.read_bytes(), tmp_path / "out.mp4", config=FAST)
     assert report.frames_out == 8 and report.audio == "copied"
 
 
@@ -331,7 +331,7 @@ def test_frame_format_contract() -> None:
 def test_progress_callback_counts_every_frame(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=20)
     seen: list[tuple[int, int | None]] = []
-    transcode(src, tmp_path / "out.mp4", [Resize(scale=0.5)], config=FAST,
+    process_video(src, tmp_path / "out.mp4", [Resize(scale=0.5)], config=FAST,
               progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (20, 20) and [d for d, _ in seen] == sorted(d for d, _ in seen)
 
@@ -348,11 +348,11 @@ def test_attachments_are_copied_to_mkv_and_reported_otherwise(tmp_path: Path) ->
                 out.mux(packet)
     assert len(probe(src).attachments) == 1
     out_mkv = tmp_path / "out.mkv"
-    transcode(src, out_mkv, config=FAST)
+    process_video(src, out_mkv, config=FAST)
     with av.open(str(out_mkv)) as c:
         attachments = list(c.streams.attachments)
         assert [a.data for a in attachments] == [b"not really a font"]
-    report = transcode(src, tmp_path / "out.mp4", config=FAST)
+    report = process_video(src, tmp_path / "out.mp4", config=FAST)
     assert any("attachment" in w for w in report.warnings)
 
 
@@ -374,11 +374,11 @@ def test_memory_is_bounded_by_a_few_frames(tmp_path: Path) -> None:
 
     width, height, frames = 320, 240, 240
     src = make_video(tmp_path / "long.mp4", frames=frames, width=width, height=height)
-    transcode(src, tmp_path / "warm.mp4", [Slow()], config=FAST)  # imports are not frames
+    process_video(src, tmp_path / "warm.mp4", [Slow()], config=FAST)  # imports are not frames
     frame_bytes = width * height * 3
     tracemalloc.start()
     try:
-        transcode(src, tmp_path / "out.mp4", [Slow()], config=FAST)
+        process_video(src, tmp_path / "out.mp4", [Slow()], config=FAST)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -389,7 +389,7 @@ def test_memory_is_bounded_by_a_few_frames(tmp_path: Path) -> None:
 def test_time_range_cuts_every_stream_and_starts_at_zero(bigbuckbunny: Path,
                                                          tmp_path: Path) -> None:
     out = tmp_path / "cut.mp4"
-    report = transcode(bigbuckbunny, out, config=FAST,
+    report = process_video(bigbuckbunny, out, config=FAST,
                        options=PipelineOptions(start=1.0, end=3.0))
     assert report.frames_out == 50  # 25 fps: frames 25..74
     pts = video_pts(out)
@@ -401,7 +401,7 @@ def test_time_range_cuts_every_stream_and_starts_at_zero(bigbuckbunny: Path,
     assert abs(audio_offset(a[rate:3 * rate], b[: 2 * rate], rate)) < 0.025
     # processed path too
     out2 = tmp_path / "cut2.mp4"
-    report2 = transcode(bigbuckbunny, out2, [Resize(size=(160, 90))], config=FAST,
+    report2 = process_video(bigbuckbunny, out2, [Resize(size=(160, 90))], config=FAST,
                         options=PipelineOptions(start=1.0, end=3.0))
     assert report2.frames_out == 50 and video_pts(out2) == pts
 
@@ -417,7 +417,7 @@ def test_resize_only_jobs_scale_decoded_frames_without_rgb(tmp_path: Path, monke
     src = make_video(tmp_path / "in.mkv", frames=10, pts=[0, 3, 9, 12, 40, 41, 42, 80, 81, 99],
                      audio=True)
     out = tmp_path / "out.mkv"
-    report = transcode(src, out, [Resize(scale=2, method="bicubic")], config=FAST)
+    report = process_video(src, out, [Resize(scale=2, method="bicubic")], config=FAST)
     assert report.frames_out == 10 and report.audio == "copied"
     assert video_pts(out) == video_pts(src)
     assert (probe(out).video.width, probe(out).video.height) == (128, 96)
@@ -481,7 +481,7 @@ def test_input_containers(container: str, codec: str, tmp_path: Path) -> None:
                      pixel_format="yuv420p", audio=container != "avi",
                      audio_codec="libopus" if container == "webm" else "aac")
     out = tmp_path / "out.mkv"
-    report = transcode(src, out, config=FAST)
+    report = process_video(src, out, config=FAST)
     assert report.frames_in == report.frames_out == 12
     assert probe(out).video.frame_count == 12
 

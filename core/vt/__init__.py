@@ -32,7 +32,7 @@ _EXPORTS = {
     "EncoderConfig": "vt.media.encode",
     "PipelineOptions": "vt.media.pipeline",
     "PipelineReport": "vt.media.pipeline",
-    "transcode": "vt.media.pipeline",
+    "process_video": "vt.media.pipeline",
     "write_video": "vt.media.pipeline",
     "open_video": "vt.media.decode",
     "probe": "vt.media.info",
@@ -81,7 +81,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from vt.media.encode import EncoderConfig
     from vt.media.frames import FrameBatch, FrameFormat
     from vt.media.info import probe
-    from vt.media.pipeline import PipelineOptions, PipelineReport, transcode, write_video
+    from vt.media.pipeline import PipelineOptions, PipelineReport, process_video, write_video
     from vt.media.processing import FrameProcessor
     from vt.models import ModelDescriptor, SizeRequirements, Tiling, load_model, resolve_model
     from vt.plugins import get_host

@@ -282,7 +282,7 @@ def _add_meta_commands(app: typer.Typer, given: "PluginHost | None") -> None:
                 row["available"] = reason is None
                 if reason:
                     row["reason"] = reason
-            for attr in ("sources", "formats", "devices", "pixel_formats", "targets", "task"):
+            for attr in ("sources", "formats", "devices", "layouts", "targets", "task"):
                 if hasattr(item, attr):
                     row[attr] = getattr(item, attr)
             if kind == "models":

@@ -21,7 +21,7 @@ import typer
 
 from vt.errors import UsageError
 from vt.media.encode import EncoderConfig
-from vt.media.pipeline import PipelineOptions, PipelineReport, transcode
+from vt.media.pipeline import PipelineOptions, PipelineReport, process_video
 from vt.media.processing import FrameProcessor
 
 PANEL = "Encoding and streams"
@@ -237,9 +237,9 @@ def run_video_job(
                             fps=done / elapsed if elapsed else 0.0)
 
         with progress:
-            report = transcode(input, output, processors, media.encoder, media.pipeline, update)
+            report = process_video(input, output, processors, media.encoder, media.pipeline, update)
     else:
-        report = transcode(input, output, processors, media.encoder, media.pipeline,
+        report = process_video(input, output, processors, media.encoder, media.pipeline,
                            None if announced else lambda done, total: tell())
     if not summary:
         return report

@@ -41,14 +41,14 @@ class DecoderInfo:
     open: Callable[..., Any]
     description: str = ""
     sources: tuple[str, ...] = ("file",)
-    pixel_formats: tuple[str, ...] = ("rgb24",)
+    layouts: tuple[str, ...] = ("rgb24",)
     devices: tuple[str, ...] = ("cpu",)
     priority: int = 50
     keeps_timestamps: bool = True
     available: Callable[[], str | None] = _always_available
 
 
-_PROCESSOR_DEFAULTS = {"pixel_formats": ("rgb24",), "devices": ("cpu",), "batch_size": 1,
+_PROCESSOR_DEFAULTS = {"layouts": ("rgb24",), "devices": ("cpu",), "batch_size": 1,
                        "temporal": False}
 
 
@@ -56,7 +56,7 @@ _PROCESSOR_DEFAULTS = {"pixel_formats": ("rgb24",), "devices": ("cpu",), "batch_
 class ProcessorInfo:
     """A frame processor. ``factory(**options)`` builds a ``vt.media.processing.FrameProcessor``.
 
-    ``pixel_formats`` are the frame layouts it accepts; ``devices`` where it can run;
+    ``layouts`` are the frame layouts it accepts; ``devices`` where it can run;
     ``batch_size`` the batch it prefers; ``temporal`` whether it keeps state across frames.
     These are for listings (``vt processors``): the pipeline reads the built processor's own
     attributes. Left out, they are read from ``factory`` when it is a processor class.
@@ -65,7 +65,7 @@ class ProcessorInfo:
     name: str
     factory: Callable[..., Any]
     description: str = ""
-    pixel_formats: tuple[str, ...] = None  # type: ignore[assignment]
+    layouts: tuple[str, ...] = None  # type: ignore[assignment]
     devices: tuple[str, ...] = None  # type: ignore[assignment]
     batch_size: int = None  # type: ignore[assignment]
     temporal: bool = None  # type: ignore[assignment]

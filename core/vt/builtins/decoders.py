@@ -21,7 +21,7 @@ from vt.registry import DecoderInfo
 def register_decoders(register: Callable[[DecoderInfo], None]) -> None:
     register(DecoderInfo(
         name="pyav", open=open_pyav, priority=10, sources=("file", "bytes"),
-        pixel_formats=("rgb24", "rgb48"),
+        layouts=("rgb24", "rgb48"),
         description="FFmpeg through PyAV: every container, threaded, exact timestamps",
     ))
     register(DecoderInfo(
@@ -36,7 +36,7 @@ def register_decoders(register: Callable[[DecoderInfo], None]) -> None:
     ))
     register(DecoderInfo(
         name="images", open=open_images, priority=10, sources=("frames",),
-        pixel_formats=("rgb24", "rgb48"),
+        layouts=("rgb24", "rgb48"),
         description="image sequences: a folder, a glob or a %06d pattern",
     ))
 

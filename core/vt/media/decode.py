@@ -14,7 +14,7 @@ import numpy as np
 
 from vt.errors import InputError, UnreadableInputError, UsageError, VtError
 from vt.media.color import ColorTags, resolve_colors
-from vt.media.frames import PIXEL_DTYPES, FrameBatch
+from vt.media.frames import LAYOUT_DTYPES, FrameBatch
 from vt.media.info import MediaInfo
 from vt.media.source import Source
 from vt.registry import DecoderInfo
@@ -47,7 +47,7 @@ class VideoReader:
         self,
         *,
         size: tuple[int, int] | None = None,
-        pixel_format: str = "rgb24",
+        layout: str = "rgb24",
         batch_size: int = 1,
         interpolation: str = "bicubic",
     ) -> Iterator[FrameBatch]:
@@ -58,7 +58,7 @@ class VideoReader:
         indices: Iterable[int],
         *,
         size: tuple[int, int] | None = None,
-        pixel_format: str = "rgb24",
+        layout: str = "rgb24",
         interpolation: str = "bicubic",
         batch_size: int = 1,
     ) -> Iterator[FrameBatch]:
@@ -129,10 +129,10 @@ def keyframe_indices(pts: Sequence[int | None], key_pts: Sequence[int]) -> list[
     return sorted(order[p] for p in key_pts if p in order)
 
 
-def check_pixel_format(pixel_format: str) -> None:
-    if pixel_format not in PIXEL_DTYPES:
+def check_layout(layout: str) -> None:
+    if layout not in LAYOUT_DTYPES:
         raise UsageError(
-            f"pixel format {pixel_format!r} not supported (use {', '.join(PIXEL_DTYPES)})"
+            f"frame layout {layout!r} not supported (use {', '.join(LAYOUT_DTYPES)})"
         )
 
 

@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 # Pixel layouts a batch can hold: 8-bit and 16-bit interleaved RGB.
-PIXEL_DTYPES = {"rgb24": np.uint8, "rgb48": np.uint16}
-PIXEL_MAX = {"rgb24": 255.0, "rgb48": 65535.0}
+LAYOUT_DTYPES = {"rgb24": np.uint8, "rgb48": np.uint16}
+LAYOUT_MAX = {"rgb24": 255.0, "rgb48": 65535.0}
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class FrameFormat:
 
     width: int
     height: int
-    pixel_format: str = "rgb24"
+    layout: str = "rgb24"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -54,7 +54,7 @@ def is_tensor(value: object) -> bool:
     return tensor_type is not None and isinstance(value, tensor_type)
 
 
-def array_to_tensor(array: np.ndarray, pixel_format: str, device: Any = "cpu",
+def array_to_tensor(array: np.ndarray, layout: str, device: Any = "cpu",
                     dtype: Any = None) -> torch.Tensor:
     """``(N, H, W, 3)`` uint8/uint16 array -> ``(N, 3, H, W)`` float tensor in [0, 1] on
     ``device`` (``dtype`` default float32). The integer pixels cross to the device, not floats."""
@@ -63,19 +63,19 @@ def array_to_tensor(array: np.ndarray, pixel_format: str, device: Any = "cpu",
     if array.dtype == np.uint16:  # torch has no uint16 arithmetic on every device
         array = array.astype(np.int32)
     t = torch.from_numpy(np.ascontiguousarray(array)).to(device, non_blocking=True)
-    return t.permute(0, 3, 1, 2).to(dtype or torch.float32).div_(PIXEL_MAX[pixel_format])
+    return t.permute(0, 3, 1, 2).to(dtype or torch.float32).div_(LAYOUT_MAX[layout])
 
 
-def tensor_to_array(tensor: torch.Tensor, pixel_format: str) -> np.ndarray:
+def tensor_to_array(tensor: torch.Tensor, layout: str) -> np.ndarray:
     """``(N, 3, H, W)`` [0, 1] tensor (any device, any float dtype) -> ``(N, H, W, 3)``
     uint8/uint16 array: clamped and rounded on the device, integers copied to the host.
     The tensor itself is left untouched."""
     import torch
 
-    scale = PIXEL_MAX[pixel_format]
+    scale = LAYOUT_MAX[layout]
     t = tensor.detach().float().clamp(0, 1).mul_(scale).round_()
-    t = t.to(torch.uint8 if pixel_format == "rgb24" else torch.int32)
-    return t.permute(0, 2, 3, 1).cpu().numpy().astype(PIXEL_DTYPES[pixel_format], copy=False)
+    t = t.to(torch.uint8 if layout == "rgb24" else torch.int32)
+    return t.permute(0, 2, 3, 1).cpu().numpy().astype(LAYOUT_DTYPES[layout], copy=False)
 
 
 class FrameBatch:
@@ -83,7 +83,7 @@ class FrameBatch:
 
     ``images`` may be an ``(N, H, W, 3)`` uint8/uint16 numpy array (the host form) or an
     ``(N, 3, H, W)`` floating torch tensor in [0, 1] on any device (the tensor form);
-    ``pixel_format`` is the host layout either form stands for (``rgb24`` or ``rgb48``).
+    ``layout`` is the host layout either form stands for (``rgb24`` or ``rgb48``).
     PTS are in ``time_base`` units and are carried unchanged by processors, so the encoder
     writes every frame at its input time (CFR and VFR alike).
 
@@ -91,7 +91,7 @@ class FrameBatch:
     place): the batch caches them, and a frame passed through on error is read again.
     """
 
-    __slots__ = ("_array", "_tensor", "pts", "time_base", "indices", "pixel_format")
+    __slots__ = ("_array", "_tensor", "pts", "time_base", "indices", "layout")
 
     def __init__(
         self,
@@ -99,10 +99,10 @@ class FrameBatch:
         pts: list[int | None],
         time_base: Fraction,
         indices: list[int],
-        pixel_format: str = "rgb24",
+        layout: str = "rgb24",
     ) -> None:
-        if pixel_format not in PIXEL_DTYPES:
-            raise ValueError(f"pixel format must be one of {', '.join(PIXEL_DTYPES)}")
+        if layout not in LAYOUT_DTYPES:
+            raise ValueError(f"frame layout must be one of {', '.join(LAYOUT_DTYPES)}")
         self._array: np.ndarray | None = None
         self._tensor: torch.Tensor | None = None
         if is_tensor(images):
@@ -113,14 +113,14 @@ class FrameBatch:
         else:
             if images.ndim != 4 or images.shape[-1] != 3:
                 raise ValueError(f"frames must be (N, H, W, 3), got {images.shape}")
-            expected = PIXEL_DTYPES[pixel_format]
+            expected = LAYOUT_DTYPES[layout]
             if images.dtype != expected:
-                raise ValueError(f"{pixel_format} frames must be {np.dtype(expected)}")
+                raise ValueError(f"{layout} frames must be {np.dtype(expected)}")
             self._array = images
         self.pts = pts
         self.time_base = time_base
         self.indices = indices
-        self.pixel_format = pixel_format
+        self.layout = layout
         if len(pts) != len(self) or len(indices) != len(self):
             raise ValueError("pts and indices must have one entry per frame")
 
@@ -130,7 +130,7 @@ class FrameBatch:
         """The host array ``(N, H, W, 3)``; converted from the tensor once, then cached."""
         if self._array is None:
             assert self._tensor is not None
-            self._array = tensor_to_array(self._tensor, self.pixel_format)
+            self._array = tensor_to_array(self._tensor, self.layout)
         return self._array
 
     def to_tensor(self, device: Any = None, dtype: Any = None,
@@ -139,7 +139,7 @@ class FrameBatch:
         tensor is, else the CPU). A tensor already on that device (and of ``dtype``, when one
         is given) comes back as it is; one made from the host array is cached."""
         if self._tensor is None:
-            self._tensor = array_to_tensor(self.images, self.pixel_format, device or "cpu",
+            self._tensor = array_to_tensor(self.images, self.layout, device or "cpu",
                                            dtype)
         t = self._tensor
         if device is not None or dtype is not None:
@@ -184,7 +184,7 @@ class FrameBatch:
 
     @property
     def format(self) -> FrameFormat:
-        return FrameFormat(self.width, self.height, self.pixel_format)
+        return FrameFormat(self.width, self.height, self.layout)
 
     @property
     def times(self) -> list[float | None]:
@@ -193,20 +193,20 @@ class FrameBatch:
 
     def __repr__(self) -> str:
         form = f"tensor on {self.device}" if self.has_tensor else "array"
-        return (f"FrameBatch({len(self)}x{self.width}x{self.height} {self.pixel_format}, "
+        return (f"FrameBatch({len(self)}x{self.width}x{self.height} {self.layout}, "
                 f"{form}, indices={self.indices[:1]}..)")
 
     # -- new batches -----------------------------------------------------------------------
-    def with_images(self, images: np.ndarray, pixel_format: str | None = None) -> FrameBatch:
+    def with_images(self, images: np.ndarray, layout: str | None = None) -> FrameBatch:
         """The same frames (PTS, indices) with new host pixels, e.g. after a resize."""
         return FrameBatch(images, self.pts, self.time_base, self.indices,
-                          pixel_format or self.pixel_format)
+                          layout or self.layout)
 
-    def from_tensor(self, tensor: torch.Tensor, pixel_format: str | None = None) -> FrameBatch:
+    def from_tensor(self, tensor: torch.Tensor, layout: str | None = None) -> FrameBatch:
         """The same frames (PTS, indices) with pixels from an ``(N, 3, H, W)`` [0, 1] tensor,
         kept on its device: nothing is copied until a consumer asks for ``images``."""
         return FrameBatch(tensor, self.pts, self.time_base, self.indices,
-                          pixel_format or self.pixel_format)
+                          layout or self.layout)
 
     def with_timing(self, pts: list[int | None], time_base: Fraction | None = None
                     ) -> FrameBatch:
@@ -226,7 +226,7 @@ class FrameBatch:
         out._array = None if self._array is None else self._array[frames]
         out._tensor = None if self._tensor is None else self._tensor[frames]
         out.pts, out.indices = pts, self.indices[frames]
-        out.time_base, out.pixel_format = time_base, self.pixel_format
+        out.time_base, out.layout = time_base, self.layout
         return out
 
     @staticmethod
@@ -245,4 +245,4 @@ class FrameBatch:
 
             lead = next(b for b in batches if b.has_tensor).to_tensor()
             images = torch.cat([b.to_tensor(lead.device, lead.dtype) for b in batches])
-        return FrameBatch(images, pts, first.time_base, indices, first.pixel_format)
+        return FrameBatch(images, pts, first.time_base, indices, first.layout)

@@ -49,7 +49,7 @@ class PipelineOptions:
     threads: int = 0
     queue_size: int = 4
     batch_size: int | None = None  # decoded batch; None: the first processor's batch_size
-    pixel_format: str | None = None  # rgb24 | rgb48; None: rgb48 for >8-bit input if accepted
+    layout: str | None = None  # rgb24 | rgb48; None: rgb48 for >8-bit input if accepted
     start: float | None = None  # seconds: process only [start, end); output starts at zero
     end: float | None = None
 
@@ -106,7 +106,7 @@ def _chain_for(processors: Sequence[FrameProcessor] | ProcessorChain,
     return ProcessorChain(processors, error_policy), True
 
 
-def transcode(
+def process_video(
     source: Source | str | Path | bytes,
     output: str | Path,
     processors: Sequence[FrameProcessor] | ProcessorChain = (),
@@ -137,9 +137,9 @@ def transcode(
                         options={"error_policy": options.error_policy}) as reader:
             info = reader.info
             video = info.video
-            pixel_format = options.pixel_format or chain.pixel_format_for(video.bit_depth)
+            layout = options.layout or chain.layout_for(video.bit_depth)
             _check_selection(src, video.duration or info.duration)
-            fmt_in = FrameFormat(video.width, video.height, pixel_format)
+            fmt_in = FrameFormat(video.width, video.height, layout)
             fmt_out = chain.configure(fmt_in)
             report = PipelineReport(
                 input=src.describe(), output=str(target.path), decoder=reader.decoder_name,
@@ -156,7 +156,7 @@ def transcode(
                 writer = encoder.open(tmp, config, fmt_out, src, info, audio=options.audio,
                                       subtitles=options.subtitles, colors=reader.colors)
                 try:
-                    _run(reader, chain, writer, report, options, pixel_format, progress, total)
+                    _run(reader, chain, writer, report, options, layout, progress, total)
                     writer.close()
                 except BaseException:
                     writer.abort()
@@ -253,8 +253,8 @@ def write_video(
             for batch in itertools.chain([first], iterator):
                 if batch.format != fmt_in:
                     raise UsageError(f"frame size changed from {fmt_in.width}x{fmt_in.height}"
-                                     f" {fmt_in.pixel_format} to {batch.width}x{batch.height} "
-                                     f"{batch.pixel_format}")
+                                     f" {fmt_in.layout} to {batch.width}x{batch.height} "
+                                     f"{batch.layout}")
                 pts: list[int | None] = []
                 for p in batch.pts:
                     if p is None:  # frame number at fps, in the output time base
@@ -339,7 +339,7 @@ def _run(
     writer: Any,
     report: PipelineReport,
     options: PipelineOptions,
-    pixel_format: str,
+    layout: str,
     progress: ProgressCallback | None,
     total: int | None,
 ) -> None:
@@ -356,7 +356,7 @@ def _run(
                 yield from chain.process_frame(frame)
     else:
         frames = prefetch(
-            reader.frames(pixel_format=pixel_format,
+            reader.frames(layout=layout,
                           batch_size=options.batch_size or chain.batch_size),
             options.queue_size, "vt-decode",
         )

@@ -3,7 +3,7 @@
 A processor is built once (by its registered factory, or by hand), told the incoming frame
 format by ``configure`` (it answers with the format it emits), then handed batches. Its own
 class attributes say what it needs, and the chain reads them there and nowhere else:
-``pixel_formats``, ``devices``, ``batch_size``, ``temporal`` and ``accepts_av_frames``.
+``layouts``, ``devices``, ``batch_size``, ``temporal`` and ``accepts_av_frames``.
 
 :class:`ProcessorChain` is the one way to drive processors, from the CLI or from Python: it
 configures them, cuts the stream into each stage's batch size, checks every frame comes back
@@ -46,7 +46,7 @@ class FrameProcessor:
     name: str = "processor"
     #: host layouts ``configure``/``process`` accept (``rgb24``, ``rgb48``); the pipeline
     #: decodes >8-bit video to ``rgb48`` only when every processor lists it
-    pixel_formats: tuple[str, ...] = ("rgb24",)
+    layouts: tuple[str, ...] = ("rgb24",)
     #: device kinds it can run on (``cpu``, ``cuda``, ``mps``); without ``cpu``, configuring
     #: on a machine that has none of them is a one-line error instead of a crash mid-file
     devices: tuple[str, ...] = ("cpu",)
@@ -95,6 +95,9 @@ class FrameProcessor:
 
 def processor_attribute(processor: Any, name: str) -> Any:
     """A processor's own attribute, or ``FrameProcessor``'s default for duck-typed ones."""
+    if name == "layouts" and hasattr(processor, "pixel_formats"):
+        # renamed in 0.2: silently falling back to rgb24-only would hide a plugin's rgb48 support
+        raise TypeError(f"{type(processor).__name__}.pixel_formats is now called 'layouts'")
     return getattr(processor, name, getattr(FrameProcessor, name))
 
 
@@ -182,10 +185,10 @@ class ProcessorChain:
         self.formats = [fmt]
         for stage in self._stages:
             p = stage.processor
-            accepted = processor_attribute(p, "pixel_formats")
-            if fmt.pixel_format not in accepted:
+            accepted = processor_attribute(p, "layouts")
+            if fmt.layout not in accepted:
                 raise UsageError(f"processor {p.name} takes {'/'.join(accepted)} frames, not "
-                                 f"{fmt.pixel_format}")
+                                 f"{fmt.layout}")
             fmt = p.configure(fmt)
             if fmt.width <= 0 or fmt.height <= 0:
                 raise UsageError(f"processor {p.name} would make {fmt.width}x{fmt.height} frames")
@@ -208,10 +211,10 @@ class ProcessorChain:
                               "available here")
         self._devices_checked = True
 
-    def pixel_format_for(self, bit_depth: int) -> str:
+    def layout_for(self, bit_depth: int) -> str:
         """``rgb48`` for >8-bit video when every processor takes it, else ``rgb24``."""
         deep = bit_depth > 8 and all(
-            "rgb48" in processor_attribute(p, "pixel_formats") for p in self.processors)
+            "rgb48" in processor_attribute(p, "layouts") for p in self.processors)
         return "rgb48" if deep else "rgb24"
 
     @property
@@ -235,8 +238,8 @@ class ProcessorChain:
             self._streaming = True
         elif batch.format != self.formats[0]:
             raise VtError(f"frames changed from {self.formats[0].width}x"
-                          f"{self.formats[0].height} {self.formats[0].pixel_format} to "
-                          f"{batch.width}x{batch.height} {batch.pixel_format} mid-stream")
+                          f"{self.formats[0].height} {self.formats[0].layout} to "
+                          f"{batch.width}x{batch.height} {batch.layout} mid-stream")
         if len(batch):
             yield from self._push(0, batch)
 
@@ -407,15 +410,15 @@ class ProcessorChain:
         progress: ProgressCallback | None = None,
     ) -> PipelineReport:
         """Process one file into ``output`` with these processors (``vt.media.pipeline.
-        transcode``); the chain stays open for the next file. The chain's error policy
+        process_video``); the chain stays open for the next file. The chain's error policy
         applies."""
         from dataclasses import replace
 
-        from vt.media.pipeline import PipelineOptions, transcode
+        from vt.media.pipeline import PipelineOptions, process_video
 
         options = replace(options or PipelineOptions(), error_policy=self.policy)
-        return transcode(input, output, self, config=config, options=options,
-                         progress=progress)
+        return process_video(input, output, self, config=config, options=options,
+                             progress=progress)
 
     # -- end ---------------------------------------------------------------------------------
     def close(self) -> None:

@@ -61,7 +61,7 @@ class Resize(FrameProcessor):
     """
 
     batch_size = 1
-    pixel_formats = ("rgb24", "rgb48")
+    layouts = ("rgb24", "rgb48")
     accepts_av_frames = True
 
     def __init__(self, scale: float | None = None, size: tuple[int, int] | None = None,
@@ -72,7 +72,7 @@ class Resize(FrameProcessor):
 
     def configure(self, fmt: FrameFormat) -> FrameFormat:
         self._out = target_size(fmt.width, fmt.height, self.scale, self.size, self.even)
-        return FrameFormat(*self._out, fmt.pixel_format)
+        return FrameFormat(*self._out, fmt.layout)
 
     def process(self, batch: FrameBatch) -> FrameBatch:
         assert self._out is not None, "configure() first"

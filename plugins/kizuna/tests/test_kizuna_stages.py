@@ -20,7 +20,7 @@ from vt_kizuna.working import luma, to_float
 # -- normalize -----------------------------------------------------------------------------
 def test_normalize_makes_exact_16_bit_working_frames(carphone_frames: np.ndarray) -> None:
     out = run_chain([Normalize()], carphone_frames[:2])
-    assert out.pixel_format == "rgb48" and out.images.dtype == np.uint16
+    assert out.layout == "rgb48" and out.images.dtype == np.uint16
     assert np.array_equal(out.images, carphone_frames[:2].astype(np.uint16) * 257)
     deep = out.images
     assert run_chain([Normalize()], deep).images is not None

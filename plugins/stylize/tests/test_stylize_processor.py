@@ -164,7 +164,7 @@ def test_processor_is_registered_for_other_commands(host: object) -> None:
     from vt.plugins import get_host
 
     info = get_host().processors.get("stylize")
-    assert info.temporal and info.pixel_formats == ("rgb24",)
+    assert info.temporal and info.layouts == ("rgb24",)
     with pytest.raises(UsageError, match="prompt is empty"):
         info.factory(prompt="")
 

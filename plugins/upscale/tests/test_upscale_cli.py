@@ -176,7 +176,7 @@ def test_ten_bit_input_runs_at_16_bits_through_the_model(host, tmp_path: Path, t
 
     def spy(self, batch):
         out = original(self, batch)
-        seen.append((batch.pixel_format, str(out.images.dtype)))
+        seen.append((batch.layout, str(out.images.dtype)))
         return out
 
     monkeypatch.setattr(Upscaler, "upscale_batch", spy)

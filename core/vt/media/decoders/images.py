@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vt.errors import InputError
-from vt.media.decode import VideoReader, check_pixel_format, resize_rgb
+from vt.media.decode import VideoReader, check_layout, resize_rgb
 from vt.media.frames import FrameBatch
 from vt.media.info import MediaInfo, VideoStreamInfo, check_dimensions
 from vt.media.source import Source
@@ -77,7 +77,7 @@ class ImageSequenceReader(VideoReader):
         self,
         *,
         size: tuple[int, int] | None = None,
-        pixel_format: str = "rgb24",
+        layout: str = "rgb24",
         batch_size: int = 1,
         interpolation: str = "bicubic",
     ) -> Iterator[FrameBatch]:
@@ -86,14 +86,14 @@ class ImageSequenceReader(VideoReader):
         last = len(self.source.paths)
         if self.source.end is not None:
             last = min(last, int(np.ceil(self.source.end * fps)))
-        return self._read(range(first, last), size, pixel_format, batch_size, interpolation)
+        return self._read(range(first, last), size, layout, batch_size, interpolation)
 
     def frames_at(
         self,
         indices: Iterable[int],
         *,
         size: tuple[int, int] | None = None,
-        pixel_format: str = "rgb24",
+        layout: str = "rgb24",
         interpolation: str = "bicubic",
         batch_size: int = 1,
     ) -> Iterator[FrameBatch]:
@@ -101,11 +101,11 @@ class ImageSequenceReader(VideoReader):
         if wanted and not 0 <= wanted[0] <= wanted[-1] < len(self.source.paths):
             raise InputError(f"frame index out of range: the sequence has "
                              f"{len(self.source.paths)} images")
-        return self._read(wanted, size, pixel_format, batch_size, interpolation)
+        return self._read(wanted, size, layout, batch_size, interpolation)
 
-    def _read(self, indices: Iterable[int], size: tuple[int, int] | None, pixel_format: str,
+    def _read(self, indices: Iterable[int], size: tuple[int, int] | None, layout: str,
               batch_size: int, interpolation: str) -> Iterator[FrameBatch]:
-        check_pixel_format(pixel_format)
+        check_layout(layout)
         fps = self.info.video.fps or DEFAULT_SEQUENCE_FPS
         expected = (self.info.video.height, self.info.video.width)
         batch: list[np.ndarray] = []
@@ -117,20 +117,20 @@ class ImageSequenceReader(VideoReader):
                     f"{self.source.paths[i].name} is {image.shape[1]}x{image.shape[0]}, "
                     f"the sequence is {expected[1]}x{expected[0]}"
                 )
-            image = _convert_depth(image, pixel_format)
+            image = _convert_depth(image, layout)
             batch.append(resize_rgb(image, size, interpolation))
             taken.append(i)
             if len(batch) >= batch_size:
-                yield FrameBatch(np.stack(batch), list(taken), 1 / fps, taken, pixel_format)
+                yield FrameBatch(np.stack(batch), list(taken), 1 / fps, taken, layout)
                 batch, taken = [], []
         if batch:
-            yield FrameBatch(np.stack(batch), list(taken), 1 / fps, taken, pixel_format)
+            yield FrameBatch(np.stack(batch), list(taken), 1 / fps, taken, layout)
 
 
-def _convert_depth(image: np.ndarray, pixel_format: str) -> np.ndarray:
-    if pixel_format == "rgb24" and image.dtype == np.uint16:
+def _convert_depth(image: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "rgb24" and image.dtype == np.uint16:
         return (image >> 8).astype(np.uint8)
-    if pixel_format == "rgb48" and image.dtype == np.uint8:
+    if layout == "rgb48" and image.dtype == np.uint8:
         return image.astype(np.uint16) * 257
     return image
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vt.errors import InputError
-from vt.media.decode import VideoReader, check_pixel_format, resize_rgb, source_path
+from vt.media.decode import VideoReader, check_layout, resize_rgb, source_path
 from vt.media.frames import FrameBatch
 from vt.media.info import open_container, probe_container
 from vt.media.source import Source
@@ -73,11 +73,11 @@ class _IndexedReader(VideoReader):
         return range(first, last)
 
     def _batches(
-        self, indices: Iterable[int], size: tuple[int, int] | None, pixel_format: str,
+        self, indices: Iterable[int], size: tuple[int, int] | None, layout: str,
         batch_size: int, interpolation: str,
     ) -> Iterator[FrameBatch]:
-        check_pixel_format(pixel_format)
-        if pixel_format != "rgb24":
+        check_layout(layout)
+        if layout != "rgb24":
             raise InputError(f"{self.decoder_name} decodes 8-bit RGB only")
         wanted = list(indices)
         total = self._count()
@@ -90,18 +90,18 @@ class _IndexedReader(VideoReader):
             images, seconds = self._get(chunk)
             images = np.stack([resize_rgb(im, size, interpolation) for im in images])
             pts = [int(round(s / float(self.time_base))) for s in seconds]
-            yield FrameBatch(images, pts, self.time_base, chunk, pixel_format)
+            yield FrameBatch(images, pts, self.time_base, chunk, layout)
 
-    def frames(self, *, size=None, pixel_format="rgb24", batch_size=1,
+    def frames(self, *, size=None, layout="rgb24", batch_size=1,
                interpolation="bicubic") -> Iterator[FrameBatch]:
         # decode in small groups: sequential access is what these decoders do fastest
-        return self._batches(self._range(), size, pixel_format, max(batch_size, 8),
+        return self._batches(self._range(), size, layout, max(batch_size, 8),
                              interpolation)
 
-    def frames_at(self, indices, *, size=None, pixel_format="rgb24", interpolation="bicubic",
+    def frames_at(self, indices, *, size=None, layout="rgb24", interpolation="bicubic",
                   batch_size=1) -> Iterator[FrameBatch]:
         wanted = sorted(set(int(i) for i in indices))
-        return self._batches(wanted, size, pixel_format, batch_size, interpolation)
+        return self._batches(wanted, size, layout, batch_size, interpolation)
 
 
 class TorchcodecReader(_IndexedReader):

@@ -12,7 +12,7 @@ import av
 import numpy as np
 
 from vt.errors import InputError
-from vt.media.decode import VideoReader, check_pixel_format, keyframe_indices, to_time_base
+from vt.media.decode import VideoReader, check_layout, keyframe_indices, to_time_base
 from vt.media.frames import FrameBatch
 from vt.media.info import (
     count_packets,
@@ -178,32 +178,32 @@ class PyAVReader(VideoReader):
         self,
         *,
         size: tuple[int, int] | None = None,
-        pixel_format: str = "rgb24",
+        layout: str = "rgb24",
         batch_size: int = 1,
         interpolation: str = "bicubic",
     ) -> Iterator[FrameBatch]:
-        check_pixel_format(pixel_format)
+        check_layout(layout)
         tb = self.stream.time_base or Fraction(1, 1)
         images: list[np.ndarray] = []
         pts: list[int | None] = []
         indices: list[int] = []
         for index, frame in self.av_frames():
-            images.append(frame_to_array(frame, pixel_format, size, interpolation,
+            images.append(frame_to_array(frame, layout, size, interpolation,
                                           self.sws_colorspace))
             pts.append(frame.pts)
             indices.append(index)
             if len(images) >= batch_size:
-                yield FrameBatch(np.stack(images), pts, tb, indices, pixel_format)
+                yield FrameBatch(np.stack(images), pts, tb, indices, layout)
                 images, pts, indices = [], [], []
         if images:
-            yield FrameBatch(np.stack(images), pts, tb, indices, pixel_format)
+            yield FrameBatch(np.stack(images), pts, tb, indices, layout)
 
     def frames_at(
         self,
         indices: Iterable[int],
         *,
         size: tuple[int, int] | None = None,
-        pixel_format: str = "rgb24",
+        layout: str = "rgb24",
         interpolation: str = "bicubic",
         batch_size: int = 1,
     ) -> Iterator[FrameBatch]:
@@ -215,7 +215,7 @@ class PyAVReader(VideoReader):
         wanted frames are converted to RGB. Falls back to decoding everything when the stream
         lacks the timestamps this needs.
         """
-        check_pixel_format(pixel_format)
+        check_layout(layout)
         wanted = sorted(set(int(i) for i in indices))
         if not wanted:
             return
@@ -223,14 +223,14 @@ class PyAVReader(VideoReader):
             raise InputError(f"frame index {wanted[0]} is negative")
         timeline = self._timeline()
         if timeline is None:
-            yield from self._frames_at_sequential(wanted, size, pixel_format, interpolation,
+            yield from self._frames_at_sequential(wanted, size, layout, interpolation,
                                                   batch_size)
             return
         all_pts, key_pts = timeline
         if wanted[-1] >= len(all_pts):
             raise InputError(f"frame {wanted[-1]} requested but {self.source.describe()} has "
                              f"only {len(all_pts)} frames")
-        yield from self._sparse(wanted, all_pts, key_pts, size, pixel_format, interpolation,
+        yield from self._sparse(wanted, all_pts, key_pts, size, layout, interpolation,
                                 batch_size)
 
     def _packets(self) -> tuple[list[int | None], list[int]]:
@@ -262,7 +262,7 @@ class PyAVReader(VideoReader):
         return all_pts, sorted(key_pts)
 
     def _sparse(self, wanted: list[int], all_pts: list[int], key_pts: list[int],
-                size: tuple[int, int] | None, pixel_format: str, interpolation: str,
+                size: tuple[int, int] | None, layout: str, interpolation: str,
                 batch_size: int) -> Iterator[FrameBatch]:
         vs = self.stream
         tb = vs.time_base or Fraction(1, 1)
@@ -279,12 +279,12 @@ class PyAVReader(VideoReader):
                 if frame.pts not in remaining:
                     continue
                 remaining.discard(frame.pts)
-                images.append(frame_to_array(frame, pixel_format, size, interpolation,
+                images.append(frame_to_array(frame, layout, size, interpolation,
                                              self.sws_colorspace))
                 got.append(index_of[frame.pts])
                 if len(images) >= batch_size or not remaining:
                     yield FrameBatch(np.stack(images), [all_pts[i] for i in got], tb, got,
-                                     pixel_format)
+                                     layout)
                     images, got = [], []
 
         def next_wanted() -> int:
@@ -337,7 +337,7 @@ class PyAVReader(VideoReader):
                              f"wanted frames from {self.source.describe()}")
 
     def _frames_at_sequential(self, wanted: list[int], size: tuple[int, int] | None,
-                              pixel_format: str, interpolation: str,
+                              layout: str, interpolation: str,
                               batch_size: int) -> Iterator[FrameBatch]:
         """Decode everything; convert only the wanted frames."""
         reader = self if self.source.start is None and self.source.end is None else (
@@ -350,13 +350,13 @@ class PyAVReader(VideoReader):
         for index, frame in reader.av_frames():
             if index != wanted[position]:
                 continue
-            images.append(frame_to_array(frame, pixel_format, size, interpolation,
+            images.append(frame_to_array(frame, layout, size, interpolation,
                                           self.sws_colorspace))
             pts.append(frame.pts)
             got.append(index)
             position += 1
             if len(images) >= batch_size or position == len(wanted):
-                yield FrameBatch(np.stack(images), pts, tb, got, pixel_format)
+                yield FrameBatch(np.stack(images), pts, tb, got, layout)
                 images, pts, got = [], [], []
             if position == len(wanted):
                 return
@@ -409,14 +409,14 @@ def _nal_headers(data: bytes, length_size: int | None) -> Iterator[int]:
 
 def frame_to_array(
     frame: av.VideoFrame,
-    pixel_format: str = "rgb24",
+    layout: str = "rgb24",
     size: tuple[int, int] | None = None,
     interpolation: str = "bicubic",
     colorspace: int | None = None,
 ) -> np.ndarray:
     """RGB array of a decoded frame, scaled in libswscale when ``size`` is given, converted
     with ``colorspace`` (``SWS_CS_*``; None: the frame's own tag, BT.601 when it has none)."""
-    kwargs: dict[str, Any] = {"format": _AV_FORMATS[pixel_format]}
+    kwargs: dict[str, Any] = {"format": _AV_FORMATS[layout]}
     if colorspace is not None:
         kwargs["src_colorspace"] = colorspace
     if size is not None and (frame.width, frame.height) != tuple(size):

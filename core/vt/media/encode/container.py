@@ -137,7 +137,7 @@ class ContainerWriter:
         video = info.video if info is not None else None
         self.pixel_format = choose_pixel_format(
             cfg.codec, info, cfg.pixel_format, fmt.size,
-            bit_depth=16 if fmt.pixel_format == "rgb48" else 8)
+            bit_depth=16 if fmt.layout == "rgb48" else 8)
         if rate is None:
             rate = (video.fps or video.real_fps if video is not None else None) or Fraction(25)
         codec_opts = cfg.video_options()
@@ -231,7 +231,7 @@ class ContainerWriter:
             self.side.pump(float(pts * self.time_base))
 
     def write_batch(self, batch: FrameBatch) -> None:
-        av_format = "rgb48le" if batch.pixel_format == "rgb48" else "rgb24"
+        av_format = "rgb48le" if batch.layout == "rgb48" else "rgb24"
         for image, pts in zip(batch.images, batch.pts):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=av_format)
             frame.pts = pts

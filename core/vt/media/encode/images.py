@@ -38,7 +38,7 @@ class ImageSequenceWriter:
         has_audio = bool(info.audio) if info is not None else source is not None
         self.audio_mode = "dropped" if has_audio else "none"
         self.subtitle_mode = "dropped" if info is not None and info.subtitles else "none"
-        self.pixel_format = fmt.pixel_format
+        self.pixel_format = fmt.layout
         if has_audio:
             self.warnings.append("image sequences carry no audio: audio not written")
             log.warning(self.warnings[-1])

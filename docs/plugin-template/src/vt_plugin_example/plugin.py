@@ -16,11 +16,11 @@ class Invert(vt.FrameProcessor):
 
     name = "invert"
     # what the pipeline reads: the layouts it takes and how many frames per call
-    pixel_formats = ("rgb24", "rgb48")
+    layouts = ("rgb24", "rgb48")
     batch_size = 8
 
     def process(self, batch: vt.FrameBatch) -> vt.FrameBatch:
-        peak = 65535 if batch.pixel_format == "rgb48" else 255
+        peak = 65535 if batch.layout == "rgb48" else 255
         return batch.with_images(peak - batch.images)
 
 
@@ -29,7 +29,7 @@ class ApplyModel(vt.FrameProcessor):
     id) on every frame: the model is loaded once, frames go to it as tensors in batches."""
 
     name = "apply-model"
-    pixel_formats = ("rgb24", "rgb48")
+    layouts = ("rgb24", "rgb48")
     devices = ("cpu", "cuda")
     batch_size = 4
 
@@ -42,7 +42,7 @@ class ApplyModel(vt.FrameProcessor):
     def configure(self, fmt: vt.FrameFormat) -> vt.FrameFormat:
         scale = self.model.scale
         return vt.FrameFormat(round(fmt.width * scale), round(fmt.height * scale),
-                              fmt.pixel_format)
+                              fmt.layout)
 
     def process(self, batch: vt.FrameBatch) -> vt.FrameBatch:
         import torch

@@ -24,7 +24,7 @@ from typing import Any
 from vt.errors import UsageError
 from vt.media.encode import EncoderConfig
 from vt.media.output import check_output, resolve_target
-from vt.media.pipeline import PipelineOptions, PipelineReport, transcode
+from vt.media.pipeline import PipelineOptions, PipelineReport, process_video
 from vt.media.processing import FrameProcessor
 from vt.media.source import Source
 from vt.tempfiles import temp_path
@@ -221,7 +221,7 @@ class OfflineVideoProcessor:
         )
         started = time.perf_counter()
         try:
-            report = transcode(source, written, stages, cfg.encoder_config, options, progress)
+            report = process_video(source, written, stages, cfg.encoder_config, options, progress)
             warnings = list(report.warnings)
             if finishing:
                 from vt_kizuna.streams import finish, needs_finish

@@ -24,7 +24,7 @@ class Normalize(FloatStage):
     """rgb24/rgb48 in, rgb48 out; ``input_range="limited"`` expands 16-235 to 0-255."""
 
     name = "kizuna-normalize"
-    output_pixel_format = "rgb48"
+    output_layout = "rgb48"
     halo = 1  # pointwise: any strip works
 
     def __init__(self, input_range: str = "full", threads: int | None = None) -> None:
@@ -43,7 +43,7 @@ class Normalize(FloatStage):
     def convert(self, batch: FrameBatch) -> FrameBatch:
         if self.input_range == "limited":
             return super().convert(batch)
-        if batch.pixel_format == "rgb48":
+        if batch.layout == "rgb48":
             return batch  # already the working space
         # exact 8 -> 16 bit: v * 257 maps 0..255 onto 0..65535
         return batch.with_images(np.multiply(batch.images, np.uint16(257), dtype=np.uint16),

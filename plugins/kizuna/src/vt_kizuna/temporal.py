@@ -37,7 +37,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 from vt.errors import UsageError
-from vt.media.frames import PIXEL_DTYPES, FrameBatch, FrameFormat
+from vt.media.frames import LAYOUT_DTYPES, FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
 from vt.metrics import flow as optical_flow
 from vt.metrics import occlusion_mask, warp
@@ -53,7 +53,7 @@ class SourceTap(FrameProcessor):
     by the frames in flight)."""
 
     name = "kizuna-source"
-    pixel_formats = ("rgb24", "rgb48")
+    layouts = ("rgb24", "rgb48")
 
     def __init__(self) -> None:
         self.frames: dict[int, np.ndarray] = {}
@@ -102,7 +102,7 @@ class TemporalStabilizer(FrameProcessor):
     """
 
     name = "kizuna-temporal"
-    pixel_formats = ("rgb24", "rgb48")
+    layouts = ("rgb24", "rgb48")
     temporal = True
     seconds: float = 0.0
 
@@ -132,7 +132,7 @@ class TemporalStabilizer(FrameProcessor):
         self._flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._fmt: FrameFormat | None = None
         self._time_base = Fraction(1, 1)
-        self._pixel_format = "rgb24"
+        self._layout = "rgb24"
         #: frames blended / frames that fell back to their unblended self (errors)
         self.stats = {"frames": 0, "cuts": 0, "fallbacks": 0}
 
@@ -144,14 +144,14 @@ class TemporalStabilizer(FrameProcessor):
 
     # -- FrameProcessor ------------------------------------------------------------------------
     def configure(self, fmt: FrameFormat) -> FrameFormat:
-        if fmt.pixel_format not in self.pixel_formats:
-            raise UsageError(f"{self.name} takes rgb24 or rgb48 frames, not {fmt.pixel_format}")
+        if fmt.layout not in self.layouts:
+            raise UsageError(f"{self.name} takes rgb24 or rgb48 frames, not {fmt.layout}")
         self._fmt = fmt
         return fmt
 
     @timed
     def process(self, batch: FrameBatch) -> FrameBatch | None:
-        self._time_base, self._pixel_format = batch.time_base, batch.pixel_format
+        self._time_base, self._layout = batch.time_base, batch.layout
         for index, pts, image in zip(batch.indices, batch.pts, batch.images):
             source = self.source_tap.pop(index) if self.source_tap is not None else None
             self._add(_Frame(index, pts, image, source))
@@ -214,7 +214,7 @@ class TemporalStabilizer(FrameProcessor):
         if not ready:
             return None
         return FrameBatch(np.stack(images), [f.pts for f in ready], self._time_base,
-                          [f.index for f in ready], self._pixel_format)
+                          [f.index for f in ready], self._layout)
 
     def _neighbours(self, window: list[_Frame], pos: int) -> list[int]:
         """Positions within ``radius`` of ``pos`` with no scene cut in between."""
@@ -317,5 +317,5 @@ class TemporalStabilizer(FrameProcessor):
         out = to_float(frame.image)
         cv2.divide(acc, cv2.merge((total, total, total)), dst=acc)
         cv2.scaleAdd(acc, self.strength, out, dst=out)
-        result = np.empty(frame.image.shape, PIXEL_DTYPES[self._pixel_format])
+        result = np.empty(frame.image.shape, LAYOUT_DTYPES[self._layout])
         return from_float(out, result)

@@ -63,7 +63,7 @@ class AIUpscale(FrameProcessor):
     """A registered model through the ``sr-model`` processor (tiling, batching, resample)."""
 
     name = "kizuna-upscale"
-    pixel_formats = ("rgb24", "rgb48")
+    layouts = ("rgb24", "rgb48")
     devices = ("cpu", "cuda")
     seconds: float = 0.0
 

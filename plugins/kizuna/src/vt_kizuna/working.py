@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 from vt.errors import VtError
-from vt.media.frames import PIXEL_DTYPES, FrameBatch, FrameFormat
+from vt.media.frames import LAYOUT_DTYPES, FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
 
 #: BT.709 luma weights: the stages edit luma and add the change to R, G and B alike (the
@@ -121,7 +121,7 @@ def add_luma(x: np.ndarray, delta: np.ndarray, out: np.ndarray,
 class FloatStage(FrameProcessor):
     """A stage that works frame by frame on float RGB: subclasses implement ``apply``.
 
-    Accepts rgb24 and rgb48 and emits the same layout (``output_pixel_format`` overrides),
+    Accepts rgb24 and rgb48 and emits the same layout (``output_layout`` overrides),
     at ``output_size``. Stateless across frames, so any batch size gives the same frames.
 
     Frames are cut into horizontal strips processed by ``threads`` threads (OpenCV releases
@@ -131,8 +131,8 @@ class FloatStage(FrameProcessor):
     whole frame (noise level, blockiness) come from ``measure`` and reach every strip.
     """
 
-    pixel_formats = ("rgb24", "rgb48")
-    output_pixel_format: str | None = None
+    layouts = ("rgb24", "rgb48")
+    output_layout: str | None = None
     #: wall seconds spent in ``process`` so far
     seconds: float = 0.0
     #: input rows of context a strip needs on each side (0: never cut into strips)
@@ -151,12 +151,12 @@ class FloatStage(FrameProcessor):
         return width, height
 
     def configure(self, fmt: FrameFormat) -> FrameFormat:
-        if fmt.pixel_format not in self.pixel_formats:
-            raise VtError(f"{self.name} takes {' or '.join(self.pixel_formats)} frames, not "
-                          f"{fmt.pixel_format}")
+        if fmt.layout not in self.layouts:
+            raise VtError(f"{self.name} takes {' or '.join(self.layouts)} frames, not "
+                          f"{fmt.layout}")
         self.fmt_in = fmt
         width, height = self.output_size(fmt.width, fmt.height)
-        self.fmt_out = FrameFormat(width, height, self.output_pixel_format or fmt.pixel_format)
+        self.fmt_out = FrameFormat(width, height, self.output_layout or fmt.layout)
         return self.fmt_out
 
     def measure(self, image: np.ndarray) -> Any:
@@ -177,10 +177,10 @@ class FloatStage(FrameProcessor):
         fmt = self.fmt_out
         if fmt is None or batch.format.size != self.fmt_in.size:  # type: ignore[union-attr]
             fmt = self.configure(batch.format)
-        out = np.empty((len(batch), fmt.height, fmt.width, 3), PIXEL_DTYPES[fmt.pixel_format])
+        out = np.empty((len(batch), fmt.height, fmt.width, 3), LAYOUT_DTYPES[fmt.layout])
         for i, image in enumerate(batch.images):
             self._frame(image, out[i])
-        return batch.with_images(out, fmt.pixel_format)
+        return batch.with_images(out, fmt.layout)
 
     def _strips(self, height: int) -> list[tuple[int, int]]:
         n = self.threads

@@ -32,7 +32,7 @@ def register_processors(register: Callable[[ProcessorInfo], None]) -> None:
         "prompt, model, controlnet, animatediff, strength, steps, guidance, seed, noise, "
         "cross_frame_attention, max_res, keep_size, lora, device, dtype, batch_size (see "
         "vt_stylize.StylizeSettings)",
-        pixel_formats=("rgb24",),
+        layouts=("rgb24",),
         devices=("cpu", "cuda"),
         batch_size=1,
         temporal=True,

@@ -49,7 +49,7 @@ class StylizeProcessor(FrameProcessor):
     """
 
     name = "stylize"
-    pixel_formats = ("rgb24",)
+    layouts = ("rgb24",)
 
     def __init__(self, settings: StylizeSettings | None = None, *,
                  pipeline: StylizePipeline | None = None, measure: bool = False,
@@ -82,8 +82,8 @@ class StylizeProcessor(FrameProcessor):
 
     # -- setup -----------------------------------------------------------------------------
     def configure(self, fmt: FrameFormat) -> FrameFormat:
-        if fmt.pixel_format != "rgb24":
-            raise VtError(f"stylize takes rgb24 frames, not {fmt.pixel_format}")
+        if fmt.layout != "rgb24":
+            raise VtError(f"stylize takes rgb24 frames, not {fmt.layout}")
         s = self.settings
         pipeline = self.pipeline.load()
         if not s.batch_size:  # auto: two frames per call fit 8 GB at 480p fp16

@@ -42,7 +42,7 @@ class UpscaleStage(FrameProcessor):
     through, with a warning, when it cannot run."""
 
     name = "upscale"
-    pixel_formats = ("rgb24",)
+    layouts = ("rgb24",)
 
     def __init__(self, lines: int | None = 1080, *, model: str = DEFAULT_UPSCALE_MODEL,
                  device: str = "cpu", dtype: str = "fp32", tile: int = TILE) -> None:
@@ -119,7 +119,7 @@ class ReplayProcessor(FrameProcessor):
     stylised frame pass 1 stored (so PTS, audio and metadata come from the source itself)."""
 
     name = "stylized-frames"
-    pixel_formats = ("rgb24",)
+    layouts = ("rgb24",)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -132,7 +132,7 @@ class ReplayProcessor(FrameProcessor):
 
         self._reader = open_video(self.path, decoder="pyav")
         video = self._reader.info.video
-        self._frames = (image for b in self._reader.frames(pixel_format="rgb24")
+        self._frames = (image for b in self._reader.frames(layout="rgb24")
                         for image in b.images)
         return FrameFormat(video.width, video.height, "rgb24")
 

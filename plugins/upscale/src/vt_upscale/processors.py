@@ -15,7 +15,7 @@ class UpscaleProcessor(FrameProcessor):
     """Runs an :class:`Upscaler` on every batch; stateless, keeps PTS."""
 
     name = "upscale"
-    pixel_formats = ("rgb24", "rgb48")
+    layouts = ("rgb24", "rgb48")
     devices = ("cpu", "cuda", "mps")
 
     def __init__(self, upscaler: Upscaler | None = None, **options: Any) -> None:
@@ -25,12 +25,12 @@ class UpscaleProcessor(FrameProcessor):
         self.batch_size = self.upscaler.batch
 
     def configure(self, fmt: FrameFormat) -> FrameFormat:
-        if fmt.pixel_format not in ("rgb24", "rgb48"):
+        if fmt.layout not in ("rgb24", "rgb48"):
             from vt.errors import VtError
 
-            raise VtError(f"upscale takes rgb24 or rgb48 frames, not {fmt.pixel_format}")
+            raise VtError(f"upscale takes rgb24 or rgb48 frames, not {fmt.layout}")
         width, height = self.upscaler.output_size(fmt.width, fmt.height)
-        return FrameFormat(width, height, fmt.pixel_format)
+        return FrameFormat(width, height, fmt.layout)
 
     def process(self, batch: FrameBatch) -> FrameBatch:
         # a model's output stays on its device for the next torch processor (or the encoder)
@@ -76,7 +76,7 @@ def processor_infos() -> list[ProcessorInfo]:
         factory=_upscale_factory,
         description="vt upscale as a processor: classical (method=lanczos…) or AI (ai=True or "
         "model=…), with Lanczos fallback",
-        pixel_formats=UpscaleProcessor.pixel_formats,
+        layouts=UpscaleProcessor.layouts,
         devices=UpscaleProcessor.devices,
     )]
     infos.append(ProcessorInfo(
@@ -84,7 +84,7 @@ def processor_infos() -> list[ProcessorInfo]:
         factory=_sr_factory,
         description="AI super-resolution with any model (name or .pth/.safetensors/.onnx/"
         ".param); options: model, scale, tile, tile_pad, device, dtype, batch, backend, strict",
-        pixel_formats=UpscaleProcessor.pixel_formats,
+        layouts=UpscaleProcessor.layouts,
         devices=UpscaleProcessor.devices,
         batch_size=1,
     ))

@@ -246,7 +246,7 @@ class Upscaler:
 def _transcode(upscaler: Upscaler, input: Any, output: Any = None, *,
                config: Any = None, options: Any = None, **encoder: Any) -> Any:
     from vt.media.encode import EncoderConfig
-    from vt.media.pipeline import transcode
+    from vt.media.pipeline import process_video
 
     if config is None:
         config = EncoderConfig(**encoder)
@@ -256,7 +256,7 @@ def _transcode(upscaler: Upscaler, input: Any, output: Any = None, *,
     kwargs = {"config": config}
     if options is not None:
         kwargs["options"] = options
-    return transcode(input, output, [upscaler.processor()], **kwargs)
+    return process_video(input, output, [upscaler.processor()], **kwargs)
 
 
 def upscale_video(input: Any, output: Any = None, *, scale: float | None = None,

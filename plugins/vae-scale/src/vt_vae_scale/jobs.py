@@ -80,7 +80,7 @@ def build_processors(method: str, options: dict[str, Any]) -> list[Any]:
 
 def scale_clip(input: str, output: str, **options: Any) -> dict[str, Any]:
     """Scale one clip into ``output``; return what the output table records for it."""
-    from vt.media.pipeline import transcode
+    from vt.media.pipeline import process_video
 
     from vt_vae_scale.roundtrip import AutoencoderOutOfMemory
 
@@ -97,10 +97,10 @@ def scale_clip(input: str, output: str, **options: Any) -> dict[str, Any]:
         method, reason = "letterbox", f"autoencoder unavailable: {exc}"
         processors = build_processors(method, options)
     try:
-        report = transcode(input, output, processors, config, pipeline)
+        report = process_video(input, output, processors, config, pipeline)
     except AutoencoderOutOfMemory as exc:
         method, reason = "letterbox", str(exc)
-        report = transcode(input, output, build_processors(method, options), config, pipeline)
+        report = process_video(input, output, build_processors(method, options), config, pipeline)
     frames, duration = report.frames_out, report.duration_out
     return {
         "method": method,

@@ -71,7 +71,7 @@ class Letterbox(FrameProcessor):
 
     name = "letterbox"
     batch_size = 8
-    pixel_formats = ("rgb24", "rgb48")
+    layouts = ("rgb24", "rgb48")
     accepts_av_frames = True
 
     def __init__(self, size: int = 224, pad_color: str | tuple[int, int, int] = "black",
@@ -87,7 +87,7 @@ class Letterbox(FrameProcessor):
     def configure(self, fmt: FrameFormat) -> FrameFormat:
         self._fit = fit(fmt.width, fmt.height, self.size)
         self._yuv_canvas = None
-        return FrameFormat(self.size, self.size, fmt.pixel_format)
+        return FrameFormat(self.size, self.size, fmt.layout)
 
     def process(self, batch: FrameBatch) -> FrameBatch:
         assert self._fit is not None, "configure() first"

@@ -35,10 +35,10 @@ def register_processors(register: Callable[[ProcessorInfo], None]) -> None:
     register(ProcessorInfo(name="letterbox", factory=_letterbox,
                            description="aspect-preserving resize into size x size with centred "
                            "padding (libswscale; YUV without RGB when alone)",
-                           pixel_formats=("rgb24", "rgb48"), devices=("cpu",), batch_size=8,
+                           layouts=("rgb24", "rgb48"), devices=("cpu",), batch_size=8,
                            temporal=False))
     register(ProcessorInfo(name="vae-roundtrip", factory=_roundtrip,
                            description="encode and decode frames with a diffusers autoencoder "
                            "(AutoencoderKL/AutoencoderTiny, hub id or folder); same size out",
-                           pixel_formats=("rgb24", "rgb48"), devices=("cpu", "cuda", "mps"),
+                           layouts=("rgb24", "rgb48"), devices=("cpu", "cuda", "mps"),
                            batch_size=250, temporal=False))

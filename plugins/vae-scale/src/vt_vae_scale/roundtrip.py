@@ -87,7 +87,7 @@ class VaeRoundtrip(FrameProcessor):
     """
 
     name = "vae-roundtrip"
-    pixel_formats = ("rgb24", "rgb48")
+    layouts = ("rgb24", "rgb48")
     devices = ("cpu", "cuda", "mps")
 
     def __init__(self, model: Any = DEFAULT_MODEL, device: str = "auto", dtype: str | None = None,
