@@ -549,3 +549,52 @@ def test_write_video_tags_the_matrix_it_used(tmp_path: Path, size: tuple[int, in
     assert abs(int(np.median(y)) - luma) <= 1
     with pytest.raises(UsageError, match="unknown colour matrix"):
         write_video(green_frames(1, 8, 8), tmp_path / "bad.mkv", fps=24, colorspace="xyz")
+
+
+class ThreadSpy(FrameProcessor):
+    """Records which vt threads exist while frames are processed."""
+
+    name = "thread-spy"
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def process(self, batch: FrameBatch) -> FrameBatch:
+        self.seen |= {t.name for t in threading.enumerate() if t.name.startswith("vt-")}
+        return batch.with_images(255 - batch.images)
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["rgb", "native"])
+def test_single_thread_job_gives_the_same_output_without_helper_threads(
+        tmp_path: Path, native: bool) -> None:
+    src = make_video(tmp_path / "in.mkv", frames=12, width=64, height=48, audio=True)
+    lossless = EncoderConfig(codec="ffv1")
+    outputs = []
+    for single in (False, True):
+        spy = ThreadSpy()
+        out = tmp_path / f"out-{single}.mkv"
+        report = process_video(src, out, [] if native else [spy], config=lossless,
+                               options=PipelineOptions(single_thread=single))
+        assert report.frames_out == 12 and report.audio == "copied"
+        if not native:
+            assert bool(spy.seen) is not single, spy.seen  # vt-decode/vt-encode only when overlapping
+        with av.open(str(out)) as c:
+            outputs.append([(f.pts, f.to_ndarray().tobytes()) for f in c.decode(video=0)])
+    assert outputs[0] == outputs[1]
+
+
+def test_single_thread_sets_one_encoder_and_decoder_thread(tmp_path: Path, monkeypatch) -> None:
+    from vt.media.encode import container
+
+    counts: list[int] = []
+    original = container.ContainerWriter._setup_video
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        counts.append(self.out.streams.video[0].codec_context.thread_count)
+
+    monkeypatch.setattr(container.ContainerWriter, "_setup_video", spy)
+    src = make_video(tmp_path / "in.mkv", frames=4, width=64, height=48)
+    process_video(src, tmp_path / "a.mp4", config=FAST,
+                  options=PipelineOptions(single_thread=True))
+    assert counts == [1]

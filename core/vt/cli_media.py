@@ -93,6 +93,9 @@ def _media_parameters(defaults: dict[str, Any] | None = None,
             "torchcodec, decord).", rich_help_panel=PANEL)], None),
         opt("threads", Annotated[int, o("--threads", help="Decoder threads (0 = auto).",
             rich_help_panel=PANEL)], 0),
+        opt("single_thread", Annotated[bool, o("--single-thread", help="Use one core: one "
+            "decoder and encoder thread, no overlap (for jobs run side by side).",
+            rich_help_panel=PANEL)], False),
         opt("json_", Annotated[bool, o("--json", help="Print a JSON report at the end.",
             rich_help_panel=PANEL)], False),
         opt("quiet", Annotated[bool, o("--quiet", "-q", help="No progress or summary.",
@@ -113,7 +116,7 @@ def media_options_from(values: dict[str, Any]) -> MediaOptions:
         overwrite=values["overwrite"], audio=not values["no_audio"],
         subtitles=not values["no_subtitles"], error_policy=values["on_frame_error"],
         decoder=values["decoder"], threads=values["threads"],
-        start=values["start"], end=values["end"],
+        single_thread=values["single_thread"], start=values["start"], end=values["end"],
     )
     sheet = values["sheet"]
     if sheet is not None and Path(sheet).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):

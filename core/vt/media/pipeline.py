@@ -14,10 +14,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vt.errors import UsageError, VtError
 from vt.media.color import resolve_colors
@@ -31,6 +31,8 @@ from vt.media.prefetch import prefetch
 from vt.media.processing import FrameProcessor, ProcessorChain
 from vt.media.source import Source
 from vt.registry import EncoderInfo, OutputTarget
+
+T = TypeVar("T")
 
 log = logging.getLogger("vt")
 
@@ -48,6 +50,9 @@ class PipelineOptions:
     decoder: str | None = None
     threads: int = 0
     queue_size: int = 4
+    # one core for the whole job: decoder and encoder on one thread each, and decode, process
+    # and encode taking turns in the calling thread, for running jobs side by side (one per core)
+    single_thread: bool = False
     batch_size: int | None = None  # decoded batch; None: the first processor's batch_size
     layout: str | None = None  # rgb24 | rgb48; None: rgb48 for >8-bit input if accepted
     start: float | None = None  # seconds: process only [start, end); output starts at zero
@@ -124,6 +129,8 @@ def process_video(
 
     config = config or EncoderConfig()
     options = options or PipelineOptions()
+    if options.single_thread:
+        config, options = replace(config, threads=1), replace(options, threads=1)
     src = source if isinstance(source, Source) else Source.parse(source)
     if options.start is not None or options.end is not None:
         src = src.with_range(options.start, options.end)
@@ -348,17 +355,16 @@ def _run(
 
     if chain.native and isinstance(reader, PyAVReader):
         # no processor needs RGB: decoded frames go to the encoder in their own format
-        frames = prefetch((f for _, f in reader.av_frames()), options.queue_size, "vt-decode")
+        frames = _decoded((f for _, f in reader.av_frames()), options, "vt-decode")
 
         def processed() -> Iterator[Any]:
             for frame in frames:
                 seen_in.add([frame.pts], tb)
                 yield from chain.process_frame(frame)
     else:
-        frames = prefetch(
-            reader.frames(layout=layout,
-                          batch_size=options.batch_size or chain.batch_size),
-            options.queue_size, "vt-decode",
+        frames = _decoded(
+            reader.frames(layout=layout, batch_size=options.batch_size or chain.batch_size),
+            options, "vt-decode",
         )
 
         def processed() -> Iterator[Any]:
@@ -368,7 +374,8 @@ def _run(
             yield from chain.flush()
 
     try:
-        _encode(processed(), writer, seen_out, tb, progress, total, options.queue_size)
+        _encode(processed(), writer, seen_out, tb, progress, total,
+                0 if options.single_thread else options.queue_size)
     finally:
         frames.close()  # stops the decode thread now, not when the generator is collected
     if seen_in.count == 0:
@@ -380,11 +387,23 @@ def _run(
     report.duration_in, report.duration_out = seen_in.duration(fps), seen_out.duration(fps)
 
 
+def _decoded(items: Iterable[T], options: PipelineOptions, name: str) -> Iterator[T]:
+    """Decoded frames from a thread running ahead, or in this thread for a single-thread job."""
+    if options.single_thread:
+        return (item for item in items)  # closable like prefetch's, closes ``items`` with it
+    return prefetch(items, options.queue_size, name)
+
+
 def _encode(items: Iterator[Any], writer: Any, seen: _Tally, time_base: Fraction,
             progress: ProgressCallback | None, total: int | None, queue_size: int) -> None:
     """Hand ``items`` (FrameBatches or decoded frames) to an encoder thread as they come:
     process | encode in two threads, so a cheap processor never serialises I/O. Tensor
-    batches become host arrays there, once, at the end of the chain."""
+    batches become host arrays there, once, at the end of the chain. ``queue_size`` 0
+    encodes in this thread instead (single-thread jobs)."""
+    if queue_size == 0:
+        for item in items:
+            _write(item, writer, seen, time_base, progress, total)
+        return
     encode_stop = threading.Event()
     q: queue.Queue = queue.Queue(maxsize=max(queue_size, 1))
     encoder = threading.Thread(
@@ -441,13 +460,19 @@ def _consume(q: queue.Queue, writer: Any, seen: _Tally, time_base: Fraction,
                 continue
             if item is _END:
                 return
-            if isinstance(item, FrameBatch):
-                seen.add(item.pts, item.time_base)
-                writer.write_batch(item)
-            else:
-                seen.add([item.pts], time_base)  # before the writer shifts a cut's PTS
-                writer.write_frame(item)
-            if progress:
-                progress(seen.count, total)
+            _write(item, writer, seen, time_base, progress, total)
     except BaseException as exc:
         thread.failure = exc  # type: ignore[attr-defined]
+
+
+def _write(item: Any, writer: Any, seen: _Tally, time_base: Fraction,
+           progress: ProgressCallback | None, total: int | None) -> None:
+    """Encode one FrameBatch (RGB) or decoded frame (native paths)."""
+    if isinstance(item, FrameBatch):
+        seen.add(item.pts, item.time_base)
+        writer.write_batch(item)
+    else:
+        seen.add([item.pts], time_base)  # before the writer shifts a cut's PTS
+        writer.write_frame(item)
+    if progress:
+        progress(seen.count, total)

@@ -34,6 +34,7 @@ class EncoderConfig:
     audio_bitrate: str = "192k"
     format: str | None = None  # container; None: from the output extension
     options: dict[str, str] = field(default_factory=dict)  # any encoder option (-e key=value)
+    threads: int = 0  # encoder threads; 0: the encoder's own choice
 
     def validate(self) -> None:
         try:

@@ -156,6 +156,8 @@ class ContainerWriter:
         vs.pix_fmt = self.pixel_format
         cc = vs.codec_context
         cc.time_base = time_base
+        if cfg.threads:
+            cc.thread_count = cfg.threads
         if cfg.bitrate:
             cc.bit_rate = parse_bitrate(cfg.bitrate)
         if colors is None:
