@@ -27,7 +27,13 @@ from vt_qwen_preprocess.inputs import VideoInput, resolve_input
 from vt_qwen_preprocess.planning import VideoPlan, plan_frame_list, plan_video_reader
 from vt_qwen_preprocess.resize import make_resizer
 from vt_qwen_preprocess.results import ProcessedVideo
-from vt_qwen_preprocess.writers import StreamWriter, open_writer, stream_kind
+from vt_qwen_preprocess.writers import (
+    STREAM_SUFFIXES,
+    StreamWriter,
+    check_array_format,
+    open_writer,
+    stream_kind,
+)
 
 if TYPE_CHECKING:  # vt.media.decode imports PyAV: loaded when a video is opened
     from vt.media.decode import VideoReader
@@ -133,6 +139,8 @@ def preprocess_to_file(video: Any, path: str | Path, config: PreprocessConfig | 
     unless the configuration needs it (bfloat16, ``--resize bicubic-torch/bicubic-float``).
     The in-memory cache is not used; the disk cache is, as by ``preprocess``."""
     target_path = Path(path)
+    if target_path.suffix.lower() in STREAM_SUFFIXES:
+        check_array_format(target_path.suffix.lower(), fmt)
     kind = stream_kind(target_path, fmt)
     if kind is None:
         raise UsageError(f"{target_path.name}: only .npy, .npz, .safetensors and folders are "

@@ -86,6 +86,4 @@ class ProcessedVideo:
         data = self.file_metadata()
         data["timing"] = dict(self.timing)
         data["cache_hit"] = self.cache_hit
-        if self.output is not None:
-            data["output"] = str(self.output)
         return data
