@@ -2,8 +2,8 @@
 wall time against ``ffmpeg -i clip -f null -``, in one run.
 
 The clip is environment.md's reference: bigbuckbunny looped 12 times and scaled to 1920x1080
-(63.4 s, 25 fps, H.264 x264 veryfast CRF 20, its AAC audio looped too), made with PyAV once
-into a cache folder. Every contender is a whole ``vt qwen-preprocess`` (or ``ffmpeg``) process:
+(63.4 s, 25 fps, H.264 x264 veryfast CRF 20 with x264's own frame-type decisions, its AAC audio
+looped too), made with PyAV once into a cache folder. Every contender is a whole ``vt qwen-preprocess`` (or ``ffmpeg``) process:
 wall time and peak RSS are that child's alone (wait4 rusage). The contenders alternate within
 each round; every vt run gets a fresh empty frame cache (the default cache is on, so its write
 is counted, and nothing is served from it) and its output file is checked and removed.
@@ -84,6 +84,9 @@ def make_looped_clip(path: Path, loops: int = CLIP_LOOPS) -> Path:
                     for frame in packet.decode():
                         big = frame.reformat(1920, 1080, "yuv420p", interpolation="BICUBIC")
                         big.pts, big.time_base = pts, Fraction(1, 25)
+                        # x264 picks the frame types (B-frames, keyframes), as the ffmpeg
+                        # CLI lets it: the source's own I/P types would be forced otherwise
+                        big.pict_type = av.video.frame.PictureType.NONE
                         pts += 1
                         out.mux(vs.encode(big))
         out.mux(vs.encode(None))
@@ -149,7 +152,7 @@ def main() -> None:
     rounds = args.rounds or (1 if args.quick else 3)
     cache_root = Path(args.workdir or Path(tempfile.gettempdir()) / "vt-bench-cache")
     cache_root.mkdir(parents=True, exist_ok=True)
-    clip = make_looped_clip(cache_root / f"bbb_1080p_loop{CLIP_LOOPS}.mp4")
+    clip = make_looped_clip(cache_root / f"bbb_1080p_loop{CLIP_LOOPS}_x264.mp4")
     work = Path(tempfile.mkdtemp(prefix="vt-qwen-mem-"))
     table = contenders(clip, work, args.quick)
     results: dict[str, dict[str, list[float]]] = {n: {"wall": [], "rss": []} for n in table}
