@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from qwen_test_helpers import needs_decoder
 from vt.errors import InputError, OutputError, UsageError
 from vt_qwen_preprocess import pipeline, preprocess
@@ -55,7 +54,7 @@ def test_streamed_safetensors_is_what_the_safetensors_library_writes(bikes, tmp_
 
     streamed, saved = tmp_path / "streamed.safetensors", tmp_path / "saved.safetensors"
     reference = tmp_path / "library.safetensors"
-    result = preprocess_to_file(bikes, streamed, nframes=6, cache=False, **opts)
+    preprocess_to_file(bikes, streamed, nframes=6, cache=False, **opts)
     memory = preprocess(bikes, nframes=6, cache=False, **opts)
     save(memory, saved)
     save_file({"frames": memory.frames.contiguous()}, str(reference),
@@ -73,6 +72,15 @@ def load_metadata(path) -> dict[str, str]:
 
     with safe_open(str(path), "np") as f:
         return f.metadata()
+
+
+def test_frame_lists_stream_too(tmp_path):
+    # 5 frames are padded to 6 with the last one (the frame factor), written in order
+    frames = np.random.default_rng(1).integers(0, 256, (5, 90, 120, 3), dtype=np.uint8)
+    preprocess_to_file(frames, tmp_path / "streamed.npy", cache=False)
+    save(preprocess(frames, cache=False), tmp_path / "saved.npy")
+    assert (tmp_path / "streamed.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
+    assert np.load(tmp_path / "streamed.npy").shape[0] == 6
 
 
 def test_streamed_npz_holds_what_save_holds(bikes, tmp_path):
@@ -229,7 +237,7 @@ def test_file_outputs_do_not_import_torch(bikes, tmp_path, kind, name, imports_t
     env = {**os.environ, "VT_LOAD_PLUGINS": "qwen-preprocess"}  # other plugins stay out
     proc = subprocess.run([sys.executable, "-c", NO_TORCH_CHILD, kind, str(tmp_path / name),
                            str(bikes), str(tmp_path / "cache")],
-                          capture_output=True, text=True, timeout=120, env=env)
+                          check=False, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(imports_torch)
 
@@ -241,7 +249,7 @@ def test_cli_streams_without_torch(bikes, tmp_path):
     env = {**os.environ, "VT_LOAD_PLUGINS": "qwen-preprocess"}
     proc = subprocess.run([sys.executable, "-c", child, "qwen-preprocess", str(bikes),
                            "--dtype", "uint8", "--nframes", "4", "-o", str(out), "--no-cache"],
-                          capture_output=True, text=True, timeout=120, env=env)
+                          check=False, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False"
     assert np.load(out).shape == (4, 3, 280, 644)
@@ -271,7 +279,6 @@ def test_a_decoder_failing_midway_restarts_the_streamed_file(bikes, tmp_path, mo
 
 def test_cli_writes_safetensors_and_refuses_an_existing_file(bikes, tmp_path):
     from typer.testing import CliRunner
-
     from vt.cli import create_app
 
     out = tmp_path / "x.safetensors"

@@ -19,12 +19,13 @@ import json
 import struct
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
 import numpy as np
-
 from vt.atomic import FRAMES_MARKER, AtomicWrite, atomic_file, atomic_folder, is_vt_folder
 from vt.errors import OutputError, UsageError
+
 from vt_qwen_preprocess.convert import file_dtype
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ class StreamWriter:
             raise _write_error(self.path, exc) from None
         self.finished = True
 
-    def __enter__(self) -> StreamWriter:
+    def __enter__(self) -> Self:
         self._atomic = self._start()
         tmp = self._atomic.__enter__()  # SIGTERM/SIGHUP now raise, so cleanup runs
         try:
@@ -190,7 +191,7 @@ class StreamWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: Any) -> None:
+                 tb: TracebackType | None) -> None:
         failure = exc
         if failure is None and not self.finished:
             failure = OutputError(f"{self.path}: writing stopped before the last frame")
