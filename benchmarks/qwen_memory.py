@@ -25,10 +25,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from fractions import Fraction
 from pathlib import Path
 
-from _common import ffmpeg, run_measured, vt_exe
+from _common import ffmpeg, vt_exe
 
 PY = sys.executable
 CLIP_LOOPS = 12  # 12 x 132 frames = 1584 frames, 63.4 s
@@ -131,6 +132,18 @@ def contenders(clip: Path, work: Path, quick: bool) -> dict[str, tuple[list[str]
     return table
 
 
+def run_child(cmd: list[str]) -> tuple[float, float, float]:
+    """Run ``cmd``; (wall s, CPU s (user + system), peak RSS MB) of that child alone (wait4)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
 def check_output(path: Path) -> str:
     """The written file's frames shape and dtype (read back, not trusted)."""
     if path.suffix == ".npy":
@@ -146,7 +159,7 @@ def check_output(path: Path) -> str:
 
 
 def loadavg() -> str:
-    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
+    return "/".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> None:
@@ -171,16 +184,18 @@ def main() -> None:
                         "--dtype", "uint8", "-o", str(fill)], check=True,
                        stdout=subprocess.DEVNULL)
         fill.unlink()
-    results: dict[str, dict[str, list[float]]] = {n: {"wall": [], "rss": []} for n in table}
+    results: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": [], "rss": []}
+                                                  for n in table}
     outputs: dict[str, str] = {}
     loads: list[str] = [loadavg()]
     try:
         for _ in range(rounds):
             for name, (cmd, output) in table.items():
                 cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
-                wall, rss = run_measured([a.replace("{cache}", str(cache))
-                                          .replace("{warm}", str(warm)) for a in cmd])
+                wall, cpu, rss = run_child([a.replace("{cache}", str(cache))
+                                            .replace("{warm}", str(warm)) for a in cmd])
                 results[name]["wall"].append(wall)
+                results[name]["cpu"].append(cpu)
                 results[name]["rss"].append(rss)
                 if output is not None:
                     outputs[name] = check_output(output)
@@ -192,14 +207,16 @@ def main() -> None:
     base = statistics.median(results["ffmpeg -i clip -f null -"]["wall"])
     print(f"clip: {clip} (1920x1080, 25 fps, {CLIP_LOOPS * 132} frames), {rounds} round(s) "
           f"alternating, {os.cpu_count()} CPUs")
-    print(f"load average (1, 5, 15 min) before and after each round: {' '.join(loads)}")
-    print(f"| {'contender':50} | {'wall s':>7} | {'x ffmpeg':>8} | {'peak RSS MB':>11} "
-          "| output read back |")
-    print(f"|{'-' * 52}|{'-' * 9}|{'-' * 10}|{'-' * 13}|------------------|")
+    print(f"load average (1/5/15 min) before and after each round: {', '.join(loads)}")
+    print("wall and CPU: medians; peak RSS: the largest of the rounds")
+    print(f"| {'contender':50} | {'wall s':>7} | {'x ffmpeg':>8} | {'CPU s':>6} "
+          f"| {'peak RSS MB':>11} | output read back |")
+    print(f"|{'-' * 52}|{'-' * 9}|{'-' * 10}|{'-' * 8}|{'-' * 13}|------------------|")
     for name, entry in results.items():
         wall = statistics.median(entry["wall"])
         rss = max(entry["rss"])
-        print(f"| {name:50} | {wall:7.2f} | {wall / base:8.2f} | {rss:11.0f} "
+        print(f"| {name:50} | {wall:7.2f} | {wall / base:8.2f} "
+              f"| {statistics.median(entry['cpu']):6.2f} | {rss:11.0f} "
               f"| {outputs.get(name, '-')} |")
         entry["median_wall"], entry["peak_rss_mb"] = [wall], [rss]  # type: ignore[list-item]
     if args.json_out:

@@ -31,6 +31,7 @@ from vt_qwen_preprocess.writers import (
     STREAM_SUFFIXES,
     StreamWriter,
     check_array_format,
+    check_target,
     open_writer,
     stream_kind,
 )
@@ -145,6 +146,7 @@ def preprocess_to_file(video: Any, path: str | Path, config: PreprocessConfig | 
     if kind is None:
         raise UsageError(f"{target_path.name}: only .npy, .npz, .safetensors and folders are "
                          "streamed (use preprocess() and save() for .pt and .json)")
+    check_target(target_path, overwrite, folder=kind == "folder")  # before any decoding
     target = FileTarget(target_path, kind, overwrite, image_format)
     cfg = (config or PreprocessConfig()).updated(**overrides)
     r = resolve(cfg)
