@@ -17,6 +17,7 @@ run are removed by the next one writing beside the same target).
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 import errno
 import os
 import shutil
@@ -156,10 +157,11 @@ _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 
 
-def _renameat2() -> object | None:
+def _renameat2() -> Callable[..., int] | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.renameat2
+        fn: Callable[..., int] = libc.renameat2
+        return fn
     except (OSError, AttributeError):
         return None
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 import numpy as np
 
@@ -89,7 +89,7 @@ def make_video(
     with av.open(str(path), "w") as out:
         if metadata:
             out.metadata.update(metadata)
-        vs = out.add_stream(codec, rate=fps, options=dict(options or {}))
+        vs = cast(av.VideoStream, out.add_stream(codec, rate=fps, options=dict(options or {})))
         vs.width, vs.height, vs.pix_fmt = width, height, pixel_format
         vs.codec_context.time_base = tb
         if rotation is not None:
@@ -104,7 +104,8 @@ def make_video(
             a_stream = out.add_stream(audio_codec, rate=audio_rate, layout="stereo")
         s_stream = srt_input = None
         if subtitles:
-            srt_input = av.open(io.BytesIO(_srt(subtitles)), format="srt")
+            srt_input = cast(av.container.InputContainer,
+                             av.open(io.BytesIO(_srt(subtitles)), format="srt"))
             s_stream = out.add_stream_from_template(srt_input.streams.subtitles[0])
         src_format = "rgb48le" if bit_depth > 8 else "rgb24"
         for i in range(frames):

@@ -178,7 +178,8 @@ def open_video(
         reason = info.available()
         if reason:
             raise UsageError(f"decoder {info.name!r} is not available: {reason}")
-        return info.open(src, **kwargs)
+        reader: VideoReader = info.open(src, **kwargs)
+        return reader
     return _open_first(src, decoder_chain(src, priority), kwargs, try_all)[1]
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+    from typing_extensions import TypeIs
 
 # Pixel layouts a batch can hold: 8-bit and 16-bit interleaved RGB.
 LAYOUT_DTYPES = {"rgb24": np.uint8, "rgb48": np.uint16}
@@ -44,7 +45,7 @@ class FrameFormat:
         return (self.width, self.height)
 
 
-def is_tensor(value: object) -> bool:
+def is_tensor(value: object) -> TypeIs[torch.Tensor]:
     """Whether ``value`` is a torch tensor (without importing torch: if torch is not loaded,
     nothing can be a tensor)."""
     if isinstance(value, np.ndarray):

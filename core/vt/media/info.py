@@ -109,7 +109,8 @@ class MediaInfo:
                 return [convert(v) for v in value]
             return value
 
-        return convert(asdict(self))
+        result: dict[str, Any] = convert(asdict(self))
+        return result
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:

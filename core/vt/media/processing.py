@@ -27,6 +27,8 @@ from vt.media.info import MAX_DIMENSION
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
+    import av
+
     from vt.media.encode import EncoderConfig
     from vt.media.pipeline import PipelineOptions, PipelineReport, ProgressCallback
     from vt.media.source import Source
@@ -78,7 +80,7 @@ class FrameProcessor:
         """
         raise NotImplementedError
 
-    def process_frame(self, frame: object) -> object:
+    def process_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
         """Process one decoded ``av.VideoFrame`` (only when ``accepts_av_frames``); keep PTS."""
         raise NotImplementedError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import Any
@@ -82,7 +83,7 @@ class ImageSequenceReader(VideoReader):
         interpolation: str = "bicubic",
     ) -> Iterator[FrameBatch]:
         fps = self.info.video.fps or DEFAULT_SEQUENCE_FPS
-        first = int(np.ceil((self.source.start or 0) * fps))
+        first = math.ceil((self.source.start or 0) * fps)
         last = len(self.source.paths)
         if self.source.end is not None:
             last = min(last, int(np.ceil(self.source.end * fps)))

@@ -89,17 +89,18 @@ class _IndexedReader(VideoReader):
             chunk = wanted[start:start + max(batch_size, 1)]
             images, seconds = self._get(chunk)
             images = np.stack([resize_rgb(im, size, interpolation) for im in images])
-            pts = [int(round(s / float(self.time_base))) for s in seconds]
+            pts: list[int | None] = [round(s / float(self.time_base)) for s in seconds]
             yield FrameBatch(images, pts, self.time_base, chunk, layout)
 
-    def frames(self, *, size=None, layout="rgb24", batch_size=1,
-               interpolation="bicubic") -> Iterator[FrameBatch]:
+    def frames(self, *, size: tuple[int, int] | None = None, layout: str = "rgb24",
+               batch_size: int = 1, interpolation: str = "bicubic") -> Iterator[FrameBatch]:
         # decode in small groups: sequential access is what these decoders do fastest
         return self._batches(self._range(), size, layout, max(batch_size, 8),
                              interpolation)
 
-    def frames_at(self, indices, *, size=None, layout="rgb24", interpolation="bicubic",
-                  batch_size=1) -> Iterator[FrameBatch]:
+    def frames_at(self, indices: Iterable[int], *, size: tuple[int, int] | None = None,
+                  layout: str = "rgb24", interpolation: str = "bicubic",
+                  batch_size: int = 1) -> Iterator[FrameBatch]:
         wanted = sorted(set(int(i) for i in indices))
         return self._batches(wanted, size, layout, batch_size, interpolation)
 

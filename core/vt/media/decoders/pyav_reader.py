@@ -6,7 +6,7 @@ import bisect
 import logging
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -58,7 +58,7 @@ class PyAVReader(VideoReader):
         if first is None:
             self.container.close()
             raise InputError(f"no decodable video frames in {source.describe()}")
-        self.stream = self.container.streams[self.info.video.index]
+        self.stream = cast(av.VideoStream, self.container.streams[self.info.video.index])
         #: packets the decoder rejected (corrupt data); the pipeline reports them
         self.decode_errors = 0
         self._scan: tuple[list[int | None], list[int]] | None = None  # see _packets
@@ -89,7 +89,8 @@ class PyAVReader(VideoReader):
         vs = self.stream
         tb = vs.time_base or Fraction(1, 1)
         video = self.info.video
-        start_pts = end_pts = None
+        start_pts: int | None = None
+        end_pts: int | None = None
         origin = vs.start_time or 0
         if self.source.start:
             start_pts = origin + to_time_base(self.source.start, tb)
@@ -103,7 +104,7 @@ class PyAVReader(VideoReader):
         step = max(int(round(1 / (fps * tb))), 1) if tb else 1
         checked = start_pts is None
         for frame in self._decode():
-            if not checked:
+            if not checked and start_pts is not None:
                 checked = True
                 if frame.pts is not None and frame.pts > start_pts:
                     # the demuxer landed past the start: decode from the beginning instead
@@ -163,7 +164,7 @@ class PyAVReader(VideoReader):
                 continue
             yield from frames
 
-    def _corrupt(self, packet: av.Packet | None, exc: av.error.FFmpegError) -> None:
+    def _corrupt(self, packet: av.Packet[Any] | None, exc: av.error.FFmpegError) -> None:
         self.decode_errors += 1
         where = "at the end"
         if packet is not None and packet.pts is not None and packet.time_base is not None:

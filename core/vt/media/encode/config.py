@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import cast
 
 import av
 
@@ -84,8 +85,8 @@ def _check_encoder_options(codec: av.Codec, options: dict[str, str]) -> None:
     """Open the encoder on a tiny frame with the user's ``-e`` options: FFmpeg hands back
     the options it did not use (misspelt or meant for another encoder); those are errors."""
 
-    def opened(opts: dict[str, str]) -> av.CodecContext:
-        cc = av.CodecContext.create(codec, "w")
+    def opened(opts: dict[str, str]) -> av.VideoCodecContext:
+        cc = cast(av.VideoCodecContext, av.CodecContext.create(codec, "w"))
         cc.width = cc.height = 64
         formats = [f.name for f in codec.video_formats or []]
         cc.pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]

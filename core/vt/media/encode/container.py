@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -142,7 +142,8 @@ class ContainerWriter:
             rate = (video.fps or video.real_fps if video is not None else None) or Fraction(25)
         codec_opts = cfg.video_options()
         try:
-            vs = self.out.add_stream(cfg.codec, rate=rate, options=codec_opts)
+            # validated as a video encoder by EncoderConfig.validate
+            vs = cast(av.VideoStream, self.out.add_stream(cfg.codec, rate=rate, options=codec_opts))
         except (av.error.FFmpegError, ValueError) as exc:
             raise UsageError(f"cannot use encoder {cfg.codec}: {exc}") from exc
         if cfg.codec in ("libx264", "libx265") and (fmt.width % 2 or fmt.height % 2) and (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -63,7 +63,7 @@ class ImageSequenceWriter:
                                            format="rgb48le" if deep else "rgb24")
         if pix_fmt is None:
             pix_fmt = "rgb48be" if deep else "rgb24"
-        codec = av.CodecContext.create(codec_name, "w")
+        codec = cast(av.VideoCodecContext, av.CodecContext.create(codec_name, "w"))
         codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, pix_fmt
         codec.time_base = Fraction(1, 25)
         frame = reformat(frame, format=pix_fmt)

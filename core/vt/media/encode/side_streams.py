@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import av
 
@@ -97,7 +97,7 @@ class SideStreams:
                 self._copies[index] = self.out.add_stream_from_template(template)
                 self.audio_mode = "copied"
             else:
-                ctx = template.codec_context
+                ctx = cast(av.AudioCodecContext, template.codec_context)
                 codec = self._audio_codec_for(fmt_name)
                 enc = self.out.add_stream(codec, rate=ctx.sample_rate,
                                           layout=ctx.layout.name if ctx.layout else "stereo")
@@ -179,7 +179,7 @@ class SideStreams:
         supported = self.out.supported_codecs
         if wanted in supported or not supported:
             return wanted
-        fallback = self.out.default_audio_codec
+        fallback: str | None = self.out.default_audio_codec
         if fallback and fallback != "none":
             self.warn(f"{fmt_name} cannot hold {wanted} audio: using {fallback}")
             return fallback
