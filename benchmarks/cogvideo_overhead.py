@@ -19,6 +19,7 @@ whole generation (imports and load included) is measured in child processes with
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -47,7 +48,7 @@ def raw_score(frames: object) -> float:
                            interpolation=cv2.INTER_AREA if w > 256 else cv2.INTER_LINEAR)
         grey.append(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
     magnitudes = [float(np.mean(np.linalg.norm(dis.calc(a, b, None), axis=2)))
-                  for a, b in zip(grey, grey[1:])]
+                  for a, b in itertools.pairwise(grey)]
     return float(np.exp(-np.var(magnitudes)))
 
 
@@ -138,9 +139,8 @@ def main() -> None:
         folder = Path(tmp)
         model = str(save_tiny_i2v(folder / "tiny"))
         image = str(folder / "image.png")
-        from vt.testing import sample_clip
-
         import av
+        from vt.testing import sample_clip
 
         with av.open(str(sample_clip("bikes"))) as c:  # a real frame, 640x272, fitted
             next(c.decode(video=0)).to_image().save(image)

@@ -150,3 +150,19 @@ def test_check_passes_on_a_good_model_and_fails_on_broken_ones(
     (other / "model_index.json").write_text(json.dumps(index))
     result = invoke(host, "check", "--model", str(other), "--no-load")
     assert result.exit_code == 1 and "not CogVideoXImageToVideoPipeline" in result.stdout
+
+
+def test_help_does_not_import_torch_diffusers_or_fastapi() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom vt.cli import main\ntry:\n    main(['cogvideo', '--help'])\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'diffusers', "
+            "'fastapi', 'transformers', 'cv2') if m in sys.modules), file=sys.stderr)")
+    env = {**os.environ, "VT_LOAD_PLUGINS": "cogvideo"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "generate" in proc.stdout and "benchmark" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "[]"

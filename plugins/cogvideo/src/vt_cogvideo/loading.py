@@ -196,9 +196,7 @@ def load_pipeline(spec: ModelSpec, *, mode: str, device: str, dtype: str | None 
     pipe = descriptor.model
     compiled = False
     if compile and cuda:
-        import torch
-
-        pipe.transformer = torch.compile(pipe.transformer, mode="max-autotune-no-cudagraphs")
+        pipe.transformer.compile()  # in place: the module (and LoRA loading) stays as it is
         compiled = True
     return LoadedPipeline(
         pipe=pipe, mode=mode, device=device, dtype=dtype, offload=offload, vae_tiling=tiling,
