@@ -39,7 +39,7 @@ def run_benchmark(generator: Any, request: Any, modes: tuple[str, ...], runs: in
     rows = []
     for mode in modes:
         for run in range(1, runs + 1):
-            out = output_dir / f"benchmark-{stamp}-{mode}-{run}.mp4"
+            out = _free_name(output_dir, f"benchmark-{stamp}-{mode}-{run}")
             r = generator.generate(replace(request, mode=mode),
                                    out)
             m = r.metadata
@@ -61,6 +61,16 @@ def run_benchmark(generator: Any, request: Any, modes: tuple[str, ...], runs: in
             if on_row is not None:
                 on_row(row)
     return rows
+
+
+def _free_name(folder: Path, stem: str) -> Path:
+    """``stem.mp4``, or ``stem-2.mp4``… when an earlier run (the same second) has it."""
+    n = 1
+    while True:
+        name = stem if n == 1 else f"{stem}-{n}"
+        if not any((folder / f"{name}{ext}").exists() for ext in (".mp4", ".json")):
+            return folder / f"{name}.mp4"
+        n += 1
 
 
 def append_csv(path: Path, rows: list[dict[str, Any]]) -> None:
