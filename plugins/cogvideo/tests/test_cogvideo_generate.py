@@ -152,3 +152,18 @@ def test_model_without_learned_positions_takes_other_sizes(tiny_cogvideo: Path,
         gen.validate(request(Path("x.png"), height=24))
     with pytest.raises(UsageError, match="4k\\+1"):
         gen.validate(request(Path("x.png"), num_frames=12))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("seed", "7", "seed must be an integer"), ("num_frames", 9.0, "num_frames must be an integer"),
+    ("guidance_scale", "6", "guidance_scale must be a number"), ("fps", True, "fps must be"),
+    ("prompt", None, "prompt must be a string"), ("seed", -1, "seed must be 0.."),
+    ("guidance_scale", float("nan"), "guidance must be"), ("lora_scale", 11.0, "lora_scale"),
+])
+def test_wrong_types_and_ranges_are_usage_errors(tiny_cogvideo: Path, field: str,
+                                                 value: object, message: str) -> None:
+    from vt.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        Generator(tiny_cogvideo, device="cpu").validate(request(Path("x.png"),
+                                                                **{field: value}))

@@ -190,6 +190,7 @@ class Generator:
         """Fill defaults from the model config, raise vt.errors.UsageError on sizes/frame counts
         the model cannot take. Cheap after the first load (reads config only)."""
         r = request
+        _check_types(r)
         if not isinstance(r.prompt, str) or not r.prompt.strip():
             raise UsageError("prompt is empty")
         if len(r.prompt) > MAX_PROMPT_CHARS or len(r.negative_prompt or "") > MAX_PROMPT_CHARS:
@@ -329,9 +330,31 @@ class Generator:
             info["spec"] = self.spec.as_dict()
         except VtError as exc:
             info["error"] = str(exc)
-        info["pipelines"] = {m: p.describe() for m, p in self._pipelines.items()}
+        info["pipelines"] = {m: p.describe() for m, p in list(self._pipelines.items())}
         info["notes"] = list(self.notes)
         return info
+
+
+_INTS = ("num_frames", "height", "width", "num_inference_steps", "seed", "fps")
+_NUMBERS = ("guidance_scale", "lora_scale")
+_STRINGS = ("prompt", "negative_prompt", "mode", "fit")
+
+
+def _check_types(r: GenerationRequest) -> None:
+    """Wrong types (from JSON, forms) are usage errors, not tracebacks further down."""
+    for name in _INTS:
+        value = getattr(r, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise UsageError(f"{name} must be an integer, got {value!r}")
+    for name in _NUMBERS:
+        value = getattr(r, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{name} must be a number, got {value!r}")
+    for name in _STRINGS:
+        if not isinstance(getattr(r, name), str):
+            raise UsageError(f"{name} must be a string, got {getattr(r, name)!r}")
+    if r.scheduler is not None and not isinstance(r.scheduler, str):
+        raise UsageError(f"scheduler must be a string, got {r.scheduler!r}")
 
 
 def _check_outputs(output: Path, sidecar: Path, overwrite: bool) -> None:
