@@ -18,7 +18,8 @@ from typing import Any
 
 from vt.errors import UsageError
 
-DEFAULT_MODEL = "THUDM/CogVideoX-5b-I2V"
+from vt_cogvideo.loading import DEFAULT_MODEL
+
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 ATTENTION_MODULES = ("to_q", "to_k", "to_v", "to_out.0")
@@ -324,36 +325,15 @@ def resolve_mixed_precision(setting: str, device: str) -> str:
     return setting
 
 
-@dataclass(frozen=True)
-class ModelGeometry:
-    """What the model's configs say about the sizes it can train on."""
-
-    spatial_compression: int  # VAE: pixels per latent
-    temporal_compression: int  # VAE: frames per latent frame
-    patch_size: int
-    sample_height: int | None  # latent size fixed by learned positional embeddings, else None
-    sample_width: int | None
-
-
-def check_against_model(config: TrainingConfig, geometry: ModelGeometry) -> None:
-    """Sizes the model cannot take, as config errors naming the key."""
-    step = geometry.spatial_compression * geometry.patch_size
+def check_against_model(config: TrainingConfig, spec: Any) -> None:
+    """Sizes the model cannot take (``vt_cogvideo.loading.ModelSpec.check``, the rule the
+    generation code applies too), as config errors naming the keys."""
     data = config.data
-    for key, value in (("height", data.height), ("width", data.width)):
-        if value % step:
-            raise ConfigError(f"data.{key} must be a multiple of {step} for this model "
-                              f"(VAE x{geometry.spatial_compression}, patch "
-                              f"{geometry.patch_size}), got {value}")
-    if geometry.sample_height is not None and geometry.sample_width is not None:
-        fixed = (geometry.sample_height * geometry.spatial_compression,
-                 geometry.sample_width * geometry.spatial_compression)
-        if (data.height, data.width) != fixed:
-            raise ConfigError(f"data.height x data.width must be {fixed[0]}x{fixed[1]} for this "
-                              "model (its positional embeddings are learned at that size), "
-                              f"got {data.height}x{data.width}")
-    if (data.num_frames - 1) % geometry.temporal_compression:
-        raise ConfigError(f"data.num_frames must be {geometry.temporal_compression}k+1 for this "
-                          f"model, got {data.num_frames}")
+    try:
+        spec.check(data.height, data.width, data.num_frames)
+    except UsageError as exc:
+        raise ConfigError(f"data.height/data.width/data.num_frames ({data.height}x"
+                          f"{data.width}x{data.num_frames}): {exc}") from None
 
 
 def describe_fields() -> list[tuple[str, Any, str]]:
