@@ -174,7 +174,7 @@ def train_lora(
                               checkpointing_steps=checkpointing_steps, resume=resume,
                               cache_dir=cache_dir, samples=samples,
                               device="cpu" if cpu else None),
-                 echo=(lambda _: None) if quiet or as_json else _err)
+                 echo=(lambda _: None) if quiet else _err)  # stdout keeps the JSON
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
     elif not quiet:

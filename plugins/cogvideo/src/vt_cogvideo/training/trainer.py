@@ -159,8 +159,15 @@ class MetricsLog:
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:
+    """The rows of a metrics file as numbers (a row cut short by a kill is left out)."""
+    rows = []
     with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        for row in csv.DictReader(fh):
+            try:
+                rows.append({k: float(row[k]) for k in METRICS_COLUMNS})
+            except (TypeError, ValueError, KeyError):
+                continue
+    return rows
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -417,6 +424,7 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
                              device=str(device), dtype=weight_dtype, cache=False).model
     if config.training.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
+    set_seed(config.training.seed)  # the adapter's initial weights, whatever loading drew
     counts = lora_mod.add_lora(transformer, config.lora)
     say(counts.describe())
     if counts.share >= 0.10:
@@ -472,6 +480,9 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
     accelerator.register_save_state_pre_hook(save_hook)
     accelerator.register_load_state_pre_hook(load_hook)
 
+    # the loop's draws (latent samples, noise, timesteps, dropout) start here, from the
+    # seed, or from the checkpoint's RNG states on resume: the same either way
+    set_seed(config.training.seed + 1)
     global_step, first_epoch, batches_done = 0, 0, 0
     resumed_from = None
     if resume_from is not None:
