@@ -44,8 +44,11 @@ def prepare_metadata(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Build the training metadata from clips and captions; every clip is checked
-    (caption present, decodable, long enough) and rejects are reported with their reason."""
+    """Build training metadata from clips and captions (each clip checked; rejects listed).
+
+    A clip is accepted when it has a non-empty caption, decodes, and is long enough for
+    --num-frames at --fps; its first frame is saved beside the metadata. Rejects are
+    listed with their reason (and in OUTPUT.rejects.json); the run goes on."""
     from vt_cogvideo.training.metadata import iter_rejects, prepare_metadata as prepare
 
     report = prepare(videos, captions, output, num_frames=num_frames, fps=fps, limit=limit,

@@ -62,7 +62,8 @@ class DatasetReport:
 
 
 def _network_error(dataset: str, url: str, exc: DownloadError) -> DownloadError:
-    reason = str(exc).splitlines()[0]
+    reason = str(exc).splitlines()[0].removesuffix(f" ({url})").removesuffix(f": {url}")
+    reason = reason.removeprefix("download failed: ")
     return DownloadError(f"cannot download {dataset} from {url} ({reason}): is the network "
                          "reachable? Download it where it is and pass --source DIR")
 
