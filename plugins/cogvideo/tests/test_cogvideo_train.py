@@ -203,6 +203,46 @@ def test_adapter_loads_in_diffusers_and_changes_generated_frames(
     assert np.abs(a - c).mean() < 0.5 * np.abs(a - b).mean()  # and only the adapter does
 
 
+def test_validate_command_accepts_the_trained_adapter(host: Any, trained: dict[str, Any],
+                                                     tiny_cogvideo: Path, train_data: Path,
+                                                     tmp_path: Path) -> None:
+    image = train_data.parent / json.loads(train_data.read_text())[1]["image_path"]
+    scenarios = tmp_path / "scenarios.yaml"
+    scenarios.write_text(f"scenarios:\n  - {{name: bikes, image: '{image}', prompt: 'cyclists',"
+                         " seed: 1, num_inference_steps: 2}\n")
+    adapter = Path(trained["report"]["adapters"][-1])
+    result = invoke(host, "validate", "--scenarios", scenarios, "--lora", adapter, "--model",
+                    tiny_cogvideo, "--device", "cpu", "-o", tmp_path / "report",
+                    "--threshold", "0", "--json")
+    assert result.exit_code == 0, result.output
+    (scenario,) = json.loads(result.stdout)["scenarios"]
+    assert scenario["status"] == "pass"
+    assert scenario["lora"] == str((adapter / "pytorch_lora_weights.safetensors").resolve())
+
+
+def test_validation_prompts_file_errors(tiny_cogvideo: Path, tmp_path: Path) -> None:
+    from vt_cogvideo.training.config import load_config
+    from vt_cogvideo.training.metadata import TrainingClip
+    from vt_cogvideo.training.trainer import read_validation_prompts
+
+    first = TrainingClip("c", tmp_path / "c.mp4", tmp_path / "c.png", "first prompt", 9, 8.0)
+    prompts = tmp_path / "prompts.yaml"
+    config = write_config(tmp_path / "lora.yaml", tiny_cogvideo,
+                          validation={"prompts": "prompts.yaml"})
+    for text, message in [("[]", "non-empty list"), ("- {image: a.png}", "needs a prompt"),
+                          ("- {prompt: p, seed: 3}", "unknown key seed"),
+                          ("- {prompt: p, image: gone.png}", "gone.png not found")]:
+        prompts.write_text(text)
+        with pytest.raises(Exception, match=message):
+            read_validation_prompts(load_config(config), first)
+    prompts.write_text("- a plain prompt\n")
+    (only,) = read_validation_prompts(load_config(config), first)
+    assert (only.prompt, only.image) == ("a plain prompt", first.image)
+    (default,) = read_validation_prompts(load_config(write_config(
+        tmp_path / "none.yaml", tiny_cogvideo)), first)
+    assert (default.prompt, default.image) == ("first prompt", first.image)
+
+
 def test_latent_cache_is_reused_and_a_damaged_entry_recomputed(
         host: Any, tiny_cogvideo: Path, train_data: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"

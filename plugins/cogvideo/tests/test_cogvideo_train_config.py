@@ -33,8 +33,13 @@ def test_shipped_yaml_holds_the_spec_defaults() -> None:
     assert config.lora.target_modules == ["to_q", "to_k", "to_v", "to_out.0"]
     assert config.training.gradient_checkpointing and config.training.checkpointing_steps == 100
     assert config.validation_prompts_path() == CONFIGS / "validation_prompts.yaml"
-    prompts = yaml.safe_load((CONFIGS / "validation_prompts.yaml").read_text())
-    assert len(prompts) >= 1 and all(p["prompt"].strip() for p in prompts)
+    # the sample prompts it names are read as train-lora reads them, images included
+    from vt_cogvideo.training.metadata import TrainingClip
+    from vt_cogvideo.training.trainer import read_validation_prompts
+
+    first = TrainingClip("c", Path("c.mp4"), Path("c.png"), "a clip", 9, 8.0)
+    prompts = read_validation_prompts(config, first)
+    assert len(prompts) == 3 and all(p.prompt and p.image.is_file() for p in prompts)
     # every key has a description (the docs table is made from them)
     assert all(help_text for _, _, help_text in describe_fields())
 
