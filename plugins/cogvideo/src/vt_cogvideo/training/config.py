@@ -196,6 +196,10 @@ class ValidationConfig:
     num_inference_steps: int = checked(50, positive_int, "denoising steps of a sample")
     guidance_scale: float = checked(6.0, non_negative_number, "classifier-free guidance")
     seed: int = checked(0, non_negative_int, "seed of the sample clips")
+    # optimized: model CPU offload and VAE tiling on CUDA, so the sampling pipeline fits
+    # beside the model being trained
+    mode: str = checked("optimized", one_of("baseline", "optimized"),
+                        "generation mode of the samples (optimized: offload on CUDA)")
 
 
 @dataclass

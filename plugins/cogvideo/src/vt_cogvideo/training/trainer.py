@@ -544,7 +544,8 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
                     height=config.data.height, width=config.data.width,
                     num_inference_steps=config.validation.num_inference_steps,
                     guidance_scale=config.validation.guidance_scale,
-                    seed=config.validation.seed, fps=config.data.fps, lora=adapter),
+                    seed=config.validation.seed, fps=config.data.fps, lora=adapter,
+                    mode=config.validation.mode),
                     target, overwrite=True)
                 result.samples.append(generated.output)
                 say(f"sample: {generated.output} (temporal score "
