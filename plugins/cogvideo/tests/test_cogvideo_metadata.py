@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from cogvideo_train_helpers import CAPTIONS, cli_host, copy_clips, invoke, write_csv_captions
 from PIL import Image
+from vt.errors import VtError
 from vt.testing import sample_clip
 from vt_cogvideo.training.metadata import load_metadata, prepare_metadata, read_captions
 
@@ -151,7 +152,7 @@ def test_outputs_are_never_replaced_without_overwrite(clips: Path, tmp_path: Pat
     other = tmp_path / "n.json"
     (tmp_path / "n_frames").mkdir()
     (tmp_path / "n_frames" / "keep.txt").write_text("mine")
-    with pytest.raises(Exception):
+    with pytest.raises(VtError, match="appeared while vt was writing it"):
         prepare_metadata(clips, _captions(tmp_path), other, num_frames=9, fps=8,
                          overwrite=True)
     assert (tmp_path / "n_frames" / "keep.txt").read_text() == "mine"

@@ -49,7 +49,8 @@ def prepare_metadata(
     A clip is accepted when it has a non-empty caption, decodes, and is long enough for
     --num-frames at --fps; its first frame is saved beside the metadata. Rejects are
     listed with their reason (and in OUTPUT.rejects.json); the run goes on."""
-    from vt_cogvideo.training.metadata import iter_rejects, prepare_metadata as prepare
+    from vt_cogvideo.training.metadata import iter_rejects
+    from vt_cogvideo.training.metadata import prepare_metadata as prepare
 
     report = prepare(videos, captions, output, num_frames=num_frames, fps=fps, limit=limit,
                      overwrite=overwrite)
@@ -99,7 +100,8 @@ def download_msr_vtt(
     quiet: QuietOpt = False,
 ) -> None:
     """MSR-VTT clips and captions, from --source or the public archive (about 6.3 GB)."""
-    from vt_cogvideo.training.datasets import MSR_VTT_URL, download_msr_vtt as fetch
+    from vt_cogvideo.training.datasets import MSR_VTT_URL
+    from vt_cogvideo.training.datasets import download_msr_vtt as fetch
 
     _dataset_summary(fetch(output_dir, source=source, limit=limit, url=url or MSR_VTT_URL),
                      as_json, quiet)
@@ -115,7 +117,8 @@ def download_vatex(
     quiet: QuietOpt = False,
 ) -> None:
     """VATEX captions (downloaded) and clips (from --source: they are YouTube segments)."""
-    from vt_cogvideo.training.datasets import VATEX_URL, download_vatex as fetch
+    from vt_cogvideo.training.datasets import VATEX_URL
+    from vt_cogvideo.training.datasets import download_vatex as fetch
 
     _dataset_summary(fetch(output_dir, source=source, limit=limit, url=url or VATEX_URL),
                      as_json, quiet)
@@ -167,7 +170,8 @@ def train_lora(
 ) -> None:
     """Fine-tune a CogVideoX image-to-video model with LoRA (accelerate; resumable)."""
     from vt_cogvideo.training.config import load_config
-    from vt_cogvideo.training.trainer import TrainRequest, train_lora as run
+    from vt_cogvideo.training.trainer import TrainRequest
+    from vt_cogvideo.training.trainer import train_lora as run
 
     settings = load_config(config if config is not None else default_config(), {
         "model": model, "height": height, "width": width, "num_frames": num_frames,

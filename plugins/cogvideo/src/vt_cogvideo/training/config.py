@@ -106,7 +106,7 @@ def frame_count(value: Any) -> str | None:
     return None
 
 
-def target_modules(value: Any) -> str | None:
+def module_names(value: Any) -> str | None:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v
                                                            for v in value):
         return "must be a non-empty list of module names"
@@ -117,7 +117,7 @@ def target_modules(value: Any) -> str | None:
     return None
 
 
-def report_to(value: Any) -> str | None:
+def tracker_names(value: Any) -> str | None:
     if value in ("auto", "none", "all"):
         return None
     names = [value] if isinstance(value, str) else value
@@ -152,7 +152,8 @@ class LoraSettings:
     rank: int = checked(64, positive_int, "LoRA rank r")
     alpha: float = checked(64, positive_number, "LoRA alpha (scale = alpha / rank)")
     dropout: float = checked(0.0, fraction, "dropout on the LoRA branch")
-    target_modules: list[str] = checked(list(ATTENTION_MODULES), target_modules,
+    # ``checked`` gives lists a default_factory: no instance shares the default list
+    target_modules: list[str] = checked(list(ATTENTION_MODULES), module_names,  # noqa: RUF009
                                         "attention projections that get adapters")
 
 
@@ -183,7 +184,7 @@ class TrainingSection:
                                        "save the training state every N optimizer steps")
     checkpoints_total_limit: int | None = checked(3, optional_positive_int,
                                                   "keep the newest N checkpoints (null: all)")
-    report_to: str | list[str] = checked("auto", report_to,
+    report_to: str | list[str] = checked("auto", tracker_names,  # noqa: RUF009 - a str
                                          "accelerate trackers (auto: tensorboard if installed)")
 
 

@@ -159,7 +159,7 @@ def clip_indices(frame_count: int, source_fps: float, fps: float, num_frames: in
     """Source frame indices of a ``num_frames`` clip sampled at ``fps`` from the start
     (consecutive frames when the source is slower than ``fps``)."""
     stride = max(source_fps / fps, 1.0)
-    return [int(math.floor(i * stride + 1e-6)) for i in range(num_frames)]
+    return [math.floor(i * stride + 1e-6) for i in range(num_frames)]
 
 
 def frames_needed(source_fps: float, fps: float, num_frames: int) -> int:

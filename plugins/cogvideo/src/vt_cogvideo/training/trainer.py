@@ -255,7 +255,7 @@ def read_validation_prompts(config: TrainingConfig, first: TrainingClip) -> list
         unknown = set(item) - {"prompt", "image"}
         if unknown:
             raise UsageError(f"validation.prompts: {path}, entry {i}: unknown key "
-                             f"{sorted(unknown)[0]} (use prompt, image)")
+                             f"{min(unknown)} (use prompt, image)")
         image = first.image
         if item.get("image"):
             image = Path(str(item["image"])).expanduser()
@@ -340,12 +340,11 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
     from diffusers.optimization import get_scheduler
     from vt.atomic import atomic_folder
     from vt.cachedirs import cache_dir
+    from vt.models.diffusers_adapter import quiet_libraries
 
     from vt_cogvideo.loading import read_model_spec
     from vt_cogvideo.training import lora as lora_mod
     from vt_cogvideo.training.precompute import LatentCache, precompute
-
-    from vt.models.diffusers_adapter import quiet_libraries
 
     quiet_libraries()  # diffusers' and transformers' progress bars and advice off
     started = time.perf_counter()
