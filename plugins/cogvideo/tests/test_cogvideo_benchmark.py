@@ -56,3 +56,51 @@ def test_benchmark_refuses_a_foreign_csv(host: PluginHost, tiny_cogvideo: Path,
         "--device", "cpu"])
     assert result.exit_code == 2 and "other columns" in result.stderr
     assert other.read_text() == "a,b\n1,2\n"
+
+
+def test_tracking_goes_through_accelerate_trackers(tmp_path: Path) -> None:
+    from accelerate.tracking import GeneralTracker
+    from vt_cogvideo.tracking import Tracker
+
+    class Recorder(GeneralTracker):
+        name = "recorder"
+        requires_logging_directory = False
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.logged: list[tuple[dict, int | None]] = []
+            self.config: dict = {}
+
+        @property
+        def tracker(self) -> object:
+            return self
+
+        def store_init_configuration(self, values: dict) -> None:
+            self.config = values
+
+        def log(self, values: dict, step: int | None = None, **kwargs: object) -> None:
+            self.logged.append((values, step))
+
+    recorder = Recorder()
+    tracker = Tracker(recorder, logging_dir=tmp_path / "t", run="x",
+                      config={"mode": "baseline", "skip": [1]})
+    tracker.log({"temporal_score": 0.9, "mode": "baseline", "flag": True}, step=3)
+    tracker.close()
+    assert recorder.config == {"mode": "baseline"}
+    assert recorder.logged == [({"temporal_score": 0.9}, 3)]
+    silent = Tracker(None, logging_dir=tmp_path / "none", run="x")
+    silent.log({"a": 1}, step=1)
+    assert not silent.active and not (tmp_path / "none").exists()
+
+
+def test_track_with_a_tracker_not_installed_is_a_usage_error(
+        host: PluginHost, tiny_cogvideo: Path, cond_image: Path, tmp_path: Path) -> None:
+    from accelerate.tracking import get_available_trackers
+
+    missing = next(n for n in ("tensorboard", "wandb", "mlflow", "aim")
+                   if n not in [str(t) for t in get_available_trackers()])
+    result = runner.invoke(create_app(host), [
+        "cogvideo", "benchmark", "--image", str(cond_image), "--prompt", "x", "--csv",
+        str(tmp_path / "b.csv"), "--model", str(tiny_cogvideo), "--track", missing])
+    assert result.exit_code == 2 and f"--track {missing}: not installed" in result.stderr
+    assert not (tmp_path / "b.csv").exists()

@@ -8,7 +8,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def run_benchmark(generator: Any, request: Any, modes: tuple[str, ...], runs: in
     """``runs`` generations per mode (same seed, so the modes make comparable clips)."""
     if runs < 1:
         raise UsageError(f"--runs must be 1 or more, got {runs}")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     rows = []
     for mode in modes:
         for run in range(1, runs + 1):
@@ -45,7 +45,7 @@ def run_benchmark(generator: Any, request: Any, modes: tuple[str, ...], runs: in
             m = r.metadata
             t = r.timings
             row = {
-                "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
                 "mode": mode, "run": run, "model": m["model"], "device": m["device"],
                 "dtype": m["dtype"], "offload": m["offload"], "vae_tiling": m["vae_tiling"],
                 "scheduler": m["scheduler"], "steps": m["steps"], "frames": r.frames,
@@ -122,7 +122,7 @@ def update_summary(path: Path, rows: list[dict[str, Any]], csv_path: Path | None
             "memory_kind": first["memory_kind"], "measured_at": first["timestamp"],
             "artifacts": [r["output"] for r in mine],
         }
-    summary["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    summary["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
     summary.setdefault("project", "vt-cogvideo")
     artifacts = summary.setdefault("artifacts", {})
     if csv_path is not None:

@@ -28,6 +28,18 @@ DeviceOpt = Annotated[str | None, typer.Option(
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", help="An inference YAML overriding configs/inference.yaml.",
     rich_help_panel=MODEL)]
+TrackOpt = Annotated[str | None, typer.Option(
+    "--track", help="Log figures to an accelerate tracker when installed: tensorboard, "
+    "wandb, mlflow, ... or all.")]
+
+
+def _tracker(name: str | None, folder: Path, run: str, config: dict[str, Any]) -> Any:
+    from vt_cogvideo.tracking import Tracker
+
+    tracker = Tracker(name, logging_dir=folder / "tracking", run=run, config=config)
+    for note in tracker.notes:
+        _echo_err(f"note: {note}")
+    return tracker
 
 
 def _echo_err(message: str) -> None:
@@ -208,6 +220,7 @@ def batch(
     config: ConfigOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace outputs vt "
                          "batch did not write.")] = False,
+    track: TrackOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the batch report as JSON.")]
     = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
@@ -225,18 +238,26 @@ def batch(
     jobs = build_jobs(jobs_file, output_dir, settings, mode=mode, model=model, device=device)
     output_dir.mkdir(parents=True, exist_ok=True)
     status_path = status or output_dir / "batch_status.json"
+    tracker = _tracker(track, output_dir, "batch", {"jobs": len(jobs.jobs), "mode": mode or ""})
 
     def progress(result: Any, counts: Any) -> None:
+        report = result.report if isinstance(result.report, dict) else {}
+        if result.status == "done":
+            tracker.log({"temporal_score": report.get("temporal_score"),
+                         "seconds": result.seconds, **(report.get("timings") or {})},
+                        step=result.row)
         if quiet or as_json:
             return
-        report = result.report if isinstance(result.report, dict) else {}
         detail = (f"score {report['temporal_score']:.3f}, {result.seconds or 0:.1f} s"
                   if "temporal_score" in report else (result.error or ""))
         _echo_err(f"[{counts.finished}/{counts.total}] {result.status:<7} "
                   f"{Path(result.output).name}" + (f": {detail}" if detail else ""))
 
-    report = run_jobs(jobs, status=status_path, workers=workers, retries=retries,
-                      overwrite=overwrite, progress=progress)
+    try:
+        report = run_jobs(jobs, status=status_path, workers=workers, retries=retries,
+                          overwrite=overwrite, progress=progress)
+    finally:
+        tracker.close()
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     elif not quiet:
@@ -265,6 +286,7 @@ def validate(
     config: ConfigOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace the clips and "
                          "reports of an earlier run.")] = False,
+    track: TrackOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")]
     = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-scenario lines.")]
@@ -293,17 +315,24 @@ def validate(
         settings.inference.mode = mode
     generator = settings.generator(model=model, device=device)
     output_dir.mkdir(parents=True, exist_ok=True)
+    tracker = _tracker(track, output_dir, "validate", {"lora": lora or "", "threshold": limit,
+                                                       "scenarios": str(scenarios)})
 
     def show(row: Any, i: int, n: int) -> None:
+        tracker.log({"temporal_score": row.temporal_score, "generate_s": row.generate_s,
+                     "passed": int(row.status == "pass")}, step=i)
         if quiet or as_json:
             return
         score = "-" if row.temporal_score is None else f"{row.temporal_score:.3f}"
         _echo_err(f"[{i}/{n}] {row.status.upper():<5} {row.name}: score {score}"
                   + (f" ({row.error})" if row.error else ""))
 
-    results = run_validation(items, settings, generator, lora=lora, lora_scale=lora_scale,
-                             threshold=limit, output_dir=output_dir, overwrite=overwrite,
-                             on_result=show)
+    try:
+        results = run_validation(items, settings, generator, lora=lora,
+                                 lora_scale=lora_scale, threshold=limit, output_dir=output_dir,
+                                 overwrite=overwrite, on_result=show)
+    finally:
+        tracker.close()
     csv_path, md_path = write_reports(results, output_dir, threshold=limit, lora=lora,
                                       model=generator.model, overwrite=overwrite)
     passed = sum(r.status == "pass" for r in results)
@@ -336,6 +365,7 @@ def benchmark(
     model: ModelOpt = None,
     device: DeviceOpt = None,
     config: ConfigOpt = None,
+    track: TrackOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-run lines.")] = False,
 ) -> None:
@@ -354,14 +384,24 @@ def benchmark(
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     generator = settings.generator(model=model, device=device)
     generator.validate(request)  # refuse bad settings before loading anything
+    tracker = _tracker(track, folder, "benchmark", {"mode": mode, "runs": runs,
+                                                    "model": generator.model})
+    step = [0]
 
     def show(row: dict[str, Any]) -> None:
+        step[0] += 1
+        tracker.log({f"{row['mode']}/{k}": row[k] for k in (
+            "latency_s", "total_s", "frames_per_s", "temporal_score", "peak_memory_mb")},
+            step=step[0])
         if not (quiet or as_json):
             _echo_err(f"{row['mode']} run {row['run']}: {row['latency_s']:.2f} s, "
                       f"{row['frames_per_s']} frames/s, score {row['temporal_score']:.3f}, "
                       f"peak {row['memory_kind'].upper()} {row['peak_memory_mb']} MiB")
 
-    rows = run_benchmark(generator, request, modes, runs, folder, on_row=show)
+    try:
+        rows = run_benchmark(generator, request, modes, runs, folder, on_row=show)
+    finally:
+        tracker.close()
     append_csv(csv_path, rows)
     summary_path = summary or csv_path.parent / "PROJECT_SUMMARY.json"
     update_summary(summary_path, rows, csv_path)
