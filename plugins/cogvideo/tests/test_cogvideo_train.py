@@ -245,6 +245,55 @@ def test_validation_prompts_file_errors(tiny_cogvideo: Path, tmp_path: Path) -> 
     assert (default.prompt, default.image) == ("first prompt", first.image)
 
 
+def test_losses_go_to_accelerate_trackers(host: Any, tiny_cogvideo: Path, train_data: Path,
+                                         latent_cache: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever tracker accelerate is given gets the run's config and every step's loss (a
+    recording tracker stands in for TensorBoard/W&B, which are not installed here)."""
+    from accelerate.tracking import GeneralTracker
+    from vt_cogvideo.training import trainer
+
+    logged: list[tuple[int, dict[str, float]]] = []
+    configs: list[dict[str, Any]] = []
+
+    class Recorder(GeneralTracker):
+        name = "recorder"
+        requires_logging_directory = False
+
+        def __init__(self) -> None:
+            super().__init__()
+
+        @property
+        def tracker(self) -> Any:
+            return self
+
+        def store_init_configuration(self, values: dict[str, Any]) -> None:
+            configs.append(values)
+
+        def log(self, values: dict[str, Any], step: int | None = None, **_: Any) -> None:
+            logged.append((int(step or 0), dict(values)))
+
+    monkeypatch.setattr(trainer, "_trackers", lambda setting: [Recorder()])
+    config = write_config(tmp_path / "lora.yaml", tiny_cogvideo)
+    _train(host, train_data, tmp_path / "run", config, latent_cache, "--max-steps", "4",
+           "--no-samples")
+    assert [step for step, _ in logged] == [1, 2, 3, 4]
+    assert [values["loss"] for _, values in logged] == pytest.approx(
+        [loss for _, loss in _losses(tmp_path / "run")], rel=1e-5)
+    assert configs and configs[0]["lora.rank"] == 4
+
+
+def test_a_tracker_that_is_not_installed_is_a_usage_error(
+        host: Any, tiny_cogvideo: Path, train_data: Path, latent_cache: Path,
+        tmp_path: Path) -> None:
+    config = write_config(tmp_path / "lora.yaml", tiny_cogvideo,
+                          training={"report_to": ["no-such-tracker"]})
+    result = invoke(host, "train-lora", "--metadata", train_data, "-o", tmp_path / "out",
+                    "--config", config, "--cache-dir", latent_cache)
+    assert result.exit_code == 2
+    assert "training.report_to: no-such-tracker is not installed" in result.stderr
+
+
 def test_latent_cache_is_reused_and_a_damaged_entry_recomputed(
         host: Any, tiny_cogvideo: Path, train_data: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"

@@ -311,13 +311,24 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _trackers(setting: str | list[str]) -> Any:
+    """accelerate's ``log_with`` for ``training.report_to``: auto is TensorBoard when it is
+    installed, else none; a tracker named but not installed is a usage error."""
+    from accelerate.tracking import get_available_trackers
+
+    available = [str(t) for t in get_available_trackers()]
     if setting == "none":
         return None
     if setting == "auto":
-        from accelerate.utils import is_tensorboard_available
-
-        return ["tensorboard"] if is_tensorboard_available() else None
-    return setting
+        return ["tensorboard"] if "tensorboard" in available else None
+    if setting == "all":
+        return available or None
+    names = [setting] if isinstance(setting, str) else list(setting)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise UsageError(f"training.report_to: {', '.join(missing)} is not installed here "
+                         f"(installed: {', '.join(available) or 'none'}; e.g. pip install "
+                         f"{missing[0]})")
+    return names
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -361,6 +372,7 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
                          "train-lora trains CogVideoX 1.0 I2V models (CogVideoX-5b-I2V)")
     samples_wanted = request.samples and config.validation.max_samples > 0
     prompts = read_validation_prompts(config, clips[0]) if samples_wanted else []
+    trackers = _trackers(config.training.report_to)
     resume_from = _check_output_dir(request)
     out = request.output_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -371,7 +383,7 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
                                                 "cpu" if request.device == "cpu" else
                                                 ("cuda" if torch.cuda.is_available() else
                                                  "cpu")),
-        log_with=_trackers(config.training.report_to),
+        log_with=trackers,
         project_config=ProjectConfiguration(project_dir=str(out),
                                             logging_dir=str(out / "logs")),
         cpu=request.device == "cpu")
