@@ -37,6 +37,22 @@ def available() -> str | None:
     return None
 
 
+def quiet_libraries() -> None:
+    """diffusers/transformers progress bars and advice off the terminal (vt prints its own
+    progress); ``--debug``/``VT_DEBUG`` keeps them."""
+    import os
+
+    if os.environ.get("VT_DEBUG") or log.isEnabledFor(logging.DEBUG):
+        return
+    for name in ("diffusers.utils.logging", "transformers.utils.logging"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # pragma: no cover - transformers is optional
+            continue
+        module.set_verbosity_error()
+        module.disable_progress_bar()
+
+
 def _config(folder: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((folder / "config.json").read_text())
@@ -147,6 +163,16 @@ def _compression(vae: Any) -> int:
     return 2 ** (len(blocks) - 1) if blocks else 8
 
 
+def _dtype_keyword() -> str:
+    """diffusers 0.42 renamed ``torch_dtype`` to ``dtype`` (the old name warns, then goes in
+    1.0); older releases know only ``torch_dtype``."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:  # pragma: no cover - diffusers before the rename
+        return "torch_dtype"
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
 def _class(name: str | type | None, default: str) -> Any:
     import diffusers
 
@@ -188,21 +214,22 @@ def load(
     folder = path / subfolder if subfolder else path
     name = ref.name or path.name
     extra = dict(components or {})
+    dtype_arg = {_dtype_keyword(): torch_type}
     try:
         if path.is_file():
             cls = _class(pipeline_class or model_class, _single_file_class(path))
-            kwargs: dict[str, Any] = {"torch_dtype": torch_type, **extra}
+            kwargs: dict[str, Any] = {**dtype_arg, **extra}
             if config:
                 kwargs["config"] = config
             loaded = cls.from_single_file(str(path), **kwargs)
         elif (folder / "model_index.json").is_file() and not model_class:
             cls = _class(pipeline_class, "DiffusionPipeline")
-            loaded = cls.from_pretrained(str(folder), torch_dtype=torch_type,
+            loaded = cls.from_pretrained(str(folder), **dtype_arg,
                                          use_safetensors=_has_safetensors(folder), **extra)
         else:
             declared = (_config(folder) or {}).get("_class_name")
             cls = _class(model_class, declared or "AutoencoderKL")
-            loaded = cls.from_pretrained(str(folder), torch_dtype=torch_type,
+            loaded = cls.from_pretrained(str(folder), **dtype_arg,
                                          use_safetensors=_has_safetensors(folder))
     except (UsageError, ModelUnavailableError):
         raise

@@ -1,0 +1,62 @@
+"""Fixtures for vt-cogvideo's tests: the tiny CogVideoX I2V pipeline saved once per session
+(seeded random weights, offline T5 tokenizer), loaded through the same ``from_pretrained``
+path as a hub id; offline hub settings; one CPU thread (the machine is shared)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No hub: an empty Hugging Face cache, offline, and an empty vt model cache."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.mktemp("empty-hub")))
+    monkeypatch.setenv("VT_MODEL_CACHE", str(tmp_path_factory.mktemp("vt-models")))
+    monkeypatch.setenv("VT_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_cogvideo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the tiny CogVideoX I2V pipeline (16x16, 9 frames: see vt_cogvideo.tiny)."""
+    from vt_cogvideo.tiny import save_tiny_i2v
+
+    return save_tiny_i2v(tmp_path_factory.mktemp("tiny-cogvideo") / "pipeline")
+
+
+@pytest.fixture(scope="session")
+def cond_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real photo-like conditioning image: a frame of the bikes clip (640x272), as PNG."""
+    import av
+    from PIL import Image
+    from vt.testing import sample_clip
+
+    with av.open(str(sample_clip("bikes"))) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    path = tmp_path_factory.mktemp("images") / "bikes.png"
+    Image.fromarray(frame).save(path)
+    return path
+
+
+def read_frames(path: Path) -> np.ndarray:
+    """All frames of a video as (N, H, W, 3) uint8."""
+    import av
+
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
