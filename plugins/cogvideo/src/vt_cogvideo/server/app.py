@@ -1,6 +1,8 @@
-"""The FastAPI application: generation endpoints, the job queue, artifacts and the web page."""
+"""The FastAPI application: generation endpoints, the job queue, artifacts and the web page.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI reads the route functions'
+annotations at runtime, and some name types local to ``create_app``.
+"""
 
 import asyncio
 import contextlib
@@ -9,13 +11,23 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, Response, Security
+from fastapi import (
+    Depends,
+    FastAPI,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    Security,
+    UploadFile,
+)
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import UploadFile
 from vt.errors import ModelUnavailableError, UsageError, VtError
 
 from vt_cogvideo.server import inputs
@@ -27,13 +39,14 @@ from vt_cogvideo.server.schemas import (
     GenerateOut,
     HealthOut,
     JobOut,
+    JobsOut,
     LorasOut,
     ResultOut,
 )
 from vt_cogvideo.server.settings import ServerSettings
 
 if TYPE_CHECKING:
-    from vt_cogvideo.generation import GenerationRequest, GenerationResult, Generator
+    from vt_cogvideo.generation import GenerationResult, Generator
 
 STATIC = Path(__file__).parent / "static"
 #: room for the form's text fields and multipart framing on top of the image
@@ -46,7 +59,7 @@ PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src
 GeneratorFactory = Callable[[ServerSettings], "Generator"]
 
 
-def default_generator(settings: ServerSettings) -> Generator:
+def default_generator(settings: ServerSettings) -> "Generator":
     from vt_cogvideo.generation import Generator
     from vt_cogvideo.loading import DEFAULT_MODEL
 
@@ -101,7 +114,7 @@ def create_app(settings: ServerSettings,
             return None
         return f"/artifacts/{name}" + (f"?sig={signer.sign(name)}" if signer else "")
 
-    def result_out(result: GenerationResult) -> dict[str, Any]:
+    def result_out(result: "GenerationResult") -> dict[str, Any]:
         sidecar = result.sidecar.name if result.sidecar and result.sidecar.is_file() else None
         return {"output": result.output.name, "url": artifact_url(result.output.name),
                 "sidecar": sidecar, "sidecar_url": artifact_url(sidecar),
@@ -147,7 +160,7 @@ def create_app(settings: ServerSettings,
                                          "the server's --lora-dir (GET /loras).")] = None,
         lora_scale: Annotated[float, Form(ge=-10, le=10, allow_inf_nan=False)] = 1.0,
         fit: Annotated[Literal["crop", "pad"], Form()] = "crop",
-    ) -> tuple[GenerationRequest, dict[str, Any]]:
+    ) -> tuple[Any, dict[str, Any]]:
         """The request the form describes, checked against the model (422 when it cannot
         take it); runs in a worker thread of the server (it decodes the image)."""
         from vt_cogvideo.generation import GenerationRequest
@@ -180,7 +193,7 @@ def create_app(settings: ServerSettings,
 
     Submission = Annotated[tuple[Any, dict[str, Any]], Depends(generation_form)]
 
-    def submit(submission: tuple[GenerationRequest, dict[str, Any]]) -> Job:
+    def submit(submission: tuple[Any, dict[str, Any]]) -> Job:
         try:
             return runner.submit(*submission)
         except QueueFull as exc:
@@ -226,6 +239,14 @@ def create_app(settings: ServerSettings,
         response.headers["Location"] = f"/jobs/{job.id}"
         return job_out(job)
 
+    @app.get("/jobs", response_model=JobsOut, tags=["jobs"], dependencies=bearer,
+             responses=_errors(401))
+    def list_jobs(status: JobStatus | None = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        """The jobs the server remembers, newest first (optionally only those in one
+        status)."""
+        return {"jobs": [job_out(job) for job in runner.jobs(status)[:limit]]}
+
     def find_job(job_id: str) -> Job:
         job = runner.get(job_id)
         if job is None:
@@ -252,15 +273,15 @@ def create_app(settings: ServerSettings,
             response.status_code = 202
         return job_out(job)
 
-    @app.api_route("/artifacts/{filename}", methods=["GET", "HEAD"], tags=["artifacts"],
-                   response_class=FileResponse, dependencies=bearer,
-                   responses={**_errors(401, 404),
-                              200: {"content": {"video/mp4": {}, "application/json": {}},
-                                    "description": "The file; Range requests give 206."}})
+    @app.get("/artifacts/{filename}", tags=["artifacts"], response_class=FileResponse,
+             dependencies=bearer,
+             responses={**_errors(401, 404),
+                        200: {"content": {"video/mp4": {}, "application/json": {}},
+                              "description": "The file; a Range request gets 206."}})
     def artifact(filename: str, sig: str | None = None) -> FileResponse:
-        """A generated MP4 (or its JSON sidecar), streamed; supports Range requests. ``sig``
-        is the signature in a result's URL (lets a <video> element stream it with a token
-        configured)."""
+        """A generated MP4 (or its JSON sidecar), streamed, with Range requests. ``sig`` is
+        the signature in a result's URL: it lets a <video> element, which cannot send the
+        token, stream that one file."""
         del sig  # checked by TokenGuard before the request gets here
         found = store.find(filename)
         if found is None:
@@ -269,6 +290,9 @@ def create_app(settings: ServerSettings,
         return FileResponse(path, media_type=media_type, stat_result=info, filename=filename,
                             content_disposition_type="inline",
                             headers={"Cache-Control": "private, max-age=3600"})
+
+    app.head("/artifacts/{filename}", include_in_schema=False, dependencies=bearer,
+             response_class=FileResponse)(artifact)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -86,9 +86,10 @@ def serve(
     warning = exposure_warning(host, settings.token)
     if warning:
         typer.echo(f"vt: warning: {warning}", err=True)
+    app = create_app(settings)
+    app.state.generator.spec  # noqa: B018 - fail now, not on the first request, without a model
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
-    app = create_app(settings)
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"vt: cogvideo API on http://{shown}:{bound_port}/ (artifacts in "
                f"{settings.artifact_dir}{'; token required' if settings.token else ''})",

@@ -99,4 +99,4 @@ def list_loras(lora_dir: Path | None, depth: int = 3) -> list[str]:
             except HTTPException:
                 continue
             names.append(name)
-    return names
+    return sorted(names)

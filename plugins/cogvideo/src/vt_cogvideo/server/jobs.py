@@ -137,6 +137,12 @@ class JobRunner:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def jobs(self, status: JobStatus | None = None) -> list[Job]:
+        """The jobs held, newest first."""
+        with self._lock:
+            return [job for job in reversed(self._jobs.values())
+                    if status is None or job.status is status]
+
     def cancel(self, job_id: str) -> Job | None:
         """Cancel a queued job at once, ask a running one to stop; None if unknown. A
         finished job is returned unchanged."""
@@ -203,8 +209,8 @@ class JobRunner:
         try:
             result = self.generator.generate(job.request, output, progress=job.progress,
                                              cancel=job.cancel)
-        except Cancelled:
-            job.finish(JobStatus.CANCELLED, error="cancelled while running")
+        except Cancelled as exc:
+            job.finish(JobStatus.CANCELLED, error=str(exc) or "cancelled while running")
         except UsageError as exc:  # a request the model cannot take, found late
             job.finish(JobStatus.FAILED, error=str(exc), error_status=422)
         except ModelUnavailableError as exc:

@@ -51,6 +51,10 @@ class JobOut(BaseModel):
     result: ResultOut | None
 
 
+class JobsOut(BaseModel):
+    jobs: list[JobOut] = Field(description="Newest first.")
+
+
 class QueueOut(BaseModel):
     waiting: int
     running: bool
