@@ -3,6 +3,7 @@ its checks in-process (bad options, the warning for an exposed address without a
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from cogvideo_server_support import Client, png_bytes  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 
@@ -32,6 +34,7 @@ def child_env(**extra: str) -> dict[str, str]:
 
 def test_serve_binds_answers_and_stops_on_ctrl_c(tiny_cogvideo: Path, tmp_path: Path) -> None:
     artifacts = tmp_path / "artifacts"
+    interrupted = False
     process = subprocess.Popen(
         [sys.executable, "-m", "vt", "cogvideo", "serve", "--port", "0", "--model",
          str(tiny_cogvideo), "--artifact-dir", str(artifacts), "--device", "cpu",
@@ -57,13 +60,29 @@ def test_serve_binds_answers_and_stops_on_ctrl_c(tiny_cogvideo: Path, tmp_path: 
         assert health["model"] == str(tiny_cogvideo) and health["auth"] is False
         with urllib.request.urlopen(f"{url}/", timeout=10) as reply:
             assert b'id="prompt"' in reply.read()
+        # a long job runs and a synchronous request waits behind it when Ctrl-C comes
+        api = Client(url)
+        job = api.post_form("/jobs", {"prompt": "long", "num_inference_steps": 1000},
+                            png_bytes()).json()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(api.post_form, "/generate-video",
+                                  {"prompt": "short", "num_inference_steps": 2}, png_bytes())
+            while api.get(f"/jobs/{job['id']}").json()["step"] < 2:
+                assert time.monotonic() < deadline + 120
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)  # once: a second one forces an abrupt exit
+            interrupted = True
+            answer = waiting.result(60)
+        assert answer.status == 503 and "shutting down" in answer.json()["detail"]
     finally:
-        process.send_signal(signal.SIGINT)
+        if not interrupted:
+            process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
     # uvicorn shuts down gracefully, then re-raises the signal: 130, as any interrupted vt
     # command (0 with uvicorn versions that swallow it)
     assert process.returncode in (0, 130), err
     assert "Traceback" not in err and "error" not in err.lower()
+    assert list(artifacts.iterdir()) == []  # the cancelled jobs wrote nothing
 
 
 @pytest.fixture

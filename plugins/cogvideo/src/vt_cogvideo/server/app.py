@@ -187,7 +187,7 @@ def create_app(settings: ServerSettings,
             raise HTTPException(500, str(exc)) from exc
         request = dataclasses.replace(checked, image=inputs.open_image(data))
         summary = {**options, "num_frames": checked.num_frames, "height": checked.height,
-                   "width": checked.width, "lora": lora,
+                   "width": checked.width, "scheduler": checked.scheduler, "lora": lora,
                    "image": {"filename": image.filename, "bytes": len(data)}}
         return request, summary
 
@@ -226,6 +226,8 @@ def create_app(settings: ServerSettings,
         job = await asyncio.wrap_future(submit(submission).future)
         if job.status is JobStatus.DONE and job.result is not None:
             return {"id": job.id, **result_out(job.result)}
+        if job.status is JobStatus.CANCELLED and runner.stopping:
+            raise HTTPException(503, f"job {job.id} was cancelled: the server is shutting down")
         if job.status is JobStatus.CANCELLED:
             raise HTTPException(409, f"job {job.id} was cancelled ({job.error})")
         raise HTTPException(job.error_status or 500, job.error or "generation failed")

@@ -94,9 +94,18 @@ def serve(
     typer.echo(f"vt: cogvideo API on http://{shown}:{bound_port}/ (artifacts in "
                f"{settings.artifact_dir}{'; token required' if settings.token else ''})",
                err=True)
+    runner = app.state.runner
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            # stop the generation first, so that requests waiting on it get their answer
+            # within the graceful shutdown period
+            runner.shutdown()
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
     config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=10,
                             server_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
 
 
 def register(app: typer.Typer) -> None:

@@ -108,8 +108,13 @@ class JobRunner:
                                         daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Cancel what waits, ask the running job to stop, and wait for the worker."""
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def shutdown(self) -> None:
+        """Take no more jobs, cancel what waits, ask the running job to stop (returns at
+        once: called from the signal handler, so open requests get their answer)."""
         with self._lock:
             self._stopping = True
             while self._waiting:
@@ -117,6 +122,10 @@ class JobRunner:
             if self._running is not None:
                 self._running.cancel.set()
             self._lock.notify_all()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """``shutdown()``, then wait for the worker."""
+        self.shutdown()
         if self._thread is not None:
             self._thread.join(timeout)
 
