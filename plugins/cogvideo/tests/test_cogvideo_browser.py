@@ -16,7 +16,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("playwright", reason="playwright is not installed (vt-cogvideo[test])")
 
-from cogvideo_server_support import Client, serving  # noqa: E402
+from cogvideo_server_support import Client, serving
 
 TOKEN = "browser-test-token"
 # (predicates are functions, not strings: the page's CSP forbids eval, as it should)
@@ -46,8 +46,8 @@ def page() -> Iterator[Any]:
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy="
-                                            "no-user-gesture-required"])
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
         try:
             context = browser.new_context()
             page = context.new_page()

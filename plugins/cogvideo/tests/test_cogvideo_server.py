@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import select
 import socket
 import time
@@ -18,7 +17,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from cogvideo_server_support import Client, png_bytes, read_frames, serving, solid_png  # noqa: E402
+from cogvideo_server_support import Client, png_bytes, read_frames, serving, solid_png
 
 UPLOAD_LIMIT = 256 * 1024
 PIXEL_LIMIT = 300_000

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from cogvideo_server_support import Client, png_bytes, serving  # noqa: E402
+from cogvideo_server_support import Client, png_bytes, serving
 
 TOKEN = "s3cret-token-for-tests"
 FAST = {"prompt": "a harbour at dawn", "num_inference_steps": 2, "seed": 5}

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from cogvideo_server_support import BlockingGenerator, Client, png_bytes, serving  # noqa: E402
+from cogvideo_server_support import BlockingGenerator, Client, png_bytes, serving
 
 FIELDS = {"num_inference_steps": 2}
 
