@@ -9,16 +9,31 @@ from typing import Any
 
 from vt.errors import InputError
 from vt.media.decode import open_video
-from vt.metrics import FrameQualityMeter, WarpingErrorMeter, audio_offset, read_audio
+from vt.metrics import (
+    TEMPORAL_SIGMA,
+    FlowMethod,
+    FrameQualityMeter,
+    TemporalConsistencyMeter,
+    WarpingErrorMeter,
+    audio_offset,
+    read_audio,
+)
 
 AUDIO_SECONDS = 30.0  # cross-correlate at most this much audio
 
 
 def compare_videos(a: str | Path, b: str | Path, *, per_frame: bool = False,
-                   max_frames: int | None = None, warping: bool = True) -> dict[str, Any]:
-    """Frame counts, durations, PTS differences, A/V offset, PSNR/SSIM and warping error."""
+                   max_frames: int | None = None, warping: bool = True,
+                   temporal: bool = True, temporal_method: FlowMethod = "dis",
+                   temporal_sigma: float = TEMPORAL_SIGMA) -> dict[str, Any]:
+    """Frame counts, durations, PTS differences, A/V offset, PSNR/SSIM, warping error and
+    each video's temporal consistency (``vt.metrics.temporal_consistency``) over the frames
+    compared."""
     quality = FrameQualityMeter()
     warp = WarpingErrorMeter() if warping else None
+    steady = ({"a": TemporalConsistencyMeter(sigma=temporal_sigma, method=temporal_method),
+               "b": TemporalConsistencyMeter(sigma=temporal_sigma, method=temporal_method)}
+              if temporal else None)
     count_a = count_b = 0
     max_pts_diff = 0.0
     times: list[float | None] = []
@@ -42,6 +57,9 @@ def compare_videos(a: str | Path, b: str | Path, *, per_frame: bool = False,
             quality.update(fa.images[0], fb.images[0])
             if warp is not None:
                 warp.update(fa.images[0], fb.images[0])
+            if steady is not None:
+                steady["a"].update(fa.images[0])
+                steady["b"].update(fb.images[0])
     result: dict[str, Any] = {
         "a": str(a), "b": str(b),
         "frames": {"a": count_a, "b": count_b, "equal": count_a == count_b},
@@ -58,6 +76,9 @@ def compare_videos(a: str | Path, b: str | Path, *, per_frame: bool = False,
         if per_frame:  # step t -> t+1 of frame pairs: E(out)/E(in), None where the input is still
             result["warping_error"]["ratio_per_step"] = [
                 (e_out / e_in) if e_in > 0 else None for e_in, e_out in warp.per_frame]
+    if steady is not None and steady["a"].magnitudes:
+        result["temporal_consistency"] = {
+            side: meter.result().as_dict(per_frame=per_frame) for side, meter in steady.items()}
     result["audio_offset"] = _audio_offset(a, b, info_a, info_b)
     return result
 
@@ -114,6 +135,11 @@ def format_comparison(r: dict[str, Any]) -> str:
         ratio = "n/a" if w["ratio"] is None else f"{w['ratio']:.3f}"
         lines.append(f"warping err E(in) {w['e_in']:.6f}  E(out) {w['e_out']:.6f}  "
                      f"ratio {ratio}")
+    t = r.get("temporal_consistency")
+    if t:
+        lines.append(f"temporal    A {t['a']['score']:.3f}  B {t['b']['score']:.3f}  (flow-"
+                     f"magnitude variance, {t['a']['method']}, sigma {t['a']['sigma']:g} px at "
+                     f"{t['a']['width']} px wide)")
     offset = r["audio_offset"]
     lines.append("audio offset " + ("n/a (no audio in both)" if offset is None
                                    else f"{offset * 1000:.2f} ms"))

@@ -30,22 +30,22 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "psnr",
-    "ssim",
-    "flow",
-    "warp",
-    "occlusion_mask",
-    "WarpingErrorMeter",
-    "WarpingError",
     "FrameQualityMeter",
     "QualitySummary",
-    "flicker_score",
-    "temporal_consistency",
     "TemporalConsistency",
     "TemporalConsistencyMeter",
+    "WarpingError",
+    "WarpingErrorMeter",
     "audio_offset",
+    "flicker_score",
+    "flow",
+    "occlusion_mask",
+    "psnr",
     "read_audio",
+    "ssim",
+    "temporal_consistency",
     "to_float",
+    "warp",
 ]
 
 FlowMethod = Literal["dis", "farneback", "tvl1"]

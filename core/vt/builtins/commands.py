@@ -93,19 +93,34 @@ def compare(
                   "(seconds) in the report.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing "
                          "report.")] = False,
+    temporal_method: Annotated[str, typer.Option("--temporal-method", help="Optical flow of "
+                               "the temporal consistency score: dis (fast), tvl1 (Dual TV-L1, "
+                               "slow) or farneback.")] = "dis",
+    temporal_sigma: Annotated[float, typer.Option("--temporal-sigma", help="sigma (px at 256 "
+                              "px wide) of the temporal consistency score "
+                              "exp(-Var(mean flow magnitude)/sigma^2).")] = 1.0,
+    temporal: Annotated[bool, typer.Option("--temporal/--no-temporal", help="Score each "
+                        "video's temporal consistency.")] = True,
 ) -> None:
-    """Frame counts, timestamps, A/V offset, PSNR/SSIM and temporal warping error of each
-    candidate vs the reference; --report draws them."""
+    """Frame counts, timestamps, A/V offset, PSNR/SSIM, temporal warping error and temporal
+    consistency of each candidate vs the reference; --report draws them."""
     from vt.compare import compare_many, format_comparison
 
     if max_frames is not None and max_frames < 1:
         raise UsageError(f"--max-frames must be 1 or more, got {max_frames}")
+    if temporal_method not in ("dis", "tvl1", "farneback"):
+        raise UsageError(f"--temporal-method must be dis, tvl1 or farneback, got "
+                         f"{temporal_method!r}")
+    if not temporal_sigma > 0:
+        raise UsageError(f"--temporal-sigma must be positive, got {temporal_sigma}")
     if report is not None:
         from vt.report import _require_matplotlib
 
         _require_matplotlib()  # say what to install before minutes of metrics
     results = compare_many(reference, list(candidates), per_frame=per_frame or bool(report),
-                           max_frames=max_frames)
+                           max_frames=max_frames, temporal=temporal,
+                           temporal_method=temporal_method,  # type: ignore[arg-type]
+                           temporal_sigma=temporal_sigma)
     if report is not None:
         from vt.report import render, write_report
 
@@ -129,6 +144,8 @@ def _drop_per_frame(result: dict[str, Any]) -> None:
     for key in ("psnr_per_frame", "ssim_per_frame", "time_per_frame"):
         result["quality"].pop(key, None)
     (result.get("warping_error") or {}).pop("ratio_per_step", None)
+    for side in (result.get("temporal_consistency") or {}).values():
+        side.pop("magnitudes", None)
 
 
 def doctor(

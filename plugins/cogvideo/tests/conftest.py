@@ -9,8 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from vt.plugins import PluginHost
 
 pytest.importorskip("diffusers")
+
+
+@pytest.fixture
+def host(host: PluginHost) -> PluginHost:
+    """vt.testing's host (built-ins only, made current) plus this plugin."""
+    import vt_cogvideo.plugin
+
+    host.register(vt_cogvideo.plugin, name="cogvideo")
+    return host
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +48,27 @@ def tiny_cogvideo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from vt_cogvideo.tiny import save_tiny_i2v
 
     return save_tiny_i2v(tmp_path_factory.mktemp("tiny-cogvideo") / "pipeline")
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_cogvideo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA folder for the tiny transformer (peft, random non-zero weights) saved the way
+    training saves one: ``save_lora_weights`` -> ``pytorch_lora_weights.safetensors``."""
+    import diffusers
+    import torch
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    transformer = diffusers.CogVideoXTransformer3DModel.from_pretrained(
+        tiny_cogvideo / "transformer")
+    torch.manual_seed(1)
+    transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                       target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    folder = tmp_path_factory.mktemp("lora") / "press_lora"
+    diffusers.CogVideoXImageToVideoPipeline.save_lora_weights(
+        folder, transformer_lora_layers=get_peft_model_state_dict(transformer),
+        safe_serialization=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

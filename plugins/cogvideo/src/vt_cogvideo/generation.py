@@ -171,6 +171,8 @@ class Generator:
         self.max_pipelines = max(1, max_pipelines)
         self._spec: ModelSpec | None = None
         self._pipelines: OrderedDict[str, LoadedPipeline] = OrderedDict()
+        #: pipelines loaded by this generator so far (batch reports show reuse)
+        self.loads = 0
         self._lock = threading.RLock()
         #: one-line notes (features off on this device…), each said once
         self.notes: list[str] = []
@@ -241,6 +243,7 @@ class Generator:
                     self.notes.append(note)
                     log.info(note)
             self._pipelines[mode] = loaded
+            self.loads += 1
             return loaded, loaded.load_seconds
 
     def _release(self, mode: str) -> None:
@@ -263,14 +266,15 @@ class Generator:
     def generate(self, request: GenerationRequest, output: str | Path, *,
                  progress: Callable[[int, int], None] | None = None,
                  cancel: threading.Event | None = None,
-                 overwrite: bool = False) -> GenerationResult:
-        """Generate one clip into ``output`` (and its ``.json`` sidecar). ``progress(step,
-        total_steps)`` after each denoising step; a set ``cancel`` stops at the next step
-        with :class:`Cancelled` (nothing written)."""
+                 overwrite: bool = False,
+                 sidecar: str | Path | None = None) -> GenerationResult:
+        """Generate one clip into ``output`` (and its ``.json`` sidecar, ``sidecar`` or
+        beside ``output``). ``progress(step, total_steps)`` after each denoising step; a set
+        ``cancel`` stops at the next step with :class:`Cancelled` (nothing written)."""
         started = time.perf_counter()
         req = self.validate(request)
         output = Path(output).expanduser()
-        sidecar = sidecar_path(output)
+        sidecar = Path(sidecar) if sidecar is not None else sidecar_path(output)
         _check_outputs(output, sidecar, overwrite)
         image = fit_image(load_image(req.image), int(req.width or 0), int(req.height or 0),
                           req.fit)

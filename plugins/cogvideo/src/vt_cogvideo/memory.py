@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 from pathlib import Path
+from typing import Self
 
 
 def _vm_hwm() -> int | None:
@@ -44,7 +45,7 @@ class PeakMemory:
         self.bytes = 0
         self.kind = "vram" if self.cuda else "rss"
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         if self.cuda:
             import torch
 
