@@ -86,13 +86,11 @@ def test_serve_binds_answers_and_stops_on_ctrl_c(tiny_cogvideo: Path, tmp_path: 
 
 @pytest.fixture
 def cli(host: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Runs ``vt cogvideo serve ARGS`` in-process with uvicorn's run loop replaced: returns
+    """(``host``: the conftest's, with this plugin registered.) Runs ``vt cogvideo serve ARGS`` in-process with uvicorn's run loop replaced: returns
     (result, the app uvicorn would have served or None)."""
     import uvicorn
-    import vt_cogvideo.plugin
     from vt.cli import create_app
 
-    host.register(vt_cogvideo.plugin, name="cogvideo")
     monkeypatch.delenv("VT_API_TOKEN", raising=False)
     served: list[Any] = []
 

@@ -197,3 +197,28 @@ def test_lora_names_resolve_only_inside_the_lora_folder(tmp_path: Path) -> None:
                 continue
             assert reply.status == 422, (name, reply.body)
             assert "lora" in reply.json()["detail"]
+
+
+def test_finished_jobs_let_go_of_their_image(tmp_path: Path) -> None:
+    from vt_cogvideo.generation import GenerationRequest
+    from vt_cogvideo.server.artifacts import ArtifactStore
+    from vt_cogvideo.server.inputs import open_image
+    from vt_cogvideo.server.jobs import JobRunner, JobStatus
+
+    runner = JobRunner(BlockingGenerator(auto_release=True), ArtifactStore(tmp_path),
+                       queue_size=2, keep_jobs=3)
+    runner.start()
+    try:
+        jobs = [runner.submit(GenerationRequest(image=open_image(png_bytes()), prompt=f"p{i}"))
+                for i in range(2)]
+        for job in jobs:
+            assert job.future.result(30).status is JobStatus.DONE
+            assert job.request is None and job.result is not None
+        for i in range(2, 6):  # records beyond keep_jobs are forgotten, oldest first
+            jobs.append(runner.submit(GenerationRequest(image=open_image(png_bytes()),
+                                                        prompt=f"p{i}")))
+            jobs[-1].future.result(30)
+        assert [job.id for job in runner.jobs()] == [job.id for job in jobs[:2:-1]]
+        assert runner.get(jobs[0].id) is None
+    finally:
+        runner.stop()

@@ -48,7 +48,8 @@ class Job:
     fields; readers take ``snapshot()``."""
 
     id: str
-    request: GenerationRequest
+    #: what the worker runs; dropped when the job finishes (it holds the uploaded image)
+    request: GenerationRequest | None
     #: the request as the client gave it (JSON), for GET /jobs/{id}
     summary: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
@@ -72,6 +73,7 @@ class Job:
                error_status: int | None = None) -> None:
         self.status, self.error, self.error_status = status, error, error_status
         self.finished = time.time()
+        self.request = None  # finished records are kept: not their images
         if not self.future.done():
             self.future.set_result(self)
 
@@ -215,6 +217,7 @@ class JobRunner:
         from vt_cogvideo.generation import Cancelled
 
         output = self.store.video_path(job.id)
+        assert job.request is not None  # only finished jobs drop it
         try:
             result = self.generator.generate(job.request, output, progress=job.progress,
                                              cancel=job.cancel)
