@@ -31,6 +31,7 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # a vt process with torch and a pipeline load: ~10 s
 def test_serve_binds_answers_and_stops_on_ctrl_c(tiny_cogvideo: Path, tmp_path: Path) -> None:
     artifacts = tmp_path / "artifacts"
     interrupted = False
