@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt $(wildcard plugins/*/pypro
 setup: $(STAMP)
 
 # torchcodec needs FFmpeg's shared libraries, the benchmarks the ffmpeg binary, and the report
-# test a real browser (chromium); vt itself needs none of them (PyAV bundles FFmpeg).
+# and vt-cogvideo page tests a real browser (chromium, driven by pip's playwright); vt itself needs
+# none of them (PyAV bundles FFmpeg).
 # Installed when we can (root + apt), else those tests are skipped with the reason.
 ffmpeg:
 	@{ command -v ffmpeg >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; } || { \
