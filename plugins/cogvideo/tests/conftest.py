@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from vt.plugins import PluginHost
 
@@ -84,10 +83,3 @@ def cond_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Image.fromarray(frame).save(path)
     return path
 
-
-def read_frames(path: Path) -> np.ndarray:
-    """All frames of a video as (N, H, W, 3) uint8."""
-    import av
-
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])

@@ -7,12 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cogvideo_helpers import read_frames
 from typer.testing import CliRunner
 from vt.cli import create_app
 from vt.plugins import PluginHost
 from vt_cogvideo.tiny import TINY_FRAMES
-
-from conftest import read_frames
 
 runner = CliRunner()
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from cogvideo_helpers import read_frames
 from vt_cogvideo.generation import GenerationRequest, Generator
 from vt_cogvideo.tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
-
-from conftest import read_frames
 
 
 def request(image: Path, **kw: object) -> GenerationRequest:
