@@ -41,27 +41,6 @@ PIPELINE_CLASSES = {
 }
 
 
-def quiet_libraries() -> None:
-    """diffusers/transformers progress bars and advice stay off the terminal (vt prints its
-    own progress); ``--debug``/``VT_DEBUG`` keeps them."""
-    if os.environ.get("VT_DEBUG") or log.isEnabledFor(logging.DEBUG):
-        return
-    try:
-        import diffusers.utils.logging as dlog
-
-        dlog.set_verbosity_error()
-        dlog.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import transformers.utils.logging as tlog
-
-        tlog.set_verbosity_error()
-        tlog.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
-
-
 def _check_model_name(option: str, value: str) -> None:
     """A bare word is neither a path nor a hub id: say what is expected (the core would
     suggest super-resolution model names)."""
@@ -115,6 +94,8 @@ class StylizePipeline:
         if self.pipe is not None:
             return self
         s = self.settings
+        from vt.models.diffusers_adapter import quiet_libraries
+
         quiet_libraries()
         _check_model_name("--model-id", s.model)
         if s.controlnet:
