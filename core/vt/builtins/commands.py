@@ -119,7 +119,7 @@ def compare(
         _require_matplotlib()  # say what to install before minutes of metrics
     results = compare_many(reference, list(candidates), per_frame=per_frame or bool(report),
                            max_frames=max_frames, temporal=temporal,
-                           temporal_method=temporal_method,  # type: ignore[arg-type]
+                           temporal_method=temporal_method,
                            temporal_sigma=temporal_sigma)
     if report is not None:
         from vt.report import render, write_report

@@ -101,7 +101,7 @@ def probe(ref: ModelRef) -> bool:
         if (path / "model_index.json").is_file():
             return True
         config = _config(path)
-        return bool(config) and ("_diffusers_version" in config or "_class_name" in config)
+        return config is not None and ("_diffusers_version" in config or "_class_name" in config)
     if path.suffix.lower() in (".safetensors", ".ckpt"):
         return any(k.startswith(_SINGLE_FILE_PREFIXES) for k in _single_file_keys(path))
     return False
