@@ -37,3 +37,10 @@ def dies_once(input: str, output: str, *, marker: str) -> dict[str, int]:
         os._exit(1)
     shutil.copyfile(input, output)
     return {"pid": os.getpid()}
+
+
+def copy_and_tell_threads(input: str, output: str, *, single_thread: bool = False,
+                          **options: Any) -> dict[str, Any]:
+    """Copy; the report says whether the runner asked for a single-thread job."""
+    shutil.copyfile(input, output)
+    return {"single_thread": single_thread}

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vt.batch.jobs import Outcome, Task, resolve_callable
+from vt.batch.jobs import Outcome, Task, input_identity, resolve_callable
 from vt.batch.status import output_exists, read_marker, remove_marker, write_marker
 
 #: how much of a job's stdout/stderr a worker keeps (a report larger than this is dropped)
@@ -95,9 +95,12 @@ class Executor:
         folder = out.parent if "%" not in out.name else out.parent.parent
         folder.mkdir(parents=True, exist_ok=True)
         previous = read_marker(task.output)
+        # the input as this attempt found it: a later change makes a rerun do the job again
+        identity = input_identity(task.input)
         write_marker(task.output, {"state": "started", "key": task.key, "row": task.row,
-                                   "input": task.input, "target": task.command or
-                                   str(task.fn), "started": time.time()})
+                                   "input": task.input, "input_id": identity,
+                                   "target": task.command or str(task.fn),
+                                   "started": time.time()})
         try:
             report = self._call(task)
             if not output_exists(task.output):
@@ -108,8 +111,9 @@ class Executor:
             raise
         # last: the marker that says this output is complete and which parameters made it
         write_marker(task.output, {"state": "done", "key": task.key, "row": task.row,
-                                   "input": task.input, "target": task.command or
-                                   str(task.fn), "finished": time.time(), "report": report})
+                                   "input": task.input, "input_id": identity,
+                                   "target": task.command or str(task.fn),
+                                   "finished": time.time(), "report": report})
         return report
 
     def _call(self, task: Task) -> Any:
@@ -144,14 +148,19 @@ class Executor:
             raise SystemExit(rv)
 
     def _callable(self, task: Task) -> Any:
-        """``fn(input, tmp, **options)`` into a temporary name, renamed on success."""
+        """``fn(input, tmp, **options)`` into a temporary name, renamed on success. A callable
+        with a ``single_thread`` parameter is told the runner's choice (unless the job's own
+        options set it)."""
         from vt.tempfiles import temp_path
 
         fn = resolve_callable(task.fn)  # type: ignore[arg-type]
+        options = dict(task.options)
+        if "single_thread" not in options and takes_single_thread(fn):
+            options["single_thread"] = task.single_thread
         final = Path(task.output)
         tmp = temp_path(final, final.suffix)
         try:
-            result = fn(task.input, str(tmp), **task.options)
+            result = fn(task.input, str(tmp), **options)
             if not tmp.exists():
                 raise RuntimeError(f"{task.fn} wrote nothing at the output path it was given")
             if final.is_dir() and not final.is_symlink() and task.overwrite:
@@ -163,6 +172,20 @@ class Executor:
             else:
                 tmp.unlink(missing_ok=True)
         return _jsonable(result)
+
+
+def takes_single_thread(fn: Any) -> bool:
+    """Whether ``fn`` names a ``single_thread`` parameter (``**kwargs`` alone does not count:
+    the callable may pass them on to something that does not take it)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    param = parameters.get("single_thread")
+    return param is not None and param.kind in (param.KEYWORD_ONLY,
+                                                param.POSITIONAL_OR_KEYWORD)
 
 
 def _message(exc: BaseException) -> str:
