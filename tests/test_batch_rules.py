@@ -159,3 +159,23 @@ def test_temporaries_of_killed_runs_are_removed_from_output_folders(tmp_path: Pa
     run_batch([Job(str(src), str(out / "a.bin"), fn="batch_helpers:copy_file")],
               dry_run=True)
     assert again_stale.exists()
+
+
+def test_a_running_job_reports_its_progress(tmp_path: Path) -> None:
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"x")
+    seen: list[tuple[int, int, int | None, str]] = []
+    finished: list[int] = []
+    jobs = [Job(str(src), str(tmp_path / f"out{n}.bin"), fn="batch_helpers:copy_with_progress",
+                options={"steps": 3 + n}) for n in range(2)]
+    report = run_batch(jobs, workers=2,
+                       job_progress=lambda r, done, total: seen.append(
+                           (r.row, done, total, r.status)),
+                       progress=lambda r, c: finished.append(r.row))
+    assert report.done == 2
+    for row, steps in ((1, 3), (2, 4)):
+        mine = [(done, total) for r, done, total, _ in seen if r == row]
+        assert mine[-1] == (steps, steps)  # the last step always arrives
+        assert [d for d, _ in mine] == sorted(d for d, _ in mine) and len(mine) >= 2
+    assert {status for *_, status in seen} == {"pending"}  # all while the jobs ran
+    assert sorted(finished) == [1, 2]

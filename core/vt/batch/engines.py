@@ -23,7 +23,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,11 @@ def _worker_main(conn: Any, runner_end: Any, env: dict[str, str], parent: int) -
     os.environ.update(env)
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner handles Ctrl-C and stops us
+    def progress(task: Task, done: int, total: int | None) -> None:
+        conn.send(("progress", (task.index, done, total)))
+
     try:
-        executor = Executor()
+        executor = Executor(progress_sink=progress)
         conn.send(("ready", executor.ready()))
         while True:
             try:
@@ -123,6 +126,8 @@ class LocalEngine:
         self.gpus = list(gpu_ids() if gpus is None else gpus)
         self.workers = workers or max(1, len(self.gpus))
         self.startup_s = 0.0
+        #: ``on_progress(task, done, total)``: a running job's own progress (e.g. frames)
+        self.on_progress: Callable[[Task, int, int | None], None] | None = None
         self._pool: list[_Worker] = []
         self._failed_starts = 0
         import multiprocessing
@@ -182,6 +187,10 @@ class LocalEngine:
                     elif kind == "done" and w.task is not None:
                         results.append((w.task, payload))
                         w.task = None
+                    elif kind == "progress" and w.task is not None:
+                        index, done, total = payload
+                        if self.on_progress is not None and index == w.task.index:
+                            self.on_progress(w.task, done, total)
                     elif kind == "broken":
                         raise VtError(f"a batch worker cannot start: {payload}")
             except (EOFError, OSError):

@@ -4,6 +4,11 @@ The vt CLI is built once per worker and each command is invoked in-process, so w
 command caches per process — models through :mod:`vt.models`' memo above all — is reused by
 the worker's next job instead of being loaded per job. A job's stdout is its report (commands
 run with ``--json`` where they have it); its stderr is kept (the tail) for the error message.
+
+A callable job may take two keyword parameters from the runner besides its options:
+``single_thread`` (run on one core) and ``progress`` (``progress(done, total)`` as it goes,
+e.g. frames; relayed to the runner's ``job_progress`` by local workers, at most
+:data:`PROGRESS_EVERY` seconds apart).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,11 @@ from vt.batch.status import output_exists, read_marker, remove_marker, write_mar
 #: how much of a job's stdout/stderr a worker keeps (a report larger than this is dropped)
 CAPTURE_LIMIT = 256 * 1024
 REPORT_LIMIT = 64 * 1024
+#: seconds between two progress messages of one job (the last one is always sent)
+PROGRESS_EVERY = 0.2
+
+#: where a worker sends a job's progress: ``sink(task, done, total)``
+ProgressSink = Callable[[Task, int, "int | None"], None]
 
 
 class _Tail(io.TextIOBase):
@@ -55,9 +66,10 @@ class _Tail(io.TextIOBase):
 class Executor:
     """Runs tasks one at a time in this process; build it once per worker."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress_sink: ProgressSink | None = None) -> None:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._group: Any = None
+        self.progress_sink = progress_sink
 
     def ready(self) -> str:
         """Build the vt CLI (plugins loaded once) and say who we are."""
@@ -155,8 +167,11 @@ class Executor:
 
         fn = resolve_callable(task.fn)  # type: ignore[arg-type]
         options = dict(task.options)
-        if "single_thread" not in options and takes_single_thread(fn):
+        if "single_thread" not in options and takes(fn, "single_thread"):
             options["single_thread"] = task.single_thread
+        if self.progress_sink is not None and "progress" not in options and takes(fn,
+                                                                                  "progress"):
+            options["progress"] = _throttled(self.progress_sink, task)
         final = Path(task.output)
         tmp = temp_path(final, final.suffix)
         try:
@@ -174,18 +189,35 @@ class Executor:
         return _jsonable(result)
 
 
-def takes_single_thread(fn: Any) -> bool:
-    """Whether ``fn`` names a ``single_thread`` parameter (``**kwargs`` alone does not count:
-    the callable may pass them on to something that does not take it)."""
+def takes(fn: Any, name: str) -> bool:
+    """Whether ``fn`` names a parameter ``name`` (``**kwargs`` alone does not count: the
+    callable may pass them on to something that does not take it)."""
     import inspect
 
     try:
         parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-    param = parameters.get("single_thread")
+    param = parameters.get(name)
     return param is not None and param.kind in (param.KEYWORD_ONLY,
                                                 param.POSITIONAL_OR_KEYWORD)
+
+
+def _throttled(sink: ProgressSink, task: Task) -> Callable[[int, int | None], None]:
+    """``progress(done, total)`` for one job: passed on at most every PROGRESS_EVERY
+    seconds, and always when ``done`` reaches ``total``."""
+    last = [0.0]
+
+    def progress(done: int, total: int | None = None) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY or (total is not None and done >= total):
+            last[0] = now
+            try:
+                sink(task, int(done), None if total is None else int(total))
+            except (OSError, ValueError):  # the runner is gone: the job's own end says so
+                pass
+
+    return progress
 
 
 def _message(exc: BaseException) -> str:

@@ -45,6 +45,8 @@ class Counts:
 
 
 ProgressFn = Callable[[JobResult, Counts], None]
+#: ``job_progress(result, done, total)``: a running job's own progress (frames, for video)
+JobProgressFn = Callable[[JobResult, int, "int | None"], None]
 
 
 @dataclass
@@ -199,6 +201,7 @@ def run_batch(
     dry_run: bool = False,
     name: str = "jobs",
     single_thread: bool | None = None,
+    job_progress: JobProgressFn | None = None,
 ) -> BatchReport:
     """Run ``jobs`` and return one :class:`JobResult` per job (in the jobs' order).
 
@@ -214,6 +217,10 @@ def run_batch(
     with a ``single_thread`` parameter get ``single_thread=True``; a job whose options set it
     keeps its own); None decides by :func:`single_thread_rule`. Before the jobs run, the
     temporaries of killed runs are removed from the output folders.
+
+    ``job_progress(result, done, total)`` is called in this process while a job runs, for
+    callables with a ``progress`` parameter (they call ``progress(done, total)``; a video job
+    counts frames); the local engine relays it, Ray does not (its jobs report when done).
     """
     from vt.batch.manifest import manifest_format
 
@@ -250,6 +257,9 @@ def run_batch(
         from vt.batch.engines import LocalEngine
 
         runner = LocalEngine(workers)
+        if job_progress is not None:
+            runner.on_progress = lambda task, done, total: job_progress(
+                table_out.results[task.index], done, total)
     report = BatchReport(table_out.results, engine, runner.workers or 0,
                          status_path=status_path, counts=counts)
 
@@ -406,5 +416,5 @@ def _restore(previous: Any) -> None:
             pass
 
 
-__all__ = ["BatchReport", "Counts", "ProgressFn", "parse_shard", "run_batch",
+__all__ = ["BatchReport", "Counts", "JobProgressFn", "ProgressFn", "parse_shard", "run_batch",
            "single_thread_rule"]
