@@ -20,7 +20,14 @@ from vt.errors import ModelUnavailableError, UsageError
 
 from vt_vae_scale.jobs import normalise_method
 from vt_vae_scale.roundtrip import DEFAULT_MODEL, is_local_path
-from vt_vae_scale.table import COLUMNS, read_table, table_format, with_columns, write_table
+from vt_vae_scale.table import (
+    COLUMNS,
+    arrow_column,
+    read_table,
+    table_format,
+    with_columns,
+    write_table,
+)
 
 JOB_FN = "vt_vae_scale.jobs:scale_clip"
 #: how often (seconds) the output table is rewritten while a batch runs; always at the end
@@ -215,7 +222,7 @@ def scale_table(
         if not inputs:
             raise UsageError("give input videos or --metadata TABLE")
         paths = [str(p) for p in inputs]
-        table = pa.table({column: paths})
+        table = pa.Table.from_arrays([arrow_column(paths, "string")], names=[column])
         fmt_suffix = None
     fallback = autoencoder_fallback(settings)
     if fallback and warn is not None:
