@@ -78,7 +78,8 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_main(conn: Any, runner_end: Any, env: dict[str, str], parent: int) -> None:
+def _worker_main(conn: Any, runner_end: Any, env: dict[str, str], parent: int,
+                 commands: bool = True) -> None:
     """A local worker: build the CLI once, then run tasks until told to stop."""
     runner_end.close()  # a forked child holds the runner's end too: drop it
     os.environ.update(env)
@@ -89,7 +90,7 @@ def _worker_main(conn: Any, runner_end: Any, env: dict[str, str], parent: int) -
 
     try:
         executor = Executor(progress_sink=progress)
-        conn.send(("ready", executor.ready()))
+        conn.send(("ready", executor.ready(commands)))
         while True:
             try:
                 task = conn.recv()
@@ -122,8 +123,10 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, gpus: Sequence[str] | None = None) -> None:
+    def __init__(self, workers: int | None = None, gpus: Sequence[str] | None = None,
+                 commands: bool = True) -> None:
         self.gpus = list(gpu_ids() if gpus is None else gpus)
+        self.commands = commands  # the batch has command jobs: workers build the CLI at start
         self.workers = workers or max(1, len(self.gpus))
         self.startup_s = 0.0
         #: ``on_progress(task, done, total)``: a running job's own progress (e.g. frames)
@@ -138,7 +141,8 @@ class LocalEngine:
         env = {"CUDA_VISIBLE_DEVICES": self.gpus[index % len(self.gpus)]} if self.gpus else {}
         parent_conn, child_conn = self._mp.Pipe()
         process = self._mp.Process(target=_worker_main,
-                                   args=(child_conn, parent_conn, env, os.getpid()),
+                                   args=(child_conn, parent_conn, env, os.getpid(),
+                                         self.commands),
                                    name=f"vt-batch-{index}")
         process.start()
         child_conn.close()

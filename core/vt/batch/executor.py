@@ -71,9 +71,11 @@ class Executor:
         self._group: Any = None
         self.progress_sink = progress_sink
 
-    def ready(self) -> str:
-        """Build the vt CLI (plugins loaded once) and say who we are."""
-        self.group()
+    def ready(self, commands: bool = True) -> str:
+        """Build the vt CLI (plugins loaded once) and say who we are. A worker that runs
+        only callables skips it (``commands`` False): it is built on first use anyway."""
+        if commands:
+            self.group()
         return self.worker
 
     def group(self) -> Any:

@@ -256,7 +256,7 @@ def run_batch(
     else:
         from vt.batch.engines import LocalEngine
 
-        runner = LocalEngine(workers)
+        runner = LocalEngine(workers, commands=table is not None)
         if job_progress is not None:
             runner.on_progress = lambda task, done, total: job_progress(
                 table_out.results[task.index], done, total)
