@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import ffmpeg, run_measured
+from _common import compile_bytecode, ffmpeg, run_measured
 
 PLAIN = r'''
 import sys, numpy as np, torch, av
@@ -263,6 +263,7 @@ def main() -> None:
                         help="2 letterbox rounds, 1 autoencoder round: a check")
     args = parser.parse_args()
     os.environ.setdefault("VT_LOAD_PLUGINS", "vae-scale")
+    compile_bytecode("vt", "vt_vae_scale")  # as installed: no module compiled per process
     print(f"load average at start: {load()} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="vt-bench-vae-") as tmp:
         work = Path(tmp)
