@@ -73,7 +73,7 @@ def test_commands_get_single_thread_on_their_command_line(tmp_path: Path) -> Non
 
 def test_a_changed_input_runs_again(tmp_path: Path) -> None:
     src = tmp_path / "in.bin"
-    src.write_bytes(b"a" * 300_000)  # over 3 x 64 KiB: the sampled hash
+    src.write_bytes(b"a" * 300_000)  # over 3 x 16 KiB: the hash samples it
     out = tmp_path / "out.bin"
 
     def run() -> str:
