@@ -167,6 +167,7 @@ def job_parallelism(work: Path) -> None:
 
         sampler = threading.Thread(target=sample, args=(seen, stop))
         sampler.start()
+        own = str(sampler.native_id)  # the sampler's own CPU is not the job's
         src = str(sample_clip(clip))
         outcome = executor.run(Task(row=1, index=0, key="-", input=src, output=str(out),
                                     command="transcode",
@@ -176,7 +177,8 @@ def job_parallelism(work: Path) -> None:
         stop.set()
         sampler.join()
         assert outcome.ok, outcome.error
-        used = sorted((cpu - base.get(tid, 0.0) for tid, cpu in seen.items()), reverse=True)
+        used = sorted((cpu - base.get(tid, 0.0) for tid, cpu in seen.items() if tid != own),
+                      reverse=True)
         used = [u for u in used if u > 0]
         total = sum(used)
         label = f"{clip} {' '.join(extra)}"
