@@ -155,10 +155,14 @@ class _NoBar:
 
 def _progress(silent: bool) -> tuple[Any, Any]:
     """A Rich progress bar over jobs on a terminal (stderr), else nothing."""
+    import sys
+
+    if silent or not sys.stderr.isatty():
+        return None, _NoBar()  # before importing rich: a pipe or a log shows no bar
     from rich.console import Console
 
     console = Console(stderr=True)
-    if silent or not console.is_terminal:
+    if not console.is_terminal:
         return None, _NoBar()
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)

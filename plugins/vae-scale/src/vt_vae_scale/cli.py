@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,10 +19,12 @@ def _progress(quiet: bool, console: Any = None) -> tuple[Any, Any, Any]:
     """A Rich display on a terminal (else nothing): one bar over the videos with the frames
     done so far, and one bar per running clip over its frames. Returns the display and the
     two callbacks: ``(bar, on_video(result, counts), on_frames(result, done, total))``."""
+    if quiet or (console is None and not sys.stderr.isatty()):
+        return None, None, None  # before importing rich: a pipe or a log shows no bars
     from rich.console import Console
 
     console = console or Console(stderr=True)
-    if quiet or not console.is_terminal:
+    if not console.is_terminal:
         return None, None, None
     from rich.progress import (
         BarColumn,
