@@ -23,7 +23,8 @@ _EXPORTS = {
     "JobResult": "jobs",
     "jobs_from_folder": "manifest", "jobs_from_rows": "manifest", "read_manifest": "manifest",
     "read_rows": "manifest",
-    "BatchReport": "runner", "Counts": "runner", "ProgressFn": "runner",
+    "BatchReport": "runner", "Counts": "runner", "JobProgressFn": "runner",
+    "ProgressFn": "runner",
     "parse_shard": "runner", "run_batch": "runner",
     "read_status": "status",
 }
@@ -33,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     # ruff: noqa: F401 - re-exported names, loaded lazily below
     from vt.batch.jobs import DONE, FAILED, PENDING, SKIPPED, Job, JobResult
     from vt.batch.manifest import jobs_from_folder, jobs_from_rows, read_manifest, read_rows
-    from vt.batch.runner import BatchReport, Counts, ProgressFn, parse_shard, run_batch
+    from vt.batch.runner import (BatchReport, Counts, JobProgressFn, ProgressFn, parse_shard,
+                                 run_batch)
     from vt.batch.status import read_status
 
 

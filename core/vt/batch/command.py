@@ -34,6 +34,10 @@ def batch(
     workers: Annotated[int | None, typer.Option(
         "--workers", "-j", help="Jobs at once (default: one per GPU, else 1; Ray: as many "
         "as the cluster's CPUs allow).")] = None,
+    single_thread: Annotated[bool | None, typer.Option(
+        "--single-thread/--no-single-thread", help="Run each job on one core (one decoder "
+        "and encoder thread). Default: yes when the jobs running at once are at least as "
+        "many as the cores (on Ray: when a job asks for at most one CPU), else no.")] = None,
     retries: Annotated[int, typer.Option(
         "--retries", help="Retries of a failing job before it is marked failed.")] = 1,
     shard: Annotated[str | None, typer.Option(
@@ -103,6 +107,7 @@ def batch(
                 overwrite=overwrite, output_dir=output_dir, output_ext=output_ext,
                 defaults=defaults, base=base, progress=progress, cpus_per_job=cpus_per_job,
                 gpus_per_job=gpus_per_job, dry_run=dry_run, name=name,
+                single_thread=single_thread,
             )
     except KeyboardInterrupt:
         typer.echo(f"vt: interrupted; finished jobs are recorded in {status_path} and are "
@@ -150,10 +155,14 @@ class _NoBar:
 
 def _progress(silent: bool) -> tuple[Any, Any]:
     """A Rich progress bar over jobs on a terminal (stderr), else nothing."""
+    import sys
+
+    if silent or not sys.stderr.isatty():
+        return None, _NoBar()  # before importing rich: a pipe or a log shows no bar
     from rich.console import Console
 
     console = Console(stderr=True)
-    if silent or not console.is_terminal:
+    if not console.is_terminal:
         return None, _NoBar()
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)

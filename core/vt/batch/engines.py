@@ -23,7 +23,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +78,19 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_main(conn: Any, runner_end: Any, env: dict[str, str], parent: int) -> None:
+def _worker_main(conn: Any, runner_end: Any, env: dict[str, str], parent: int,
+                 commands: bool = True) -> None:
     """A local worker: build the CLI once, then run tasks until told to stop."""
     runner_end.close()  # a forked child holds the runner's end too: drop it
     os.environ.update(env)
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner handles Ctrl-C and stops us
+    def progress(task: Task, done: int, total: int | None) -> None:
+        conn.send(("progress", (task.index, done, total)))
+
     try:
-        executor = Executor()
-        conn.send(("ready", executor.ready()))
+        executor = Executor(progress_sink=progress)
+        conn.send(("ready", executor.ready(commands)))
         while True:
             try:
                 task = conn.recv()
@@ -119,10 +123,14 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, gpus: Sequence[str] | None = None) -> None:
+    def __init__(self, workers: int | None = None, gpus: Sequence[str] | None = None,
+                 commands: bool = True) -> None:
         self.gpus = list(gpu_ids() if gpus is None else gpus)
+        self.commands = commands  # the batch has command jobs: workers build the CLI at start
         self.workers = workers or max(1, len(self.gpus))
         self.startup_s = 0.0
+        #: ``on_progress(task, done, total)``: a running job's own progress (e.g. frames)
+        self.on_progress: Callable[[Task, int, int | None], None] | None = None
         self._pool: list[_Worker] = []
         self._failed_starts = 0
         import multiprocessing
@@ -133,7 +141,8 @@ class LocalEngine:
         env = {"CUDA_VISIBLE_DEVICES": self.gpus[index % len(self.gpus)]} if self.gpus else {}
         parent_conn, child_conn = self._mp.Pipe()
         process = self._mp.Process(target=_worker_main,
-                                   args=(child_conn, parent_conn, env, os.getpid()),
+                                   args=(child_conn, parent_conn, env, os.getpid(),
+                                         self.commands),
                                    name=f"vt-batch-{index}")
         process.start()
         child_conn.close()
@@ -182,6 +191,10 @@ class LocalEngine:
                     elif kind == "done" and w.task is not None:
                         results.append((w.task, payload))
                         w.task = None
+                    elif kind == "progress" and w.task is not None:
+                        index, done, total = payload
+                        if self.on_progress is not None and index == w.task.index:
+                            self.on_progress(w.task, done, total)
                     elif kind == "broken":
                         raise VtError(f"a batch worker cannot start: {payload}")
             except (EOFError, OSError):

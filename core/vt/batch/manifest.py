@@ -239,6 +239,7 @@ class CommandInfo:
                 self.keys.setdefault(_norm(opt), p)
         self.json_flag = self._flag("--json")
         self.overwrite_flag = self._flag("--overwrite")
+        self.single_thread_flag = self._flag("--single-thread")
 
     def _flag(self, opt: str) -> str | None:
         for p in self.command.params:
@@ -300,14 +301,19 @@ class CommandInfo:
             raise UsageError(f"{where}: option {opt} takes one value, got a list")
         return [opt, _text(value)]
 
-    def argv(self, input: str, output: str, args: Sequence[str], overwrite: bool) -> list[str]:
+    def argv(self, input: str, output: str, args: Sequence[str], overwrite: bool,
+             single_thread: bool = False) -> list[str]:
         """The whole command line after ``vt``: the command, its options, ``--``, then the
-        positionals (so an input named ``-x.mp4`` is not read as an option)."""
+        positionals (so an input named ``-x.mp4`` is not read as an option).
+        ``single_thread`` adds the command's ``--single-thread`` unless the job's own options
+        already say (an execution choice, like ``--json``: not part of the job's key)."""
         options = list(args)
         if self.json_flag:
             options.append(self.json_flag)
         if overwrite and self.overwrite_flag:
             options.append(self.overwrite_flag)
+        if single_thread and self.single_thread_flag and self.single_thread_flag not in args:
+            options.append(self.single_thread_flag)
         positional = []
         for p in self.arguments:
             positional.append(input if p is self.input else output)

@@ -57,6 +57,7 @@ class PipelineOptions:
     layout: str | None = None  # rgb24 | rgb48; None: rgb48 for >8-bit input if accepted
     start: float | None = None  # seconds: process only [start, end); output starts at zero
     end: float | None = None
+    fps: Fraction | None = None  # output frame rate: frames picked by time (vt.media.retime)
 
 
 @dataclass
@@ -159,9 +160,12 @@ def process_video(
             if total and (src.start is not None or src.end is not None) and video.fps:
                 span_end = src.end if src.end is not None else (video.duration or 0)
                 total = max(0, round((span_end - (src.start or 0)) * float(video.fps)))
+            if total and options.fps and video.fps:
+                total = round(total / video.fps * options.fps)
             with atomic_output(target, options.overwrite) as tmp:
                 writer = encoder.open(tmp, config, fmt_out, src, info, audio=options.audio,
-                                      subtitles=options.subtitles, colors=reader.colors)
+                                      subtitles=options.subtitles, colors=reader.colors,
+                                      rate=options.fps, time_base=_time_base(options.fps))
                 try:
                     _run(reader, chain, writer, report, options, layout, progress, total)
                     writer.close()
@@ -351,21 +355,23 @@ def _run(
     total: int | None,
 ) -> None:
     tb: Fraction = reader.info.video.time_base
+    out_tb = _time_base(options.fps) or tb  # what the frames handed on are timed in
     seen_in, seen_out = _Tally(), _Tally()
 
+    retime = _retimer(reader, options.fps)
     if chain.native and isinstance(reader, PyAVReader):
         # no processor needs RGB: decoded frames go to the encoder in their own format
-        frames = _decoded((f for _, f in reader.av_frames()), options, "vt-decode")
+        decoded: Iterable[Any] = (f for _, f in reader.av_frames())
+        frames = _decoded(retime(decoded, tb) if retime else decoded, options, "vt-decode")
 
         def processed() -> Iterator[Any]:
             for frame in frames:
-                seen_in.add([frame.pts], tb)
+                seen_in.add([frame.pts], out_tb)
                 yield from chain.process_frame(frame)
     else:
-        frames = _decoded(
-            reader.frames(layout=layout, batch_size=options.batch_size or chain.batch_size),
-            options, "vt-decode",
-        )
+        batches = reader.frames(layout=layout,
+                                batch_size=options.batch_size or chain.batch_size)
+        frames = _decoded(retime(batches) if retime else batches, options, "vt-decode")
 
         def processed() -> Iterator[Any]:
             for batch in frames:
@@ -374,7 +380,7 @@ def _run(
             yield from chain.flush()
 
     try:
-        _encode(processed(), writer, seen_out, tb, progress, total,
+        _encode(processed(), writer, seen_out, out_tb, progress, total,
                 0 if options.single_thread else options.queue_size)
     finally:
         frames.close()  # stops the decode thread now, not when the generator is collected
@@ -383,8 +389,38 @@ def _run(
                          f"{_span(reader.source, reader.info.duration)}: nothing written")
     _check_counts(seen_in, seen_out)
     report.frames_in, report.frames_out = seen_in.count, seen_out.count
-    fps = reader.info.video.fps
+    fps = options.fps or reader.info.video.fps
     report.duration_in, report.duration_out = seen_in.duration(fps), seen_out.duration(fps)
+
+
+def _time_base(fps: Fraction | None) -> Fraction | None:
+    """Converted frames' time base (one tick per frame), None without conversion."""
+    if not fps:
+        return None
+    from vt.media.retime import time_base_for
+
+    return time_base_for(fps)
+
+
+def _retimer(reader: VideoReader, fps: Fraction | None) -> Callable[..., Iterator[Any]] | None:
+    """Frames (``f(frames, time_base)``) or batches (``f(batches)``) at ``fps``, cut where
+    the source is cut; None without ``fps``."""
+    if not fps:
+        return None
+    from vt.media.retime import retime_batches, retime_frames
+
+    video, src = reader.info.video, reader.source
+    origin = video.start_time or 0.0
+    interval = 1 / (video.fps or fps)  # the last frame's duration: one source frame
+    end = origin + src.end if src.end is not None else None
+    start = origin + src.start if src.start else None
+
+    def retime(items: Iterable[Any], time_base: Fraction | None = None) -> Iterator[Any]:
+        if time_base is not None:
+            return retime_frames(items, fps, time_base, interval, end, start)
+        return retime_batches(items, fps, interval, end, start)
+
+    return retime
 
 
 def _decoded(items: Iterable[T], options: PipelineOptions, name: str) -> Iterator[T]:

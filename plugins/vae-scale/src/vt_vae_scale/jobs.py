@@ -30,12 +30,15 @@ def normalise_method(method: str) -> str:
     return name
 
 
-def _pipeline_options(options: dict[str, Any], end: float | None) -> Any:
+def _pipeline_options(options: dict[str, Any], end: float | None,
+                      single_thread: bool) -> Any:
     from vt.media.pipeline import PipelineOptions
+    from vt.media.retime import parse_fps
 
     return PipelineOptions(overwrite=True, audio=bool(options.get("audio", True)),
                            subtitles=False, decoder=options.get("decoder"),
-                           threads=int(options.get("threads", 0)), end=end)
+                           threads=int(options.get("threads", 0)), end=end,
+                           single_thread=single_thread, fps=parse_fps(options.get("fps")))
 
 
 def _encoder(options: dict[str, Any]) -> Any:
@@ -49,10 +52,17 @@ def _encoder(options: dict[str, Any]) -> Any:
                          options=dict(options.get("encoder_options") or {}))
 
 
-def _end_for(input: str, max_frames: int | None) -> float | None:
-    """The time just before frame ``max_frames`` (frame-accurate trim keeps the first N)."""
+def _end_for(input: str, max_frames: int | None, fps: Any = None) -> float | None:
+    """Where to cut for ``max_frames``: the end of output frame N at a new frame rate (the
+    converter fills exactly N slots up to there), else the time just before source frame N
+    (frame-accurate trim keeps the first N)."""
     if not max_frames:
         return None
+    from vt.media.retime import parse_fps
+
+    rate = parse_fps(fps)
+    if rate:
+        return float(int(max_frames) / rate)
     from vt.media.info import probe
 
     fps = probe(input, count_frames=False).video.fps
@@ -78,8 +88,12 @@ def build_processors(method: str, options: dict[str, Any]) -> list[Any]:
     return [vae, box]
 
 
-def scale_clip(input: str, output: str, **options: Any) -> dict[str, Any]:
-    """Scale one clip into ``output``; return what the output table records for it."""
+def scale_clip(input: str, output: str, *, single_thread: bool = False,
+               progress: Any = None, **options: Any) -> dict[str, Any]:
+    """Scale one clip into ``output``; return what the output table records for it.
+
+    ``single_thread`` and ``progress(frames_done, frames_total)`` come from the batch runner
+    (one core per job when workers fill the cores; frame progress for the bar)."""
     from vt.media.pipeline import process_video
 
     from vt_vae_scale.roundtrip import AutoencoderOutOfMemory
@@ -89,18 +103,20 @@ def scale_clip(input: str, output: str, **options: Any) -> dict[str, Any]:
     reason = options.get("fallback_reason")
     if method == "autoencoder" and reason:
         method = "letterbox"  # decided once, before the batch: the model cannot be had
-    end = _end_for(input, options.get("max_frames"))
-    config, pipeline = _encoder(options), _pipeline_options(options, end)
+    end = _end_for(input, options.get("max_frames"), options.get("fps"))
+    config = _encoder(options)
+    pipeline = _pipeline_options(options, end, single_thread)
     try:
         processors = build_processors(method, options)
     except ModelUnavailableError as exc:
         method, reason = "letterbox", f"autoencoder unavailable: {exc}"
         processors = build_processors(method, options)
     try:
-        report = process_video(input, output, processors, config, pipeline)
+        report = process_video(input, output, processors, config, pipeline, progress)
     except AutoencoderOutOfMemory as exc:
         method, reason = "letterbox", str(exc)
-        report = process_video(input, output, build_processors(method, options), config, pipeline)
+        report = process_video(input, output, build_processors(method, options), config,
+                               pipeline, progress)
     frames, duration = report.frames_out, report.duration_out
     return {
         "method": method,

@@ -20,7 +20,14 @@ from vt.errors import ModelUnavailableError, UsageError
 
 from vt_vae_scale.jobs import normalise_method
 from vt_vae_scale.roundtrip import DEFAULT_MODEL, is_local_path
-from vt_vae_scale.table import COLUMNS, read_table, table_format, with_columns, write_table
+from vt_vae_scale.table import (
+    COLUMNS,
+    arrow_column,
+    read_table,
+    table_format,
+    with_columns,
+    write_table,
+)
 
 JOB_FN = "vt_vae_scale.jobs:scale_clip"
 #: how often (seconds) the output table is rewritten while a batch runs; always at the end
@@ -44,6 +51,7 @@ class ScaleSettings:
     vae_tiling: bool = False
     audio: bool = True
     max_frames: int | None = None
+    fps: str | None = None  # output frame rate ("8", "30000/1001"); None: the clip's own
     codec: str = "libx264"
     crf: int | None = 18
     preset: str | None = "medium"
@@ -63,6 +71,10 @@ class ScaleSettings:
             raise UsageError(f"--chunk-size must be >= 1, got {self.chunk_size}")
         if self.max_frames is not None and self.max_frames < 1:
             raise UsageError(f"--max-frames must be >= 1, got {self.max_frames}")
+        from vt.media.retime import parse_fps
+
+        rate = parse_fps(self.fps)
+        self.fps = None if rate is None else str(rate)  # one spelling per rate: one job key
         from vt_vae_scale.letterbox import parse_color
 
         parse_color(self.pad_color)
@@ -174,8 +186,14 @@ def scale_table(
     retries: int = 0,
     progress: Callable[[Any, Any], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    frame_progress: Callable[[Any, int, int | None], None] | None = None,
+    single_thread: bool | None = None,
 ) -> ScaleResult:
     """Scale every row of ``table_path`` (or every path in ``inputs``) into ``output_dir``.
+
+    ``progress(result, counts)`` is called as each clip finishes, ``frame_progress(result,
+    frames_done, frames_total)`` while one runs (local workers). ``single_thread`` None lets
+    the batch runner decide (one core per clip when the workers fill the cores).
 
     Bad options, a missing table or column, or a missing local model path raise ``UsageError``
     before anything is written. The output table (for a table input) is
@@ -204,7 +222,7 @@ def scale_table(
         if not inputs:
             raise UsageError("give input videos or --metadata TABLE")
         paths = [str(p) for p in inputs]
-        table = pa.table({column: paths})
+        table = pa.Table.from_arrays([arrow_column(paths, "string")], names=[column])
         fmt_suffix = None
     fallback = autoencoder_fallback(settings)
     if fallback and warn is not None:
@@ -246,7 +264,7 @@ def scale_table(
                        status=out_dir / f"scaled_metadata.status{shard_part}.json",
                        shard=parts, output_dir=out_dir, output_ext=".mp4", base=root,
                        progress=on_result, name=Path(table_path).name if table_path else
-                       "inputs")
+                       "inputs", job_progress=frame_progress, single_thread=single_thread)
     for result in report.results:
         results[result.row] = result
     rewrite(final=True)
