@@ -217,3 +217,24 @@ def test_image_folders_appear_whole_and_replace_only_vt_folders(base, tmp_path):
         save(base, theirs, overwrite=True)
     assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "theirs"]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32", "float16"])
+def test_numpy_conversion_is_bit_identical_to_torch(dtype):
+    # file outputs convert with NumPy (no torch import); in-memory results with torch
+    import itertools
+
+    from vt_qwen_preprocess.config import PreprocessConfig
+    from vt_qwen_preprocess.convert import ArrayConverter, FrameConverter
+
+    frame = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for mode, order, layout in itertools.product(["plain", "rescale", "normalize"],
+                                                 ["rgb", "bgr"], ["TCHW", "THWC"]):
+        if mode == "normalize" and dtype == "uint8":
+            continue
+        cfg = PreprocessConfig(dtype=dtype, rescale=mode == "rescale",
+                               normalize=mode == "normalize", channel_order=order, layout=layout)
+        ours = ArrayConverter(cfg, CLIP_MEAN, CLIP_STD).convert(frame)
+        ref = FrameConverter(cfg, CLIP_MEAN, CLIP_STD).convert(frame).numpy()
+        assert ours.dtype == ref.dtype and ours.shape == ref.shape
+        assert ours.tobytes() == ref.tobytes(), (mode, order, layout)

@@ -124,6 +124,22 @@ def test_linspace_indices_match_torch_reference():
         assert linspace_indices(first, last, n)[-1] == last
 
 
+def test_linspace_indices_match_torch_on_random_ranges():
+    # torch-free: float32 steps and fused multiply-adds emulated exactly, ties to even
+    import torch
+
+    rng = random.Random(7)
+    for _ in range(1000):
+        last = rng.choice([rng.randint(1, 3000), rng.randint(1, 300_000), rng.randint(1, 2**26)])
+        first = rng.randint(0, last - 1) if rng.random() < 0.3 else 0
+        n = rng.randint(1, min(rng.choice([16, 768, 5000]), last - first + 1))
+        ref = torch.linspace(first, last, n).round().long().tolist()
+        assert linspace_indices(first, last, n) == ref, (first, last, n)
+    # beyond exact float64 emulation (a 2**28-frame span) torch itself answers
+    assert linspace_indices(2**29, 2**29 + 7, 8) == torch.linspace(2**29, 2**29 + 7, 8).round(
+        ).long().tolist()
+
+
 def test_pixel_budget_follows_reference_formula():
     b = video_pixel_budget(126, 28)
     total = 128000 * 28 * 28 * 0.9

@@ -1,7 +1,8 @@
 """vt-qwen-preprocess: video -> model-ready frames, tokens and metadata.
 
-``preprocess(video, fps=2)`` returns a ``ProcessedVideo``; ``plan(video)`` answers the frame
-count, size and tokens without decoding pixels. Parity target: qwen-vl-utils 0.0.14.
+``preprocess(video, fps=2)`` returns a ``ProcessedVideo``; ``preprocess_to_file(video, path)``
+streams the frames into a file; ``plan(video)`` answers the frame count, size and tokens
+without decoding pixels. Parity target: qwen-vl-utils 0.0.14.
 """
 
 from vt.lazy import lazy_exports
@@ -11,7 +12,7 @@ from vt.lazy import lazy_exports
 _EXPORTS = {
     "PreprocessConfig": ".config", "load_config": ".config",
     "ProcessedVideo": ".pipeline", "VideoPlan": ".pipeline", "iter_frames": ".pipeline",
-    "plan": ".pipeline", "preprocess": ".pipeline",
+    "plan": ".pipeline", "preprocess": ".pipeline", "preprocess_to_file": ".pipeline",
     "BUILTIN_PROFILES": ".profiles", "ModelProfile": ".profiles", "load_profiles": ".profiles",
     "smart_nframes": ".sizing", "smart_resize": ".sizing",
     "VideoDataset": ".dataset", "collate_videos": ".dataset",  # needs torch.utils.data
@@ -32,6 +33,7 @@ __all__ = [
     "load_profiles",
     "plan",
     "preprocess",
+    "preprocess_to_file",
     "smart_nframes",
     "smart_resize",
 ]

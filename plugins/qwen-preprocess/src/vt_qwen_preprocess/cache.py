@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,6 +30,7 @@ import numpy as np
 
 from vt.cachedirs import cache_dir
 from vt.atomic import atomic_file
+from vt.errors import InputError
 from vt.tempfiles import clean_stale, owner_pid, pid_alive, size_of
 
 try:  # GB/s hashing; blake2b (several times slower) keeps keys sound without it
@@ -39,7 +40,7 @@ except ImportError:  # pragma: no cover - xxhash is a declared dependency
 
 log = logging.getLogger("vt.qwen")
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: the default bicubic resize became libswscale's (other pixels)
 HASH_CHUNK = 4 * 1024**2  # bytes read per hashing step (the whole file is always hashed)
 _KEY = re.compile(r"^[0-9a-f]{40}$")  # what make_key returns
 
@@ -166,6 +167,22 @@ class DiskCache:
             pass
         return frames, meta
 
+    def load_stream(self, key: str, shape: tuple[int, ...]
+                    ) -> tuple[Iterator[np.ndarray], dict[str, Any]] | None:
+        """Like ``load``, but the frames come one at a time from ordinary reads (for outputs
+        streamed to a file: touching a memory map would keep every page read resident)."""
+        loaded = self.load(key, shape)
+        if loaded is None:
+            return None
+        frames, meta = loaded
+        offset, count, frame_shape = frames.offset, len(frames), frames.shape[1:]
+        del frames
+        try:
+            fh = open(self._paths(key)[0], "rb")  # noqa: SIM115 - closed by the generator
+        except OSError:  # removed meanwhile (another run trimming the cache): a miss
+            return None
+        return _read_frames(fh, offset, count, frame_shape), meta
+
     def _discard(self, key: str, why: str) -> None:
         log.warning("frame cache entry %s in %s is damaged (%s): removed, recomputing", key,
                     self.directory, why)
@@ -237,6 +254,20 @@ class DiskCache:
     def clear(self) -> None:
         for _, _, key in self.entries():
             self.remove(key)
+
+
+def _read_frames(fh: BinaryIO, offset: int, count: int, shape: tuple[int, ...]
+                 ) -> Iterator[np.ndarray]:
+    """``count`` uint8 frames of ``shape`` from ``fh`` at ``offset``, one array each (the
+    open handle keeps the entry readable even if another run removes it meanwhile)."""
+    size = int(np.prod(shape))
+    with fh:
+        fh.seek(offset)
+        for _ in range(count):
+            frame = np.empty(shape, dtype=np.uint8)
+            if fh.readinto(memoryview(frame).cast("B")) != size:
+                raise InputError(f"frame cache entry {fh.name} ended early")
+            yield frame
 
 
 def warn_unwritable(directory: Path, exc: BaseException) -> None:

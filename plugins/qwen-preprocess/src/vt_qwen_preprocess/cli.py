@@ -12,6 +12,7 @@ import typer
 from vt.errors import UsageError
 from vt_qwen_preprocess.config import load_config
 from vt_qwen_preprocess.outputs import FORMATS, convert, save
+from vt_qwen_preprocess.writers import stream_kind
 
 
 def _summary(record: dict[str, Any], planned: bool) -> str:
@@ -76,7 +77,8 @@ def qwen_preprocess(
         "--plan", help="Print frames, size and tokens without decoding pixels.")] = False,
     out: Annotated[Path | None, typer.Option(
         "--output", "-o", "--out",
-        help="Write FILE.pt, FILE.npz, FILE.json or a folder of images.")] = None,
+        help="Write FILE.npy, FILE.npz, FILE.safetensors (frames streamed as they are "
+        "made), FILE.pt, FILE.json or a folder of images (streamed too).")] = None,
     fmt: Annotated[str | None, typer.Option(
         "--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")] = None,
     dtype: Annotated[str | None, typer.Option(
@@ -87,7 +89,8 @@ def qwen_preprocess(
     channel_order: Annotated[str | None, typer.Option(help="rgb or bgr.")] = None,
     layout: Annotated[str | None, typer.Option(help="TCHW or THWC.")] = None,
     resize: Annotated[str | None, typer.Option(
-        help="bicubic (default), bicubic-float (bit-exact reference) or swscale.")] = None,
+        help="bicubic (default: libswscale, the reference's kernel), bicubic-torch, "
+        "bicubic-float (bit-exact reference) or swscale.")] = None,
     decoders: Annotated[str | None, typer.Option(
         help="Decoder priority, comma separated (default pyav,torchcodec,decord).")] = None,
     decoder: Annotated[str | None, typer.Option(
@@ -110,7 +113,7 @@ def qwen_preprocess(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
     """Sample, resize and tokenise videos for multimodal models (qwen-vl-utils compatible)."""
-    from vt_qwen_preprocess.pipeline import plan, preprocess
+    from vt_qwen_preprocess.pipeline import plan, preprocess, preprocess_to_file
 
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r} (one of {', '.join(FORMATS)})")
@@ -138,13 +141,20 @@ def qwen_preprocess(
     for i, video in enumerate(videos):
         if plan_only:
             record = plan(video, cfg).to_dict()
+        elif out is not None and stream_kind(target := _output_path(out, video, i, many, fmt),
+                                             fmt):
+            # frames go to the file as they are produced: memory stays a few frames
+            result = preprocess_to_file(video, target, cfg, fmt=fmt, overwrite=overwrite)
+            record = result.record()
+            record["output"] = str(target)
+            del result
         else:
             result = preprocess(video, cfg)
             record = result.record()
             record["input"] = video
             if out is not None:
-                target = _output_path(out, video, i, many, fmt)
-                written = save(result, target, fmt, overwrite=overwrite, prompt=prompt)
+                written = save(result, _output_path(out, video, i, many, fmt), fmt,
+                               overwrite=overwrite, prompt=prompt)
                 record["output"] = str(written)
             elif fmt in ("base64", "openai"):
                 data = convert(result, fmt, **({"prompt": prompt} if fmt == "openai" else {}))

@@ -36,7 +36,7 @@ from vt.errors import UsageError
 from vt_qwen_preprocess.profiles import ModelProfile, load_profiles, parse_size, resolve_name
 
 DTYPES = ("uint8", "float32", "float16", "bfloat16")
-RESIZE_METHODS = ("bicubic", "bicubic-float", "swscale")
+RESIZE_METHODS = ("bicubic", "bicubic-torch", "bicubic-float", "swscale")
 CHANNEL_ORDERS = ("rgb", "bgr")
 LAYOUTS = ("TCHW", "THWC")
 # pyav first: the core's PyAV reader decodes only what the sampled frames need (GOP seeking,

@@ -1,8 +1,11 @@
 """Output conversion: resized uint8 RGB frames -> the configured dtype, scaling, channel
-order and layout, written into a preallocated tensor."""
+order and layout: into a preallocated tensor (``FrameConverter``, for in-memory results), or
+one NumPy frame at a time (``ArrayConverter``, for outputs streamed to a file: no torch)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,6 +15,11 @@ from vt_qwen_preprocess.config import PreprocessConfig
 
 _TORCH_DTYPES = {"uint8": "uint8", "float32": "float32", "float16": "float16",
                  "bfloat16": "bfloat16"}
+
+
+def frame_shape(config: PreprocessConfig, height: int, width: int) -> tuple[int, int, int]:
+    """One output frame's shape: (3, H, W) for the TCHW layout, (H, W, 3) for THWC."""
+    return (3, height, width) if config.layout == "TCHW" else (height, width, 3)
 
 
 class FrameConverter:
@@ -72,6 +80,77 @@ class FrameConverter:
             target[dst].copy_(plane)
 
 
+class ArrayConverter:
+    """``FrameConverter``'s conversion in NumPy, one frame at a time, so file outputs never
+    import torch. Bit-identical to it: the same float32 operations (one multiply by the
+    float32 scale, one subtraction of the float32 shift), the same casts (round to nearest
+    even into float16, truncation into uint8). NumPy has no bfloat16: see ``supports``."""
+
+    def __init__(self, config: PreprocessConfig, mean: tuple[float, ...], std: tuple[float, ...]):
+        if not self.supports(config):
+            raise ValueError(f"{config.dtype} output needs torch (FrameConverter)")
+        self.dtype = np.dtype(config.dtype)
+        self.chw = config.layout == "TCHW"
+        self.order = [2, 1, 0] if config.channel_order == "bgr" else [0, 1, 2]
+        self.scale: list[np.float32] | None = None
+        self.shift = [np.float32(0.0)] * 3
+        if config.normalize:
+            self.scale = [np.float32(1.0 / (255.0 * std[c])) for c in self.order]
+            self.shift = [np.float32(mean[c] / std[c]) for c in self.order]
+        elif config.rescale:
+            self.scale = [np.float32(1.0 / 255.0)] * 3
+
+    @staticmethod
+    def supports(config: PreprocessConfig) -> bool:
+        return config.dtype != "bfloat16"
+
+    def frame_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        return (3, height, width) if self.chw else (height, width, 3)
+
+    def convert(self, frame: np.ndarray) -> np.ndarray:
+        """One contiguous output frame from an (H, W, 3) uint8 RGB array."""
+        out = np.empty(self.frame_shape(frame.shape[0], frame.shape[1]), dtype=self.dtype)
+        if self.scale is None and self.order == [0, 1, 2] and not self.chw:
+            out[...] = frame
+            return out
+        for dst, src in enumerate(self.order):
+            plane: np.ndarray = frame[:, :, src]
+            if self.scale is not None:
+                values = plane.astype(np.float32)
+                np.multiply(values, self.scale[dst], out=values)
+                np.subtract(values, self.shift[dst], out=values)
+                plane = values
+            if self.chw:
+                out[dst] = plane
+            else:
+                out[:, :, dst] = plane
+        return out
+
+
+def file_dtype(config: PreprocessConfig, raw_bfloat16: bool) -> np.dtype:
+    """The NumPy dtype a file stores frames in: the output dtype, except bfloat16 (NumPy has
+    none): float32 in ``.npy``/``.npz`` (as ``to_numpy`` hands it), or its raw bits as uint16
+    for formats that know bfloat16 (safetensors' BF16)."""
+    if config.dtype != "bfloat16":
+        return np.dtype(config.dtype)
+    return np.dtype(np.uint16) if raw_bfloat16 else np.dtype(np.float32)
+
+
+def file_frame_converter(config: PreprocessConfig, mean: tuple[float, ...],
+                         std: tuple[float, ...], raw_bfloat16: bool = False
+                         ) -> Callable[[np.ndarray], np.ndarray]:
+    """(H, W, 3) uint8 RGB -> one frame as a file stores it (``file_dtype``), on the CPU
+    whatever ``config.device`` says. NumPy's conversion; torch's only for bfloat16."""
+    if ArrayConverter.supports(config):
+        return ArrayConverter(config, mean, std).convert
+    import torch
+
+    conv = FrameConverter(replace(config, device="cpu"), mean, std)
+    if raw_bfloat16:
+        return lambda frame: conv.convert(frame).view(torch.int16).numpy().view(np.uint16)
+    return lambda frame: conv.convert(frame).to(torch.float32).numpy()
+
+
 def _as_chw(frame: Any) -> Any:
     if isinstance(frame, np.ndarray):
         import torch
@@ -80,8 +159,3 @@ def _as_chw(frame: Any) -> Any:
             frame = np.array(frame)
         return torch.from_numpy(frame).permute(2, 0, 1)
     return frame
-
-
-def hwc_array(chw: Any) -> np.ndarray:
-    """A (3, H, W) uint8 tensor as an (H, W, 3) array (what the frame cache stores)."""
-    return chw.permute(1, 2, 0).contiguous().numpy()

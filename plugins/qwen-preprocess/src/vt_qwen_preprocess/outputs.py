@@ -1,5 +1,6 @@
 """Output formats: tensor, numpy, PIL, base64, OpenAI-style messages, an HF-ready dict, and
-writers for ``.pt`` / ``.npz`` / ``.json`` files and image folders."""
+``save`` for in-memory results: ``.pt`` / ``.npy`` / ``.npz`` / ``.safetensors`` / ``.json``
+files and image folders (``writers`` streams the array files and folders instead)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from vt.atomic import atomic_file, atomic_folder
 from vt.errors import OutputError, UsageError
-from vt.atomic import FRAMES_MARKER, atomic_file, atomic_folder, is_vt_folder
 from vt_qwen_preprocess.results import ProcessedVideo
+from vt_qwen_preprocess.writers import (
+    STREAM_SUFFIXES,
+    SafetensorsWriter,
+    check_array_format,
+    check_target,
+)
 
 FORMATS = ("tensor", "numpy", "pil", "images", "base64", "openai", "hf", "metadata")
 
@@ -136,13 +143,6 @@ def convert(result: ProcessedVideo, fmt: str, **kwargs: Any) -> Any:
     raise UsageError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite and not path.is_dir():
-        raise OutputError(f"{path} exists (use --overwrite)")
-    if not path.parent.exists():
-        raise OutputError(f"folder {path.parent} does not exist")
-
-
 def _write_file(path: Path, overwrite: bool, write: Callable[[Path], Any]) -> None:
     """``write`` a temporary file that becomes ``path`` only when complete (vt's atomic
     writes: a killed run's temporary is cleaned by the next, another job's file is kept)."""
@@ -153,13 +153,29 @@ def _write_file(path: Path, overwrite: bool, write: Callable[[Path], Any]) -> No
 def default_format_for(path: Path) -> str:
     suffix = path.suffix.lower()
     return {".pt": "tensor", ".pth": "tensor", ".npz": "numpy", ".npy": "numpy",
-            ".json": "metadata"}.get(suffix, "images")
+            ".safetensors": "numpy", ".json": "metadata"}.get(suffix, "images")
+
+
+def file_frames(result: ProcessedVideo, raw_bfloat16: bool = False) -> Iterator[np.ndarray]:
+    """An in-memory result's frames one at a time, as a file stores them (``file_dtype``:
+    bfloat16 as float32, or as its raw bits for safetensors)."""
+    import torch
+
+    for frame in result.frames:
+        frame = frame.detach().to("cpu")
+        if frame.dtype == torch.bfloat16:
+            yield (frame.contiguous().view(torch.int16).numpy().view(np.uint16) if raw_bfloat16
+                   else frame.to(torch.float32).numpy())
+        else:
+            yield frame.numpy()
 
 
 def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
          overwrite: bool = False, prompt: str | None = None, image_format: str = "png") -> Path:
-    """Write ``result`` to ``path``: ``.pt`` (torch dict), ``.npz``, ``.json`` (metadata,
-    base64 or openai messages) or a folder of images plus ``metadata.json``."""
+    """Write ``result`` to ``path``: ``.pt`` (torch dict), ``.npy``, ``.npz``,
+    ``.safetensors``, ``.json`` (metadata, base64 or openai messages) or a folder of images
+    plus ``metadata.json``. (``preprocess_to_file`` streams the same files without holding
+    the frames.)"""
     path = Path(path)
     fmt = fmt or default_format_for(path)
     suffix = path.suffix.lower()
@@ -169,18 +185,23 @@ def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
             raise UsageError(f"a .pt file holds tensors; --format {fmt} needs .json or a folder")
         import torch
 
-        _check_target(path, overwrite)
+        check_target(path, overwrite)
         payload = {"frames": result.frames, "metadata": record,
                    "video_metadata": result.video_metadata(),
                    "fps": result.plan.sampling.sample_fps}
         _write_file(path, overwrite, lambda p: torch.save(payload, p))
         return path
-    if suffix in (".npz", ".npy"):
-        if fmt not in ("numpy", "tensor"):
-            raise UsageError(
-                f"a {suffix} file holds arrays; --format {fmt} needs .json or a folder"
-            )
-        _check_target(path, overwrite)
+    if suffix in STREAM_SUFFIXES:
+        check_array_format(suffix, fmt)
+        check_target(path, overwrite)
+        if suffix == ".safetensors":
+            with SafetensorsWriter(path, result.plan.nframes, result.frames_shape[1:],
+                                   result.config.dtype, result.file_metadata(),
+                                   overwrite) as writer:
+                for frame in file_frames(result, raw_bfloat16=True):
+                    writer.write(frame)
+                writer.finish(record)
+            return path
         arr = to_numpy(result)
         meta = json.dumps(record, default=str)
 
@@ -196,7 +217,7 @@ def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
         _write_file(path, overwrite, write_npz)
         return path
     if suffix == ".json":
-        _check_target(path, overwrite)
+        check_target(path, overwrite)
         if fmt == "base64":
             data: Any = {"frames": to_base64(result), "metadata": record}
         elif fmt == "openai":
@@ -209,17 +230,10 @@ def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
                     lambda p: p.write_text(json.dumps(data, indent=2, default=str)))
         return path
     if suffix:
-        raise UsageError(f"unknown output type {suffix!r} (use .pt, .npz, .json or a folder)")
+        raise UsageError(f"unknown output type {suffix!r} (use .pt, .npy, .npz, .safetensors, "
+                         ".json or a folder)")
     # a folder of images, written whole under a temporary name like vt's frame folders
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{path} exists and is not a folder")
-    if path.exists() and any(path.iterdir()):
-        if not overwrite:
-            raise OutputError(f"folder {path} is not empty (use --overwrite)")
-        if not is_vt_folder(path):
-            raise OutputError(f"folder {path} was not written by vt (no {FRAMES_MARKER} "
-                              "marker): refusing to replace it; choose a new or empty folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_target(path, overwrite, folder=True)
     ext = "jpg" if image_format in ("jpg", "jpeg") else image_format
     with atomic_folder(path, overwrite=overwrite) as tmp:
         for i, frame in enumerate(uint8_frames(result)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vt_qwen_preprocess.config import PreprocessConfig
@@ -11,7 +12,10 @@ from vt_qwen_preprocess.planning import VideoPlan
 
 @dataclass
 class ProcessedVideo:
-    """The frames (``(T, C, H, W)`` tensor unless configured otherwise) and their record."""
+    """The frames (``(T, C, H, W)`` tensor unless configured otherwise) and their record.
+
+    A result streamed to a file (``preprocess_to_file``) holds no frames: ``frames`` is None,
+    ``shape`` their shape and ``output`` the file or folder written."""
 
     frames: Any
     plan: VideoPlan
@@ -19,6 +23,15 @@ class ProcessedVideo:
     decoder: str | None
     timing: dict[str, float] = field(default_factory=dict)
     cache_hit: str | None = None  # None, "memory" or "disk"
+    shape: tuple[int, ...] | None = None
+    output: Path | None = None
+
+    @property
+    def frames_shape(self) -> tuple[int, ...]:
+        if self.frames is not None:
+            return tuple(self.frames.shape)
+        assert self.shape is not None
+        return tuple(self.shape)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -58,13 +71,19 @@ class ProcessedVideo:
     def to_dict(self) -> dict[str, Any]:
         return {"frames": self.frames, "metadata": self.metadata, "timing": dict(self.timing)}
 
-    def record(self) -> dict[str, Any]:
-        """JSON-ready metadata and timing (no pixels)."""
+    def file_metadata(self) -> dict[str, Any]:
+        """The record without what only the end of a run knows (timing, cache hits): what a
+        streamed file's header carries, the same whether frames are streamed or saved."""
         data = {**self.plan.to_dict(), **{k: v for k, v in self.metadata.items()
                                           if k not in ("timestamps",)}}
         data["resolution"] = list(self.metadata["resolution"])
         data["source_resolution"] = list(self.metadata["source_resolution"])
+        data["shape"] = list(self.frames_shape)
+        return data
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready metadata and timing (no pixels)."""
+        data = self.file_metadata()
         data["timing"] = dict(self.timing)
         data["cache_hit"] = self.cache_hit
-        data["shape"] = list(self.frames.shape)
         return data

@@ -1,14 +1,16 @@
 """Frame counts, frame ranges and frame sizes, exactly as qwen-vl-utils 0.0.14 computes them.
 
 Every function here is pure arithmetic (no decoding), so ``--plan`` can answer from metadata
-alone. Python's ``round`` (banker's rounding) and ``torch.linspace`` (float32) are used where
-the reference uses them, because they decide which frame is picked at a tie.
+alone. Python's ``round`` (banker's rounding) and ``torch.linspace``'s float32 arithmetic are
+reproduced where the reference uses them, because they decide which frame is picked at a tie.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from vt.errors import UsageError
 
@@ -135,10 +137,34 @@ def frame_range(
 
 
 def linspace_indices(first: int, last: int, n: int) -> list[int]:
-    """``n`` indices evenly spread over ``first..last`` (both included), as the reference."""
-    import torch
+    """``n`` indices evenly spread over ``first..last`` (both included): the reference's
+    ``torch.linspace(first, last, n).round()``, computed without torch.
 
-    return torch.linspace(first, last, n).round().long().tolist()
+    PyTorch's CPU kernel works in float32: ``step = (end - start) / (n - 1)``, then
+    ``start + step * i`` for the first half and ``end - step * (n - 1 - i)`` for the rest,
+    each a fused multiply-add (one rounding); ``round`` ties to even. A float32 times an
+    integer below 2**29 is exact in float64, and so is the sum while the operands are within
+    2**28 steps of each other, so one rounding of the float64 result to float32 is the FMA.
+    Beyond that (a 2**28-frame video) torch itself answers.
+    """
+    if n <= 0:
+        return []
+    start, end = np.float32(first), np.float32(last)
+    if n == 1:
+        return [int(np.rint(start))]
+    step = np.float32(end - start) / np.float32(n - 1)
+    largest = max(abs(float(start)), abs(float(end)))
+    if not (largest < 2**29 and largest < abs(float(step)) * 2**28):
+        import torch
+
+        return torch.linspace(first, last, n).round().long().tolist()
+    k = np.arange(n, dtype=np.float64)
+    half = n // 2
+    values = np.concatenate([
+        np.float64(step) * k[:half] + np.float64(start),
+        np.float64(end) - np.float64(step) * (n - 1 - k[half:]),
+    ]).astype(np.float32)
+    return np.rint(values).astype(np.int64).tolist()
 
 
 @dataclass(frozen=True)
