@@ -333,8 +333,10 @@ class _Run:
         from vt.batch.engines import LocalEngine
 
         gpus = gpu_ids()
-        # this process works on the first GPU; the workers take the others, then wrap around
-        return LocalEngine(workers=children, gpus=gpus[1:] + gpus[:1])
+        # this process works on the first GPU; the workers take the others, then wrap around.
+        # Spawned, never forked: this process is mid-run (decoder, encoder and library
+        # threads), and a fork copies their locks held
+        return LocalEngine(workers=children, gpus=gpus[1:] + gpus[:1], method="spawn")
 
     def _done(self, spec: SegmentSpec, result: SegmentResult) -> None:
         with self.lock:

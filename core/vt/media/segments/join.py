@@ -83,6 +83,10 @@ def join_segments(paths: Sequence[Path], target: OutputTarget, source: Source,
             extradata = bytes(template.codec_context.extradata or b"")
             stream = out.add_stream_from_template(template)
             stream.metadata.update(template.metadata)
+            # the frame rate the one-pass writer gives the stream (the muxer's default
+            # duration, the header's rate)
+            video = info.video
+            stream.codec_context.framerate = video.fps or video.real_fps or Fraction(25)
             if info.video.rotation:
                 stream.set_display_rotation(info.video.rotation)
         side = SideStreams(out, config, source, info, audio=audio, subtitles=subtitles,
@@ -120,7 +124,9 @@ def _copy(path: Path, order: list[int], out: Any, stream: Any, extradata: bytes,
         tb = source.time_base or Fraction(1, 1)
         ordered = recent + sorted(order)
         base = len(recent)
-        step = max(ordered[1] - ordered[0], 1) if len(ordered) > 1 else 1
+        # the stream's first ``delay`` frames decode before its first PTS: their own PTS
+        # moved back by the delay, as x264 and x265 do
+        lead = ordered[min(delay, len(ordered) - 1)] - ordered[0]
         i = 0
         for packet in segment.demux(source):
             if not packet.size:
@@ -128,8 +134,7 @@ def _copy(path: Path, order: list[int], out: Any, stream: Any, extradata: bytes,
             if i >= len(order) or packet.pts != order[i]:
                 raise VtError(f"segment {path.name} changed while it was being joined")
             j = base + i - delay
-            # the stream's first ``delay`` frames decode before its first PTS, a step apart
-            packet.dts = ordered[j] if j >= 0 else ordered[0] + j * step
+            packet.dts = ordered[j] if j >= 0 else ordered[base + i] - lead
             packet.stream = stream
             packet.time_base = tb
             try:
