@@ -22,7 +22,6 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-
 from vt.errors import UsageError, VtError
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch
@@ -56,7 +55,7 @@ def facts(path: Path) -> dict[str, Any]:
         packets = [(p.pts, p.dts) for p in c.demux(video) if p.size]
         tb = video.time_base
         out["pts"] = sorted(Fraction(p) * tb for p, _ in packets)
-        out["dts_valid"] = (all(b[1] > a[1] for a, b in zip(packets, packets[1:]))
+        out["dts_valid"] = (all(b[1] > a[1] for a, b in zip(packets, packets[1:], strict=False))
                             and all(d <= p for p, d in packets))
     with av.open(str(path)) as c:
         digest, frames = hashlib.sha256(), 0
@@ -122,7 +121,7 @@ def test_segments_equal_one_pass_frames_pts_pixels_audio(clip: Path, tmp_path: P
 
 def test_join_of_vfr_clip_with_audio_subtitles_and_b_frames(vfr_clip: Path,
                                                             tmp_path: Path) -> None:
-    one = process_video(vfr_clip, tmp_path / "one.mp4", config=FAST)
+    process_video(vfr_clip, tmp_path / "one.mp4", config=FAST)
     seg = process_video(vfr_clip, tmp_path / "seg.mp4", config=FAST,
                         options=PipelineOptions(segment_seconds=0.8))
     assert seg.segments is not None and seg.segments["count"] >= 3
@@ -173,7 +172,7 @@ class WindowMean(FrameProcessor):
 
     def process(self, batch: FrameBatch) -> FrameBatch | None:
         self._time_base = batch.time_base
-        for pts, index, image in zip(batch.pts, batch.indices, batch.images):
+        for pts, index, image in zip(batch.pts, batch.indices, batch.images, strict=True):
             self._frames.append((pts, index, image.astype(np.float32)))
         return self._emit(final=False)
 

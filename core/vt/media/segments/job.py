@@ -47,6 +47,7 @@ from vt.media.segments.run import SegmentResult, SegmentSpec, run_segment, sync,
 from vt.media.segments.state import ResumeState, input_identity
 from vt.media.segments.workers import (
     SegmentPool,
+    cli_context,
     cli_recipe,
     default_workers,
     gpu_ids,
@@ -402,10 +403,7 @@ def _describe(processor: Any) -> str:
 
 def _command_parameters() -> dict[str, Any] | None:
     """The running vt command and its options (those that change the output)."""
-    import sys
-
-    click = sys.modules.get("click")
-    ctx = click.get_current_context(silent=True) if click is not None else None
+    ctx = cli_context()
     if ctx is None:
         return None
     names: list[str] = []

@@ -42,13 +42,21 @@ def default_workers() -> int:
     return max(1, len(gpu_ids()))
 
 
+def cli_context() -> Any:
+    """The running vt command's context (Typer's click), or None outside a command."""
+    import sys
+
+    if "typer" not in sys.modules:  # from Python: no command is running
+        return None
+    from typer.main import get_current_context
+
+    return get_current_context(silent=True)
+
+
 def cli_recipe() -> dict[str, Any] | None:
     """How a worker rebuilds this run's processors when a vt command is running: the
     command's arguments (recorded by the CLI) and the working folder."""
-    import sys
-
-    click = sys.modules.get("click")
-    ctx = click.get_current_context(silent=True) if click is not None else None
+    ctx = cli_context()
     argv = ctx.meta.get("vt.argv") if ctx is not None else None
     if not argv:
         return None
