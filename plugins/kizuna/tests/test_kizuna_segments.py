@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import av
-from vt_kizuna.temporal import TemporalStabilizer
 from vt.testing import make_video
+from vt_kizuna.temporal import TemporalStabilizer
 
 VT = shutil.which("vt", path=str(Path(sys.executable).parent))
 
