@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -244,7 +245,11 @@ def test_two_workers_write_the_same_file_as_one(clip: Path, tmp_path: Path) -> N
     two = vt("transcode", str(clip), str(tmp_path / "two.mp4"), "--preset", "ultrafast",
              "--segment-seconds", "0.5", "--workers", "2", "--json")
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
-    assert json.loads(two.stdout)["segments"]["workers"] == 2
+    segments = json.loads(two.stdout)["segments"]
+    assert segments["workers"] == 2
+    written_by = segments["written_by"]  # this process and a spawned worker both worked
+    assert written_by.get("main") and sum(written_by.values()) == segments["count"] > 2
+    assert any(name.startswith(socket.gethostname()) for name in written_by)
     assert (tmp_path / "one.mp4").read_bytes() == (tmp_path / "two.mp4").read_bytes()
     plain = vt("transcode", str(clip), str(tmp_path / "plain.mp4"), "--preset", "ultrafast")
     assert plain.returncode == 0

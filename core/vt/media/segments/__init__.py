@@ -22,7 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vt.media.segments.state import RESUME_SUFFIX, resume_folder  # noqa: F401
+from vt.media.segments.state import resume_folder
+from vt.tempfiles import RESUME_SUFFIX
+
+__all__ = ["RESUME_SUFFIX", "Assignment", "SegmentServed", "assign", "assigned",
+           "check_options", "process_segmented", "resume_folder", "serve", "wanted"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from vt.media.encode import EncoderConfig

@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from fractions import Fraction
 from pathlib import Path
@@ -160,6 +160,7 @@ class _Run:
         self.state = ResumeState(Path(options.resume_output or target.path))
         self.results: dict[int, SegmentResult] = {}
         self.reused = 0
+        self.reused_ids: set[int] = set()
         self.frames_done = 0
         self.lock = threading.Lock()
 
@@ -270,6 +271,7 @@ class _Run:
                 if problem is None:
                     self.results[spec.index] = result
                     self.reused += 1
+                    self.reused_ids.add(spec.index)
                     self.frames_done += result.frames
                     continue
                 log.warning("segment %d cannot be reused (%s): running it again", spec.index,
@@ -301,6 +303,7 @@ class _Run:
             path = self._path(spec)
             with atomic_file(path, overwrite=True, suffix=path.suffix) as tmp:
                 result = run_segment(spec, chain, self.config, local, tmp, tick)
+            result.worker = "main"
             self._done(spec, result)
 
         workers = min(self.workers, len(pending))
@@ -383,7 +386,18 @@ class _Run:
             subtitles=joined.subtitles, frame_errors=sum(r.frame_errors for r in results),
             decode_errors=sum(r.decode_errors for r in results), warnings=warnings,
             segments={"count": len(specs), "reused": self.reused, "workers": self.workers,
-                      "seconds": options.segment_seconds or DEFAULT_SEGMENT_SECONDS})
+                      "seconds": options.segment_seconds or DEFAULT_SEGMENT_SECONDS,
+                      "written_by": _written_by(
+                          r for s, r in zip(specs, results, strict=True)
+                          if s.index not in self.reused_ids)})
+
+
+def _written_by(results: Iterable[SegmentResult]) -> dict[str, int]:
+    """Segments this run wrote, per process ("main": the run's own)."""
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.worker or "main"] = counts.get(result.worker or "main", 0) + 1
+    return counts
 
 
 def _selection(source: Source, timeline: Timeline, info: Any) -> tuple[int, int]:

@@ -66,6 +66,7 @@ class SegmentResult:
     decode_errors: int = 0
     frame_errors: int = 0
     warnings: list[str] = field(default_factory=list)
+    worker: str = ""  # who wrote it: "main" (the run's own process) or the worker's name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

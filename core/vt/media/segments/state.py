@@ -24,6 +24,7 @@ from typing import Any
 
 from vt.errors import OutputError, UsageError
 from vt.tempfiles import RESUME_SUFFIX, clean_stale, owner_pid, temp_path
+
 JOB_FILE = "job.json"
 LOCK_FILE = ".lock"
 FORMAT_VERSION = 1

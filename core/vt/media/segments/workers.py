@@ -48,9 +48,9 @@ def cli_context() -> Any:
 
     if "typer" not in sys.modules:  # from Python: no command is running
         return None
-    from typer.main import get_current_context
+    from typer import main  # Typer's own copy of click holds the context
 
-    return get_current_context(silent=True)
+    return main.get_current_context(silent=True)  # type: ignore[attr-defined]
 
 
 def cli_recipe() -> dict[str, Any] | None:
@@ -204,7 +204,9 @@ class SegmentPool:
                 for task, outcome in engine.wait(0.2):
                     spec = self._inflight.pop(task.index)
                     if outcome.ok:
-                        done(spec, SegmentResult.from_dict(outcome.report))
+                        result = SegmentResult.from_dict(outcome.report)
+                        result.worker = outcome.worker
+                        done(spec, result)
                         continue
                     self._attempts[spec.index] = self._attempts.get(spec.index, 0) + 1
                     if "worker process died" in (outcome.error or "") and (
