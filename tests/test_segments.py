@@ -437,3 +437,20 @@ class Broken(FrameProcessor):
 
     def process(self, batch: FrameBatch) -> FrameBatch:
         raise RuntimeError("no")
+
+
+@pytest.mark.slow  # an embedded Ray starts in ~10 s on a busy 2-core machine
+def test_segments_on_ray_actors_write_the_same_file(clip: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the Ray engine needs the ray extra: pip install 'vt[ray]'")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(VT_LOAD_PLUGINS="", RAY_USAGE_STATS_ENABLED="0")
+    common = [VT, "transcode", "clip.mp4", "--preset", "ultrafast", "--segment-seconds", "0.5"]
+    ray = subprocess.run([*common, "ray.mp4", "--workers", "3", "--engine", "ray", "--json"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert ray.returncode == 0, ray.stderr
+    written_by = json.loads(ray.stdout)["segments"]["written_by"]
+    assert set(written_by) - {"main"}, written_by  # Ray actors wrote some (relative paths)
+    local = subprocess.run([*common, "local.mp4"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stderr
+    assert (tmp_path / "ray.mp4").read_bytes() == (tmp_path / "local.mp4").read_bytes()
