@@ -343,6 +343,8 @@ class _Run:
         return LocalEngine(workers=children, gpus=gpus[1:] + gpus[:1], method="spawn")
 
     def _done(self, spec: SegmentSpec, result: SegmentResult) -> None:
+        if self.options.resume:  # on disk before the job file says it is done
+            sync(self._path(spec))
         with self.lock:
             self.results[spec.index] = result
             self.state.record(spec.index, result.to_dict())
@@ -359,8 +361,6 @@ class _Run:
     def _join(self, specs: list[SegmentSpec], fmt_out: FrameFormat) -> PipelineReport:
         paths = [self._path(spec) for spec in specs]
         results = [self.results[spec.index] for spec in specs]
-        for path in paths:  # what the workers wrote, to disk before the join reads it
-            sync(path)
         options = self.options
         with atomic_output(self.target, options.overwrite) as tmp:
             joined = join_segments(paths, tmp, self.source, self.info, self.config,

@@ -165,7 +165,6 @@ def run_segment(spec: SegmentSpec, chain: ProcessorChain, config: EncoderConfig,
             writer.abort()
             raise
         decode_errors = reader.decode_errors
-    sync(path)
     result = read_back(spec.index, path)
     result.pixel_format = writer.pixel_format
     result.size_out = fmt_out.size
