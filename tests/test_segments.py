@@ -49,9 +49,11 @@ def vt(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 def facts(path: Path) -> dict[str, Any]:
     """What must match between two outputs: video PTS (in seconds, exact), the decoded
-    pixels' hash, the audio and subtitle packets, and whether decode timestamps are valid."""
+    pixels' hash, the audio and subtitle packets, container and stream tags, and whether
+    decode timestamps are valid."""
     out: dict[str, Any] = {}
     with av.open(str(path)) as c:
+        out["tags"] = [dict(c.metadata), *(dict(s.metadata) for s in c.streams)]
         video = c.streams.video[0]
         packets = [(p.pts, p.dts) for p in c.demux(video) if p.size]
         tb = video.time_base
