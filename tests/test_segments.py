@@ -115,6 +115,7 @@ def test_segments_equal_one_pass_frames_pts_pixels_audio(clip: Path, tmp_path: P
     seg = process_video(clip, tmp_path / "seg.mkv", config=LOSSLESS,
                         options=PipelineOptions(segment_seconds=0.5))
     assert seg.segments is not None and seg.segments["count"] >= 4
+    assert one.segments is None  # a plain run stays one pass
     assert seg.frames_out == one.frames_out == 100
     assert seg.audio == one.audio == "copied"
     a, b = facts(tmp_path / "one.mkv"), facts(tmp_path / "seg.mkv")
