@@ -9,6 +9,7 @@ clean decoder restart.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -61,6 +62,7 @@ class SegmentResult:
     last_pts: int
     time_base: tuple[int, int]
     bytes: int
+    sha256: str = ""  # of the file as written
     pixel_format: str = ""
     size_out: tuple[int, int] = (0, 0)
     decode_errors: int = 0
@@ -229,35 +231,40 @@ def read_back(index: int, path: Path) -> SegmentResult:
     if not keyframe_first:
         raise InputError(f"segment {path.name} does not start with a keyframe")
     return SegmentResult(index, count, total, first, last, (tb.numerator, tb.denominator),
-                         path.stat().st_size)
+                         path.stat().st_size, _sha256(path))
 
 
-def verify(path: Path, recorded: SegmentResult, decode: bool = True) -> str | None:
-    """Why a finished segment cannot be reused (None: it can): it must hold the frames and
-    PTS recorded when it was written and, with ``decode``, decode without an error."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(path: Path, recorded: SegmentResult) -> str | None:
+    """Why a finished segment cannot be reused (None: it can). It must hold the frames and
+    PTS recorded when it was written, byte for byte (its SHA-256), and its first frame must
+    decode. The hash stands in for decoding it all again: it catches any change since the
+    encoder wrote it, for a fraction of the cost (a full decode is ~8 % of a 1080p run)."""
     try:
         found = read_back(recorded.index, path)
     except (InputError, OSError) as exc:
         return str(exc)
-    facts = ("frames", "pts_sum", "first_pts", "last_pts", "time_base", "bytes")
+    facts = ("frames", "pts_sum", "first_pts", "last_pts", "time_base", "bytes", "sha256")
     for name in facts:
         if getattr(found, name) != getattr(recorded, name):
             return (f"{path.name}: {name} {getattr(found, name)} where "
                     f"{getattr(recorded, name)} was written")
-    if not decode:
-        return None
-    decoded = 0
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
             for packet in container.demux(stream):
-                decoded += len(packet.decode())
+                if packet.decode():
+                    return None
     except av.error.FFmpegError as exc:
         return f"{path.name} does not decode: {exc}"
-    if decoded != recorded.frames:
-        return f"{path.name} decodes to {decoded} frames, {recorded.frames} were written"
-    return None
+    return f"{path.name} decodes to no frame"
 
 
 def worker_options(options: Any, inline: bool) -> Any:
