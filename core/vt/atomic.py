@@ -16,13 +16,14 @@ run are removed by the next one writing beside the same target).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-from collections.abc import Callable
 import errno
 import os
 import shutil
 import signal
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vt.errors import OutputError
@@ -190,6 +191,17 @@ def rename_noreplace(src: Path, dst: Path) -> None:
 
 _TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
                              if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def interrupt_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``KeyboardInterrupt`` inside the block (main thread), so the
+    clean-up of work spanning several atomic writes runs too."""
+    handlers = _raise_on_termination()
+    try:
+        yield
+    finally:
+        _restore_handlers(handlers)
 
 
 def _raise_on_termination() -> dict[int, object] | None:

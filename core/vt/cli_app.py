@@ -53,6 +53,8 @@ class VtGroup(TyperGroup):
         return command
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # the command line after ``vt``: segment workers re-run it (vt.media.segments)
+        ctx.meta.setdefault("vt.argv", list(args))
         name = args[0] if args else None
         entry = getattr(self, "lazy", {}).get(name or "")
         if entry is not None and name not in self.commands:

@@ -25,6 +25,7 @@ from vt.media.pipeline import PipelineOptions, PipelineReport, process_video
 from vt.media.processing import FrameProcessor
 
 PANEL = "Encoding and streams"
+SEGMENTS_PANEL = "Resume and workers"
 
 
 @dataclass
@@ -59,7 +60,7 @@ def _media_parameters(defaults: dict[str, Any] | None = None,
     def o(*decls: str, **kwargs: Any) -> Any:
         return typer.Option(*[d for d in decls if d not in taken], **kwargs)
 
-    return [
+    params = [
         opt("codec", Annotated[str, o("--codec", "-c", help="Video encoder (libx264, libx265, "
             "libvpx-vp9, libsvtav1, ffv1, prores_ks…).", rich_help_panel=PANEL)], "libx264"),
         opt("crf", Annotated[int, o("--crf", help="Constant quality (lower is better).",
@@ -102,7 +103,21 @@ def _media_parameters(defaults: dict[str, Any] | None = None,
             rich_help_panel=PANEL)], False),
         opt("sheet", Annotated[Path | None, o("--sheet", help="Also write a contact sheet of "
             "the output: a PNG grid of frames with timestamps.", rich_help_panel=PANEL)], None),
+        opt("resume", Annotated[bool, o("--resume", help="Process in segments kept in "
+            "OUT.vt-resume/, so an interrupted run continues where it stopped.",
+            rich_help_panel=SEGMENTS_PANEL)], False),
+        opt("segment_workers", Annotated[int | None, o("--workers", help="Process segments "
+            "in N processes at once (0: one per GPU).", rich_help_panel=SEGMENTS_PANEL)],
+            None),
+        opt("segment_seconds", Annotated[float | None, o("--segment-seconds", help="Segment "
+            "length in seconds (cut at keyframes; default 5); processes in segments.",
+            rich_help_panel=SEGMENTS_PANEL)], None),
+        opt("segment_engine", Annotated[str, o("--engine", help="Where --workers run: local "
+            "processes or ray (RAY_ADDRESS).", rich_help_panel=SEGMENTS_PANEL)], "local"),
     ]
+    # an option whose every flag the command declares itself is the command's alone (the
+    # shared value then stays at its default)
+    return [p for p in params if _declared_flags([p])]
 
 
 def media_options_from(values: dict[str, Any]) -> MediaOptions:
@@ -117,6 +132,8 @@ def media_options_from(values: dict[str, Any]) -> MediaOptions:
         subtitles=not values["no_subtitles"], error_policy=values["on_frame_error"],
         decoder=values["decoder"], threads=values["threads"],
         single_thread=values["single_thread"], start=values["start"], end=values["end"],
+        resume=values["resume"], workers=values["segment_workers"],
+        segment_seconds=values["segment_seconds"], engine=values["segment_engine"],
     )
     sheet = values["sheet"]
     if sheet is not None and Path(sheet).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
@@ -125,6 +142,9 @@ def media_options_from(values: dict[str, Any]) -> MediaOptions:
         raise UsageError(f"--threads must be 0 (auto) or more, got {pipeline.threads}")
     if pipeline.error_policy not in ("abort", "pass"):
         raise UsageError("--on-frame-error must be 'abort' or 'pass'")
+    from vt.media.segments import check_options
+
+    check_options(pipeline)
     return MediaOptions(encoder, pipeline, json=values["json_"], quiet=values["quiet"],
                         sheet=values["sheet"])
 
@@ -135,8 +155,10 @@ def _declared_flags(params: Sequence[inspect.Parameter]) -> frozenset[str]:
     for p in params:
         infos = [*getattr(p.annotation, "__metadata__", ()), p.default]
         for info in infos:
-            flags.update(d for d in getattr(info, "param_decls", None) or ()
-                         if isinstance(d, str) and d.startswith("-"))
+            # in Annotated form Typer keeps an option's first flag as its ``default``
+            decls = [getattr(info, "default", None), *(getattr(info, "param_decls", None)
+                                                       or ())]
+            flags.update(d for d in decls if isinstance(d, str) and d.startswith("-"))
     return frozenset(flags)
 
 
@@ -168,10 +190,12 @@ def _with_media_options(fn: Callable[..., Any], defaults: dict[str, Any]) -> Cal
            for p in signature.parameters.values() if p.name != "media"]
     extra = _media_parameters(defaults, _declared_flags(own))
 
+    fallback = {p.name: p.default for p in _media_parameters(defaults)}
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
-        return fn(*args, media=media_options_from(values), **kwargs)
+        return fn(*args, media=media_options_from({**fallback, **values}), **kwargs)
 
     params = own + extra
     positional = [p for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]

@@ -124,7 +124,7 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, workers: int | None = None, gpus: Sequence[str] | None = None,
-                 commands: bool = True) -> None:
+                 commands: bool = True, method: str | None = None) -> None:
         self.gpus = list(gpu_ids() if gpus is None else gpus)
         self.commands = commands  # the batch has command jobs: workers build the CLI at start
         self.workers = workers or max(1, len(self.gpus))
@@ -135,7 +135,8 @@ class LocalEngine:
         self._failed_starts = 0
         import multiprocessing
 
-        self._mp = multiprocessing.get_context(start_method())
+        # ``method``: a multiprocessing start method (default: ``start_method()``)
+        self._mp = multiprocessing.get_context(method or start_method())
 
     def _spawn(self, index: int) -> _Worker:
         env = {"CUDA_VISIBLE_DEVICES": self.gpus[index % len(self.gpus)]} if self.gpus else {}

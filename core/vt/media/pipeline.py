@@ -58,6 +58,13 @@ class PipelineOptions:
     start: float | None = None  # seconds: process only [start, end); output starts at zero
     end: float | None = None
     fps: Fraction | None = None  # output frame rate: frames picked by time (vt.media.retime)
+    # segmented runs (vt.media.segments): any of these cuts the video at keyframes into
+    # segments encoded separately and joined by stream copy; a plain run is one pass
+    resume: bool = False  # keep finished segments in OUT.vt-resume/ and reuse them
+    workers: int | None = None  # processes; None: 1 (with resume: one per GPU), 0: one per GPU
+    segment_seconds: float | None = None  # target segment length (default 5 s)
+    engine: str = "local"  # where workers run: local processes or ray (RAY_ADDRESS)
+    resume_output: str | Path | None = None  # names OUT.vt-resume (default: the output)
 
 
 @dataclass
@@ -80,6 +87,7 @@ class PipelineReport:
     frame_errors: int = 0
     decode_errors: int = 0
     warnings: list[str] = field(default_factory=list)
+    segments: dict[str, Any] | None = None  # segmented runs: count, reused, workers
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -90,12 +98,17 @@ class PipelineReport:
 def _prepare_output(target: OutputTarget, source: Source | None, config: EncoderConfig,
                     overwrite: bool) -> EncoderInfo:
     """Check the output can be written and pick the encoder for it (before any decoding)."""
-    from vt.plugins import get_host
-
     # generated video without audio reads nothing: no input path for the output to clash with
     check_output(target, source or Source("bytes", data=b""), overwrite)
     if target.kind == "container":
         config.validate()
+    return choose_encoder(target)
+
+
+def choose_encoder(target: OutputTarget) -> EncoderInfo:
+    """The registered encoder that writes ``target`` (the ``choose_encoder`` hook's pick)."""
+    from vt.plugins import get_host
+
     host = get_host()
     encoders = [e for e in host.encoders.items() if e.accepts(target)]
     encoder = host.call_first("choose_encoder", target=target, candidates=encoders)
@@ -135,6 +148,12 @@ def process_video(
     src = source if isinstance(source, Source) else Source.parse(source)
     if options.start is not None or options.end is not None:
         src = src.with_range(options.start, options.end)
+    from vt.media import segments
+
+    if segments.assigned() is not None:  # a segment worker: this call runs its segment
+        segments.serve(src, processors, config, options, progress)
+    if segments.wanted(options):
+        return segments.process_segmented(src, output, processors, config, options, progress)
     target = resolve_target(output)
     encoder = _prepare_output(target, src, config, options.overwrite)
     chain, owned = _chain_for(processors, options.error_policy)

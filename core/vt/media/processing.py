@@ -3,7 +3,8 @@
 A processor is built once (by its registered factory, or by hand), told the incoming frame
 format by ``configure`` (it answers with the format it emits), then handed batches. Its own
 class attributes say what it needs, and the chain reads them there and nowhere else:
-``layouts``, ``devices``, ``batch_size``, ``temporal`` and ``accepts_av_frames``.
+``layouts``, ``devices``, ``batch_size``, ``temporal``, ``accepts_av_frames``, and for
+segmented runs ``temporal_context`` and ``segmentable``.
 
 :class:`ProcessorChain` is the one way to drive processors, from the CLI or from Python: it
 configures them, cuts the stream into each stage's batch size, checks every frame comes back
@@ -64,6 +65,14 @@ class FrameProcessor:
     #: True when ``process_frame`` can work on decoded ``av.VideoFrame``s in their own pixel
     #: format (e.g. scaling YUV in libswscale): a chain of such processors skips RGB entirely
     accepts_av_frames: bool = False
+    #: for segmented runs (``--resume``, ``--workers``): the frames each output frame depends
+    #: on besides its own, as frames before it, or ``(before, after)``. A segment decodes and
+    #: processes that many frames around it without writing them, so its frames equal one
+    #: pass's. A ``temporal`` processor that leaves it 0 is run in one pass
+    temporal_context: int | tuple[int, int] = 0
+    #: False when no fixed context makes a segment equal one pass (state that reaches back
+    #: to the start of the stream): segmented runs then run in one pass, with a note
+    segmentable: bool = True
 
     def configure(self, fmt: FrameFormat) -> FrameFormat:
         """Accept the input format; return the output format (size may change). Called again

@@ -128,6 +128,11 @@ class OfflineProcessorConfig:
     decoder: str | None = None
     threads: int = 0
     progress_callback: Progress | None = None
+    # segmented runs (vt.media.segments): --resume, --workers, --segment-seconds, --engine
+    resume: bool = False
+    workers: int | None = None
+    segment_seconds: float | None = None
+    engine: str = "local"
 
 
 @dataclass
@@ -217,7 +222,9 @@ class OfflineVideoProcessor:
         options = PipelineOptions(
             overwrite=cfg.overwrite and not finishing, audio=cfg.audio,
             subtitles=cfg.subtitles, error_policy=cfg.error_policy, decoder=cfg.decoder,
-            threads=cfg.threads, start=cfg.start, end=cfg.end,
+            threads=cfg.threads, start=cfg.start, end=cfg.end, resume=cfg.resume,
+            workers=cfg.workers, segment_seconds=cfg.segment_seconds, engine=cfg.engine,
+            resume_output=target.path,  # not the temporary name: a rerun must find it
         )
         started = time.perf_counter()
         try:

@@ -70,6 +70,8 @@ def kizuna(
         pipeline_config=pipeline, encoder_config=media.encoder, audio=p.audio,
         subtitles=p.subtitles, overwrite=p.overwrite, start=p.start, end=p.end,
         error_policy=p.error_policy, decoder=p.decoder, threads=p.threads,
+        resume=p.resume, workers=p.workers, segment_seconds=p.segment_seconds,
+        engine=p.engine,
     )
     processor = OfflineVideoProcessor(config)
     report = _run(processor, media, Path(input).name)

@@ -127,6 +127,7 @@ class TemporalStabilizer(FrameProcessor):
         self.source_tap = tap
         #: frames of context needed before and after a frame for its exact output
         self.context_frames = (radius, radius)
+        self.temporal_context = self.context_frames  # segmented runs feed this much context
         self.batch_size = 1
         self._window: deque[_Frame] = deque()
         self._flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}

@@ -50,6 +50,9 @@ class StylizeProcessor(FrameProcessor):
 
     name = "stylize"
     layouts = ("rgb24",)
+    # cross-frame attention anchors every frame to the clip's first; AnimateDiff windows
+    # start at the stream's start: a segment cannot reproduce either
+    segmentable = False
 
     def __init__(self, settings: StylizeSettings | None = None, *,
                  pipeline: StylizePipeline | None = None, measure: bool = False,

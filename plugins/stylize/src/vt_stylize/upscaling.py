@@ -120,6 +120,7 @@ class ReplayProcessor(FrameProcessor):
 
     name = "stylized-frames"
     layouts = ("rgb24",)
+    segmentable = False  # replays pass 1's frames in order, from the start
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
