@@ -21,7 +21,9 @@ vt runs the same model file: ``vt upscale CLIP --ai --scale S`` for ncnn (the de
 Each case runs vt and its reference alternately (the order flips every round), with the input
 and model files dropped from the page cache before every run; wall time and peak RSS come from
 ``wait4`` on each child (for the references: the largest process of the script and its two
-ffmpegs). Prints the load average around every case. Run it alone::
+ffmpegs). A child's ``ru_maxrss`` starts at its parent's RSS when it forks, so this process
+never imports torch (the model export runs in a child of its own) and stays far below every
+figure it prints. Prints the load average around every case. Run it alone::
 
     flock /work/bench.lock python benchmarks/upscale_cpu.py [--quick] [--rounds 3]
         [--backends ncnn,torch,onnx] [--cases carphone,360]
@@ -208,7 +210,8 @@ def make_clips(tmp: Path, frames_360: int, cases: list[str]) -> list[Clip]:
 
 
 def make_models(tmp: Path, backends: list[str]) -> dict[str, Path]:
-    """The packaged x4/x2 ncnn files, and a .pth and an .onnx of the same x4 network."""
+    """The packaged x4/x2 ncnn files, and a .pth and an .onnx of the same x4 network (made in
+    a child process: this one must stay small, see ``peak RSS`` in the module docstring)."""
     from vt_upscale.models import package_dir
 
     folder = package_dir()
@@ -218,6 +221,16 @@ def make_models(tmp: Path, backends: list[str]) -> dict[str, Path]:
               "ncnn-x2": folder / "realesr-animevideov3-x2.param"}
     if not {"torch", "onnx"} & set(backends):
         return models
+    models["pth"] = tmp / "realesr-animevideov3-x4.pth"
+    if "onnx" in backends:
+        models["onnx"] = tmp / "realesr-animevideov3-x4.onnx"
+    subprocess.run([sys.executable, __file__, "--export", str(tmp), str(models["ncnn-x4"]),
+                    ",".join(backends)], check=True)
+    return models
+
+
+def export(tmp: Path, param: Path, backends: list[str]) -> None:
+    """Write the .pth (and .onnx) of the packaged x4 network into ``tmp``."""
     import warnings
 
     import spandrel
@@ -225,19 +238,17 @@ def make_models(tmp: Path, backends: list[str]) -> dict[str, Path]:
 
     from vt_upscale.ncnn_convert import convert_ncnn
 
-    state = convert_ncnn(models["ncnn-x4"]).state_dict
-    models["pth"] = tmp / "realesr-animevideov3-x4.pth"
-    torch.save(state, models["pth"])
+    state = convert_ncnn(param).state_dict
+    torch.save(state, tmp / "realesr-animevideov3-x4.pth")
     if "onnx" in backends:
         net = spandrel.ModelLoader().load_from_state_dict(state).model.float().eval()
-        models["onnx"] = tmp / "realesr-animevideov3-x4.onnx"
         axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h4", 3: "w4"}}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(net, torch.rand(1, 3, 32, 32), str(models["onnx"]),
-                              dynamo=False, input_names=["input"], output_names=["output"],
+            torch.onnx.export(net, torch.rand(1, 3, 32, 32),
+                              str(tmp / "realesr-animevideov3-x4.onnx"), dynamo=False,
+                              input_names=["input"], output_names=["output"],
                               dynamic_axes=axes, opset_version=17)
-    return models
 
 
 # -- runs --------------------------------------------------------------------------------------
@@ -303,7 +314,7 @@ def run_case(backend: str, clip: Clip, models: dict[str, Path], scripts: dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each")
-    parser.add_argument("--frames-360", type=int, default=12)
+    parser.add_argument("--frames-360", type=int, default=8)
     parser.add_argument("--backends", default="ncnn,torch,onnx")
     parser.add_argument("--cases", default="carphone,360")
     parser.add_argument("--quick", action="store_true",
@@ -339,6 +350,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--export"]:
+        export(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4].split(","))
+        raise SystemExit
     started = time.perf_counter()
     main()
     print(f"total {time.perf_counter() - started:.0f} s")

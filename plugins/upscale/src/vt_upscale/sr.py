@@ -27,6 +27,9 @@ class SRModel(ModelDescriptor):
     host_arrays: bool = False
     #: calls from several threads at once are safe and run in parallel (they release the GIL)
     concurrent_calls: bool = False
+    #: the backend keeps its working memory in pools of its own (ncnn, onnxruntime's arena),
+    #: so malloc may hand large blocks back to the system (vt_upscale.memory)
+    pooled_memory: bool = False
 
     def upscale_image(self, image: np.ndarray) -> np.ndarray:
         """One ``(H, W, 3)`` uint8/uint16 RGB frame -> ``(H*scale, W*scale, 3)`` of the same

@@ -234,7 +234,7 @@ class Upscaler:
         if self.model is not None:
             if self._frame_pixels != batch.width * batch.height:
                 self.prepare(batch.width, batch.height)
-            if self.on_cpu:
+            if self.on_cpu and self.model.pooled_memory:
                 release_large_blocks()  # RSS follows the frames in flight (vt_upscale.memory)
             try:
                 result = self._run_host(batch) if self._host_model else self._run_model(batch)

@@ -39,6 +39,7 @@ class NcnnSRModel(SRModel):
     max_batch = 1
     host_arrays = True
     concurrent_calls = True
+    pooled_memory = True
 
     def __init__(self, ref: ModelRef, *, threads: int = 0) -> None:
         self.name = ref.name or ref.path.stem

@@ -37,6 +37,7 @@ class OnnxSRModel(SRModel):
     devices = ("cpu", "cuda")
     dtypes = ("fp32", "fp16")
     concurrent_calls = True
+    pooled_memory = True
 
     def __init__(self, ref: ModelRef, *, device: str = "auto", dtype: str | None = None,
                  threads: int = 0) -> None:
