@@ -105,9 +105,12 @@ def upscale(
             model, ai=ai or model is not None, scale=scale, width=width, height=height,
             method=method, backend=backend, device=device, dtype=dtype, tile=tile,
             tile_pad=tile_pad, pre_pad=pre_pad, batch=batch, strict=strict,
-            trust_model=trust_model,
+            trust_model=trust_model, cores=1 if media.pipeline.single_thread else None,
         )
         try:
+            # decoder and encoder threads chosen with the model's (vt_upscale.threads)
+            media.encoder, media.pipeline = upscaler.job_settings(media.encoder,
+                                                                  media.pipeline)
             run_video_job(input, target, [upscaler.processor()], media,
                           announce=f"upscaling with {upscaler.describe()}")
         finally:

@@ -22,13 +22,16 @@ class UpscaleProcessor(FrameProcessor):
         # an upscaler handed in belongs to the caller (it may serve many files): not closed here
         self._owned = upscaler is None
         self.upscaler = upscaler if upscaler is not None else Upscaler(**options)
-        self.batch_size = self.upscaler.batch
+        self.batch_size = self.upscaler.frames_per_call
 
     def configure(self, fmt: FrameFormat) -> FrameFormat:
         if fmt.layout not in ("rgb24", "rgb48"):
             from vt.errors import VtError
 
             raise VtError(f"upscale takes rgb24 or rgb48 frames, not {fmt.layout}")
+        # the thread plan may depend on the frame size, and the batch on the plan
+        self.upscaler.prepare(fmt.width, fmt.height)
+        self.batch_size = self.upscaler.frames_per_call
         width, height = self.upscaler.output_size(fmt.width, fmt.height)
         return FrameFormat(width, height, fmt.layout)
 

@@ -1,4 +1,9 @@
-"""ONNX models through onnxruntime: scale from the model's shapes, else from a probe run."""
+"""ONNX models through onnxruntime: scale from the model's shapes, else from a probe run.
+
+On the CPU, frames go to the session as host arrays (converted once into the planar float
+input, no torch); ``session.run`` releases the GIL and may be called from several threads at
+once, so the upscaler runs a few frames side by side (see :mod:`vt_upscale.threads`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from vt.registry import ModelRef
 
 from vt.models import SizeRequirements, resolve_device
 
+from vt_upscale.adapters.pixels import from_unit_float, to_unit_float
 from vt_upscale.sr import SRModel
 
 _PROBE = 32
@@ -30,6 +36,8 @@ class OnnxSRModel(SRModel):
     backend = "onnx"
     devices = ("cpu", "cuda")
     dtypes = ("fp32", "fp16")
+    concurrent_calls = True
+    pooled_memory = True
 
     def __init__(self, ref: ModelRef, *, device: str = "auto", dtype: str | None = None,
                  threads: int = 0) -> None:
@@ -44,15 +52,8 @@ class OnnxSRModel(SRModel):
                               "onnxruntime-gpu), use --device cpu")
             index = int(device.partition(":")[2] or 0)
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(ref.path), options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ModelUnavailableError(f"{self.name}: onnxruntime cannot load it ({exc})") \
-                from None
+        self.path, self.providers, self.threads = ref.path, providers, threads
+        self.session = self._open_session(threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1:
             raise ModelUnavailableError(f"{self.name}: expected one image input, got "
@@ -68,6 +69,9 @@ class OnnxSRModel(SRModel):
             raise VtError(f"{self.name}: this ONNX model takes {self.dtype} input; "
                           f"export it in {dtype} to run it so")
         self.device = device
+        # frames stay host arrays on the CPU; CUDA sessions take them too, but the torch
+        # relay keeps them on the device between processors
+        self.host_arrays = device == "cpu"
         self.input_channels = _static(in_shape[1]) or 3
         self.max_batch = 1 if _static(in_shape[0]) == 1 else None
         fixed_h, fixed_w = _static(in_shape[2]), _static(in_shape[3])
@@ -86,8 +90,42 @@ class OnnxSRModel(SRModel):
                 raise ModelUnavailableError(f"{self.name}: output size is not a whole multiple "
                                             "of the input size")
 
+    def _open_session(self, threads: int) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(self.path), options, providers=self.providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelUnavailableError(f"{self.name}: onnxruntime cannot load it ({exc})") \
+                from None
+
+    def set_threads(self, threads: int) -> None:
+        """Threads each call uses from now on (the upscaler's thread plan): a new session,
+        since onnxruntime fixes its thread pool when the session is made."""
+        if threads != self.threads:
+            self.session = self._open_session(threads)
+            self.threads = threads
+
     def _run(self, array: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: array})[0]
+
+    def upscale_image(self, image: np.ndarray) -> np.ndarray:
+        """One ``(H, W, 3)`` uint8/uint16 RGB frame -> ``(H*s, W*s, 3)`` of the same dtype."""
+        h, w = image.shape[:2]
+        ph, pw = self.size_requirements.padded(h, w)
+        if ph < h or pw < w:
+            raise VtError(f"{self.name} takes fixed {ph}x{pw} input: use --tile")
+        x = to_unit_float(image)  # float32 arithmetic, as the torch relay did
+        if self.np_dtype != np.float32:
+            x = x.astype(self.np_dtype)
+        if (ph, pw) != (h, w):
+            x = np.pad(x, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
+        y = self._run(x[None])[0]
+        return from_unit_float(y[:, : h * self.scale, : w * self.scale], image.dtype)
 
     def __call__(self, image: Any) -> Any:
         import torch

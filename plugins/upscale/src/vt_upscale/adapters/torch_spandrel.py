@@ -11,6 +11,7 @@ from vt.registry import ModelRef
 
 from vt.models import SizeRequirements, torch_dtype
 
+from vt_upscale.adapters.pixels import PEAKS
 from vt_upscale.sr import SRModel
 
 TORCH_FORMATS = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
@@ -26,11 +27,16 @@ def available() -> str | None:
 
 
 class TorchSRModel(SRModel):
-    """A spandrel image model (or any ``nn.Module``) run with ``torch.inference_mode``."""
+    """A spandrel image model (or any ``nn.Module``) run with ``torch.inference_mode``.
+
+    On the CPU it also takes frames one by one as host arrays (:meth:`upscale_image`), from
+    several threads at once (torch releases the GIL in its kernels): the upscaler then runs
+    frames side by side on one torch thread each (:mod:`vt_upscale.threads`)."""
 
     backend = "torch"
     devices = ("cpu", "cuda", "mps")
     dtypes = ("fp32", "fp16", "bf16")
+    concurrent_calls = True
 
     def __init__(
         self,
@@ -65,6 +71,7 @@ class TorchSRModel(SRModel):
         self.size_requirements = size_requirements or SizeRequirements()
         self.tiling = tiling
         self.channels_last = channels_last
+        self._threads_before: int | None = None
         for p in self.module.parameters():
             p.requires_grad_(False)
         self.to(device, dtype)
@@ -95,6 +102,43 @@ class TorchSRModel(SRModel):
                                   align_corners=False if self.post_mode != "nearest" else None)
             y = y[..., : h * self.scale, : w * self.scale]
             return y.clamp_(0, 1)
+
+    @property
+    def host_arrays(self) -> bool:  # type: ignore[override]
+        return str(self.device).startswith("cpu")
+
+    def upscale_image(self, image: Any) -> Any:
+        """One ``(H, W, 3)`` uint8/uint16 RGB frame -> ``(H*s, W*s, 3)`` of the same dtype.
+
+        The interleaved pixels are the channels_last layout of a ``(1, 3, H, W)`` tensor: one
+        conversion to float reaches the network in the layout it runs in, with no copy."""
+        import numpy as np
+        import torch
+
+        peak = PEAKS[image.dtype]
+        wide = image if image.dtype == np.uint8 else image.astype(np.int32)
+        with torch.inference_mode():
+            x = torch.from_numpy(wide).permute(2, 0, 1)[None].to(torch.float32).div_(peak)
+            y = self(x)  # [0, 1], cropped to the input's size x scale
+            y = y[0].permute(1, 2, 0).float().mul_(peak).round_()
+            pixels = y.to(torch.uint8 if image.dtype == np.uint8 else torch.int32)
+        return pixels.numpy().astype(image.dtype, copy=False)
+
+    def set_threads(self, threads: int) -> None:
+        """torch's intra-op threads, process-wide (torch has one count):
+        :meth:`restore_threads` puts back the count found the first time."""
+        import torch
+
+        if self._threads_before is None:
+            self._threads_before = torch.get_num_threads()
+        torch.set_num_threads(max(int(threads), 1))
+
+    def restore_threads(self) -> None:
+        if self._threads_before is not None:
+            import torch
+
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
