@@ -136,7 +136,7 @@ class LocalEngine:
         import multiprocessing
 
         # ``method``: a multiprocessing start method (default: ``start_method()``)
-        self._mp = multiprocessing.get_context(method or start_method())
+        self._mp: Any = multiprocessing.get_context(method or start_method())
 
     def _spawn(self, index: int) -> _Worker:
         env = {"CUDA_VISIBLE_DEVICES": self.gpus[index % len(self.gpus)]} if self.gpus else {}

@@ -41,7 +41,8 @@ class _Tail(io.TextIOBase):
     """A text stream that keeps the first ``limit`` characters and counts the rest."""
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.parts, self.size, self.dropped = limit, [], 0, 0
+        self.limit, self.size, self.dropped = limit, 0, 0
+        self.parts: list[str] = []
 
     def write(self, text: str | bytes) -> int:
         if isinstance(text, bytes):  # some writers hand text streams bytes

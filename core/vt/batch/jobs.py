@@ -136,7 +136,8 @@ def resolve_callable(fn: Callable[..., Any] | str) -> Callable[..., Any]:
         target = getattr(target, part)
     if not callable(target):
         raise ValueError(f"{fn!r} is not callable")
-    return target
+    resolved: Callable[..., Any] = target
+    return resolved
 
 
 def portable(path: str, base: Path | None) -> str:

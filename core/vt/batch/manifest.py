@@ -116,17 +116,19 @@ def _arrow(path: Path) -> list[Any]:
 
     try:
         with pa.memory_map(str(path)) as source:
-            return pa.ipc.open_file(source).read_all().to_pylist()
+            rows: list[Any] = pa.ipc.open_file(source).read_all().to_pylist()
     except pa.ArrowInvalid:  # the streaming flavour of the IPC format
         with pa.memory_map(str(path)) as source:
-            return pa.ipc.open_stream(source).read_all().to_pylist()
+            rows = pa.ipc.open_stream(source).read_all().to_pylist()
+    return rows
 
 
 def _parquet(path: Path) -> list[Any]:
     need("parquet")
     import pyarrow.parquet as pq
 
-    return pq.read_table(str(path)).to_pylist()
+    rows: list[Any] = pq.read_table(str(path)).to_pylist()
+    return rows
 
 
 _READERS = {"json": _json, "jsonl": _jsonl, "yaml": _yaml, "csv": _csv, "arrow": _arrow,
@@ -227,9 +229,10 @@ class CommandInfo:
         params = list(command.params)
         self.arguments = [p for p in params if p.param_type_name == "argument"]
         by_name = {p.name: p for p in params}
-        self.input = next((by_name[n] for n in self.INPUT_NAMES if n in by_name), None) or (
+        # click parameters, or None: problem() refuses such a command before any other use
+        self.input: Any = next((by_name[n] for n in self.INPUT_NAMES if n in by_name), None) or (
             self.arguments[0] if self.arguments else None)
-        self.output = next((by_name[n] for n in self.OUTPUT_NAMES if n in by_name), None)
+        self.output: Any = next((by_name[n] for n in self.OUTPUT_NAMES if n in by_name), None)
         self.keys: dict[str, Any] = {}
         for p in params:
             if p.param_type_name != "option" or p is self.output:
@@ -377,7 +380,7 @@ class CommandTable:
             from vt.plugins import get_host
 
             group = typer.main.get_command(create_app(get_host()))  # every command built
-        self.group = group
+        self.group: Any = group  # a click Group
         self._infos: dict[str, CommandInfo] = {}
         self._checked: set[tuple[str, tuple[str, ...]]] = set()
 

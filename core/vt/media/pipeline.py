@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -111,7 +111,8 @@ def choose_encoder(target: OutputTarget) -> EncoderInfo:
 
     host = get_host()
     encoders = [e for e in host.encoders.items() if e.accepts(target)]
-    encoder = host.call_first("choose_encoder", target=target, candidates=encoders)
+    encoder: EncoderInfo | None = host.call_first("choose_encoder", target=target,
+                                                  candidates=encoders)
     if encoder is None:
         raise UsageError(f"no encoder writes {target.path.name}")
     return encoder
@@ -442,7 +443,7 @@ def _retimer(reader: VideoReader, fps: Fraction | None) -> Callable[..., Iterato
     return retime
 
 
-def _decoded(items: Iterable[T], options: PipelineOptions, name: str) -> Iterator[T]:
+def _decoded(items: Iterable[T], options: PipelineOptions, name: str) -> Generator[T]:
     """Decoded frames from a thread running ahead, or in this thread for a single-thread job."""
     if options.single_thread:
         return (item for item in items)  # closable like prefetch's, closes ``items`` with it
@@ -460,7 +461,7 @@ def _encode(items: Iterator[Any], writer: Any, seen: _Tally, time_base: Fraction
             _write(item, writer, seen, time_base, progress, total)
         return
     encode_stop = threading.Event()
-    q: queue.Queue = queue.Queue(maxsize=max(queue_size, 1))
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(queue_size, 1))
     encoder = threading.Thread(
         target=_consume, args=(q, writer, seen, time_base, progress, total, encode_stop),
         name="vt-encode", daemon=True,
@@ -488,7 +489,7 @@ def _check_counts(seen_in: _Tally, seen_out: _Tally) -> None:
         )
 
 
-def _put(q: queue.Queue, item: Any, consumer: threading.Thread) -> None:
+def _put(q: queue.Queue[Any], item: Any, consumer: threading.Thread) -> None:
     while True:
         if not consumer.is_alive():
             failure = getattr(consumer, "failure", None)
@@ -502,7 +503,7 @@ def _put(q: queue.Queue, item: Any, consumer: threading.Thread) -> None:
             continue
 
 
-def _consume(q: queue.Queue, writer: Any, seen: _Tally, time_base: Fraction,
+def _consume(q: queue.Queue[Any], writer: Any, seen: _Tally, time_base: Fraction,
              progress: ProgressCallback | None, total: int | None,
              stop: threading.Event) -> None:
     """The encode thread: writes FrameBatches (RGB) or decoded frames (native paths)."""
