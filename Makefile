@@ -7,7 +7,7 @@ STAMP := $(VENV)/.vt-installed
 PIP := $(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt
 DEMO_OUT ?= demo-output
 
-.PHONY: setup demo test ffmpeg clean
+.PHONY: setup demo test lint ffmpeg clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,13 @@ ffmpeg:
 demo: setup
 	$(BIN)/python scripts/demo.py --out $(DEMO_OUT)
 
-test: setup ffmpeg
+# the lint and type gates: ruff (lint + format) on the whole tree, mypy --strict on core/
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: setup ffmpeg lint
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

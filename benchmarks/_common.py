@@ -68,19 +68,44 @@ def make_1080p_clip(path: Path, seconds: int = 60) -> Path:
     from vt.testing import sample_clip
 
     src = sample_clip("bigbuckbunny")
-    subprocess.run([ffmpeg(), "-v", "error", "-y", "-stream_loop", "-1", "-i", str(src),
-                    "-t", str(seconds), "-vf", "scale=1920:1080:flags=bicubic",
-                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "aac",
-                    "-b:a", "128k", str(path)], check=True)
+    subprocess.run(
+        [
+            ffmpeg(),
+            "-v",
+            "error",
+            "-y",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(src),
+            "-t",
+            str(seconds),
+            "-vf",
+            "scale=1920:1080:flags=bicubic",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "20",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 
-def downscale(images: "np.ndarray") -> "np.ndarray":
+def downscale(images: np.ndarray) -> np.ndarray:
     """Antialiased bicubic /2 of (N, H, W, 3) uint8 frames (torch, PIL's kernel): the
     low-resolution input the quality benchmarks upscale back."""
     import torch
 
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-    y = torch.nn.functional.interpolate(x, scale_factor=0.5, mode="bicubic", antialias=True,
-                                        align_corners=False)
+    y = torch.nn.functional.interpolate(
+        x, scale_factor=0.5, mode="bicubic", antialias=True, align_corners=False
+    )
     return y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()

@@ -44,11 +44,16 @@ def raw_score(frames: object) -> float:
     grey = []
     for frame in frames:  # type: ignore[attr-defined]
         h, w = frame.shape[:2]
-        small = cv2.resize(frame, (256, max(1, round(h * 256 / w))),
-                           interpolation=cv2.INTER_AREA if w > 256 else cv2.INTER_LINEAR)
+        small = cv2.resize(
+            frame,
+            (256, max(1, round(h * 256 / w))),
+            interpolation=cv2.INTER_AREA if w > 256 else cv2.INTER_LINEAR,
+        )
         grey.append(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
-    magnitudes = [float(np.mean(np.linalg.norm(dis.calc(a, b, None), axis=2)))
-                  for a, b in itertools.pairwise(grey)]
+    magnitudes = [
+        float(np.mean(np.linalg.norm(dis.calc(a, b, None), axis=2)))
+        for a, b in itertools.pairwise(grey)
+    ]
     return float(np.exp(-np.var(magnitudes)))
 
 
@@ -64,10 +69,18 @@ def raw_generate(pipe: object, image_path: str, out: str, steps: int) -> None:
     width = config.sample_width * pipe.vae_scale_factor_spatial  # type: ignore[attr-defined]
     image = Image.open(image_path).convert("RGB").resize((width, height), Image.LANCZOS)
     with torch.inference_mode():  # as vt does: the comparison is of what vt adds
-        video = pipe(image=image, prompt=PROMPT, num_frames=config.sample_frames, height=height,
-                     width=width, num_inference_steps=steps, guidance_scale=GUIDANCE,
-                     generator=torch.Generator("cpu").manual_seed(SEED), output_type="np",
-                     max_sequence_length=config.max_text_seq_length).frames[0]
+        video = pipe(
+            image=image,
+            prompt=PROMPT,
+            num_frames=config.sample_frames,
+            height=height,
+            width=width,
+            num_inference_steps=steps,
+            guidance_scale=GUIDANCE,
+            generator=torch.Generator("cpu").manual_seed(SEED),
+            output_type="np",
+            max_sequence_length=config.max_text_seq_length,
+        ).frames[0]
     frames = (np.clip(video, 0, 1) * 255 + 0.5).astype(np.uint8)
     started = time.perf_counter()
     raw_score(frames)
@@ -85,8 +98,13 @@ def raw_generate(pipe: object, image_path: str, out: str, steps: int) -> None:
 def vt_request(image_path: str, steps: int) -> object:
     from vt_cogvideo.generation import GenerationRequest
 
-    return GenerationRequest(image=image_path, prompt=PROMPT, num_inference_steps=steps,
-                             guidance_scale=GUIDANCE, seed=SEED)
+    return GenerationRequest(
+        image=image_path,
+        prompt=PROMPT,
+        num_inference_steps=steps,
+        guidance_scale=GUIDANCE,
+        seed=SEED,
+    )
 
 
 def child(side: str, model: str, image: str, out: str, steps: int) -> None:
@@ -100,8 +118,11 @@ def child(side: str, model: str, image: str, out: str, steps: int) -> None:
     else:
         from vt_cogvideo.generation import Generator
 
-        Generator(model, "cpu").generate(vt_request(image, steps), out,  # type: ignore[arg-type]
-                                         overwrite=True)
+        Generator(model, "cpu").generate(
+            vt_request(image, steps),
+            out,  # type: ignore[arg-type]
+            overwrite=True,
+        )
 
 
 def peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -126,6 +147,7 @@ def main() -> None:
 
     import diffusers
     import torch
+
     from vt.models.diffusers_adapter import quiet_libraries
     from vt_cogvideo.generation import Generator
     from vt_cogvideo.tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, save_tiny_i2v
@@ -133,13 +155,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     quiet_libraries()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores)")
-    print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, "
-          f"{args.threads} torch threads")
+    print(
+        f"torch {torch.__version__}, diffusers {diffusers.__version__}, "
+        f"{args.threads} torch threads"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model = str(save_tiny_i2v(folder / "tiny"))
         image = str(folder / "image.png")
         import av
+
         from vt.testing import sample_clip
 
         with av.open(str(sample_clip("bikes"))) as c:  # a real frame, 640x272, fitted
@@ -151,10 +176,14 @@ def main() -> None:
         raw_out, vt_out = str(folder / "raw.mp4"), folder / "vt.mp4"
         raw_generate(pipe, image, raw_out, args.steps)  # warm-up: first calls allocate
         gen.generate(request, vt_out, overwrite=True)  # type: ignore[arg-type]
-        print(f"\ntiny CogVideoX I2V: {TINY_WIDTH}x{TINY_HEIGHT}, {TINY_FRAMES} frames, "
-              f"{args.steps} steps, guidance {GUIDANCE}; encode included on both sides\n")
-        print("| run | raw wall s | vt wall s | vt / raw (wall) | raw CPU s | vt CPU s | "
-              "vt / raw (CPU) | vt: generate s | encode s | score s |")
+        print(
+            f"\ntiny CogVideoX I2V: {TINY_WIDTH}x{TINY_HEIGHT}, {TINY_FRAMES} frames, "
+            f"{args.steps} steps, guidance {GUIDANCE}; encode included on both sides\n"
+        )
+        print(
+            "| run | raw wall s | vt wall s | vt / raw (wall) | raw CPU s | vt CPU s | "
+            "vt / raw (CPU) | vt: generate s | encode s | score s |"
+        )
         print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         walls: dict[str, list[float]] = {"raw": [], "vt": []}
         cpus: dict[str, list[float]] = {"raw": [], "vt": []}
@@ -169,24 +198,39 @@ def main() -> None:
                 walls[side].append(time.perf_counter() - started)
                 cpus[side].append(time.process_time() - cpu)
             t = result.timings
-            print(f"| {r + 1} | {walls['raw'][-1]:.3f} | {walls['vt'][-1]:.3f} | "
-                  f"{walls['vt'][-1] / walls['raw'][-1]:.3f} | {cpus['raw'][-1]:.3f} | "
-                  f"{cpus['vt'][-1]:.3f} | {cpus['vt'][-1] / cpus['raw'][-1]:.3f} | "
-                  f"{t['generate_s']:.3f} | {t['encode_s']:.3f} | {t['score_s']:.3f} |")
+            print(
+                f"| {r + 1} | {walls['raw'][-1]:.3f} | {walls['vt'][-1]:.3f} | "
+                f"{walls['vt'][-1] / walls['raw'][-1]:.3f} | {cpus['raw'][-1]:.3f} | "
+                f"{cpus['vt'][-1]:.3f} | {cpus['vt'][-1] / cpus['raw'][-1]:.3f} | "
+                f"{t['generate_s']:.3f} | {t['encode_s']:.3f} | {t['score_s']:.3f} |"
+            )
         raw_scores = statistics.median(SCORE_SECONDS[1:])
         print(f"\nthe temporal score alone (raw side): median {raw_scores:.3f} s of wall time")
         for name, table in (("wall", walls), ("CPU", cpus)):
             raw_m, vt_m = statistics.median(table["raw"]), statistics.median(table["vt"])
-            print(f"{name}: medians vt {vt_m:.3f} s / raw {raw_m:.3f} s = {vt_m / raw_m:.3f} "
-                  f"(goal <= 1.05); best {min(table['vt']):.3f} / {min(table['raw']):.3f} = "
-                  f"{min(table['vt']) / min(table['raw']):.3f}")
+            print(
+                f"{name}: medians vt {vt_m:.3f} s / raw {raw_m:.3f} s = {vt_m / raw_m:.3f} "
+                f"(goal <= 1.05); best {min(table['vt']):.3f} / {min(table['raw']):.3f} = "
+                f"{min(table['vt']) / min(table['raw']):.3f}"
+            )
 
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         print("\n| one generation in a fresh process | wall s | peak RSS MB |")
         print("| --- | ---: | ---: |")
         for side in ("raw", "vt", "raw", "vt"):
-            wall, rss = peak_rss([sys.executable, __file__, "child", side, model, image,
-                                  str(folder / f"{side}-child.mp4"), str(args.steps)], env)
+            wall, rss = peak_rss(
+                [
+                    sys.executable,
+                    __file__,
+                    "child",
+                    side,
+                    model,
+                    image,
+                    str(folder / f"{side}-child.mp4"),
+                    str(args.steps),
+                ],
+                env,
+            )
             print(f"| {side} | {wall:.2f} | {rss:.0f} |")
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

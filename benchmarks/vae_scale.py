@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import compile_bytecode, ffmpeg, run_measured
 
-PLAIN = r'''
+PLAIN = r"""
 import sys, numpy as np, torch, av
 from diffusers import AutoencoderKL
 from vt.processors.resize import resize_images
@@ -49,7 +49,9 @@ vae = AutoencoderKL.from_pretrained(model).eval()
 m = 2 ** (len(vae.config.block_out_channels) - 1)
 inp = av.open(src); vs = inp.streams.video[0]
 out = av.open(dst, "w"); os_ = out.add_stream("libx264", rate=vs.average_rate)
-os_.width = os_.height = target; os_.pix_fmt = "yuv420p"; os_.options = {"crf": "18", "preset": "medium"}
+os_.width = os_.height = target
+os_.pix_fmt = "yuv420p"
+os_.options = {"crf": "18", "preset": "medium"}
 w, h = vs.codec_context.width, vs.codec_context.height
 s = target / max(w, h); iw, ih = 2 * round(w * s / 2), 2 * round(h * s / 2)
 x0, y0 = (target - iw) // 4 * 2, (target - ih) // 4 * 2
@@ -75,18 +77,38 @@ if frames:
 for p in os_.encode():
     out.mux(p)
 out.close(); inp.close()
-'''
+"""
 
 
 def make_clips(work: Path) -> dict[str, Path]:
     from vt.testing import sample_clip
 
-    clips = {"bigbuckbunny": sample_clip("bigbuckbunny"), "bikes": sample_clip("bikes"),
-             "carphone": sample_clip("carphone_pristine")}
+    clips = {
+        "bigbuckbunny": sample_clip("bigbuckbunny"),
+        "bikes": sample_clip("bikes"),
+        "carphone": sample_clip("carphone_pristine"),
+    }
     portrait = work / "portrait.mp4"
-    subprocess.run([ffmpeg(), "-v", "error", "-y", "-i", str(clips["bikes"]), "-vf",
-                    "transpose=1", "-c:v", "libx264", "-crf", "18", "-preset", "veryfast",
-                    str(portrait)], check=True)
+    subprocess.run(
+        [
+            ffmpeg(),
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(clips["bikes"]),
+            "-vf",
+            "transpose=1",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "18",
+            "-preset",
+            "veryfast",
+            str(portrait),
+        ],
+        check=True,
+    )
     clips["portrait (bikes rotated)"] = portrait
     return clips
 
@@ -126,8 +148,10 @@ def letterbox(clips: dict[str, Path], work: Path, target: int, repeats: int) -> 
     import pyarrow.parquet as pq
 
     meta = table_for(list(clips.values()), work)
-    vf = (f"scale={target}:{target}:force_original_aspect_ratio=decrease:flags=lanczos,"
-          f"pad={target}:{target}:(ow-iw)/2:(oh-ih)/2")
+    vf = (
+        f"scale={target}:{target}:force_original_aspect_ratio=decrease:flags=lanczos,"
+        f"pad={target}:{target}:(ow-iw)/2:(oh-ih)/2"
+    )
     ff: dict[str, list[float]] = {name: [] for name in clips}
     serial: list[tuple[float, float]] = []  # (wall, cpu) of the four ffmpeg runs together
     vt_runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
@@ -137,52 +161,93 @@ def letterbox(clips: dict[str, Path], work: Path, target: int, repeats: int) -> 
     for _ in range(repeats):  # alternated: load from elsewhere hits all alike
         wall = cpu = 0.0
         for name, clip in clips.items():
-            t, c, _ = measured_tree([ffmpeg(), "-v", "error", "-y", "-i", str(clip), "-vf", vf,
-                                     "-c:v", "libx264", "-crf", "18", "-preset", "medium",
-                                     "-pix_fmt", "yuv420p", "-c:a", "copy",
-                                     str(work / f"ff-{clip.stem}.mp4")])
+            t, c, _ = measured_tree(
+                [
+                    ffmpeg(),
+                    "-v",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(clip),
+                    "-vf",
+                    vf,
+                    "-c:v",
+                    "libx264",
+                    "-crf",
+                    "18",
+                    "-preset",
+                    "medium",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-c:a",
+                    "copy",
+                    str(work / f"ff-{clip.stem}.mp4"),
+                ]
+            )
             ff[name].append(t)
             wall, cpu = wall + t, cpu + c
         serial.append((wall, cpu))
         for workers in (1, 2):
             out = work / f"vt{workers}"
             shutil.rmtree(out, ignore_errors=True)
-            t, c, text = measured_tree(vt_cmd("--metadata", str(meta), "-o", str(out),
-                                              "--target-size", str(target), "--workers",
-                                              str(workers), "--json"))
+            t, c, text = measured_tree(
+                vt_cmd(
+                    "--metadata",
+                    str(meta),
+                    "-o",
+                    str(out),
+                    "--target-size",
+                    str(target),
+                    "--workers",
+                    str(workers),
+                    "--json",
+                )
+            )
             vt_runs[workers].append((t, c))
             single[workers].add(bool(json.loads(text).get("single_thread")))
             rows = pq.ParquetFile(str(out / "scaled_metadata.parquet")).read().to_pylist()
-            jobs[workers].append({name: row["wall_time"]
-                                  for name, row in zip(clips, rows, strict=True)})
+            jobs[workers].append(
+                {name: row["wall_time"] for name, row in zip(clips, rows, strict=True)}
+            )
     print(f"load average after: {load()}")
 
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
-    print(f"\n## Letterbox to {target}x{target} ({repeats} alternated rounds; libx264 crf 18 "
-          "medium; median / best)")
+    print(
+        f"\n## Letterbox to {target}x{target} ({repeats} alternated rounds; libx264 crf 18 "
+        "medium; median / best)"
+    )
     print("| clip | ffmpeg scale+pad, one process (s) | vt job inside a 1-worker batch (s) |")
     print("|---|---|---|")
     for name in clips:
         mine = [j[name] for j in jobs[1]]
-        print(f"| {name} | {med(ff[name]):.2f} / {min(ff[name]):.2f} | "
-              f"{med(mine):.2f} / {min(mine):.2f} |")
+        print(
+            f"| {name} | {med(ff[name]):.2f} / {min(ff[name]):.2f} | "
+            f"{med(mine):.2f} / {min(mine):.2f} |"
+        )
     s_wall = [w for w, _ in serial]
-    print("\n| run | wall s (median / best) | CPU s (median) | vs ffmpeg serial, wall "
-          "(median / best) | vt fixed cost s (wall - jobs, median) | single-thread jobs |")
+    print(
+        "\n| run | wall s (median / best) | CPU s (median) | vs ffmpeg serial, wall "
+        "(median / best) | vt fixed cost s (wall - jobs, median) | single-thread jobs |"
+    )
     print("|---|---|---|---|---|---|")
-    print(f"| ffmpeg, the 4 clips serially | {med(s_wall):.2f} / {min(s_wall):.2f} | "
-          f"{med([c for _, c in serial]):.2f} | 1 | - | - |")
+    print(
+        f"| ffmpeg, the 4 clips serially | {med(s_wall):.2f} / {min(s_wall):.2f} | "
+        f"{med([c for _, c in serial]):.2f} | 1 | - | - |"
+    )
     for workers in (1, 2):
         walls = [w for w, _ in vt_runs[workers]]
-        fixed = [w - sum(j.values()) for (w, _), j in zip(vt_runs[workers], jobs[workers],
-                                                           strict=True)]
+        fixed = [
+            w - sum(j.values()) for (w, _), j in zip(vt_runs[workers], jobs[workers], strict=True)
+        ]
         note = f"{med(fixed):.2f}" if workers == 1 else "(jobs overlap)"
-        print(f"| vt --workers {workers} | {med(walls):.2f} / {min(walls):.2f} | "
-              f"{med([c for _, c in vt_runs[workers]]):.2f} | "
-              f"{med(walls) / med(s_wall):.2f} / {min(walls) / min(s_wall):.2f} | {note} | "
-              f"{', '.join(map(str, sorted(single[workers])))} |")
+        print(
+            f"| vt --workers {workers} | {med(walls):.2f} / {min(walls):.2f} | "
+            f"{med([c for _, c in vt_runs[workers]]):.2f} | "
+            f"{med(walls) / med(s_wall):.2f} / {min(walls) / min(s_wall):.2f} | {note} | "
+            f"{', '.join(map(str, sorted(single[workers])))} |"
+        )
     print("Goals: vt --workers 1 <= 1.2x ffmpeg serial; vt --workers 2 < 1x ffmpeg serial.")
 
 
@@ -191,29 +256,64 @@ def tiny_vae(path: Path) -> Path:
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    AutoencoderKL(block_out_channels=[8, 16], in_channels=3, out_channels=3,
-                  down_block_types=["DownEncoderBlock2D"] * 2,
-                  up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4,
-                  norm_num_groups=4, layers_per_block=1).save_pretrained(str(path))
+    AutoencoderKL(
+        block_out_channels=[8, 16],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+    ).save_pretrained(str(path))
     return path
 
 
 def autoencoder(work: Path, target: int, repeats: int) -> None:
     import av
     import numpy as np
+
     from vt.metrics import psnr, ssim
     from vt.testing import sample_clip
 
     model = tiny_vae(work / "tiny-vae")
     clip = sample_clip("carphone_pristine")
     long = work / "carphone-x4.mp4"
-    subprocess.run([ffmpeg(), "-v", "error", "-y", "-stream_loop", "3", "-i", str(clip),
-                    "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", str(long)],
-                   check=True)
+    subprocess.run(
+        [
+            ffmpeg(),
+            "-v",
+            "error",
+            "-y",
+            "-stream_loop",
+            "3",
+            "-i",
+            str(clip),
+            "-c:v",
+            "libx264",
+            "-crf",
+            "18",
+            "-preset",
+            "veryfast",
+            str(long),
+        ],
+        check=True,
+    )
     plain_py = work / "plain.py"
     plain_py.write_text(PLAIN)
-    common = ["--method", "autoencoder", "--autoencoder-model", str(model), "--device", "cpu",
-              "--target-size", str(target), "--batch", "8", "-q"]
+    common = [
+        "--method",
+        "autoencoder",
+        "--autoencoder-model",
+        str(model),
+        "--device",
+        "cpu",
+        "--target-size",
+        str(target),
+        "--batch",
+        "8",
+        "-q",
+    ]
     best_vt = best_plain = float("inf")
     rss: dict[str, float] = {}
     print(f"\nload average before the autoencoder runs: {load()}")
@@ -223,14 +323,21 @@ def autoencoder(work: Path, target: int, repeats: int) -> None:
         shutil.rmtree(out, ignore_errors=True)
         t, _ = run_measured(vt_cmd(str(clip), "-o", str(out), "--chunk-size", "250", *common))
         best_vt = min(best_vt, t)
-        t, _ = run_measured([sys.executable, str(plain_py), str(clip),
-                             str(work / "plain.mp4"), str(model), str(target)])
+        t, _ = run_measured(
+            [
+                sys.executable,
+                str(plain_py),
+                str(clip),
+                str(work / "plain.mp4"),
+                str(model),
+                str(target),
+            ]
+        )
         best_plain = min(best_plain, t)
     for name, src in (("120 frames", clip), ("480 frames", long)):
         out = work / f"rss-{len(name)}-{src.stem}"
         shutil.rmtree(out, ignore_errors=True)
-        _, rss[name] = run_measured(vt_cmd(str(src), "-o", str(out), "--chunk-size", "32",
-                                           *common))
+        _, rss[name] = run_measured(vt_cmd(str(src), "-o", str(out), "--chunk-size", "32", *common))
     lb = work / "lb"
     shutil.rmtree(lb, ignore_errors=True)
     run_measured(vt_cmd(str(clip), "-o", str(lb), "--target-size", str(target), "-q"))
@@ -243,15 +350,21 @@ def autoencoder(work: Path, target: int, repeats: int) -> None:
     a, b = frames(work / "ae"), frames(lb)
     p = float(np.mean([psnr(x, y) for x, y in zip(a, b, strict=True)]))
     s = float(np.mean([ssim(x, y) for x, y in zip(a[:20], b[:20], strict=True)]))
-    print(f"\n## Autoencoder, tiny random AutoencoderKL on CPU (carphone 176x144, 120 frames, "
-          f"best of {repeats})")
+    print(
+        f"\n## Autoencoder, tiny random AutoencoderKL on CPU (carphone 176x144, 120 frames, "
+        f"best of {repeats})"
+    )
     print("| vt vae-scale | plain loop (same VAE, frames, batches, letterbox, encoder) | ratio |")
     print("|---|---|---|")
     print(f"| {best_vt:.2f} s | {best_plain:.2f} s | {best_vt / best_plain:.2f}x |")
-    print(f"\nPeak RSS, --chunk-size 32: {rss['120 frames']:.0f} MB (120 frames), "
-          f"{rss['480 frames']:.0f} MB (480 frames)")
-    print(f"Round trip vs letterbox (plumbing check only: random weights): PSNR {p:.2f} dB, "
-          f"SSIM {s:.3f}")
+    print(
+        f"\nPeak RSS, --chunk-size 32: {rss['120 frames']:.0f} MB (120 frames), "
+        f"{rss['480 frames']:.0f} MB (480 frames)"
+    )
+    print(
+        f"Round trip vs letterbox (plumbing check only: random weights): PSNR {p:.2f} dB, "
+        f"SSIM {s:.3f}"
+    )
 
 
 def main() -> None:
@@ -259,8 +372,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--target", type=int, default=224)
     parser.add_argument("--skip", choices=["letterbox", "autoencoder"])
-    parser.add_argument("--quick", action="store_true",
-                        help="2 letterbox rounds, 1 autoencoder round: a check")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 letterbox rounds, 1 autoencoder round: a check"
+    )
     args = parser.parse_args()
     os.environ.setdefault("VT_LOAD_PLUGINS", "vae-scale")
     compile_bytecode("vt", "vt_vae_scale")  # as installed: no module compiled per process

@@ -10,36 +10,54 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from vt.batch import Job, run_batch
 from vt.batch.runner import single_thread_rule
 
 
-@pytest.mark.parametrize(("engine", "at_once", "cpus", "cores", "expected"), [
-    ("local", 2, 1.0, 2, True),   # one job per core: each gets one thread
-    ("local", 3, 1.0, 2, True),
-    ("local", 1, 1.0, 2, False),  # a lone job may use every core
-    ("local", 2, 1.0, 8, False),
-    ("ray", 2, 1.0, 2, True),     # an actor asking for one CPU gets one
-    ("ray", 2, 0.5, 2, True),
-    ("ray", 2, 4.0, 2, False),
-])
-def test_single_thread_rule(engine: str, at_once: int, cpus: float, cores: int,
-                            expected: bool) -> None:
+@pytest.mark.parametrize(
+    ("engine", "at_once", "cpus", "cores", "expected"),
+    [
+        ("local", 2, 1.0, 2, True),  # one job per core: each gets one thread
+        ("local", 3, 1.0, 2, True),
+        ("local", 1, 1.0, 2, False),  # a lone job may use every core
+        ("local", 2, 1.0, 8, False),
+        ("ray", 2, 1.0, 2, True),  # an actor asking for one CPU gets one
+        ("ray", 2, 0.5, 2, True),
+        ("ray", 2, 4.0, 2, False),
+    ],
+)
+def test_single_thread_rule(
+    engine: str, at_once: int, cpus: float, cores: int, expected: bool
+) -> None:
     assert single_thread_rule(engine, at_once, cpus, cores=cores) is expected
 
 
 def _copies(tmp_path: Path, count: int, **options: object) -> list[Job]:
     src = tmp_path / "in.bin"
     src.write_bytes(b"x" * 100)
-    return [Job(str(src), str(tmp_path / f"out{n}.bin"), fn="batch_helpers:copy_and_tell_threads",
-                options=dict(options)) for n in range(count)]
+    return [
+        Job(
+            str(src),
+            str(tmp_path / f"out{n}.bin"),
+            fn="batch_helpers:copy_and_tell_threads",
+            options=dict(options),
+        )
+        for n in range(count)
+    ]
 
 
-@pytest.mark.parametrize(("workers", "forced", "expected"), [
-    (2, None, True), (1, None, False), (2, False, False), (1, True, True)])
-def test_callables_are_told_the_single_thread_choice(tmp_path: Path, workers: int,
-                                                     forced: bool | None, expected: bool,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("workers", "forced", "expected"),
+    [(2, None, True), (1, None, False), (2, False, False), (1, True, True)],
+)
+def test_callables_are_told_the_single_thread_choice(
+    tmp_path: Path,
+    workers: int,
+    forced: bool | None,
+    expected: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr("vt.batch.runner.usable_cores", lambda: 2)
     report = run_batch(_copies(tmp_path, 2), workers=workers, single_thread=forced)
     assert report.single_thread is expected
@@ -57,18 +75,31 @@ def test_commands_get_single_thread_on_their_command_line(tmp_path: Path) -> Non
     from vt.batch.runner import _task
 
     table = CommandTable()
-    row = Job(str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), command="transcode",
-              options={"preset": "ultrafast"})
-    own = Job(str(tmp_path / "a.mp4"), str(tmp_path / "c.mp4"), command="transcode",
-              options={"single_thread": True})
+    row = Job(
+        str(tmp_path / "a.mp4"),
+        str(tmp_path / "b.mp4"),
+        command="transcode",
+        options={"preset": "ultrafast"},
+    )
+    own = Job(
+        str(tmp_path / "a.mp4"),
+        str(tmp_path / "c.mp4"),
+        command="transcode",
+        options={"single_thread": True},
+    )
     prepare([row, own], base=tmp_path, table=table)
     assert "--single-thread" in _task(row, 0, 1, False, table, True).argv
     assert "--single-thread" not in _task(row, 0, 1, False, table, False).argv
     assert _task(own, 1, 1, False, table, True).argv.count("--single-thread") == 1
     # the choice is not a parameter of the job: its key (and derived output name) ignore it
-    assert row.key == prepare([Job(row.input, row.output, command="transcode",
-                                   options={"preset": "ultrafast"})],
-                              base=tmp_path, table=table)[0].key
+    assert (
+        row.key
+        == prepare(
+            [Job(row.input, row.output, command="transcode", options={"preset": "ultrafast"})],
+            base=tmp_path,
+            table=table,
+        )[0].key
+    )
 
 
 def test_a_changed_input_runs_again(tmp_path: Path) -> None:
@@ -77,8 +108,7 @@ def test_a_changed_input_runs_again(tmp_path: Path) -> None:
     out = tmp_path / "out.bin"
 
     def run() -> str:
-        return run_batch([Job(str(src), str(out), fn="batch_helpers:copy_file")]
-                         ).results[0].status
+        return run_batch([Job(str(src), str(out), fn="batch_helpers:copy_file")]).results[0].status
 
     assert run() == "done"
     assert run() == "skipped"
@@ -101,13 +131,29 @@ def test_a_changed_input_in_a_manifest_runs_again(tmp_path: Path) -> None:
 
     make_video(tmp_path / "clip.mp4", frames=4, width=32, height=24)
     manifest = tmp_path / "jobs.json"
-    manifest.write_text(json.dumps([{"command": "transcode", "input": "clip.mp4",
-                                     "output": "out/clip.mp4", "preset": "ultrafast"}]))
+    manifest.write_text(
+        json.dumps(
+            [
+                {
+                    "command": "transcode",
+                    "input": "clip.mp4",
+                    "output": "out/clip.mp4",
+                    "preset": "ultrafast",
+                }
+            ]
+        )
+    )
     env = dict(os.environ, VT_LOAD_PLUGINS="")
 
     def batch() -> dict[str, int]:
-        done = subprocess.run([sys.executable, "-m", "vt", "batch", str(manifest), "--json"],
-                              capture_output=True, text=True, env=env, timeout=120, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "vt", "batch", str(manifest), "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
@@ -150,14 +196,15 @@ def test_temporaries_of_killed_runs_are_removed_from_output_folders(tmp_path: Pa
     # a rerun where every job is skipped cleans too
     again_stale = out / f".a.bin.vt-tmp-{dead}-fedcba98.bin"
     again_stale.write_bytes(b"x")
-    second = run_batch([Job(str(src), str(out / "a.bin"), fn="batch_helpers:copy_file")],
-                       status=tmp_path / "status.json")
+    second = run_batch(
+        [Job(str(src), str(out / "a.bin"), fn="batch_helpers:copy_file")],
+        status=tmp_path / "status.json",
+    )
     assert second.results[0].status == "skipped" and second.stale_removed == 1
     assert not again_stale.exists()
     # a dry run removes nothing
     again_stale.write_bytes(b"x")
-    run_batch([Job(str(src), str(out / "a.bin"), fn="batch_helpers:copy_file")],
-              dry_run=True)
+    run_batch([Job(str(src), str(out / "a.bin"), fn="batch_helpers:copy_file")], dry_run=True)
     assert again_stale.exists()
 
 
@@ -166,12 +213,21 @@ def test_a_running_job_reports_its_progress(tmp_path: Path) -> None:
     src.write_bytes(b"x")
     seen: list[tuple[int, int, int | None, str]] = []
     finished: list[int] = []
-    jobs = [Job(str(src), str(tmp_path / f"out{n}.bin"), fn="batch_helpers:copy_with_progress",
-                options={"steps": 3 + n}) for n in range(2)]
-    report = run_batch(jobs, workers=2,
-                       job_progress=lambda r, done, total: seen.append(
-                           (r.row, done, total, r.status)),
-                       progress=lambda r, c: finished.append(r.row))
+    jobs = [
+        Job(
+            str(src),
+            str(tmp_path / f"out{n}.bin"),
+            fn="batch_helpers:copy_with_progress",
+            options={"steps": 3 + n},
+        )
+        for n in range(2)
+    ]
+    report = run_batch(
+        jobs,
+        workers=2,
+        job_progress=lambda r, done, total: seen.append((r.row, done, total, r.status)),
+        progress=lambda r, c: finished.append(r.row),
+    )
     assert report.done == 2
     for row, steps in ((1, 3), (2, 4)):
         mine = [(done, total) for r, done, total, _ in seen if r == row]

@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
 from vt.errors import UsageError
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch
@@ -36,8 +37,11 @@ def ffmpeg_fps_filter(path: Path, fps: str) -> list[int]:
     with av.open(str(path)) as c:
         vs = c.streams.video[0]
         graph = av.filter.Graph()
-        source, step, sink = (graph.add_buffer(template=vs), graph.add("fps", f"fps={fps}"),
-                              graph.add("buffersink"))
+        source, step, sink = (
+            graph.add_buffer(template=vs),
+            graph.add("fps", f"fps={fps}"),
+            graph.add("buffersink"),
+        )
         source.link_to(step)
         step.link_to(sink)
         graph.configure()
@@ -60,8 +64,9 @@ def ffmpeg_fps_filter(path: Path, fps: str) -> list[int]:
 def converted(src: Path, out: Path, fps: str, **options: object) -> tuple[list[int], list[float]]:
     """vt's output at ``fps`` (lossless, decoded frames passed through): which source frames
     it shows and at what times."""
-    report = process_video(src, out, [], EncoderConfig(codec="ffv1"),
-                           PipelineOptions(fps=parse_fps(fps), **options))
+    report = process_video(
+        src, out, [], EncoderConfig(codec="ffv1"), PipelineOptions(fps=parse_fps(fps), **options)
+    )
     index = _source_frames(src)
     with av.open(str(out)) as c:
         frames = list(c.decode(video=0))
@@ -73,15 +78,23 @@ def converted(src: Path, out: Path, fps: str, **options: object) -> tuple[list[i
 def vfr_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     gaps = [40, 40, 15, 70, 33, 33, 120, 10, 10, 50, 41, 41, 80, 25, 25, 60, 44, 37, 90, 20]
     pts = list(np.cumsum([0, *gaps]))
-    return make_video(tmp_path_factory.mktemp("vfr") / "vfr.mp4", frames=len(pts), pts=pts,
-                      time_base=Fraction(1, 1000), width=64, height=48)
+    return make_video(
+        tmp_path_factory.mktemp("vfr") / "vfr.mp4",
+        frames=len(pts),
+        pts=pts,
+        time_base=Fraction(1, 1000),
+        width=64,
+        height=48,
+    )
 
 
-@pytest.mark.parametrize(("clip", "fps"), [("carphone_pristine", "8"),
-                                           ("carphone_pristine", "50"),
-                                           ("vfr", "12"), ("vfr", "30000/1001")])
-def test_frames_are_the_ones_ffmpeg_fps_filter_picks(clip: str, fps: str, vfr_clip: Path,
-                                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("clip", "fps"),
+    [("carphone_pristine", "8"), ("carphone_pristine", "50"), ("vfr", "12"), ("vfr", "30000/1001")],
+)
+def test_frames_are_the_ones_ffmpeg_fps_filter_picks(
+    clip: str, fps: str, vfr_clip: Path, tmp_path: Path
+) -> None:
     src = vfr_clip if clip == "vfr" else sample_clip(clip)
     shown, times = converted(src, tmp_path / "out.mkv", fps)
     assert shown == ffmpeg_fps_filter(src, fps)
@@ -115,8 +128,9 @@ class RgbIdentity(FrameProcessor):
 def test_rgb_batches_at_the_new_rate_with_audio_in_sync(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=48, fps=24, width=64, height=48, audio=True)
     proc = RgbIdentity()
-    report = process_video(src, tmp_path / "out.mp4", [proc],
-                           options=PipelineOptions(fps=Fraction(10)))
+    report = process_video(
+        src, tmp_path / "out.mp4", [proc], options=PipelineOptions(fps=Fraction(10))
+    )
     assert report.frames_in == report.frames_out == 20  # 2 s at 10 fps
     assert proc.seen == pytest.approx([k / 10 for k in range(20)], abs=1e-3)
     assert report.audio == "copied"
@@ -128,8 +142,9 @@ def test_rgb_batches_at_the_new_rate_with_audio_in_sync(tmp_path: Path) -> None:
 
 def test_a_cut_input_fills_exactly_the_slots_before_the_cut(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=48, fps=24, width=64, height=48, audio=True)
-    report = process_video(src, tmp_path / "out.mp4", [],
-                           options=PipelineOptions(fps=Fraction(8), end=7 / 8))
+    report = process_video(
+        src, tmp_path / "out.mp4", [], options=PipelineOptions(fps=Fraction(8), end=7 / 8)
+    )
     assert report.frames_out == 7
     info = probe(str(tmp_path / "out.mp4"), count_frames=True)
     assert info.video.frame_count == 7
@@ -138,8 +153,7 @@ def test_a_cut_input_fills_exactly_the_slots_before_the_cut(tmp_path: Path) -> N
 
 def test_converter_drops_and_repeats_by_nearest_slot() -> None:
     conv: RateConverter[str] = RateConverter(Fraction(10), Fraction(1, 25))
-    out = [x for t, f in [(0, "a"), (0.04, "b"), (0.08, "c"), (0.26, "d")]
-           for x in conv.push(t, f)]
+    out = [x for t, f in [(0, "a"), (0.04, "b"), (0.08, "c"), (0.26, "d")] for x in conv.push(t, f)]
     out += list(conv.finish())
     # a -> slot 0, b -> 0 (replaces a), c -> 1, d -> 3 (c repeated in 2); end 0.30 -> slot 3
     assert out == [(0, "b"), (1, "c"), (2, "c")]

@@ -23,6 +23,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+
 from vt.errors import UsageError, VtError
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch
@@ -43,8 +44,9 @@ LOSSLESS = EncoderConfig(codec="ffv1", crf=None, preset=None)
 
 def vt(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, VT_LOAD_PLUGINS="")
-    return subprocess.run([VT, *args], capture_output=True, text=True, timeout=120, env=env,
-                          **kwargs)
+    return subprocess.run(
+        [VT, *args], capture_output=True, text=True, timeout=120, env=env, **kwargs
+    )
 
 
 def facts(path: Path) -> dict[str, Any]:
@@ -58,8 +60,9 @@ def facts(path: Path) -> dict[str, Any]:
         packets = [(p.pts, p.dts) for p in c.demux(video) if p.size]
         tb = video.time_base
         out["pts"] = sorted(Fraction(p) * tb for p, _ in packets)
-        out["dts_valid"] = (all(b[1] > a[1] for a, b in zip(packets, packets[1:], strict=False))
-                            and all(d <= p for p, d in packets))
+        out["dts_valid"] = all(
+            b[1] > a[1] for a, b in zip(packets, packets[1:], strict=False)
+        ) and all(d <= p for p, d in packets)
     with av.open(str(path)) as c:
         digest, frames = hashlib.sha256(), 0
         for frame in c.decode(video=0):
@@ -68,26 +71,48 @@ def facts(path: Path) -> dict[str, Any]:
         out["frames"], out["pixels"] = frames, digest.hexdigest()
     with av.open(str(path)) as c:
         side = [s for s in c.streams if s.type in ("audio", "subtitle")]
-        out["side"] = [(p.stream.type, Fraction(p.pts) * p.time_base, bytes(p))
-                       for p in c.demux(*side) if p.size] if side else []
+        out["side"] = (
+            [
+                (p.stream.type, Fraction(p.pts) * p.time_base, bytes(p))
+                for p in c.demux(*side)
+                if p.size
+            ]
+            if side
+            else []
+        )
     return out
 
 
 @pytest.fixture
 def clip(tmp_path: Path) -> Path:
     """4 s, 25 fps, a keyframe every 12 frames, AAC audio."""
-    return make_video(tmp_path / "clip.mp4", frames=100, width=64, height=48, fps=25,
-                      audio=True, options={"g": "12", "bf": "2"})
+    return make_video(
+        tmp_path / "clip.mp4",
+        frames=100,
+        width=64,
+        height=48,
+        fps=25,
+        audio=True,
+        options={"g": "12", "bf": "2"},
+    )
 
 
 @pytest.fixture
 def vfr_clip(tmp_path: Path) -> Path:
     rng = np.random.default_rng(3)
     pts = np.cumsum(rng.choice([33, 40, 50, 67, 100], size=90)).tolist()
-    return make_video(tmp_path / "vfr.mkv", frames=90, width=96, height=64,
-                      pts=[0, *pts[:-1]], time_base=Fraction(1, 1000), audio=True,
-                      subtitles=[(0.5, 1.5, "one"), (3.0, 4.0, "two")], rotation=90,
-                      options={"g": "10", "bf": "2"})
+    return make_video(
+        tmp_path / "vfr.mkv",
+        frames=90,
+        width=96,
+        height=64,
+        pts=[0, *pts[:-1]],
+        time_base=Fraction(1, 1000),
+        audio=True,
+        subtitles=[(0.5, 1.5, "one"), (3.0, 4.0, "two")],
+        rotation=90,
+        options={"g": "10", "bf": "2"},
+    )
 
 
 # -- plan ---------------------------------------------------------------------------------------
@@ -112,8 +137,9 @@ def test_plan_cuts_at_keyframes_and_groups_small_gops() -> None:
 # -- one pass vs segments ------------------------------------------------------------------------
 def test_segments_equal_one_pass_frames_pts_pixels_audio(clip: Path, tmp_path: Path) -> None:
     one = process_video(clip, tmp_path / "one.mkv", config=LOSSLESS)
-    seg = process_video(clip, tmp_path / "seg.mkv", config=LOSSLESS,
-                        options=PipelineOptions(segment_seconds=0.5))
+    seg = process_video(
+        clip, tmp_path / "seg.mkv", config=LOSSLESS, options=PipelineOptions(segment_seconds=0.5)
+    )
     assert seg.segments is not None and seg.segments["count"] >= 4
     assert one.segments is None  # a plain run stays one pass
     assert seg.frames_out == one.frames_out == 100
@@ -123,11 +149,11 @@ def test_segments_equal_one_pass_frames_pts_pixels_audio(clip: Path, tmp_path: P
     assert not resume_folder(tmp_path / "seg.mkv").exists()  # removed after the join
 
 
-def test_join_of_vfr_clip_with_audio_subtitles_and_b_frames(vfr_clip: Path,
-                                                            tmp_path: Path) -> None:
+def test_join_of_vfr_clip_with_audio_subtitles_and_b_frames(vfr_clip: Path, tmp_path: Path) -> None:
     process_video(vfr_clip, tmp_path / "one.mp4", config=FAST)
-    seg = process_video(vfr_clip, tmp_path / "seg.mp4", config=FAST,
-                        options=PipelineOptions(segment_seconds=0.8))
+    seg = process_video(
+        vfr_clip, tmp_path / "seg.mp4", config=FAST, options=PipelineOptions(segment_seconds=0.8)
+    )
     assert seg.segments is not None and seg.segments["count"] >= 3
     a, b = facts(tmp_path / "one.mp4"), facts(tmp_path / "seg.mp4")
     assert b["frames"] == a["frames"] == 90
@@ -147,16 +173,25 @@ def test_join_of_vfr_clip_with_audio_subtitles_and_b_frames(vfr_clip: Path,
 def test_start_end_cut_is_the_same_in_segments(clip: Path, tmp_path: Path) -> None:
     cut = dict(start=0.55, end=3.3)
     process_video(clip, tmp_path / "one.mkv", config=LOSSLESS, options=PipelineOptions(**cut))
-    process_video(clip, tmp_path / "seg.mkv", config=LOSSLESS,
-                  options=PipelineOptions(segment_seconds=0.5, **cut))
+    process_video(
+        clip,
+        tmp_path / "seg.mkv",
+        config=LOSSLESS,
+        options=PipelineOptions(segment_seconds=0.5, **cut),
+    )
     a, b = facts(tmp_path / "one.mkv"), facts(tmp_path / "seg.mkv")
     assert a == b and a["frames"] == 69
 
 
 def test_native_processors_segment_too(clip: Path, tmp_path: Path) -> None:
     process_video(clip, tmp_path / "one.mkv", [Resize(size=(32, 24))], config=LOSSLESS)
-    process_video(clip, tmp_path / "seg.mkv", [Resize(size=(32, 24))], config=LOSSLESS,
-                  options=PipelineOptions(segment_seconds=1))
+    process_video(
+        clip,
+        tmp_path / "seg.mkv",
+        [Resize(size=(32, 24))],
+        config=LOSSLESS,
+        options=PipelineOptions(segment_seconds=1),
+    )
     assert facts(tmp_path / "one.mkv") == facts(tmp_path / "seg.mkv")
 
 
@@ -188,8 +223,7 @@ class WindowMean(FrameProcessor):
 
     def _emit(self, final: bool) -> FrameBatch | None:
         ready = []
-        while self._next < len(self._frames) and (
-                final or len(self._frames) - 1 - self._next >= 2):
+        while self._next < len(self._frames) and (final or len(self._frames) - 1 - self._next >= 2):
             lo, hi = max(0, self._next - 2), min(len(self._frames), self._next + 3)
             window = [self._frames[i][2] for i in range(lo, hi)]
             pts, index, _ = self._frames[self._next]
@@ -200,18 +234,32 @@ class WindowMean(FrameProcessor):
             self._next -= 1
         if not ready:
             return None
-        return FrameBatch(np.stack([r[2] for r in ready]), [r[0] for r in ready],
-                          self._time_base, [r[1] for r in ready])
+        return FrameBatch(
+            np.stack([r[2] for r in ready]),
+            [r[0] for r in ready],
+            self._time_base,
+            [r[1] for r in ready],
+        )
 
 
 def test_temporal_context_makes_segments_equal_one_pass(clip: Path, tmp_path: Path) -> None:
     process_video(clip, tmp_path / "one.mkv", [WindowMean()], config=LOSSLESS)
-    process_video(clip, tmp_path / "seg.mkv", [WindowMean()], config=LOSSLESS,
-                  options=PipelineOptions(segment_seconds=0.5))
+    process_video(
+        clip,
+        tmp_path / "seg.mkv",
+        [WindowMean()],
+        config=LOSSLESS,
+        options=PipelineOptions(segment_seconds=0.5),
+    )
     assert facts(tmp_path / "one.mkv") == facts(tmp_path / "seg.mkv")
     # the same processor declaring too little context does differ: the test can tell
-    process_video(clip, tmp_path / "short.mkv", [WindowMean(context=(2, 0))], config=LOSSLESS,
-                  options=PipelineOptions(segment_seconds=0.5))
+    process_video(
+        clip,
+        tmp_path / "short.mkv",
+        [WindowMean(context=(2, 0))],
+        config=LOSSLESS,
+        options=PipelineOptions(segment_seconds=0.5),
+    )
     short = facts(tmp_path / "short.mkv")
     assert short["pts"] == facts(tmp_path / "one.mkv")["pts"]
     assert short["pixels"] != facts(tmp_path / "one.mkv")["pixels"]
@@ -226,27 +274,57 @@ class Unsegmentable(FrameProcessor):
 
 
 def test_unsegmentable_and_undeclared_temporal_processors_run_in_one_pass(
-        clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="vt")
-    report = process_video(clip, tmp_path / "a.mkv", [Unsegmentable()], config=LOSSLESS,
-                           options=PipelineOptions(resume=True))
+    report = process_video(
+        clip,
+        tmp_path / "a.mkv",
+        [Unsegmentable()],
+        config=LOSSLESS,
+        options=PipelineOptions(resume=True),
+    )
     assert report.segments is None and report.frames_out == 100
-    assert "processor whole-clip cannot be split into segments: running in one pass" in \
-        caplog.text
-    report = process_video(clip, tmp_path / "b.mkv", [WindowMean(context=0)], config=LOSSLESS,
-                           options=PipelineOptions(workers=2))
+    assert "processor whole-clip cannot be split into segments: running in one pass" in caplog.text
+    report = process_video(
+        clip,
+        tmp_path / "b.mkv",
+        [WindowMean(context=0)],
+        config=LOSSLESS,
+        options=PipelineOptions(workers=2),
+    )
     assert report.segments is None
-    assert "window-mean carries state from frame to frame and declares no temporal_context" \
+    assert (
+        "window-mean carries state from frame to frame and declares no temporal_context"
         in caplog.text
+    )
     assert not resume_folder(tmp_path / "a.mkv").exists()
 
 
 # -- workers -------------------------------------------------------------------------------------
 def test_two_workers_write_the_same_file_as_one(clip: Path, tmp_path: Path) -> None:
-    one = vt("transcode", str(clip), str(tmp_path / "one.mp4"), "--preset", "ultrafast",
-             "--segment-seconds", "0.5", "--json")
-    two = vt("transcode", str(clip), str(tmp_path / "two.mp4"), "--preset", "ultrafast",
-             "--segment-seconds", "0.5", "--workers", "2", "--json")
+    one = vt(
+        "transcode",
+        str(clip),
+        str(tmp_path / "one.mp4"),
+        "--preset",
+        "ultrafast",
+        "--segment-seconds",
+        "0.5",
+        "--json",
+    )
+    two = vt(
+        "transcode",
+        str(clip),
+        str(tmp_path / "two.mp4"),
+        "--preset",
+        "ultrafast",
+        "--segment-seconds",
+        "0.5",
+        "--workers",
+        "2",
+        "--json",
+    )
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
     segments = json.loads(two.stdout)["segments"]
     assert segments["workers"] == 2
@@ -262,8 +340,13 @@ def test_two_workers_write_the_same_file_as_one(clip: Path, tmp_path: Path) -> N
 
 def test_workers_from_python_pickle_the_processors(clip: Path, tmp_path: Path) -> None:
     process_video(clip, tmp_path / "one.mkv", [WindowMean()], config=LOSSLESS)
-    report = process_video(clip, tmp_path / "two.mkv", [WindowMean()], config=LOSSLESS,
-                           options=PipelineOptions(workers=2, segment_seconds=0.5))
+    report = process_video(
+        clip,
+        tmp_path / "two.mkv",
+        [WindowMean()],
+        config=LOSSLESS,
+        options=PipelineOptions(workers=2, segment_seconds=0.5),
+    )
     assert report.segments is not None and report.segments["workers"] == 2
     assert facts(tmp_path / "one.mkv") == facts(tmp_path / "two.mkv")
 
@@ -283,8 +366,7 @@ class FailAt(FrameProcessor):
         return batch
 
 
-def test_resume_reuses_finished_segments_and_refuses_changes(clip: Path,
-                                                             tmp_path: Path) -> None:
+def test_resume_reuses_finished_segments_and_refuses_changes(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mkv"
     options = PipelineOptions(resume=True, segment_seconds=0.5)
     with pytest.raises(KeyboardInterrupt):
@@ -297,11 +379,17 @@ def test_resume_reuses_finished_segments_and_refuses_changes(clip: Path,
     assert (state / "job.json").exists()
     # other parameters, another input: refused, state kept
     with pytest.raises(UsageError, match="the parameters changed.*crf"):
-        process_video(clip, out, [FailAt(-1)], config=EncoderConfig(codec="ffv1", crf=3,
-                      preset=None), options=options)
+        process_video(
+            clip,
+            out,
+            [FailAt(-1)],
+            config=EncoderConfig(codec="ffv1", crf=3, preset=None),
+            options=options,
+        )
     with pytest.raises(UsageError, match="another|holds an interrupted run"):
-        process_video(clip, out, [FailAt(-1)], config=LOSSLESS,
-                      options=PipelineOptions(segment_seconds=0.5))  # no --resume
+        process_video(
+            clip, out, [FailAt(-1)], config=LOSSLESS, options=PipelineOptions(segment_seconds=0.5)
+        )  # no --resume
     os.utime(clip, ns=(time.time_ns(), time.time_ns() + 10**9))
     with pytest.raises(UsageError, match="the input changed.*mtime_ns"):
         process_video(clip, out, [FailAt(-1)], config=LOSSLESS, options=options)
@@ -320,8 +408,13 @@ def test_resume_reuses_finished_segments_and_refuses_changes(clip: Path,
 
 
 def _start(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([VT, *args], env=dict(os.environ, VT_LOAD_PLUGINS=""),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [VT, *args],
+        env=dict(os.environ, VT_LOAD_PLUGINS=""),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finished(state: Path) -> int:
@@ -337,15 +430,20 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from vt.testing import sample_clip
 
     out = tmp_path_factory.mktemp("clips") / "bbb.mp4"
-    process_video(sample_clip("bigbuckbunny"), out, [Resize(size=(320, 180))],
-                  config=EncoderConfig(preset="ultrafast", options={"g": "25"}))
+    process_video(
+        sample_clip("bigbuckbunny"),
+        out,
+        [Resize(size=(320, 180))],
+        config=EncoderConfig(preset="ultrafast", options={"g": "25"}),
+    )
     return out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_run_resumes_to_the_uninterrupted_output(long_clip: Path, tmp_path: Path,
-                                                        sig: int) -> None:
+def test_killed_run_resumes_to_the_uninterrupted_output(
+    long_clip: Path, tmp_path: Path, sig: int
+) -> None:
     args = ["--preset", "medium", "--segment-seconds", "1", "--resume", "-q"]
     out = tmp_path / "out.mp4"
     job = _start(["transcode", str(long_clip), str(out), *args])
@@ -374,19 +472,24 @@ def test_killed_run_resumes_to_the_uninterrupted_output(long_clip: Path, tmp_pat
 def test_interrupted_run_without_resume_leaves_nothing(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mkv"
     with pytest.raises(KeyboardInterrupt):
-        process_video(clip, out, [FailAt(70)], config=LOSSLESS,
-                      options=PipelineOptions(segment_seconds=0.5))
+        process_video(
+            clip, out, [FailAt(70)], config=LOSSLESS, options=PipelineOptions(segment_seconds=0.5)
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
 # -- options and refusals ------------------------------------------------------------------------
-@pytest.mark.parametrize("option, message", [
-    (["--workers", "-1"], "--workers must be 0"),
-    (["--segment-seconds", "0"], "--segment-seconds must be a positive number"),
-    (["--engine", "cloud"], "--engine must be one of local, ray"),
-])
-def test_bad_segment_options_are_usage_errors(clip: Path, tmp_path: Path, option: list[str],
-                                              message: str) -> None:
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--workers", "-1"], "--workers must be 0"),
+        (["--segment-seconds", "0"], "--segment-seconds must be a positive number"),
+        (["--engine", "cloud"], "--engine must be one of local, ray"),
+    ],
+)
+def test_bad_segment_options_are_usage_errors(
+    clip: Path, tmp_path: Path, option: list[str], message: str
+) -> None:
     result = vt("transcode", str(clip), str(tmp_path / "o.mp4"), *option)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -394,11 +497,13 @@ def test_bad_segment_options_are_usage_errors(clip: Path, tmp_path: Path, option
 
 
 def test_image_sequence_output_runs_in_one_pass(clip: Path, tmp_path: Path) -> None:
-    result = vt("transcode", str(clip), str(tmp_path / "frames/%04d.png"), "--resume",
-                "--end", "0.5")
+    result = vt(
+        "transcode", str(clip), str(tmp_path / "frames/%04d.png"), "--resume", "--end", "0.5"
+    )
     assert result.returncode == 0, result.stderr
-    assert "--resume: image sequences are written frame by frame: running in one pass" in \
-        " ".join(result.stderr.split())
+    assert "--resume: image sequences are written frame by frame: running in one pass" in " ".join(
+        result.stderr.split()
+    )
     assert len(list((tmp_path / "frames").glob("*.png"))) == 13
 
 
@@ -407,8 +512,9 @@ def test_a_folder_that_is_not_vt_state_is_not_used(clip: Path, tmp_path: Path) -
     state.mkdir()
     (state / "notes.txt").write_text("mine")
     with pytest.raises(UsageError, match="holds files vt did not write"):
-        process_video(clip, tmp_path / "o.mkv", config=LOSSLESS,
-                      options=PipelineOptions(resume=True))
+        process_video(
+            clip, tmp_path / "o.mkv", config=LOSSLESS, options=PipelineOptions(resume=True)
+        )
     assert (state / "notes.txt").read_text() == "mine"
 
 
@@ -422,18 +528,28 @@ def test_resume_folder_never_looks_stale(tmp_path: Path) -> None:
     assert state.is_dir()
 
 
-def test_source_must_be_a_file_for_segments(clip: Path, tmp_path: Path,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_source_must_be_a_file_for_segments(
+    clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="vt")
-    report = process_video(Source.parse(clip.read_bytes()), tmp_path / "o.mkv",
-                           config=LOSSLESS, options=PipelineOptions(workers=2))
+    report = process_video(
+        Source.parse(clip.read_bytes()),
+        tmp_path / "o.mkv",
+        config=LOSSLESS,
+        options=PipelineOptions(workers=2),
+    )
     assert report.segments is None and "the input is not a video file" in caplog.text
 
 
 def test_processor_errors_in_a_worker_fail_the_run(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(VtError, match="failed"):
-        process_video(clip, tmp_path / "o.mkv", [Broken()], config=LOSSLESS,
-                      options=PipelineOptions(workers=2, segment_seconds=0.5))
+        process_video(
+            clip,
+            tmp_path / "o.mkv",
+            [Broken()],
+            config=LOSSLESS,
+            options=PipelineOptions(workers=2, segment_seconds=0.5),
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
@@ -450,12 +566,19 @@ def test_segments_on_ray_actors_write_the_same_file(clip: Path, tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(VT_LOAD_PLUGINS="", RAY_USAGE_STATS_ENABLED="0")
     common = [VT, "transcode", "clip.mp4", "--preset", "ultrafast", "--segment-seconds", "0.5"]
-    ray = subprocess.run([*common, "ray.mp4", "--workers", "3", "--engine", "ray", "--json"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    ray = subprocess.run(
+        [*common, "ray.mp4", "--workers", "3", "--engine", "ray", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ray.returncode == 0, ray.stderr
     written_by = json.loads(ray.stdout)["segments"]["written_by"]
     assert set(written_by) - {"main"}, written_by  # Ray actors wrote some (relative paths)
-    local = subprocess.run([*common, "local.mp4"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)
+    local = subprocess.run(
+        [*common, "local.mp4"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert local.returncode == 0, local.stderr
     assert (tmp_path / "ray.mp4").read_bytes() == (tmp_path / "local.mp4").read_bytes()

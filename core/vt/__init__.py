@@ -65,9 +65,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from vt.cachedirs import cache_dir
     from vt.cli_media import MediaOptions, default_output, media_options, run_video_job
+    from vt.errors import InputError, ModelUnavailableError, OutputError, UsageError, VtError
     from vt.hookspecs import hookimpl
-    from vt.errors import (InputError, ModelUnavailableError, OutputError, UsageError,
-                           VtError)
     from vt.media.decode import open_video
     from vt.media.encode import EncoderConfig
     from vt.media.frames import FrameBatch, FrameFormat
@@ -76,5 +75,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from vt.media.processing import FrameProcessor
     from vt.models import ModelDescriptor, SizeRequirements, Tiling, load_model, resolve_model
     from vt.plugins import get_host
-    from vt.registry import (CommandSpec, DecoderInfo, EncoderInfo, ModelAdapterInfo,
-                             ModelRef, ModelSpec, ProcessorInfo)
+    from vt.registry import (
+        CommandSpec,
+        DecoderInfo,
+        EncoderInfo,
+        ModelAdapterInfo,
+        ModelRef,
+        ModelSpec,
+        ProcessorInfo,
+    )

@@ -49,8 +49,14 @@ class AtomicWrite:
     temporary is removed and ``final`` left as it was.
     """
 
-    def __init__(self, final: str | os.PathLike[str], *, overwrite: bool = False,
-                 folder: bool = False, suffix: str = "") -> None:
+    def __init__(
+        self,
+        final: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        folder: bool = False,
+        suffix: str = "",
+    ) -> None:
         self.final = Path(final)
         self.overwrite = overwrite
         self.folder = folder
@@ -100,8 +106,9 @@ class AtomicWrite:
             _restore_handlers(self._handlers)
 
 
-def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = False,
-                suffix: str = "") -> AtomicWrite:
+def atomic_file(
+    path: str | os.PathLike[str], *, overwrite: bool = False, suffix: str = ""
+) -> AtomicWrite:
     """``with atomic_file(path) as tmp:`` write ``tmp``; it becomes ``path`` when the block
     ends without error (see ``AtomicWrite``). ``suffix`` ends the temporary name, for writers
     that pick a format from the extension."""
@@ -116,8 +123,10 @@ def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool = False) -> A
 
 
 def _appeared(final: Path) -> OutputError:
-    return OutputError(f"output {final} appeared while vt was writing it (another job?): not "
-                       "replaced; use --overwrite to replace it")
+    return OutputError(
+        f"output {final} appeared while vt was writing it (another job?): not "
+        "replaced; use --overwrite to replace it"
+    )
 
 
 def _commit_file(tmp: Path, final: Path, overwrite: bool) -> None:
@@ -189,8 +198,9 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
-_TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
-                             if hasattr(signal, name))
+_TERMINATION_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 @contextlib.contextmanager

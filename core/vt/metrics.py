@@ -84,8 +84,9 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
     shrink = height * width < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return cv2.resize(
+        image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
 
 
 def _gray8(image: np.ndarray) -> np.ndarray:
@@ -149,8 +150,7 @@ def ssim(
     if channels == "luma":
         return _ssim_plane(x @ _LUMA, y @ _LUMA, peak)
     if channels == "rgb":
-        return float(np.mean([_ssim_plane(x[..., c], y[..., c], peak)
-                              for c in range(x.shape[-1])]))
+        return float(np.mean([_ssim_plane(x[..., c], y[..., c], peak) for c in range(x.shape[-1])]))
     raise ValueError(f"channels must be 'luma' or 'rgb', not {channels!r}")
 
 
@@ -171,7 +171,8 @@ class QualitySummary:
             "psnr_min": float(np.min(self.psnr)) if n else math.nan,
             # ffmpeg's "average": PSNR of the mean MSE, finite unless every frame is identical.
             "psnr_global": (math.inf if mean_mse == 0 else -10.0 * math.log10(mean_mse))
-            if n else math.nan,
+            if n
+            else math.nan,
             "ssim_mean": float(np.mean(self.ssim)) if n else math.nan,
             "ssim_min": float(np.min(self.ssim)) if n else math.nan,
         }
@@ -241,8 +242,9 @@ def flow(prev: np.ndarray, next: np.ndarray, method: FlowMethod = "dis") -> np.n
         if tvl1 is None:
             optflow = getattr(cv2, "optflow", None)
             if optflow is None:
-                raise ValueError("TV-L1 flow needs OpenCV's contrib modules "
-                                 "(opencv-contrib-python-headless)")
+                raise ValueError(
+                    "TV-L1 flow needs OpenCV's contrib modules (opencv-contrib-python-headless)"
+                )
             tvl1 = _FLOW.tvl1 = optflow.DualTVL1OpticalFlow_create()
         tv: np.ndarray = tvl1.calc(g0, g1, None)
         return tv
@@ -261,8 +263,9 @@ def warp(image: np.ndarray, flo: np.ndarray) -> np.ndarray:
     With ``flo = flow(prev, next)``, ``warp(next, flo)`` reconstructs ``prev``.
     """
     mx, my = _sample_grid(flo)
-    out: np.ndarray = cv2.remap(image, mx, my, interpolation=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+    out: np.ndarray = cv2.remap(
+        image, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return out
 
 
@@ -282,7 +285,7 @@ def occlusion_mask(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     mismatch = sq(fwd + bwd_at) > 0.01 * (sq(fwd) + sq(bwd_at)) + 0.5
     du_y, du_x = np.gradient(fwd[..., 0])
     dv_y, dv_x = np.gradient(fwd[..., 1])
-    boundary = (du_x ** 2 + du_y ** 2 + dv_x ** 2 + dv_y ** 2) > 0.01 * sq(fwd) + 0.002
+    boundary = (du_x**2 + du_y**2 + dv_x**2 + dv_y**2) > 0.01 * sq(fwd) + 0.002
     mx, my = _sample_grid(fwd)
     outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
     mask: np.ndarray = mismatch | boundary | outside
@@ -406,9 +409,14 @@ class TemporalConsistency:
 
     def as_dict(self, per_frame: bool = False) -> dict[str, object]:
         data: dict[str, object] = {
-            "score": self.score, "variance": self.variance,
-            "mean_magnitude": self.mean_magnitude, "pairs": len(self.magnitudes),
-            "sigma": self.sigma, "method": self.method, "width": self.width}
+            "score": self.score,
+            "variance": self.variance,
+            "mean_magnitude": self.mean_magnitude,
+            "pairs": len(self.magnitudes),
+            "sigma": self.sigma,
+            "method": self.method,
+            "width": self.width,
+        }
         if per_frame:
             data["magnitudes"] = list(self.magnitudes)
         return data
@@ -423,8 +431,13 @@ class TemporalConsistencyMeter:
     reference, ~100x slower) or Farneback.
     """
 
-    def __init__(self, *, sigma: float = TEMPORAL_SIGMA, method: FlowMethod = "dis",
-                 width: int = TEMPORAL_WIDTH) -> None:
+    def __init__(
+        self,
+        *,
+        sigma: float = TEMPORAL_SIGMA,
+        method: FlowMethod = "dis",
+        width: int = TEMPORAL_WIDTH,
+    ) -> None:
         if not sigma > 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
         if width < 8:
@@ -441,8 +454,7 @@ class TemporalConsistencyMeter:
         if self._size is None:
             self._size = (h, w)
         elif self._size != (h, w):
-            raise ValueError(f"frame size changed from {self._size[1]}x{self._size[0]} "
-                             f"to {w}x{h}")
+            raise ValueError(f"frame size changed from {self._size[1]}x{self._size[0]} to {w}x{h}")
         height = max(1, round(h * self.width / w))
         return _gray8(_resize(frame, height, self.width))
 
@@ -461,14 +473,23 @@ class TemporalConsistencyMeter:
         m = np.asarray(self.magnitudes, dtype=np.float64)
         variance = float(m.var()) if m.size else 0.0
         return TemporalConsistency(
-            score=math.exp(-variance / self.sigma ** 2), variance=variance,
-            mean_magnitude=float(m.mean()) if m.size else 0.0, magnitudes=list(self.magnitudes),
-            sigma=self.sigma, method=self.method, width=self.width)
+            score=math.exp(-variance / self.sigma**2),
+            variance=variance,
+            mean_magnitude=float(m.mean()) if m.size else 0.0,
+            magnitudes=list(self.magnitudes),
+            sigma=self.sigma,
+            method=self.method,
+            width=self.width,
+        )
 
 
-def temporal_consistency(frames: Iterable[np.ndarray], *, sigma: float = TEMPORAL_SIGMA,
-                         method: FlowMethod = "dis",
-                         width: int = TEMPORAL_WIDTH) -> TemporalConsistency:
+def temporal_consistency(
+    frames: Iterable[np.ndarray],
+    *,
+    sigma: float = TEMPORAL_SIGMA,
+    method: FlowMethod = "dis",
+    width: int = TEMPORAL_WIDTH,
+) -> TemporalConsistency:
     """Temporal consistency of ``frames`` (RGB or grey, any dtype vt uses) in [0, 1]:
     exp(-Var_t(m_t) / σ²) with m_t the mean flow magnitude from frame t to t+1 at ``width``
     px wide. Needs at least two frames."""
@@ -483,9 +504,7 @@ def temporal_consistency(frames: Iterable[np.ndarray], *, sigma: float = TEMPORA
 
 
 # -- audio ---------------------------------------------------------------------------------
-def audio_offset(
-    a: np.ndarray, b: np.ndarray, sample_rate: int, max_lag: float = 1.0
-) -> float:
+def audio_offset(a: np.ndarray, b: np.ndarray, sample_rate: int, max_lag: float = 1.0) -> float:
     """Delay of ``b`` relative to ``a`` in seconds (positive: b's content comes later).
 
     FFT cross-correlation of the mean-removed mono signals, searched within ±``max_lag``

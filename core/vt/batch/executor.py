@@ -101,9 +101,15 @@ class Executor:
             raise
         except BaseException as exc:  # noqa: BLE001 - any job failure is reported, not raised
             ok, error, report = False, _message(exc), getattr(exc, "vt_report", None)
-        return Outcome(ok=ok, error=error, report=report, started=started,
-                       finished=time.time(), worker=self.worker,
-                       model_loads=memo_stats().loads)
+        return Outcome(
+            ok=ok,
+            error=error,
+            report=report,
+            started=started,
+            finished=time.time(),
+            worker=self.worker,
+            model_loads=memo_stats().loads,
+        )
 
     def _attempt(self, task: Task) -> Any:
         out = Path(task.output)
@@ -112,10 +118,18 @@ class Executor:
         previous = read_marker(task.output)
         # the input as this attempt found it: a later change makes a rerun do the job again
         identity = input_identity(task.input)
-        write_marker(task.output, {"state": "started", "key": task.key, "row": task.row,
-                                   "input": task.input, "input_id": identity,
-                                   "target": task.command or str(task.fn),
-                                   "started": time.time()})
+        write_marker(
+            task.output,
+            {
+                "state": "started",
+                "key": task.key,
+                "row": task.row,
+                "input": task.input,
+                "input_id": identity,
+                "target": task.command or str(task.fn),
+                "started": time.time(),
+            },
+        )
         try:
             report = self._call(task)
             if not output_exists(task.output):
@@ -125,10 +139,19 @@ class Executor:
                 remove_marker(task.output)  # leave things as they were before the job
             raise
         # last: the marker that says this output is complete and which parameters made it
-        write_marker(task.output, {"state": "done", "key": task.key, "row": task.row,
-                                   "input": task.input, "input_id": identity,
-                                   "target": task.command or str(task.fn),
-                                   "finished": time.time(), "report": report})
+        write_marker(
+            task.output,
+            {
+                "state": "done",
+                "key": task.key,
+                "row": task.row,
+                "input": task.input,
+                "input_id": identity,
+                "target": task.command or str(task.fn),
+                "finished": time.time(),
+                "report": report,
+            },
+        )
         return report
 
     def _call(self, task: Task) -> Any:
@@ -157,8 +180,9 @@ class Executor:
         from typer.core import TyperGroup
 
         # TyperGroup.main, not VtGroup.main: errors come back as exceptions, not exits
-        rv = TyperGroup.main(self.group(), args=list(task.argv), prog_name="vt",
-                             standalone_mode=False)
+        rv = TyperGroup.main(
+            self.group(), args=list(task.argv), prog_name="vt", standalone_mode=False
+        )
         if isinstance(rv, int) and rv != 0:
             raise SystemExit(rv)
 
@@ -172,8 +196,7 @@ class Executor:
         options = dict(task.options)
         if "single_thread" not in options and takes(fn, "single_thread"):
             options["single_thread"] = task.single_thread
-        if self.progress_sink is not None and "progress" not in options and takes(fn,
-                                                                                  "progress"):
+        if self.progress_sink is not None and "progress" not in options and takes(fn, "progress"):
             options["progress"] = _throttled(self.progress_sink, task)
         final = Path(task.output)
         tmp = temp_path(final, final.suffix)
@@ -202,8 +225,7 @@ def takes(fn: Any, name: str) -> bool:
     except (TypeError, ValueError):
         return False
     param = parameters.get(name)
-    return param is not None and param.kind in (param.KEYWORD_ONLY,
-                                                param.POSITIONAL_OR_KEYWORD)
+    return param is not None and param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
 
 
 def _throttled(sink: ProgressSink, task: Task) -> Callable[[int, int | None], None]:

@@ -145,15 +145,24 @@ def portable(path: str, base: Path | None) -> str:
     if base is None or "://" in path:
         return path
     root = os.fspath(base).rstrip(os.sep) + os.sep
-    return path[len(root):].replace(os.sep, "/") if path.startswith(root) else path
+    return path[len(root) :].replace(os.sep, "/") if path.startswith(root) else path
 
 
-def job_key(target: str, input: str, args: Sequence[str], options: Mapping[str, Any] | None,
-            base: Path | None) -> str:
+def job_key(
+    target: str,
+    input: str,
+    args: Sequence[str],
+    options: Mapping[str, Any] | None,
+    base: Path | None,
+) -> str:
     """The job's identity: what runs, on which input, with which parameters (not the output,
     so a derived output name can carry it). 16 hex digits of sha256."""
-    payload = [target, portable(input, base), list(args),
-               json.dumps(options or {}, sort_keys=True, default=str)]
+    payload = [
+        target,
+        portable(input, base),
+        list(args),
+        json.dumps(options or {}, sort_keys=True, default=str),
+    ]
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
 

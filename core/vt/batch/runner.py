@@ -81,8 +81,10 @@ class BatchReport:
 
     def summary(self) -> str:
         c = self.counts
-        text = (f"{c.total} jobs: {c.done} done, {c.failed} failed, {c.skipped} skipped "
-                f"(finished before)")
+        text = (
+            f"{c.total} jobs: {c.done} done, {c.failed} failed, {c.skipped} skipped "
+            f"(finished before)"
+        )
         if self.pending:
             text += f", {self.pending} not run"
         text += f" in {self.wall_s:.1f} s ({self.engine}, {self.workers} worker"
@@ -92,14 +94,25 @@ class BatchReport:
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total": self.counts.total, "done": self.done, "failed": self.failed,
-                "skipped": self.skipped, "pending": self.pending, "engine": self.engine,
-                "workers": self.workers, "single_thread": self.single_thread,
-                "stale_removed": self.stale_removed, "wall_s": round(self.wall_s, 3),
-                "startup_s": round(self.startup_s, 3),
-                "status": str(self.status_path) if self.status_path else None,
-                "failures": [{"row": r.row, "input": r.input, "error": r.error}
-                             for r in self.results if r.status == FAILED]}
+        return {
+            "total": self.counts.total,
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "pending": self.pending,
+            "engine": self.engine,
+            "workers": self.workers,
+            "single_thread": self.single_thread,
+            "stale_removed": self.stale_removed,
+            "wall_s": round(self.wall_s, 3),
+            "startup_s": round(self.startup_s, 3),
+            "status": str(self.status_path) if self.status_path else None,
+            "failures": [
+                {"row": r.row, "input": r.input, "error": r.error}
+                for r in self.results
+                if r.status == FAILED
+            ],
+        }
 
 
 def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -124,11 +137,15 @@ def in_shard(job: Job, shard: tuple[int, int] | None) -> bool:
 
 def _gpu_hint(options: Mapping[str, Any]) -> bool:
     """Whether a job looks like GPU work (a model, --ai, a CUDA device)."""
+
     def truthy(value: Any) -> bool:
         return str(value).strip().lower() not in ("", "0", "false", "no", "off", "none")
 
-    return truthy(options.get("model", "")) or truthy(options.get("ai", "")) or \
-        str(options.get("device", "")).startswith("cuda")
+    return (
+        truthy(options.get("model", ""))
+        or truthy(options.get("ai", ""))
+        or str(options.get("device", "")).startswith("cuda")
+    )
 
 
 def usable_cores() -> int:
@@ -139,8 +156,9 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def single_thread_rule(engine: str, at_once: int, cpus_per_job: float = 1.0,
-                       cores: int | None = None) -> bool:
+def single_thread_rule(
+    engine: str, at_once: int, cpus_per_job: float = 1.0, cores: int | None = None
+) -> bool:
     """Whether jobs should run single-threaded when the caller does not say: when each job
     has at most one core to itself. Locally that is when the jobs running at once are at
     least as many as the usable cores (a job's own decode, process and encode threads would
@@ -171,12 +189,19 @@ def _plan(job: Job, overwrite: bool) -> tuple[str, Any]:
     identity (size, time, sampled hash: a changed input runs again) and its output exists."""
     marker = read_marker(job.output or "")
     exists = output_exists(job.output or "")
-    if (marker and marker.get("state") == DONE and marker.get("key") == job.key and exists
-            and marker.get("input_id") == input_identity(job.input)):
+    if (
+        marker
+        and marker.get("state") == DONE
+        and marker.get("key") == job.key
+        and exists
+        and marker.get("input_id") == input_identity(job.input)
+    ):
         return "skip", marker
     if exists and marker is None and not overwrite and "--overwrite" not in job.args:
-        return "refuse", (f"output exists and was not written by vt batch: {job.output} "
-                          "(use --overwrite to replace it)")
+        return "refuse", (
+            f"output exists and was not written by vt batch: {job.output} "
+            "(use --overwrite to replace it)"
+        )
     return "run", exists  # a marker proves vt made the output: it may be replaced
 
 
@@ -235,15 +260,24 @@ def run_batch(
     job_list = list(jobs)
     table = CommandTable() if any(j.command is not None for j in job_list) else None
     base_path = Path(os.path.abspath(base if base is not None else os.getcwd()))
-    prepare(job_list, output_dir=output_dir, output_ext=output_ext, defaults=defaults,
-            base=base_path, table=table, name=name)
+    prepare(
+        job_list,
+        output_dir=output_dir,
+        output_ext=output_ext,
+        defaults=defaults,
+        base=base_path,
+        table=table,
+        name=name,
+    )
     job_list = [j for j in job_list if in_shard(j, shard)]
     status_path = Path(status).absolute() if status is not None else None
     if status_path is not None and not dry_run:
         status_path.parent.mkdir(parents=True, exist_ok=True)
     fmt = status_format or (manifest_format(status_path) if status_path else "json")
-    results = [JobResult(row=j.row, key=j.key, command=j.target, input=j.input,
-                         output=j.output or "") for j in job_list]
+    results = [
+        JobResult(row=j.row, key=j.key, command=j.target, input=j.input, output=j.output or "")
+        for j in job_list
+    ]
     table_out = StatusTable(status_path, fmt, results)
     counts = Counts(total=len(job_list))
     runner: Any = None
@@ -251,17 +285,18 @@ def run_batch(
         from vt.batch.engines import RayEngine, import_ray
 
         import_ray()  # say how to install it before anything else happens
-        runner = RayEngine(address, workers, cpus_per_job=cpus_per_job,
-                           gpus_per_job=gpus_per_job)
+        runner = RayEngine(address, workers, cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job)
     else:
         from vt.batch.engines import LocalEngine
 
         runner = LocalEngine(workers, commands=table is not None)
         if job_progress is not None:
             runner.on_progress = lambda task, done, total: job_progress(
-                table_out.results[task.index], done, total)
-    report = BatchReport(table_out.results, engine, runner.workers or 0,
-                         status_path=status_path, counts=counts)
+                table_out.results[task.index], done, total
+            )
+    report = BatchReport(
+        table_out.results, engine, runner.workers or 0, status_path=status_path, counts=counts
+    )
 
     def finish(index: int, result: JobResult) -> None:
         table_out.results[index] = result
@@ -278,7 +313,8 @@ def run_batch(
     with lock:
         if not dry_run:  # under the lock: no other run of this batch is writing there
             report.stale_removed = clean_output_folders(
-                job_list, [status_path.parent] if status_path is not None else [])
+                job_list, [status_path.parent] if status_path is not None else []
+            )
             if report.stale_removed:
                 log.info("removed %d temporaries of killed runs", report.stale_removed)
         queue: deque[tuple[int, int, bool]] = deque()  # (index, attempt, may overwrite)
@@ -303,12 +339,25 @@ def run_batch(
                 order.setdefault(_group(job_list[index]), len(order))
             queue = deque(sorted(queue, key=lambda item: order[_group(job_list[item[0]])]))
         at_once = min(runner.workers or usable_cores(), len(queue))
-        report.single_thread = single_thread if single_thread is not None else (
-            single_thread_rule(engine, at_once, cpus_per_job))
+        report.single_thread = (
+            single_thread
+            if single_thread is not None
+            else (single_thread_rule(engine, at_once, cpus_per_job))
+        )
         table_out.write()
         if queue:
-            _run(job_list, queue, runner, table, retries, table_out, counts, finish,
-                 report, _sets_single_thread(defaults))
+            _run(
+                job_list,
+                queue,
+                runner,
+                table,
+                retries,
+                table_out,
+                counts,
+                finish,
+                report,
+                _sets_single_thread(defaults),
+            )
         table_out.write()
     report.wall_s = time.perf_counter() - clock
     return report
@@ -322,31 +371,58 @@ def _sets_single_thread(options: Mapping[str, Any] | None) -> bool:
     return any(str(k).lstrip("-").replace("-", "_") == "single_thread" for k in options or {})
 
 
-def _task(job: Job, index: int, attempt: int, may_overwrite: bool,
-          table: CommandTable | None, single_thread: bool = False) -> Task:
+def _task(
+    job: Job,
+    index: int,
+    attempt: int,
+    may_overwrite: bool,
+    table: CommandTable | None,
+    single_thread: bool = False,
+) -> Task:
     """The worker's task for one attempt; ``single_thread`` is the runner's choice, which a
     job whose options (or the batch's defaults) set ``single_thread`` does not get."""
-    task = Task(row=job.row, index=index, key=job.key, input=job.input, output=job.output or "",
-                command=job.command, fn=job.fn, options=job.options, attempt=attempt,
-                overwrite=may_overwrite, group=_group(job), gpu=_gpu_hint(job.options),
-                single_thread=single_thread)
+    task = Task(
+        row=job.row,
+        index=index,
+        key=job.key,
+        input=job.input,
+        output=job.output or "",
+        command=job.command,
+        fn=job.fn,
+        options=job.options,
+        attempt=attempt,
+        overwrite=may_overwrite,
+        group=_group(job),
+        gpu=_gpu_hint(job.options),
+        single_thread=single_thread,
+    )
     if job.command is not None and table is not None:
         info = table.info(job.command, f"row {job.row}")
-        task.argv = tuple(info.argv(job.input, task.output, job.args, may_overwrite,
-                                    single_thread))
+        task.argv = tuple(info.argv(job.input, task.output, job.args, may_overwrite, single_thread))
         task.options = {}
     return task
 
 
-def _run(jobs: list[Job], queue: deque[tuple[int, int, bool]], engine: Any,
-         table: CommandTable | None, retries: int, status: StatusTable, counts: Counts,
-         finish: Callable[[int, JobResult], None], report: BatchReport,
-         defaults_set_single_thread: bool = False) -> None:
+def _run(
+    jobs: list[Job],
+    queue: deque[tuple[int, int, bool]],
+    engine: Any,
+    table: CommandTable | None,
+    retries: int,
+    status: StatusTable,
+    counts: Counts,
+    finish: Callable[[int, JobResult], None],
+    report: BatchReport,
+    defaults_set_single_thread: bool = False,
+) -> None:
     retry: deque[tuple[int, int, bool]] = deque()
 
     def single(job: Job) -> bool:
-        return report.single_thread and not defaults_set_single_thread and \
-            not _sets_single_thread(job.options)
+        return (
+            report.single_thread
+            and not defaults_set_single_thread
+            and not _sets_single_thread(job.options)
+        )
 
     previous = _sigterm_as_interrupt()
     try:
@@ -399,6 +475,7 @@ def _run(jobs: list[Job], queue: deque[tuple[int, int, bool]], engine: Any,
 
 def _sigterm_as_interrupt() -> Any:
     """SIGTERM stops a batch like Ctrl-C: workers stopped, status written."""
+
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -416,5 +493,12 @@ def _restore(previous: Any) -> None:
             pass
 
 
-__all__ = ["BatchReport", "Counts", "JobProgressFn", "ProgressFn", "parse_shard", "run_batch",
-           "single_thread_rule"]
+__all__ = [
+    "BatchReport",
+    "Counts",
+    "JobProgressFn",
+    "ProgressFn",
+    "parse_shard",
+    "run_batch",
+    "single_thread_rule",
+]

@@ -25,7 +25,6 @@ from vt.media.decode import VideoReader, open_video
 from vt.media.decoders.pyav_reader import PyAVReader
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
-from vt.media.info import MAX_DIMENSION
 from vt.media.output import atomic_output, check_output, resolve_target
 from vt.media.prefetch import prefetch
 from vt.media.processing import FrameProcessor, ProcessorChain
@@ -95,8 +94,9 @@ class PipelineReport:
         return asdict(self)
 
 
-def _prepare_output(target: OutputTarget, source: Source | None, config: EncoderConfig,
-                    overwrite: bool) -> EncoderInfo:
+def _prepare_output(
+    target: OutputTarget, source: Source | None, config: EncoderConfig, overwrite: bool
+) -> EncoderInfo:
     """Check the output can be written and pick the encoder for it (before any decoding)."""
     # generated video without audio reads nothing: no input path for the output to clash with
     check_output(target, source or Source("bytes", data=b""), overwrite)
@@ -111,15 +111,17 @@ def choose_encoder(target: OutputTarget) -> EncoderInfo:
 
     host = get_host()
     encoders = [e for e in host.encoders.items() if e.accepts(target)]
-    encoder: EncoderInfo | None = host.call_first("choose_encoder", target=target,
-                                                  candidates=encoders)
+    encoder: EncoderInfo | None = host.call_first(
+        "choose_encoder", target=target, candidates=encoders
+    )
     if encoder is None:
         raise UsageError(f"no encoder writes {target.path.name}")
     return encoder
 
 
-def _chain_for(processors: Sequence[FrameProcessor] | ProcessorChain,
-               error_policy: str) -> tuple[ProcessorChain, bool]:
+def _chain_for(
+    processors: Sequence[FrameProcessor] | ProcessorChain, error_policy: str
+) -> tuple[ProcessorChain, bool]:
     """The chain to run, and whether this run owns it (builds it now, closes it after)."""
     if isinstance(processors, ProcessorChain):
         return processors, False
@@ -161,8 +163,12 @@ def process_video(
     errors_before = chain.frame_errors
     started = time.perf_counter()
     try:
-        with open_video(src, decoder=options.decoder, threads=options.threads,
-                        options={"error_policy": options.error_policy}) as reader:
+        with open_video(
+            src,
+            decoder=options.decoder,
+            threads=options.threads,
+            options={"error_policy": options.error_policy},
+        ) as reader:
             info = reader.info
             video = info.video
             layout = options.layout or chain.layout_for(video.bit_depth)
@@ -170,22 +176,36 @@ def process_video(
             fmt_in = FrameFormat(video.width, video.height, layout)
             fmt_out = chain.configure(fmt_in)
             report = PipelineReport(
-                input=src.describe(), output=str(target.path), decoder=reader.decoder_name,
+                input=src.describe(),
+                output=str(target.path),
+                decoder=reader.decoder_name,
                 codec=config.codec if target.kind == "container" else "images",
-                pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size,
+                pixel_format="",
+                size_in=fmt_in.size,
+                size_out=fmt_out.size,
             )
             # the header's count, else an estimate: progress never waits for a packet scan
-            total = video.frame_count or (round(video.duration * float(video.fps))
-                                          if video.duration and video.fps else None)
+            total = video.frame_count or (
+                round(video.duration * float(video.fps)) if video.duration and video.fps else None
+            )
             if total and (src.start is not None or src.end is not None) and video.fps:
                 span_end = src.end if src.end is not None else (video.duration or 0)
                 total = max(0, round((span_end - (src.start or 0)) * float(video.fps)))
             if total and options.fps and video.fps:
                 total = round(total / video.fps * options.fps)
             with atomic_output(target, options.overwrite) as tmp:
-                writer = encoder.open(tmp, config, fmt_out, src, info, audio=options.audio,
-                                      subtitles=options.subtitles, colors=reader.colors,
-                                      rate=options.fps, time_base=_time_base(options.fps))
+                writer = encoder.open(
+                    tmp,
+                    config,
+                    fmt_out,
+                    src,
+                    info,
+                    audio=options.audio,
+                    subtitles=options.subtitles,
+                    colors=reader.colors,
+                    rate=options.fps,
+                    time_base=_time_base(options.fps),
+                )
                 try:
                     _run(reader, chain, writer, report, options, layout, progress, total)
                     writer.close()
@@ -210,8 +230,11 @@ def process_video(
 
 
 def _span(src: Source, duration: float | None) -> str:
-    asked = f" between {src.start or 0:g} s and {src.end:g} s" if src.end is not None else (
-        f" from {src.start:g} s" if src.start else "")
+    asked = (
+        f" between {src.start or 0:g} s and {src.end:g} s"
+        if src.end is not None
+        else (f" from {src.start:g} s" if src.start else "")
+    )
     return asked + (f" (the clip lasts {duration:.3f} s)" if duration else "")
 
 
@@ -273,9 +296,15 @@ def write_video(
     try:
         fmt_out = chain.configure(fmt_in)
         colors = resolve_colors((0, 2, 2, 2), fmt_out.height, untagged=colorspace)
-        report = PipelineReport(input="<generated>", output=str(target.path), decoder="-",
-                                codec=config.codec if target.kind == "container" else "images",
-                                pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size)
+        report = PipelineReport(
+            input="<generated>",
+            output=str(target.path),
+            decoder="-",
+            codec=config.codec if target.kind == "container" else "images",
+            pixel_format="",
+            size_in=fmt_in.size,
+            size_out=fmt_out.size,
+        )
         seen_in, seen_out = _Tally(), _Tally()
 
         def timed() -> Iterator[FrameBatch]:
@@ -283,16 +312,19 @@ def write_video(
             last: int | None = None
             for batch in itertools.chain([first], iterator):
                 if batch.format != fmt_in:
-                    raise UsageError(f"frame size changed from {fmt_in.width}x{fmt_in.height}"
-                                     f" {fmt_in.layout} to {batch.width}x{batch.height} "
-                                     f"{batch.layout}")
+                    raise UsageError(
+                        f"frame size changed from {fmt_in.width}x{fmt_in.height}"
+                        f" {fmt_in.layout} to {batch.width}x{batch.height} "
+                        f"{batch.layout}"
+                    )
                 pts: list[int | None] = []
                 for p in batch.pts:
                     if p is None:  # frame number at fps, in the output time base
                         p = round((seen_in.count + len(pts)) / (rate * time_base))
                     if last is not None and p <= last:
-                        raise UsageError(f"generated frames must have increasing PTS "
-                                         f"(pts {p} after {last})")
+                        raise UsageError(
+                            f"generated frames must have increasing PTS (pts {p} after {last})"
+                        )
                     pts.append(p)
                     last = p
                 seen_in.add(pts, time_base)
@@ -304,12 +336,27 @@ def write_video(
             yield from chain.flush()
 
         with atomic_output(target, overwrite) as tmp:
-            writer = encoder.open(tmp, config, fmt_out, audio_source, None,
-                                  time_base=time_base, rate=rate, colors=colors,
-                                  metadata=dict(metadata or {}))
+            writer = encoder.open(
+                tmp,
+                config,
+                fmt_out,
+                audio_source,
+                None,
+                time_base=time_base,
+                rate=rate,
+                colors=colors,
+                metadata=dict(metadata or {}),
+            )
             try:
-                _encode(processed(), writer, seen_out, time_base, progress, total,
-                        PipelineOptions.queue_size)
+                _encode(
+                    processed(),
+                    writer,
+                    seen_out,
+                    time_base,
+                    progress,
+                    total,
+                    PipelineOptions.queue_size,
+                )
                 _check_counts(seen_in, seen_out)
                 writer.close()
             except BaseException:
@@ -389,8 +436,7 @@ def _run(
                 seen_in.add([frame.pts], out_tb)
                 yield from chain.process_frame(frame)
     else:
-        batches = reader.frames(layout=layout,
-                                batch_size=options.batch_size or chain.batch_size)
+        batches = reader.frames(layout=layout, batch_size=options.batch_size or chain.batch_size)
         frames = _decoded(retime(batches) if retime else batches, options, "vt-decode")
 
         def processed() -> Iterator[Any]:
@@ -400,13 +446,22 @@ def _run(
             yield from chain.flush()
 
     try:
-        _encode(processed(), writer, seen_out, out_tb, progress, total,
-                0 if options.single_thread else options.queue_size)
+        _encode(
+            processed(),
+            writer,
+            seen_out,
+            out_tb,
+            progress,
+            total,
+            0 if options.single_thread else options.queue_size,
+        )
     finally:
         frames.close()  # stops the decode thread now, not when the generator is collected
     if seen_in.count == 0:
-        raise UsageError(f"no frames selected from {reader.source.describe()}"
-                         f"{_span(reader.source, reader.info.duration)}: nothing written")
+        raise UsageError(
+            f"no frames selected from {reader.source.describe()}"
+            f"{_span(reader.source, reader.info.duration)}: nothing written"
+        )
     _check_counts(seen_in, seen_out)
     report.frames_in, report.frames_out = seen_in.count, seen_out.count
     fps = options.fps or reader.info.video.fps
@@ -450,8 +505,15 @@ def _decoded(items: Iterable[T], options: PipelineOptions, name: str) -> Generat
     return prefetch(items, options.queue_size, name)
 
 
-def _encode(items: Iterator[Any], writer: Any, seen: _Tally, time_base: Fraction,
-            progress: ProgressCallback | None, total: int | None, queue_size: int) -> None:
+def _encode(
+    items: Iterator[Any],
+    writer: Any,
+    seen: _Tally,
+    time_base: Fraction,
+    progress: ProgressCallback | None,
+    total: int | None,
+    queue_size: int,
+) -> None:
     """Hand ``items`` (FrameBatches or decoded frames) to an encoder thread as they come:
     process | encode in two threads, so a cheap processor never serialises I/O. Tensor
     batches become host arrays there, once, at the end of the chain. ``queue_size`` 0
@@ -463,8 +525,10 @@ def _encode(items: Iterator[Any], writer: Any, seen: _Tally, time_base: Fraction
     encode_stop = threading.Event()
     q: queue.Queue[Any] = queue.Queue(maxsize=max(queue_size, 1))
     encoder = threading.Thread(
-        target=_consume, args=(q, writer, seen, time_base, progress, total, encode_stop),
-        name="vt-encode", daemon=True,
+        target=_consume,
+        args=(q, writer, seen, time_base, progress, total, encode_stop),
+        name="vt-encode",
+        daemon=True,
     )
     encoder.start()
     try:
@@ -503,9 +567,15 @@ def _put(q: queue.Queue[Any], item: Any, consumer: threading.Thread) -> None:
             continue
 
 
-def _consume(q: queue.Queue[Any], writer: Any, seen: _Tally, time_base: Fraction,
-             progress: ProgressCallback | None, total: int | None,
-             stop: threading.Event) -> None:
+def _consume(
+    q: queue.Queue[Any],
+    writer: Any,
+    seen: _Tally,
+    time_base: Fraction,
+    progress: ProgressCallback | None,
+    total: int | None,
+    stop: threading.Event,
+) -> None:
     """The encode thread: writes FrameBatches (RGB) or decoded frames (native paths)."""
     thread = threading.current_thread()
     try:
@@ -521,8 +591,14 @@ def _consume(q: queue.Queue[Any], writer: Any, seen: _Tally, time_base: Fraction
         thread.failure = exc  # type: ignore[attr-defined]
 
 
-def _write(item: Any, writer: Any, seen: _Tally, time_base: Fraction,
-           progress: ProgressCallback | None, total: int | None) -> None:
+def _write(
+    item: Any,
+    writer: Any,
+    seen: _Tally,
+    time_base: Fraction,
+    progress: ProgressCallback | None,
+    total: int | None,
+) -> None:
     """Encode one FrameBatch (RGB) or decoded frame (native paths)."""
     if isinstance(item, FrameBatch):
         seen.add(item.pts, item.time_base)

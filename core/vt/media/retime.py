@@ -36,8 +36,9 @@ def parse_fps(value: str | float | Fraction | None) -> Fraction | None:
     try:
         rate = Fraction(str(value).strip()).limit_denominator(1001000)
     except (ValueError, ZeroDivisionError):
-        raise UsageError(f"fps must be a positive number or a fraction like 30000/1001, got "
-                         f"{value!r}") from None
+        raise UsageError(
+            f"fps must be a positive number or a fraction like 30000/1001, got {value!r}"
+        ) from None
     if rate <= 0:
         raise UsageError(f"fps must be positive, got {value}")
     return rate
@@ -51,15 +52,22 @@ def slot_of(seconds: float | Fraction, fps: Fraction) -> int:
 class RateConverter(Generic[T]):
     """Feed ``(seconds, frame)`` in presentation order; get ``(slot, frame)`` back."""
 
-    def __init__(self, fps: Fraction, frame_interval: float | Fraction,
-                 end: float | Fraction | None = None,
-                 start: float | Fraction | None = None) -> None:
+    def __init__(
+        self,
+        fps: Fraction,
+        frame_interval: float | Fraction,
+        end: float | Fraction | None = None,
+        start: float | Fraction | None = None,
+    ) -> None:
         self.fps = Fraction(fps)
         self.frame_interval = Fraction(frame_interval).limit_denominator(1 << 40)
         self.end = None if end is None else Fraction(end).limit_denominator(1 << 40)
         # a cut input: no slot before the cut (its time would come out negative)
-        self.first_slot = None if start is None else math.ceil(
-            Fraction(start).limit_denominator(1 << 40) * self.fps)
+        self.first_slot = (
+            None
+            if start is None
+            else math.ceil(Fraction(start).limit_denominator(1 << 40) * self.fps)
+        )
         self.next_slot: int | None = None  # the first slot not yet filled
         self.emitted = 0
         self._held: T | None = None
@@ -103,9 +111,14 @@ def time_base_for(fps: Fraction) -> Fraction:
     return 1 / Fraction(fps)
 
 
-def retime_frames(frames: Iterable[Any], fps: Fraction, time_base: Fraction,
-                  frame_interval: float | Fraction, end: float | None = None,
-                  start: float | None = None) -> Iterator[Any]:
+def retime_frames(
+    frames: Iterable[Any],
+    fps: Fraction,
+    time_base: Fraction,
+    frame_interval: float | Fraction,
+    end: float | None = None,
+    start: float | None = None,
+) -> Iterator[Any]:
     """Decoded frames (PyAV ``VideoFrame``s with PTS in ``time_base``) at ``fps``, timed in
     ``time_base_for(fps)``. A frame shown in several slots comes out as copies (consumers
     may hold the first while the next is made, in another thread)."""
@@ -142,9 +155,13 @@ def duplicate_frame(frame: Any) -> Any:
     return copy
 
 
-def retime_batches(batches: Iterable[FrameBatch], fps: Fraction,
-                   frame_interval: float | Fraction, end: float | None = None,
-                   start: float | None = None) -> Iterator[FrameBatch]:
+def retime_batches(
+    batches: Iterable[FrameBatch],
+    fps: Fraction,
+    frame_interval: float | Fraction,
+    end: float | None = None,
+    start: float | None = None,
+) -> Iterator[FrameBatch]:
     """RGB batches at ``fps`` (timed in ``time_base_for(fps)``), in batches of the input's
     batch size; ``indices`` number the output frames from 0. Frames without PTS are timed
     by their index."""
@@ -157,8 +174,9 @@ def retime_batches(batches: Iterable[FrameBatch], fps: Fraction,
 
     def flush() -> FrameBatch:
         nonlocal images, pts, done
-        batch = FrameBatch(np.stack(images), pts, out_tb,
-                           list(range(done, done + len(images))), layout)
+        batch = FrameBatch(
+            np.stack(images), pts, out_tb, list(range(done, done + len(images))), layout
+        )
         done += len(images)
         images, pts = [], []
         return batch

@@ -2,7 +2,8 @@
 
 Loads ``from_pretrained`` folders (a pipeline with ``model_index.json`` or one model with a
 diffusers ``config.json``), Hugging Face ids (resolved to a cache folder by the core), and
-single-file ``.safetensors`` / ``.ckpt`` checkpoints. Weights are read from safetensors, or from pickles
+single-file ``.safetensors`` / ``.ckpt`` checkpoints. Weights are read from safetensors, or from
+pickles
 with ``weights_only`` (diffusers' own default); remote code is never run. Registered only
 when diffusers is importable: the core itself never requires it (``pip install 'vt[diffusers]'``).
 """
@@ -27,8 +28,14 @@ log = logging.getLogger("vt")
 
 OFFLOAD = ("none", "model", "sequential")
 #: state-dict key prefixes of single-file checkpoints diffusers reads
-_SINGLE_FILE_PREFIXES = ("model.diffusion_model.", "first_stage_model.", "encoder.conv_in.",
-                         "decoder.conv_out.", "encoder.down.", "encoder.down_blocks.")
+_SINGLE_FILE_PREFIXES = (
+    "model.diffusion_model.",
+    "first_stage_model.",
+    "encoder.conv_in.",
+    "decoder.conv_out.",
+    "encoder.down.",
+    "encoder.down_blocks.",
+)
 
 
 def available() -> str | None:
@@ -79,13 +86,17 @@ def _ckpt_keys(path: Path) -> list[str]:
     ``pickletools`` so nothing in the file runs; legacy (non-zip) pickles give none."""
     try:
         with zipfile.ZipFile(path) as archive:
-            name = next((n for n in archive.namelist() if n.endswith("/data.pkl")
-                         or n == "data.pkl"), None)
+            name = next(
+                (n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None
+            )
             if name is None or archive.getinfo(name).file_size > 200_000_000:
                 return []
             data = archive.read(name)
-        return [arg for op, arg, _ in pickletools.genops(data)
-                if isinstance(arg, str) and "UNICODE" in op.name]
+        return [
+            arg
+            for op, arg, _ in pickletools.genops(data)
+            if isinstance(arg, str) and "UNICODE" in op.name
+        ]
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         return []
 
@@ -224,13 +235,15 @@ def load(
             loaded = cls.from_single_file(str(path), **kwargs)
         elif (folder / "model_index.json").is_file() and not model_class:
             cls = _class(pipeline_class, "DiffusionPipeline")
-            loaded = cls.from_pretrained(str(folder), **dtype_arg,
-                                         use_safetensors=_has_safetensors(folder), **extra)
+            loaded = cls.from_pretrained(
+                str(folder), **dtype_arg, use_safetensors=_has_safetensors(folder), **extra
+            )
         else:
             declared = (_config(folder) or {}).get("_class_name")
             cls = _class(model_class, declared or "AutoencoderKL")
-            loaded = cls.from_pretrained(str(folder), **dtype_arg,
-                                         use_safetensors=_has_safetensors(folder))
+            loaded = cls.from_pretrained(
+                str(folder), **dtype_arg, use_safetensors=_has_safetensors(folder)
+            )
     except (UsageError, ModelUnavailableError):
         raise
     except Exception as exc:  # noqa: BLE001 - diffusers raises many kinds: one line each

@@ -61,8 +61,14 @@ class Client:
         host, port = base.removeprefix("http://").split(":")
         self.host, self.port, self.token, self.timeout = host, int(port), token, timeout
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None, token: str | None = None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> Reply:
         headers = dict(headers or {})
         token = token if token is not None else self.token
         if token:
@@ -71,22 +77,33 @@ class Client:
         try:
             conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
-            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
-                         response.read())
+            return Reply(
+                response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+            )
         finally:
             conn.close()
 
     def get(self, path: str, **kwargs: Any) -> Reply:
         return self.request("GET", path, **kwargs)
 
-    def post_form(self, path: str, fields: dict[str, Any], image: bytes | None,
-                  filename: str = "image.png", **kwargs: Any) -> Reply:
+    def post_form(
+        self,
+        path: str,
+        fields: dict[str, Any],
+        image: bytes | None,
+        filename: str = "image.png",
+        **kwargs: Any,
+    ) -> Reply:
         body, content_type = multipart(fields, image, filename)
         headers = {"Content-Type": content_type, **kwargs.pop("headers", {})}
         return self.request("POST", path, body=body, headers=headers, **kwargs)
 
-    def wait_job(self, job_id: str, until: tuple[str, ...] = ("done", "failed", "cancelled"),
-                 timeout: float = 300) -> dict[str, Any]:
+    def wait_job(
+        self,
+        job_id: str,
+        until: tuple[str, ...] = ("done", "failed", "cancelled"),
+        timeout: float = 300,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             job = self.get(f"/jobs/{job_id}").json()
@@ -97,17 +114,21 @@ class Client:
             time.sleep(0.05)
 
 
-def multipart(fields: dict[str, Any], image: bytes | None,
-              filename: str = "image.png") -> tuple[bytes, str]:
+def multipart(
+    fields: dict[str, Any], image: bytes | None, filename: str = "image.png"
+) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     out = io.BytesIO()
     for name, value in fields.items():
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                  f"{value}\r\n".encode())
+        out.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n".encode()
+        )
     if image is not None:
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
-                  f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-                  .encode())
+        out.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+        )
         out.write(image + b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
@@ -161,11 +182,22 @@ class BlockingGenerator:
     def validate(self, request: Any) -> Any:
         if request.width == 999:
             raise UsageError("width 999 is not a size this model takes")
-        return replace(request, width=request.width or 16, height=request.height or 16,
-                       num_frames=request.num_frames or 9)
+        return replace(
+            request,
+            width=request.width or 16,
+            height=request.height or 16,
+            num_frames=request.num_frames or 9,
+        )
 
-    def generate(self, request: Any, output: str | Path, *, progress: Any = None,
-                 cancel: threading.Event | None = None, overwrite: bool = False) -> Any:
+    def generate(
+        self,
+        request: Any,
+        output: str | Path,
+        *,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+        overwrite: bool = False,
+    ) -> Any:
         from vt_cogvideo.generation import Cancelled, GenerationResult
 
         with self.lock:
@@ -189,10 +221,18 @@ class BlockingGenerator:
             if progress:
                 progress(2, 2)
             return GenerationResult(
-                output=output, sidecar=sidecar, frames=9, fps=request.fps, width=16,
-                height=16, seed=request.seed or 0, temporal_score=1.0,
-                timings={"total_s": 0.0}, peak_memory_bytes=0,
-                metadata={"prompt": request.prompt, "lora": str(request.lora)})
+                output=output,
+                sidecar=sidecar,
+                frames=9,
+                fps=request.fps,
+                width=16,
+                height=16,
+                seed=request.seed or 0,
+                temporal_score=1.0,
+                timings={"total_s": 0.0},
+                peak_memory_bytes=0,
+                metadata={"prompt": request.prompt, "lora": str(request.lora)},
+            )
         finally:
             with self.lock:
                 self.active -= 1

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 from typer.testing import CliRunner
+
 from vt.testing import sample_clip
 
 CAPTIONS = {
@@ -45,8 +46,9 @@ def make_metadata(folder: Path) -> Path:
 
     clips = copy_clips(folder / "clips")
     captions = write_csv_captions(folder / "captions.csv", CAPTIONS)
-    report = prepare_metadata(clips, captions, folder / "training_metadata.json",
-                              num_frames=9, fps=8)
+    report = prepare_metadata(
+        clips, captions, folder / "training_metadata.json", num_frames=9, fps=8
+    )
     assert len(report.entries) == 3, report.rejects
     return report.output
 
@@ -88,8 +90,13 @@ def invoke(host: Any, *args: Any) -> Any:
 def subprocess_env(cache: Path) -> dict[str, str]:
     """The environment for ``vt`` child processes: this plugin only, offline, a private
     cache, one thread (PYTHONPATH, when set, is inherited)."""
-    return {**os.environ, "VT_LOAD_PLUGINS": "cogvideo", "HF_HUB_OFFLINE": "1",
-            "VT_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "VT_LOAD_PLUGINS": "cogvideo",
+        "HF_HUB_OFFLINE": "1",
+        "VT_CACHE_DIR": str(cache),
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def vt_program() -> str:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from vt.plugins import PluginHost
 
 pytest.importorskip("diffusers")
@@ -59,14 +60,23 @@ def tiny_lora(tiny_cogvideo: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from peft.utils import get_peft_model_state_dict
 
     transformer = diffusers.CogVideoXTransformer3DModel.from_pretrained(
-        tiny_cogvideo / "transformer")
+        tiny_cogvideo / "transformer"
+    )
     torch.manual_seed(1)
-    transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
-                                       target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    transformer.add_adapter(
+        LoraConfig(
+            r=4,
+            lora_alpha=4,
+            init_lora_weights=False,
+            target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+        )
+    )
     folder = tmp_path_factory.mktemp("lora") / "press_lora"
     diffusers.CogVideoXImageToVideoPipeline.save_lora_weights(
-        folder, transformer_lora_layers=get_peft_model_state_dict(transformer),
-        safe_serialization=True)
+        folder,
+        transformer_lora_layers=get_peft_model_state_dict(transformer),
+        safe_serialization=True,
+    )
     return folder
 
 
@@ -75,6 +85,7 @@ def cond_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real photo-like conditioning image: a frame of the bikes clip (640x272), as PNG."""
     import av
     from PIL import Image
+
     from vt.testing import sample_clip
 
     with av.open(str(sample_clip("bikes"))) as c:
@@ -82,4 +93,3 @@ def cond_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("images") / "bikes.png"
     Image.fromarray(frame).save(path)
     return path
-

@@ -11,9 +11,25 @@ from pathlib import Path
 
 PLUGIN = Path(__file__).resolve().parents[1]
 REPO = PLUGIN.parents[1]
-INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
-                "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK",
-                "SHELL"}
+INSTRUCTIONS = {
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+}
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -65,8 +81,14 @@ def _stub_vt(tmp_path: Path) -> dict[str, str]:
 
 def test_entrypoint_refuses_to_serve_without_a_token(tmp_path: Path) -> None:
     env = _stub_vt(tmp_path)
-    proc = subprocess.run([str(PLUGIN / "docker" / "entrypoint.sh")], env=env,
-                          capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [str(PLUGIN / "docker" / "entrypoint.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("vt: error: VT_API_TOKEN is not set")
     assert not (tmp_path / "args.txt").exists()  # the server never started
@@ -74,8 +96,14 @@ def test_entrypoint_refuses_to_serve_without_a_token(tmp_path: Path) -> None:
 
 def test_entrypoint_serves_on_all_interfaces_with_the_token(tmp_path: Path) -> None:
     env = {**_stub_vt(tmp_path), "VT_API_TOKEN": "secret-token"}
-    proc = subprocess.run([str(PLUGIN / "docker" / "entrypoint.sh"), "--queue-size", "4"],
-                          env=env, capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [str(PLUGIN / "docker" / "entrypoint.sh"), "--queue-size", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     args = (tmp_path / "args.txt").read_text().split("\n")[:-1]
     assert args[:2] == ["cogvideo", "serve"]

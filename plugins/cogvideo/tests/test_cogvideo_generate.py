@@ -10,24 +10,28 @@ import av
 import numpy as np
 import pytest
 from cogvideo_helpers import read_frames
+
 from vt_cogvideo.generation import GenerationRequest, Generator
 from vt_cogvideo.tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
 
 
 def request(image: Path, **kw: object) -> GenerationRequest:
-    base: dict[str, object] = {"prompt": "a cyclist rides past", "num_inference_steps": 2,
-                               "seed": 1}
+    base: dict[str, object] = {
+        "prompt": "a cyclist rides past",
+        "num_inference_steps": 2,
+        "seed": 1,
+    }
     base.update(kw)
     return GenerationRequest(image=image, **base)  # type: ignore[arg-type]
 
 
-def test_generate_writes_the_models_frames_at_fps(tiny_cogvideo: Path, cond_image: Path,
-                                                  tmp_path: Path) -> None:
+def test_generate_writes_the_models_frames_at_fps(
+    tiny_cogvideo: Path, cond_image: Path, tmp_path: Path
+) -> None:
     gen = Generator(tiny_cogvideo, device="cpu")
     result = gen.generate(request(cond_image, fps=10), tmp_path / "clip.mp4")
     assert result.output == tmp_path / "clip.mp4"
-    assert (result.frames, result.width, result.height) == (TINY_FRAMES, TINY_WIDTH,
-                                                            TINY_HEIGHT)
+    assert (result.frames, result.width, result.height) == (TINY_FRAMES, TINY_WIDTH, TINY_HEIGHT)
     frames = read_frames(result.output)
     assert frames.shape == (TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, 3)
     with av.open(str(result.output)) as c:
@@ -43,8 +47,9 @@ def test_generate_writes_the_models_frames_at_fps(tiny_cogvideo: Path, cond_imag
     assert result.peak_memory_bytes > 0
 
 
-def test_same_seed_same_clip_other_seed_other_clip(tiny_cogvideo: Path, cond_image: Path,
-                                                   tmp_path: Path) -> None:
+def test_same_seed_same_clip_other_seed_other_clip(
+    tiny_cogvideo: Path, cond_image: Path, tmp_path: Path
+) -> None:
     gen = Generator(tiny_cogvideo, device="cpu")
     a = gen.generate(request(cond_image, seed=5), tmp_path / "a.mp4")
     b = gen.generate(request(cond_image, seed=5), tmp_path / "b.mp4")
@@ -57,14 +62,16 @@ def test_same_seed_same_clip_other_seed_other_clip(tiny_cogvideo: Path, cond_ima
 
 def test_random_seed_is_reported(tiny_cogvideo: Path, cond_image: Path, tmp_path: Path) -> None:
     result = Generator(tiny_cogvideo, device="cpu").generate(
-        request(cond_image, seed=None), tmp_path / "r.mp4")
+        request(cond_image, seed=None), tmp_path / "r.mp4"
+    )
     assert 0 <= result.seed < 2**32
     assert json.loads(result.sidecar.read_text())["metadata"]["seed"] == result.seed
 
 
 @pytest.mark.parametrize("field,value", [("height", 32), ("width", 24), ("num_frames", 13)])
-def test_sizes_the_model_cannot_take_are_refused(tiny_cogvideo: Path, cond_image: Path,
-                                                 field: str, value: int) -> None:
+def test_sizes_the_model_cannot_take_are_refused(
+    tiny_cogvideo: Path, cond_image: Path, field: str, value: int
+) -> None:
     from vt.errors import UsageError
 
     with pytest.raises(UsageError, match="learned positional embeddings for 16x16, 9 frames"):
@@ -73,6 +80,7 @@ def test_sizes_the_model_cannot_take_are_refused(tiny_cogvideo: Path, cond_image
 
 def test_fit_crop_covers_and_pad_letterboxes() -> None:
     from PIL import Image
+
     from vt_cogvideo.generation import fit_image
 
     wide = Image.new("RGB", (40, 20), (255, 0, 0))
@@ -86,8 +94,9 @@ def test_fit_crop_covers_and_pad_letterboxes() -> None:
     assert pad[8, 0, 0] > 200 and pad[8, -1, 2] > 200  # the whole width is kept
 
 
-def test_fit_mode_changes_the_conditioning(tiny_cogvideo: Path, cond_image: Path,
-                                           tmp_path: Path) -> None:
+def test_fit_mode_changes_the_conditioning(
+    tiny_cogvideo: Path, cond_image: Path, tmp_path: Path
+) -> None:
     gen = Generator(tiny_cogvideo, device="cpu")
     crop = gen.generate(request(cond_image, fit="crop"), tmp_path / "crop.mp4")
     pad = gen.generate(request(cond_image, fit="pad"), tmp_path / "pad.mp4")
@@ -96,14 +105,14 @@ def test_fit_mode_changes_the_conditioning(tiny_cogvideo: Path, cond_image: Path
 
 
 def test_lora_changes_the_output_and_switching_it_off_restores_it(
-        tiny_cogvideo: Path, tiny_lora: Path, cond_image: Path, tmp_path: Path) -> None:
+    tiny_cogvideo: Path, tiny_lora: Path, cond_image: Path, tmp_path: Path
+) -> None:
     gen = Generator(tiny_cogvideo, device="cpu")
     base = read_frames(gen.generate(request(cond_image), tmp_path / "base.mp4").output)
     with_lora = gen.generate(request(cond_image, lora=tiny_lora), tmp_path / "lora.mp4")
     assert with_lora.metadata["lora"].endswith("pytorch_lora_weights.safetensors")
     assert np.abs(read_frames(with_lora.output).astype(int) - base).mean() > 1.0
-    zero = gen.generate(request(cond_image, lora=tiny_lora, lora_scale=0.0),
-                        tmp_path / "zero.mp4")
+    zero = gen.generate(request(cond_image, lora=tiny_lora, lora_scale=0.0), tmp_path / "zero.mp4")
     assert np.array_equal(read_frames(zero.output), base)
     again = gen.generate(request(cond_image), tmp_path / "again.mp4")
     assert np.array_equal(read_frames(again.output), base)
@@ -117,8 +126,11 @@ def test_progress_and_cancel(tiny_cogvideo: Path, cond_image: Path, tmp_path: Pa
 
     gen = Generator(tiny_cogvideo, device="cpu")
     steps: list[tuple[int, int]] = []
-    gen.generate(request(cond_image, num_inference_steps=3), tmp_path / "p.mp4",
-                 progress=lambda s, n: steps.append((s, n)))
+    gen.generate(
+        request(cond_image, num_inference_steps=3),
+        tmp_path / "p.mp4",
+        progress=lambda s, n: steps.append((s, n)),
+    )
     assert steps == [(1, 3), (2, 3), (3, 3)]
     cancel = threading.Event()
 
@@ -126,13 +138,18 @@ def test_progress_and_cancel(tiny_cogvideo: Path, cond_image: Path, tmp_path: Pa
         cancel.set()
 
     with pytest.raises(Cancelled, match="step 2 of 3"):
-        gen.generate(request(cond_image, num_inference_steps=3), tmp_path / "c.mp4",
-                     progress=stop_after_first, cancel=cancel)
+        gen.generate(
+            request(cond_image, num_inference_steps=3),
+            tmp_path / "c.mp4",
+            progress=stop_after_first,
+            cancel=cancel,
+        )
     assert not (tmp_path / "c.mp4").exists() and not (tmp_path / "c.json").exists()
 
 
-def test_model_without_learned_positions_takes_other_sizes(tiny_cogvideo: Path,
-                                                           tmp_path: Path) -> None:
+def test_model_without_learned_positions_takes_other_sizes(
+    tiny_cogvideo: Path, tmp_path: Path
+) -> None:
     """Limits come from the config: rotary-only models take multiples of 16 px, 4k+1 frames."""
     import shutil
 
@@ -153,16 +170,23 @@ def test_model_without_learned_positions_takes_other_sizes(tiny_cogvideo: Path,
         gen.validate(request(Path("x.png"), num_frames=12))
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("seed", "7", "seed must be an integer"), ("num_frames", 9.0, "num_frames must be an integer"),
-    ("guidance_scale", "6", "guidance_scale must be a number"), ("fps", True, "fps must be"),
-    ("prompt", None, "prompt must be a string"), ("seed", -1, "seed must be 0.."),
-    ("guidance_scale", float("nan"), "guidance must be"), ("lora_scale", 11.0, "lora_scale"),
-])
-def test_wrong_types_and_ranges_are_usage_errors(tiny_cogvideo: Path, field: str,
-                                                 value: object, message: str) -> None:
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("seed", "7", "seed must be an integer"),
+        ("num_frames", 9.0, "num_frames must be an integer"),
+        ("guidance_scale", "6", "guidance_scale must be a number"),
+        ("fps", True, "fps must be"),
+        ("prompt", None, "prompt must be a string"),
+        ("seed", -1, "seed must be 0.."),
+        ("guidance_scale", float("nan"), "guidance must be"),
+        ("lora_scale", 11.0, "lora_scale"),
+    ],
+)
+def test_wrong_types_and_ranges_are_usage_errors(
+    tiny_cogvideo: Path, field: str, value: object, message: str
+) -> None:
     from vt.errors import UsageError
 
     with pytest.raises(UsageError, match=message):
-        Generator(tiny_cogvideo, device="cpu").validate(request(Path("x.png"),
-                                                                **{field: value}))
+        Generator(tiny_cogvideo, device="cpu").validate(request(Path("x.png"), **{field: value}))

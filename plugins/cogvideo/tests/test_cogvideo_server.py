@@ -34,9 +34,15 @@ def api(tiny_cogvideo: Path, artifact_dir: Path) -> Iterator[Client]:
     from vt_cogvideo.server.app import create_app
     from vt_cogvideo.server.settings import ServerSettings
 
-    settings = ServerSettings(model=str(tiny_cogvideo), device="cpu", artifact_dir=artifact_dir,
-                              max_upload_bytes=UPLOAD_LIMIT, max_image_pixels=PIXEL_LIMIT,
-                              queue_size=4, keep_artifacts=0).checked()
+    settings = ServerSettings(
+        model=str(tiny_cogvideo),
+        device="cpu",
+        artifact_dir=artifact_dir,
+        max_upload_bytes=UPLOAD_LIMIT,
+        max_image_pixels=PIXEL_LIMIT,
+        queue_size=4,
+        keep_artifacts=0,
+    ).checked()
     with serving(create_app(settings)) as base:
         yield Client(base)
 
@@ -49,8 +55,9 @@ def image(cond_image: Path) -> bytes:
 @pytest.fixture(scope="module")
 def generated(api: Client, image: bytes) -> dict[str, Any]:
     """One synchronous generation, shared by the tests that read its artifact."""
-    reply = api.post_form("/generate-video", {**FAST, "seed": 7, "fps": 6}, image,
-                          filename="bikes.png")
+    reply = api.post_form(
+        "/generate-video", {**FAST, "seed": 7, "fps": 6}, image, filename="bikes.png"
+    )
     assert reply.status == 200, reply.body
     return reply.json()
 
@@ -67,8 +74,9 @@ def test_health_reports_the_model_and_an_empty_queue(api: Client, tiny_cogvideo:
     assert health["max_upload_bytes"] == UPLOAD_LIMIT
 
 
-def test_generate_video_answers_with_the_written_clip(generated: dict[str, Any],
-                                                      artifact_dir: Path, api: Client) -> None:
+def test_generate_video_answers_with_the_written_clip(
+    generated: dict[str, Any], artifact_dir: Path, api: Client
+) -> None:
     from vt_cogvideo.tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
 
     name = generated["output"]
@@ -77,8 +85,11 @@ def test_generate_video_answers_with_the_written_clip(generated: dict[str, Any],
     video = artifact_dir / name
     frames = read_frames(video)
     assert frames.shape == (TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, 3)
-    assert (generated["frames"], generated["width"], generated["height"]) == \
-        (TINY_FRAMES, TINY_WIDTH, TINY_HEIGHT)
+    assert (generated["frames"], generated["width"], generated["height"]) == (
+        TINY_FRAMES,
+        TINY_WIDTH,
+        TINY_HEIGHT,
+    )
     assert generated["seed"] == 7 and generated["fps"] == 6
     assert 0.0 <= generated["temporal_score"] <= 1.0
     assert {"load_s", "generate_s", "encode_s", "score_s", "total_s"} <= set(generated["timings"])
@@ -91,7 +102,8 @@ def test_generate_video_answers_with_the_written_clip(generated: dict[str, Any],
 
 
 def test_artifact_download_streams_the_file_and_honours_ranges(
-        generated: dict[str, Any], artifact_dir: Path, api: Client) -> None:
+    generated: dict[str, Any], artifact_dir: Path, api: Client
+) -> None:
     data = (artifact_dir / generated["output"]).read_bytes()
     reply = api.get(generated["url"])
     assert reply.status == 200
@@ -109,8 +121,9 @@ def test_artifact_download_streams_the_file_and_honours_ranges(
     assert sidecar.status == 200 and sidecar.json()["output"].endswith(generated["output"])
 
 
-def test_async_job_reports_progress_then_the_result(api: Client, image: bytes,
-                                                    artifact_dir: Path) -> None:
+def test_async_job_reports_progress_then_the_result(
+    api: Client, image: bytes, artifact_dir: Path
+) -> None:
     reply = api.post_form("/jobs", {**FAST, "seed": 1, "mode": "optimized"}, image)
     assert reply.status == 202, reply.body
     job = reply.json()
@@ -140,9 +153,9 @@ def test_unknown_jobs_and_artifacts_are_404(api: Client) -> None:
     assert reply.status == 404 and reply.json()["detail"] == "no such artifact"
 
 
-def test_artifact_names_cannot_leave_the_folder(api: Client, artifact_dir: Path,
-                                                generated: dict[str, Any],
-                                                tmp_path: Path) -> None:
+def test_artifact_names_cannot_leave_the_folder(
+    api: Client, artifact_dir: Path, generated: dict[str, Any], tmp_path: Path
+) -> None:
     secret = artifact_dir.parent / "secret.mp4"
     secret.write_bytes(b"SECRET-BYTES")
     (artifact_dir / "outside-link.mp4").symlink_to(secret)
@@ -151,14 +164,29 @@ def test_artifact_names_cannot_leave_the_folder(api: Client, artifact_dir: Path,
     (artifact_dir / ".hidden.mp4").write_bytes(b"SECRET-BYTES")
     (artifact_dir / "notes.txt").write_bytes(b"SECRET-BYTES")
     attempts = [
-        "/artifacts/../secret.mp4", "/artifacts/..%2Fsecret.mp4", "/artifacts/..%2fsecret.mp4",
-        "/artifacts/%2e%2e%2fsecret.mp4", "/artifacts/%2E%2E/secret.mp4", "/artifacts/%2e%2e",
-        "/artifacts/..", "/artifacts/.", "/artifacts/..%5csecret.mp4", "/artifacts/%2e%2e%5csecret.mp4",
-        f"/artifacts/{secret}", f"/artifacts/{str(secret).replace('/', '%2F')}",
-        "/artifacts//etc/passwd", "/artifacts/%2Fetc%2Fpasswd", "/artifacts/outside-link.mp4",
-        "/artifacts/inside-link.mp4", "/artifacts/folder.mp4", "/artifacts/.hidden.mp4",
-        "/artifacts/notes.txt", "/artifacts/%00.mp4", "/artifacts/x.mp4%00.json",
-        "/artifacts/....%2F....%2Fsecret.mp4", "/artifacts/%252e%252e%252fsecret.mp4",
+        "/artifacts/../secret.mp4",
+        "/artifacts/..%2Fsecret.mp4",
+        "/artifacts/..%2fsecret.mp4",
+        "/artifacts/%2e%2e%2fsecret.mp4",
+        "/artifacts/%2E%2E/secret.mp4",
+        "/artifacts/%2e%2e",
+        "/artifacts/..",
+        "/artifacts/.",
+        "/artifacts/..%5csecret.mp4",
+        "/artifacts/%2e%2e%5csecret.mp4",
+        f"/artifacts/{secret}",
+        f"/artifacts/{str(secret).replace('/', '%2F')}",
+        "/artifacts//etc/passwd",
+        "/artifacts/%2Fetc%2Fpasswd",
+        "/artifacts/outside-link.mp4",
+        "/artifacts/inside-link.mp4",
+        "/artifacts/folder.mp4",
+        "/artifacts/.hidden.mp4",
+        "/artifacts/notes.txt",
+        "/artifacts/%00.mp4",
+        "/artifacts/x.mp4%00.json",
+        "/artifacts/....%2F....%2Fsecret.mp4",
+        "/artifacts/%252e%252e%252fsecret.mp4",
     ]
     for path in attempts:
         reply = api.get(path)
@@ -167,32 +195,41 @@ def test_artifact_names_cannot_leave_the_folder(api: Client, artifact_dir: Path,
     assert secret.read_bytes() == b"SECRET-BYTES"
 
 
-@pytest.mark.parametrize(("fields", "image_kind", "message"), [
-    ({"num_inference_steps": 2}, "png", "prompt"),
-    ({"prompt": "   "}, "png", "prompt"),
-    ({"prompt": "x\x01y"}, "png", "control characters"),
-    ({**FAST, "num_inference_steps": 0}, "png", "num_inference_steps"),
-    ({**FAST, "num_inference_steps": "many"}, "png", "num_inference_steps"),
-    ({**FAST, "guidance_scale": "nan"}, "png", "guidance_scale"),
-    ({**FAST, "seed": -1}, "png", "seed"),
-    ({**FAST, "seed": 2**40}, "png", "seed"),
-    ({**FAST, "mode": "fast"}, "png", "mode"),
-    ({**FAST, "scheduler": "euler"}, "png", "scheduler"),
-    ({**FAST, "width": 24}, "png", "24"),  # the tiny model takes 16x16 only
-    ({**FAST, "num_frames": 50}, "png", "50"),
-    ({**FAST, "lora": "press"}, "png", "--lora-dir"),
-    (FAST, None, "image"),
-    (FAST, "text", "image"),
-    (FAST, "truncated", "image"),
-    (FAST, "empty", "image"),
-    (FAST, "huge", "pixels"),
-])
-def test_bad_payloads_are_422_with_a_message(api: Client, fields: dict[str, Any],
-                                             image_kind: str | None, message: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "image_kind", "message"),
+    [
+        ({"num_inference_steps": 2}, "png", "prompt"),
+        ({"prompt": "   "}, "png", "prompt"),
+        ({"prompt": "x\x01y"}, "png", "control characters"),
+        ({**FAST, "num_inference_steps": 0}, "png", "num_inference_steps"),
+        ({**FAST, "num_inference_steps": "many"}, "png", "num_inference_steps"),
+        ({**FAST, "guidance_scale": "nan"}, "png", "guidance_scale"),
+        ({**FAST, "seed": -1}, "png", "seed"),
+        ({**FAST, "seed": 2**40}, "png", "seed"),
+        ({**FAST, "mode": "fast"}, "png", "mode"),
+        ({**FAST, "scheduler": "euler"}, "png", "scheduler"),
+        ({**FAST, "width": 24}, "png", "24"),  # the tiny model takes 16x16 only
+        ({**FAST, "num_frames": 50}, "png", "50"),
+        ({**FAST, "lora": "press"}, "png", "--lora-dir"),
+        (FAST, None, "image"),
+        (FAST, "text", "image"),
+        (FAST, "truncated", "image"),
+        (FAST, "empty", "image"),
+        (FAST, "huge", "pixels"),
+    ],
+)
+def test_bad_payloads_are_422_with_a_message(
+    api: Client, fields: dict[str, Any], image_kind: str | None, message: str
+) -> None:
     good = png_bytes(32, 24)
-    image = {"png": good, None: None, "text": b"just some text, not an image",
-             "truncated": good[: len(good) // 2], "empty": b"",
-             "huge": solid_png(600, 600)}[image_kind]
+    image = {
+        "png": good,
+        None: None,
+        "text": b"just some text, not an image",
+        "truncated": good[: len(good) // 2],
+        "empty": b"",
+        "huge": solid_png(600, 600),
+    }[image_kind]
     before = api.get("/health").json()["queue"]["completed"]
     for endpoint in ("/generate-video", "/jobs"):
         reply = api.post_form(endpoint, fields, image)
@@ -226,15 +263,23 @@ def test_oversize_uploads_are_413_before_the_body_is_read(api: Client, image: by
     reply = api.post_form("/generate-video", FAST, b"\0" * (UPLOAD_LIMIT * 3))
     assert reply.status == 413
     # a declared length over the limit: answered without sending one byte of body
-    sock = _raw(api.port, b"POST /generate-video HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                b"multipart/form-data; boundary=b\r\nContent-Length: 10000000000\r\n\r\n")
+    sock = _raw(
+        api.port,
+        b"POST /generate-video HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        b"multipart/form-data; boundary=b\r\nContent-Length: 10000000000\r\n\r\n",
+    )
     with sock:
         assert _read_reply(sock).startswith(b"HTTP/1.1 413")
     # a chunked body with no length: cut off once it passes the limit, not read to the end
-    sock = _raw(api.port, b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data;"
-                b" boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n")
-    part = (b'--b\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\n'
-            b"Content-Type: image/png\r\n\r\n")
+    sock = _raw(
+        api.port,
+        b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data;"
+        b" boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    part = (
+        b'--b\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n"
+    )
     sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
     chunk = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536)
     sent = 0
@@ -257,16 +302,33 @@ def test_oversize_uploads_are_413_before_the_body_is_read(api: Client, image: by
 
 def test_openapi_lists_the_endpoints_and_the_form_fields(api: Client) -> None:
     schema = api.get("/openapi.json").json()
-    assert {"/health", "/generate-video", "/jobs", "/jobs/{job_id}", "/artifacts/{filename}",
-            "/loras"} <= set(schema["paths"])
+    assert {
+        "/health",
+        "/generate-video",
+        "/jobs",
+        "/jobs/{job_id}",
+        "/artifacts/{filename}",
+        "/loras",
+    } <= set(schema["paths"])
     assert set(schema["paths"]["/jobs/{job_id}"]) == {"get", "delete"}
     for path in ("/generate-video", "/jobs"):
         body = schema["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
         ref = body["schema"]["$ref"].rsplit("/", 1)[1]
         fields = schema["components"]["schemas"][ref]["properties"]
-        assert {"image", "prompt", "negative_prompt", "num_frames", "height", "width",
-                "num_inference_steps", "guidance_scale", "seed", "fps", "mode",
-                "lora"} <= set(fields)
+        assert {
+            "image",
+            "prompt",
+            "negative_prompt",
+            "num_frames",
+            "height",
+            "width",
+            "num_inference_steps",
+            "guidance_scale",
+            "seed",
+            "fps",
+            "mode",
+            "lora",
+        } <= set(fields)
         assert fields["mode"]["enum"] == ["baseline", "optimized"]
         assert set(schema["components"]["schemas"][ref]["required"]) == {"image", "prompt"}
         responses = schema["paths"][path]["post"]["responses"]
@@ -281,8 +343,16 @@ def test_the_page_and_its_files_are_served_with_no_outside_references(api: Clien
     assert page.status == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
     html = page.body.decode()
-    for element in ('id="image"', 'id="prompt"', 'id="mode"', 'id="video"', 'id="download"',
-                    'id="progress"', 'id="token"', 'src="/static/app.js"'):
+    for element in (
+        'id="image"',
+        'id="prompt"',
+        'id="mode"',
+        'id="video"',
+        'id="download"',
+        'id="progress"',
+        'id="token"',
+        'src="/static/app.js"',
+    ):
         assert element in html
     for path in sorted(STATIC.iterdir()):
         served = api.get(f"/static/{path.name}")
@@ -297,9 +367,9 @@ def test_jpeg_and_odd_sizes_are_fitted(api: Client, artifact_dir: Path) -> None:
 
     out = io.BytesIO()
     Image.new("RGB", (301, 97), (200, 40, 10)).save(out, format="JPEG")
-    reply = api.post_form("/generate-video", {**FAST, "fit": "pad", "seed": 2}, out.getvalue(),
-                          filename="wide.jpg")
+    reply = api.post_form(
+        "/generate-video", {**FAST, "fit": "pad", "seed": 2}, out.getvalue(), filename="wide.jpg"
+    )
     assert reply.status == 200, reply.body
     assert read_frames(artifact_dir / reply.json()["output"]).shape[1:3] == (16, 16)
     assert reply.json()["metadata"]["fit"] == "pad"
-

@@ -36,15 +36,35 @@ def test_serve_binds_answers_and_stops_on_ctrl_c(tiny_cogvideo: Path, tmp_path: 
     artifacts = tmp_path / "artifacts"
     interrupted = False
     process = subprocess.Popen(
-        [sys.executable, "-m", "vt", "cogvideo", "serve", "--port", "0", "--model",
-         str(tiny_cogvideo), "--artifact-dir", str(artifacts), "--device", "cpu",
-         "--log-level", "warning"],
-        stderr=subprocess.PIPE, text=True, env=child_env())
+        [
+            sys.executable,
+            "-m",
+            "vt",
+            "cogvideo",
+            "serve",
+            "--port",
+            "0",
+            "--model",
+            str(tiny_cogvideo),
+            "--artifact-dir",
+            str(artifacts),
+            "--device",
+            "cpu",
+            "--log-level",
+            "warning",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
     try:
         assert process.stderr is not None
         line = process.stderr.readline()
-        match = re.fullmatch(r"vt: cogvideo API on http://127\.0\.0\.1:(\d+)/ \(artifacts in "
-                             r"(.+)\)\n", line)
+        match = re.fullmatch(
+            r"vt: cogvideo API on http://127\.0\.0\.1:(\d+)/ \(artifacts in "
+            r"(.+)\)\n",
+            line,
+        )
         assert match, line
         assert Path(match.group(2)) == artifacts.resolve() and artifacts.is_dir()
         url = f"http://127.0.0.1:{match.group(1)}"
@@ -62,11 +82,16 @@ def test_serve_binds_answers_and_stops_on_ctrl_c(tiny_cogvideo: Path, tmp_path: 
             assert b'id="prompt"' in reply.read()
         # a long job runs and a synchronous request waits behind it when Ctrl-C comes
         api = Client(url)
-        job = api.post_form("/jobs", {"prompt": "long", "num_inference_steps": 1000},
-                            png_bytes()).json()
+        job = api.post_form(
+            "/jobs", {"prompt": "long", "num_inference_steps": 1000}, png_bytes()
+        ).json()
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(api.post_form, "/generate-video",
-                                  {"prompt": "short", "num_inference_steps": 2}, png_bytes())
+            waiting = pool.submit(
+                api.post_form,
+                "/generate-video",
+                {"prompt": "short", "num_inference_steps": 2},
+                png_bytes(),
+            )
             while api.get(f"/jobs/{job['id']}").json()["step"] < 2:
                 assert time.monotonic() < deadline + 120
                 time.sleep(0.05)
@@ -87,9 +112,11 @@ def test_serve_binds_answers_and_stops_on_ctrl_c(tiny_cogvideo: Path, tmp_path: 
 
 @pytest.fixture
 def cli(host: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """(``host``: the conftest's, with this plugin registered.) Runs ``vt cogvideo serve ARGS`` in-process with uvicorn's run loop replaced: returns
+    """(``host``: the conftest's, with this plugin registered.) Runs ``vt cogvideo serve ARGS``
+    in-process with uvicorn's run loop replaced: returns
     (result, the app uvicorn would have served or None)."""
     import uvicorn
+
     from vt.cli import create_app
 
     monkeypatch.delenv("VT_API_TOKEN", raising=False)
@@ -110,7 +137,8 @@ def cli(host: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_an_exposed_address_without_a_token_is_warned_about(
-        cli: Any, tiny_cogvideo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli: Any, tiny_cogvideo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vt_cogvideo.server import command
 
     bound: list[tuple[str, int]] = []
@@ -121,8 +149,14 @@ def test_an_exposed_address_without_a_token_is_warned_about(
         return real_bind("127.0.0.1", 0)
 
     monkeypatch.setattr(command, "bind_socket", bind_loopback)
-    common = ["--model", str(tiny_cogvideo), "--artifact-dir", str(tmp_path / "a"),
-              "--port", "8123"]
+    common = [
+        "--model",
+        str(tiny_cogvideo),
+        "--artifact-dir",
+        str(tmp_path / "a"),
+        "--port",
+        "8123",
+    ]
     result, served = cli("--host", "0.0.0.0", *common)
     assert result.exit_code == 0, result.output
     assert "vt: warning: serving on 0.0.0.0 without a token" in result.stderr
@@ -139,36 +173,48 @@ def test_an_exposed_address_without_a_token_is_warned_about(
         assert result.exit_code == 0 and "warning" not in result.stderr, loopback
 
 
-def test_serve_defaults_to_loopback_port_8000(cli: Any, tiny_cogvideo: Path,
-                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              ) -> None:
+def test_serve_defaults_to_loopback_port_8000(
+    cli: Any,
+    tiny_cogvideo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from vt_cogvideo.server import command
 
     asked: list[tuple[str, int]] = []
-    monkeypatch.setattr(command, "bind_socket",
-                        lambda h, p: asked.append((h, p)) or socket.create_server(
-                            ("127.0.0.1", 0)))
+    monkeypatch.setattr(
+        command,
+        "bind_socket",
+        lambda h, p: asked.append((h, p)) or socket.create_server(("127.0.0.1", 0)),
+    )
     monkeypatch.chdir(tmp_path)
     result, served = cli("--model", str(tiny_cogvideo))
     assert result.exit_code == 0, result.output
     assert asked == [("127.0.0.1", 8000)]
     settings = served[0].state.settings
     assert settings.artifact_dir == (tmp_path / "outputs" / "api").resolve()
-    assert (settings.queue_size, settings.keep_artifacts, settings.max_upload_bytes) == \
-        (8, 50, 20 * 1024 * 1024)
+    assert (settings.queue_size, settings.keep_artifacts, settings.max_upload_bytes) == (
+        8,
+        50,
+        20 * 1024 * 1024,
+    )
     assert settings.token is None and settings.lora_dir is None
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--queue-size", "0"], "--queue-size"),
-    (["--port", "70000"], "--port"),
-    (["--max-upload-mb", "0"], "--max-upload-mb"),
-    (["--keep-artifacts", "-1"], "--keep-artifacts"),
-    (["--token", ""], "--token"),
-    (["--lora-dir", "/no/such/folder"], "--lora-dir"),
-])
-def test_bad_options_are_one_line_and_exit_2(cli: Any, tiny_cogvideo: Path, tmp_path: Path,
-                                             args: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--queue-size", "0"], "--queue-size"),
+        (["--port", "70000"], "--port"),
+        (["--max-upload-mb", "0"], "--max-upload-mb"),
+        (["--keep-artifacts", "-1"], "--keep-artifacts"),
+        (["--token", ""], "--token"),
+        (["--lora-dir", "/no/such/folder"], "--lora-dir"),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_2(
+    cli: Any, tiny_cogvideo: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     result, served = cli("--model", str(tiny_cogvideo), "--artifact-dir", str(tmp_path), *args)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
@@ -177,27 +223,44 @@ def test_bad_options_are_one_line_and_exit_2(cli: Any, tiny_cogvideo: Path, tmp_
 
 
 def test_a_missing_model_or_a_busy_port_stops_serve_with_one_line(
-        cli: Any, tiny_cogvideo: Path, tmp_path: Path) -> None:
-    result, served = cli("--model", str(tmp_path / "no-model"), "--artifact-dir",
-                         str(tmp_path / "a"))
+    cli: Any, tiny_cogvideo: Path, tmp_path: Path
+) -> None:
+    result, served = cli(
+        "--model", str(tmp_path / "no-model"), "--artifact-dir", str(tmp_path / "a")
+    )
     assert result.exit_code in (1, 2) and served is None
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        result, served = cli("--model", str(tiny_cogvideo), "--artifact-dir",
-                             str(tmp_path / "a"), "--port", str(port))
+        result, served = cli(
+            "--model",
+            str(tiny_cogvideo),
+            "--artifact-dir",
+            str(tmp_path / "a"),
+            "--port",
+            str(port),
+        )
     assert result.exit_code == 1 and served is None
-    assert result.stderr.strip() == (f"vt: error: cannot listen on 127.0.0.1:{port}: Address "
-                                     "already in use")
+    assert result.stderr.strip() == (
+        f"vt: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
 
 
 def test_the_cli_does_not_import_the_server_stack_for_help() -> None:
-    code = ("import sys; from vt.cli import main\n"
-            "try:\n    main(['cogvideo', 'serve', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('fastapi', 'uvicorn', 'torch', 'diffusers') "
-            "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False, env=child_env(), timeout=120)
+    code = (
+        "import sys; from vt.cli import main\n"
+        "try:\n    main(['cogvideo', 'serve', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'torch', 'diffusers') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=child_env(),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "--max-upload-mb" in done.stdout and "--keep-artifacts" in done.stdout
     assert "VT_API_TOKEN" in done.stdout

@@ -25,8 +25,9 @@ def start(tmp_path: Path, generator: BlockingGenerator, **options: Any) -> Any:
     from vt_cogvideo.server.app import create_app
     from vt_cogvideo.server.settings import ServerSettings
 
-    settings = ServerSettings(model="fake", artifact_dir=tmp_path / "artifacts",
-                              **options).checked()
+    settings = ServerSettings(
+        model="fake", artifact_dir=tmp_path / "artifacts", **options
+    ).checked()
     return serving(create_app(settings, generator_factory=lambda _: generator))
 
 
@@ -48,7 +49,8 @@ def wait_status(api: Client, job_id: str, status: str) -> dict[str, Any]:
 
 
 def test_one_generation_at_a_time_and_429_when_the_queue_is_full(
-        tmp_path: Path, fake: BlockingGenerator) -> None:
+    tmp_path: Path, fake: BlockingGenerator
+) -> None:
     with start(tmp_path, fake, queue_size=2) as base:
         api = Client(base)
         first = submit(api, "first")
@@ -56,8 +58,12 @@ def test_one_generation_at_a_time_and_429_when_the_queue_is_full(
         assert running["step"] == 1 and running["progress"] == 0.5
         second, third = submit(api, "second"), submit(api, "third")
         assert (second["position"], third["position"]) == (1, 2)
-        assert api.get("/health").json()["queue"] == {"waiting": 2, "running": True,
-                                                      "capacity": 2, "completed": 0}
+        assert api.get("/health").json()["queue"] == {
+            "waiting": 2,
+            "running": True,
+            "capacity": 2,
+            "completed": 0,
+        }
         for endpoint in ("/jobs", "/generate-video"):
             full = api.post_form(endpoint, {"prompt": "fourth", **FIELDS}, png_bytes())
             assert full.status == 429, full.body
@@ -69,12 +75,13 @@ def test_one_generation_at_a_time_and_429_when_the_queue_is_full(
         assert fake.max_active == 1
         assert api.get("/health").json()["queue"]["waiting"] == 0
         # room again
-        assert api.post_form("/generate-video", {"prompt": "fifth", **FIELDS},
-                             png_bytes()).status == 200
+        assert (
+            api.post_form("/generate-video", {"prompt": "fifth", **FIELDS}, png_bytes()).status
+            == 200
+        )
 
 
-def test_cancel_a_queued_job_and_a_running_one(tmp_path: Path,
-                                               fake: BlockingGenerator) -> None:
+def test_cancel_a_queued_job_and_a_running_one(tmp_path: Path, fake: BlockingGenerator) -> None:
     with start(tmp_path, fake, queue_size=4) as base:
         api = Client(base)
         running = submit(api, "running")
@@ -95,13 +102,15 @@ def test_cancel_a_queued_job_and_a_running_one(tmp_path: Path,
         assert api.wait_job(submit(api, "after")["id"])["status"] == "done"
 
 
-def test_a_sync_request_whose_job_is_cancelled_gets_409(tmp_path: Path,
-                                                        fake: BlockingGenerator) -> None:
+def test_a_sync_request_whose_job_is_cancelled_gets_409(
+    tmp_path: Path, fake: BlockingGenerator
+) -> None:
     with start(tmp_path, fake) as base:
         api = Client(base)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(api.post_form, "/generate-video",
-                                  {"prompt": "sync", **FIELDS}, png_bytes())
+            pending = pool.submit(
+                api.post_form, "/generate-video", {"prompt": "sync", **FIELDS}, png_bytes()
+            )
             deadline = time.monotonic() + 30
             while not fake.started:
                 assert time.monotonic() < deadline
@@ -113,28 +122,29 @@ def test_a_sync_request_whose_job_is_cancelled_gets_409(tmp_path: Path,
         assert reply.status == 409 and "cancelled" in reply.json()["detail"]
 
 
-def test_a_failing_generation_is_reported_and_the_worker_goes_on(
-        tmp_path: Path) -> None:
+def test_a_failing_generation_is_reported_and_the_worker_goes_on(tmp_path: Path) -> None:
     fake = BlockingGenerator(auto_release=True)
     with start(tmp_path, fake) as base:
         api = Client(base)
-        reply = api.post_form("/generate-video", {"prompt": "fail please", **FIELDS},
-                              png_bytes())
+        reply = api.post_form("/generate-video", {"prompt": "fail please", **FIELDS}, png_bytes())
         assert reply.status == 500
         assert reply.json()["detail"] == "RuntimeError: the pipeline broke"
         failed = api.wait_job(submit(api, "fail again")["id"])
         assert failed["status"] == "failed" and "pipeline broke" in failed["error"]
         assert failed["result"] is None
-        assert api.post_form("/generate-video", {"prompt": "fine", **FIELDS},
-                             png_bytes()).status == 200
+        assert (
+            api.post_form("/generate-video", {"prompt": "fine", **FIELDS}, png_bytes()).status
+            == 200
+        )
         assert api.get("/health").json()["queue"]["completed"] == 3
 
 
 def test_model_refusals_from_validate_are_422(tmp_path: Path) -> None:
     fake = BlockingGenerator(auto_release=True)
     with start(tmp_path, fake) as base:
-        reply = Client(base).post_form("/jobs", {"prompt": "x", "width": 999, **FIELDS},
-                                       png_bytes())
+        reply = Client(base).post_form(
+            "/jobs", {"prompt": "x", "width": 999, **FIELDS}, png_bytes()
+        )
         assert reply.status == 422 and "width 999" in reply.json()["detail"]
         assert fake.started == []
 
@@ -143,8 +153,11 @@ def test_old_artifacts_are_pruned_but_nothing_else(tmp_path: Path) -> None:
     fake = BlockingGenerator(auto_release=True)
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
-    mine = {"notes.mp4": b"user file", "cogvideo-old.mp4": b"not ours by name",
-            "cogvideo-0123.json": b"{}"}
+    mine = {
+        "notes.mp4": b"user file",
+        "cogvideo-old.mp4": b"not ours by name",
+        "cogvideo-0123.json": b"{}",
+    }
     for name, data in mine.items():
         (artifacts / name).write_bytes(data)
     os.utime(artifacts / "notes.mp4", (0, 0))  # the oldest file of all
@@ -152,8 +165,9 @@ def test_old_artifacts_are_pruned_but_nothing_else(tmp_path: Path) -> None:
         api = Client(base)
         outputs = []
         for index in range(4):
-            reply = api.post_form("/generate-video", {"prompt": f"clip {index}", **FIELDS},
-                                  png_bytes())
+            reply = api.post_form(
+                "/generate-video", {"prompt": f"clip {index}", **FIELDS}, png_bytes()
+            )
             assert reply.status == 200
             outputs.append(reply.json())
             time.sleep(0.02)  # distinct modification times
@@ -181,17 +195,25 @@ def test_lora_names_resolve_only_inside_the_lora_folder(tmp_path: Path) -> None:
         api = Client(base)
         assert api.get("/loras").json() == {"loras": ["press/epoch-1", "single.safetensors"]}
         assert api.get("/health").json()["loras"] is True
-        reply = api.post_form("/generate-video", {"prompt": "p", "lora": "press/epoch-1",
-                                                  **FIELDS}, png_bytes())
+        reply = api.post_form(
+            "/generate-video", {"prompt": "p", "lora": "press/epoch-1", **FIELDS}, png_bytes()
+        )
         assert reply.status == 200, reply.body
         assert reply.json()["metadata"]["lora"].startswith(str(loras.resolve()))
-        assert api.get(f"/jobs/{reply.json()['id']}").json()["request"]["lora"] == \
-            "press/epoch-1"
-        for name in ("escape", "../outside", "press/../../outside", str(outside), "empty",
-                     "missing", "press/epoch-1/../../../outside", "%2e%2e/outside", "",
-                     "press\\epoch-1"):
-            reply = api.post_form("/jobs", {"prompt": "p", "lora": name, **FIELDS},
-                                  png_bytes())
+        assert api.get(f"/jobs/{reply.json()['id']}").json()["request"]["lora"] == "press/epoch-1"
+        for name in (
+            "escape",
+            "../outside",
+            "press/../../outside",
+            str(outside),
+            "empty",
+            "missing",
+            "press/epoch-1/../../../outside",
+            "%2e%2e/outside",
+            "",
+            "press\\epoch-1",
+        ):
+            reply = api.post_form("/jobs", {"prompt": "p", "lora": name, **FIELDS}, png_bytes())
             if name == "":  # an empty field means no LoRA
                 assert reply.status == 202
                 continue
@@ -205,18 +227,22 @@ def test_finished_jobs_let_go_of_their_image(tmp_path: Path) -> None:
     from vt_cogvideo.server.inputs import open_image
     from vt_cogvideo.server.jobs import JobRunner, JobStatus
 
-    runner = JobRunner(BlockingGenerator(auto_release=True), ArtifactStore(tmp_path),
-                       queue_size=2, keep_jobs=3)
+    runner = JobRunner(
+        BlockingGenerator(auto_release=True), ArtifactStore(tmp_path), queue_size=2, keep_jobs=3
+    )
     runner.start()
     try:
-        jobs = [runner.submit(GenerationRequest(image=open_image(png_bytes()), prompt=f"p{i}"))
-                for i in range(2)]
+        jobs = [
+            runner.submit(GenerationRequest(image=open_image(png_bytes()), prompt=f"p{i}"))
+            for i in range(2)
+        ]
         for job in jobs:
             assert job.future.result(30).status is JobStatus.DONE
             assert job.request is None and job.result is not None
         for i in range(2, 6):  # records beyond keep_jobs are forgotten, oldest first
-            jobs.append(runner.submit(GenerationRequest(image=open_image(png_bytes()),
-                                                        prompt=f"p{i}")))
+            jobs.append(
+                runner.submit(GenerationRequest(image=open_image(png_bytes()), prompt=f"p{i}"))
+            )
             jobs[-1].future.result(30)
         assert [job.id for job in runner.jobs()] == [job.id for job in jobs[:2:-1]]
         assert runner.get(jobs[0].id) is None

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from cogvideo_train_helpers import cli_host, invoke
+
 from vt.testing import FileHandler, sample_clip, serve_http
 
 MSR_CLIPS = {"video0": "bikes", "video1": "carphone_pristine", "video2": "carphone_distorted"}
@@ -29,8 +30,12 @@ def host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
 
 def _msr_annotations() -> dict[str, Any]:
-    return {"annotations": [{"image_id": vid, "caption": f"caption of {clip}", "id": i}
-                            for i, (vid, clip) in enumerate(MSR_CLIPS.items())]}
+    return {
+        "annotations": [
+            {"image_id": vid, "caption": f"caption of {clip}", "id": i}
+            for i, (vid, clip) in enumerate(MSR_CLIPS.items())
+        ]
+    }
 
 
 def _msr_source(root: Path) -> Path:
@@ -55,24 +60,38 @@ def _closed_port_url(path: str) -> str:
 def test_msr_vtt_from_a_local_copy_then_prepare_metadata(host: Any, tmp_path: Path) -> None:
     source = _msr_source(tmp_path / "src")
     out = tmp_path / "msr"
-    result = invoke(host, "download-msr-vtt", "--source", source, "-o", out, "--limit", "2",
-                    "--json")
+    result = invoke(
+        host, "download-msr-vtt", "--source", source, "-o", out, "--limit", "2", "--json"
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert (report["videos"], report["copied"], report["kept"]) == (2, 2, 0)
     assert sorted(p.name for p in (out / "videos").iterdir()) == ["video0.mp4", "video1.mp4"]
     assert (out / "videos" / "video0.mp4").read_bytes() == sample_clip("bikes").read_bytes()
     assert json.loads((out / "captions.json").read_text()) == _msr_annotations()
-    again = invoke(host, "download-msr-vtt", "--source", source, "-o", out, "--limit", "2",
-                   "--json")
+    again = invoke(
+        host, "download-msr-vtt", "--source", source, "-o", out, "--limit", "2", "--json"
+    )
     assert json.loads(again.stdout)["kept"] == 2  # nothing copied twice
     # what it wrote is what prepare-metadata reads
-    result = invoke(host, "prepare-metadata", "--videos", out / "videos", "--captions",
-                    out / "captions.json", "-o", tmp_path / "m.json", "--num-frames", "9")
+    result = invoke(
+        host,
+        "prepare-metadata",
+        "--videos",
+        out / "videos",
+        "--captions",
+        out / "captions.json",
+        "-o",
+        tmp_path / "m.json",
+        "--num-frames",
+        "9",
+    )
     assert result.exit_code == 0, result.output
     entries = json.loads((tmp_path / "m.json").read_text())
     assert [(e["id"], e["prompt"]) for e in entries] == [
-        ("video0", "caption of bikes"), ("video1", "caption of carphone_pristine")]
+        ("video0", "caption of bikes"),
+        ("video1", "caption of carphone_pristine"),
+    ]
 
 
 def test_msr_vtt_archive_downloaded_from_a_server(host: Any, tmp_path: Path) -> None:
@@ -88,18 +107,35 @@ def test_msr_vtt_archive_downloaded_from_a_server(host: Any, tmp_path: Path) -> 
         requests: ClassVar[list[str]] = []
 
     with serve_http(Handler) as base:
-        result = invoke(host, "download-msr-vtt", "-o", tmp_path / "msr", "--url",
-                        f"{base}/MSRVTT.zip", "--limit", "1", "--json")
+        result = invoke(
+            host,
+            "download-msr-vtt",
+            "-o",
+            tmp_path / "msr",
+            "--url",
+            f"{base}/MSRVTT.zip",
+            "--limit",
+            "1",
+            "--json",
+        )
         assert result.exit_code == 0, result.output
         # the archive is kept in vt's cache: a second run does not download it again
-        again = invoke(host, "download-msr-vtt", "-o", tmp_path / "msr2", "--url",
-                       f"{base}/MSRVTT.zip", "--json")
+        again = invoke(
+            host,
+            "download-msr-vtt",
+            "-o",
+            tmp_path / "msr2",
+            "--url",
+            f"{base}/MSRVTT.zip",
+            "--json",
+        )
         assert again.exit_code == 0, again.output
     assert Handler.requests == ["/MSRVTT.zip"]
     assert json.loads(result.stdout)["videos"] == 1
     assert json.loads(again.stdout)["videos"] == 3
-    assert (tmp_path / "msr2" / "videos" / "video2.mp4").read_bytes() == \
-        sample_clip("carphone_distorted").read_bytes()
+    assert (tmp_path / "msr2" / "videos" / "video2.mp4").read_bytes() == sample_clip(
+        "carphone_distorted"
+    ).read_bytes()
     assert json.loads((tmp_path / "msr" / "captions.json").read_text()) == _msr_annotations()
 
 
@@ -113,16 +149,19 @@ def test_unreachable_network_is_one_line(host: Any, tmp_path: Path, command: str
 
 
 def test_vatex_captions_download_and_local_clips(host: Any, tmp_path: Path) -> None:
-    captions = [{"videoID": "bikes_000000_000010", "enCap": ["people cycle"], "chCap": []},
-                {"videoID": "phone_000001_000005", "enCap": ["a call"], "chCap": []}]
+    captions = [
+        {"videoID": "bikes_000000_000010", "enCap": ["people cycle"], "chCap": []},
+        {"videoID": "phone_000001_000005", "enCap": ["a call"], "chCap": []},
+    ]
 
     class Handler(FileHandler):
         files: ClassVar[dict[str, bytes]] = {"/vatex.json": json.dumps(captions).encode()}
         requests: ClassVar[list[str]] = []
 
     with serve_http(Handler) as base:
-        result = invoke(host, "download-vatex", "-o", tmp_path / "vatex", "--url",
-                        f"{base}/vatex.json")
+        result = invoke(
+            host, "download-vatex", "-o", tmp_path / "vatex", "--url", f"{base}/vatex.json"
+        )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "vatex" / "captions.json").read_text()) == captions
     assert "YouTube segments" in result.stderr
@@ -143,8 +182,9 @@ def test_local_copy_errors(host: Any, tmp_path: Path) -> None:
     empty.mkdir()
     result = invoke(host, "download-msr-vtt", "--source", empty, "-o", tmp_path / "o")
     assert result.exit_code == 1 and "no caption file" in result.stderr
-    result = invoke(host, "download-msr-vtt", "--source", tmp_path / "missing", "-o",
-                    tmp_path / "o")
+    result = invoke(
+        host, "download-msr-vtt", "--source", tmp_path / "missing", "-o", tmp_path / "o"
+    )
     assert result.exit_code == 2 and "is not a folder" in result.stderr
 
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
+
 from vt.cli import create_app
 from vt.plugins import PluginHost
 
@@ -22,23 +23,35 @@ def scenarios(tmp_path: Path, cond_image: Path) -> Path:
         "  - {name: briefing, image: still.png, prompt: 'a press briefing', seed: 1,"
         " num_inference_steps: 2}\n"
         "  - {name: market, image: still.png, prompt: 'market news', seed: 2, steps: 2,"
-        " lora_scale: 0.5}\n")
+        " lora_scale: 0.5}\n"
+    )
     return path
 
 
-def test_validate_passes_then_fails_above_the_scores(host: PluginHost, tiny_cogvideo: Path,
-                                                    tiny_lora: Path, cond_image: Path,
-                                                    tmp_path: Path) -> None:
+def test_validate_passes_then_fails_above_the_scores(
+    host: PluginHost, tiny_cogvideo: Path, tiny_lora: Path, cond_image: Path, tmp_path: Path
+) -> None:
     file = scenarios(tmp_path, cond_image)
     out = tmp_path / "report"
-    base = ["cogvideo", "validate", "--scenarios", str(file), "--lora", str(tiny_lora),
-            "--model", str(tiny_cogvideo), "--device", "cpu", "-o", str(out)]
+    base = [
+        "cogvideo",
+        "validate",
+        "--scenarios",
+        str(file),
+        "--lora",
+        str(tiny_lora),
+        "--model",
+        str(tiny_cogvideo),
+        "--device",
+        "cpu",
+        "-o",
+        str(out),
+    ]
     ok = runner.invoke(create_app(host), [*base, "--threshold", "0", "--json"])
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.stdout)
     assert data["passed"] == 2 and [s["status"] for s in data["scenarios"]] == ["pass"] * 2
-    assert all(s["lora"].endswith("pytorch_lora_weights.safetensors")
-               for s in data["scenarios"])
+    assert all(s["lora"].endswith("pytorch_lora_weights.safetensors") for s in data["scenarios"])
     rows = list(csv.DictReader((out / "validation_report.csv").open()))
     assert [r["name"] for r in rows] == ["briefing", "market"]
     scores = [float(r["temporal_score"]) for r in rows]
@@ -59,14 +72,29 @@ def test_validate_passes_then_fails_above_the_scores(host: PluginHost, tiny_cogv
     assert "0 of 2 scenarios passed" in (out / "validation_report.md").read_text()
 
 
-def test_validate_reports_a_scenario_that_cannot_run(host: PluginHost, tiny_cogvideo: Path,
-                                                     cond_image: Path, tmp_path: Path) -> None:
+def test_validate_reports_a_scenario_that_cannot_run(
+    host: PluginHost, tiny_cogvideo: Path, cond_image: Path, tmp_path: Path
+) -> None:
     file = scenarios(tmp_path, cond_image)
     file.write_text(file.read_text() + "  - {name: gone, image: none.png, prompt: x}\n")
     out = tmp_path / "report"
-    result = runner.invoke(create_app(host), [
-        "cogvideo", "validate", "--scenarios", str(file), "--model", str(tiny_cogvideo),
-        "--device", "cpu", "-o", str(out), "--threshold", "0"])
+    result = runner.invoke(
+        create_app(host),
+        [
+            "cogvideo",
+            "validate",
+            "--scenarios",
+            str(file),
+            "--model",
+            str(tiny_cogvideo),
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+            "--threshold",
+            "0",
+        ],
+    )
     assert result.exit_code == 1
     rows = {r["name"]: r for r in csv.DictReader((out / "validation_report.csv").open())}
     assert rows["briefing"]["status"] == "pass" and rows["gone"]["status"] == "error"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import av
+
 from vt.testing import make_video
 from vt_kizuna.temporal import TemporalStabilizer
 
@@ -32,16 +33,35 @@ def test_temporal_stage_declares_its_context() -> None:
 
 
 def test_segmented_temporal_run_in_two_workers_equals_one_pass(tmp_path: Path) -> None:
-    clip = make_video(tmp_path / "c.mp4", frames=40, width=64, height=48, fps=25, audio=True,
-                      options={"g": "8"})
+    clip = make_video(
+        tmp_path / "c.mp4", frames=40, width=64, height=48, fps=25, audio=True, options={"g": "8"}
+    )
     env = dict(os.environ, VT_LOAD_PLUGINS="kizuna")
     common = [VT, "kizuna", str(clip), "--temporal", "-c", "ffv1", "-q"]
-    one = subprocess.run([*common, "-o", str(tmp_path / "one.mkv")], env=env,
-                         capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [*common, "-o", str(tmp_path / "one.mkv")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr
-    seg = subprocess.run([*common[:-1], "-o", str(tmp_path / "seg.mkv"), "--json",
-                          "--segment-seconds", "0.3", "--workers", "2"], env=env,
-                         capture_output=True, text=True, timeout=300)
+    seg = subprocess.run(
+        [
+            *common[:-1],
+            "-o",
+            str(tmp_path / "seg.mkv"),
+            "--json",
+            "--segment-seconds",
+            "0.3",
+            "--workers",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert seg.returncode == 0, seg.stderr
     segments = json.loads(seg.stdout)["pipeline"]["segments"]  # the core's report
     assert segments["count"] >= 3 and segments["workers"] == 2

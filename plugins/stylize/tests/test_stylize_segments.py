@@ -20,9 +20,13 @@ def test_stylize_and_its_replay_run_in_one_pass(tmp_path: Path) -> None:
     target = resolve_target(tmp_path / "out.mp4")
     options = PipelineOptions(resume=True)
     stylizer = StylizeProcessor.__new__(StylizeProcessor)  # the attributes, no model
-    assert why_not(clip, target, [stylizer], options) == \
-        "processor stylize cannot be split into segments"
-    assert why_not(clip, target, [ReplayProcessor(tmp_path / "x.mkv")], options) == \
-        "processor stylized-frames cannot be split into segments"
+    assert (
+        why_not(clip, target, [stylizer], options)
+        == "processor stylize cannot be split into segments"
+    )
+    assert (
+        why_not(clip, target, [ReplayProcessor(tmp_path / "x.mkv")], options)
+        == "processor stylized-frames cannot be split into segments"
+    )
     upscaler = UpscaleStage.__new__(UpscaleStage)
     assert why_not(clip, target, [upscaler], options) is None

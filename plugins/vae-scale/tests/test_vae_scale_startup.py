@@ -8,24 +8,28 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from vt.testing import make_video
 
 
-@pytest.mark.parametrize(("kind", "values"), [
-    ("string", ["a", None, "ünï", "", "x" * 300]),
-    ("int64", [1, None, -7, 2**40]),
-    ("float64", [1.5, None, 0.0, float("inf")]),
-    ("string", []),
-])
+@pytest.mark.parametrize(
+    ("kind", "values"),
+    [
+        ("string", ["a", None, "ünï", "", "x" * 300]),
+        ("int64", [1, None, -7, 2**40]),
+        ("float64", [1.5, None, 0.0, float("inf")]),
+        ("string", []),
+    ],
+)
 def test_arrow_columns_built_from_buffers_round_trip(kind: str, values: list[object]) -> None:
     import pyarrow as pa
+
     from vt_vae_scale.table import arrow_column
 
     array = arrow_column(values, kind)
     array.validate(full=True)
     assert array.to_pylist() == values
-    assert array.type == {"string": pa.string(), "int64": pa.int64(),
-                          "float64": pa.float64()}[kind]
+    assert array.type == {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}[kind]
     assert array.null_count == sum(v is None for v in values)
 
 
@@ -46,15 +50,24 @@ def test_the_cli_never_imports_pandas(tmp_path: Path, suffix: str) -> None:
     else:
         with ipc.new_file(str(meta), table.schema) as w:
             w.write_table(table)
-    code = ("import sys\n"
-            f"sys.argv = ['vt', 'vae-scale', '--metadata', {str(meta)!r}, '-o', 'out', "
-            "'--target-size', '32', '--preset', 'ultrafast', '-q']\n"
-            "from vt.cli import main\n"
-            "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
-            "print('pandas' in sys.modules)\n")
+    code = (
+        "import sys\n"
+        f"sys.argv = ['vt', 'vae-scale', '--metadata', {str(meta)!r}, '-o', 'out', "
+        "'--target-size', '32', '--preset', 'ultrafast', '-q']\n"
+        "from vt.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
+        "print('pandas' in sys.modules)\n"
+    )
     env = {**os.environ, "VT_LOAD_PLUGINS": "vae-scale"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.stdout.split() == ["exit", "1", "False"], done.stderr  # row 2 failed
     from vt_vae_scale.table import read_table
 

@@ -25,8 +25,18 @@ from typing import TYPE_CHECKING, Any
 from vt.media.segments.state import resume_folder
 from vt.tempfiles import RESUME_SUFFIX
 
-__all__ = ["RESUME_SUFFIX", "Assignment", "SegmentServed", "assign", "assigned",
-           "check_options", "process_segmented", "resume_folder", "serve", "wanted"]
+__all__ = [
+    "RESUME_SUFFIX",
+    "Assignment",
+    "SegmentServed",
+    "assign",
+    "assigned",
+    "check_options",
+    "process_segmented",
+    "resume_folder",
+    "serve",
+    "wanted",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from vt.media.encode import EncoderConfig
@@ -69,8 +79,11 @@ def assign(assignment: Assignment | None) -> None:
 
 def wanted(options: PipelineOptions) -> bool:
     """Whether the options ask for a segmented run (else: one pass)."""
-    return bool(options.resume or options.segment_seconds is not None
-                or (options.workers is not None and options.workers != 1))
+    return bool(
+        options.resume
+        or options.segment_seconds is not None
+        or (options.workers is not None and options.workers != 1)
+    )
 
 
 ENGINES = ("local", "ray")
@@ -91,13 +104,19 @@ def check_options(options: PipelineOptions) -> None:
         raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, got {options.engine!r}")
     if options.fps and wanted(options):
         # frames are picked by time across the whole video; per segment the picks could differ
-        raise UsageError("a new frame rate (fps) cannot be combined with --resume, --workers or "
-                         "--segment-seconds yet: run it in one pass")
+        raise UsageError(
+            "a new frame rate (fps) cannot be combined with --resume, --workers or "
+            "--segment-seconds yet: run it in one pass"
+        )
 
 
-def serve(source: Source, processors: Sequence[FrameProcessor] | ProcessorChain,
-          config: EncoderConfig, options: PipelineOptions,
-          progress: ProgressCallback | None = None) -> None:
+def serve(
+    source: Source,
+    processors: Sequence[FrameProcessor] | ProcessorChain,
+    config: EncoderConfig,
+    options: PipelineOptions,
+    progress: ProgressCallback | None = None,
+) -> None:
     """Run the assigned segment with the processors the re-run command built, then raise
     :class:`SegmentServed` with the result."""
     from vt.errors import VtError
@@ -106,26 +125,38 @@ def serve(source: Source, processors: Sequence[FrameProcessor] | ProcessorChain,
 
     job = _assignment
     assert job is not None
-    if source.kind != "file" or source.path is None or (
-            source.path.resolve() != Path(job.spec.source).resolve()):
-        raise VtError(f"segment worker: the command read {source.describe()}, not "
-                      f"{job.spec.source}")
+    if (
+        source.kind != "file"
+        or source.path is None
+        or (source.path.resolve() != Path(job.spec.source).resolve())
+    ):
+        raise VtError(
+            f"segment worker: the command read {source.describe()}, not {job.spec.source}"
+        )
     owned = not isinstance(processors, ProcessorChain)
-    chain = processors if isinstance(processors, ProcessorChain) else ProcessorChain(
-        processors, options.error_policy)
+    chain = (
+        processors
+        if isinstance(processors, ProcessorChain)
+        else ProcessorChain(processors, options.error_policy)
+    )
     try:
-        result = run_segment(job.spec, chain, config, worker_options(options, job.inline),
-                             job.path, progress)
+        result = run_segment(
+            job.spec, chain, config, worker_options(options, job.inline), job.path, progress
+        )
     finally:
         if owned:
             chain.close()
     raise SegmentServed(result)
 
 
-def process_segmented(source: Source, output: str | Path,
-                      processors: Sequence[FrameProcessor] | ProcessorChain,
-                      config: EncoderConfig, options: PipelineOptions,
-                      progress: ProgressCallback | None = None) -> PipelineReport:
+def process_segmented(
+    source: Source,
+    output: str | Path,
+    processors: Sequence[FrameProcessor] | ProcessorChain,
+    config: EncoderConfig,
+    options: PipelineOptions,
+    progress: ProgressCallback | None = None,
+) -> PipelineReport:
     """See :func:`vt.media.segments.job.process_segmented`."""
     from vt.media.segments.job import process_segmented as run
 

@@ -59,8 +59,18 @@ from vt.registry import OutputTarget
 log = logging.getLogger("vt")
 
 #: command options that do not change the output: a resume may change them
-FREE_OPTIONS = frozenset({"resume", "segment_workers", "segment_engine", "json_", "quiet",
-                          "threads", "overwrite", "sheet"})
+FREE_OPTIONS = frozenset(
+    {
+        "resume",
+        "segment_workers",
+        "segment_engine",
+        "json_",
+        "quiet",
+        "threads",
+        "overwrite",
+        "sheet",
+    }
+)
 
 
 def context_of(processors: Sequence[Any]) -> tuple[int, int]:
@@ -72,15 +82,18 @@ def context_of(processors: Sequence[Any]) -> tuple[int, int]:
         value = processor_attribute(p, "temporal_context")
         pair = (value, 0) if isinstance(value, int) else tuple(value)
         if len(pair) != 2 or not all(isinstance(v, int) and v >= 0 for v in pair):
-            raise VtError(f"processor {getattr(p, 'name', type(p).__name__)}: "
-                          f"temporal_context must be frames >= 0 or (before, after), got "
-                          f"{value!r}")
+            raise VtError(
+                f"processor {getattr(p, 'name', type(p).__name__)}: "
+                f"temporal_context must be frames >= 0 or (before, after), got "
+                f"{value!r}"
+            )
         before, after = before + pair[0], after + pair[1]
     return before, after
 
 
-def why_not(source: Source, target: OutputTarget, processors: Sequence[Any],
-            options: PipelineOptions) -> str | None:
+def why_not(
+    source: Source, target: OutputTarget, processors: Sequence[Any], options: PipelineOptions
+) -> str | None:
     """Why this run cannot be segmented (None: it can)."""
     if target.kind != "container":
         return "image sequences are written frame by frame"
@@ -93,16 +106,23 @@ def why_not(source: Source, target: OutputTarget, processors: Sequence[Any],
         if not processor_attribute(p, "segmentable"):
             return f"processor {name} cannot be split into segments"
         if processor_attribute(p, "temporal") and context_of([p]) == (0, 0):
-            return (f"processor {name} carries state from frame to frame and declares no "
-                    "temporal_context")
+            return (
+                f"processor {name} carries state from frame to frame and declares no "
+                "temporal_context"
+            )
     return None
 
 
 def _asked(options: PipelineOptions) -> str:
-    asked = [flag for flag, on in (("--resume", options.resume),
-                                   ("--workers", options.workers not in (None, 1)),
-                                   ("--segment-seconds", options.segment_seconds is not None))
-             if on]
+    asked = [
+        flag
+        for flag, on in (
+            ("--resume", options.resume),
+            ("--workers", options.workers not in (None, 1)),
+            ("--segment-seconds", options.segment_seconds is not None),
+        )
+        if on
+    ]
     return "/".join(asked) or "segments"
 
 
@@ -142,17 +162,23 @@ def process_segmented(
         log.warning("%s: %s: running in one pass", _asked(options), why)
         one_pass = replace(options, resume=False, workers=None, segment_seconds=None)
         return process_video(source, output, processors, config, one_pass, progress)
-    return _Run(source, target, processors, config, options, progress, info,
-                timeline).run()
+    return _Run(source, target, processors, config, options, progress, info, timeline).run()
 
 
 class _Run:
     """One segmented run (``process_segmented`` after its checks)."""
 
-    def __init__(self, source: Source, target: OutputTarget,
-                 processors: Sequence[FrameProcessor] | ProcessorChain, config: EncoderConfig,
-                 options: PipelineOptions, progress: ProgressCallback | None, info: Any,
-                 timeline: Timeline) -> None:
+    def __init__(
+        self,
+        source: Source,
+        target: OutputTarget,
+        processors: Sequence[FrameProcessor] | ProcessorChain,
+        config: EncoderConfig,
+        options: PipelineOptions,
+        progress: ProgressCallback | None,
+        info: Any,
+        timeline: Timeline,
+    ) -> None:
         self.source, self.target = source, target
         self.processors, self.config, self.options = processors, config, options
         self.progress, self.info, self.timeline = progress, info, timeline
@@ -206,8 +232,9 @@ class _Run:
         specs = [self._spec(s, first, stop, before, after, batch) for s in self.segments]
         return fmt_out, specs
 
-    def _spec(self, segment: Segment, first: int, stop: int, before: int, after: int,
-              batch: int) -> SegmentSpec:
+    def _spec(
+        self, segment: Segment, first: int, stop: int, before: int, after: int, batch: int
+    ) -> SegmentSpec:
         tl = self.timeline
 
         def pts_at(position: int) -> int | None:
@@ -217,11 +244,17 @@ class _Run:
         tb = tl.time_base
         assert self.source.path is not None
         return SegmentSpec(
-            index=segment.index, source=str(self.source.path.resolve()),
-            start=self.source.start, end=self.source.end,
-            window=(tl.pts[a], pts_at(b)), keep=(tl.pts[segment.first], pts_at(segment.end)),
-            window_first=a, frames=segment.frames, time_base=(tb.numerator, tb.denominator),
-            origin=tl.origin)
+            index=segment.index,
+            source=str(self.source.path.resolve()),
+            start=self.source.start,
+            end=self.source.end,
+            window=(tl.pts[a], pts_at(b)),
+            keep=(tl.pts[segment.first], pts_at(segment.end)),
+            window_first=a,
+            frames=segment.frames,
+            time_base=(tb.numerator, tb.denominator),
+            origin=tl.origin,
+        )
 
     def _parameters(self, chain: ProcessorChain) -> dict[str, Any]:
         """Everything that shapes the output, as JSON: a resume must match it."""
@@ -231,13 +264,21 @@ class _Run:
         params: dict[str, Any] = {
             "output": str(self.state.folder.resolve()),
             "encoder": encoder,
-            "pipeline": {"audio": options.audio, "subtitles": options.subtitles,
-                         "error_policy": options.error_policy, "layout": options.layout,
-                         "batch_size": options.batch_size, "start": options.start,
-                         "end": options.end, "single_thread": options.single_thread,
-                         "segment_seconds": options.segment_seconds},
-            "processors": [f"{type(p).__module__}.{type(p).__qualname__}: {_describe(p)}"
-                           for p in chain.processors],
+            "pipeline": {
+                "audio": options.audio,
+                "subtitles": options.subtitles,
+                "error_policy": options.error_policy,
+                "layout": options.layout,
+                "batch_size": options.batch_size,
+                "start": options.start,
+                "end": options.end,
+                "single_thread": options.single_thread,
+                "segment_seconds": options.segment_seconds,
+            },
+            "processors": [
+                f"{type(p).__module__}.{type(p).__qualname__}: {_describe(p)}"
+                for p in chain.processors
+            ],
         }
         command = _command_parameters()
         if command is not None:
@@ -248,8 +289,12 @@ class _Run:
     def _open_state(self, chain: ProcessorChain, specs: list[SegmentSpec]) -> None:
         assert self.source.path is not None
         plan = describe_plan(self.segments, self.timeline)
-        self.state.open(input_identity(self.source.path), self._parameters(chain), plan,
-                        resume=self.options.resume)
+        self.state.open(
+            input_identity(self.source.path),
+            self._parameters(chain),
+            plan,
+            resume=self.options.resume,
+        )
 
     def _path(self, spec: SegmentSpec) -> Path:
         return self.state.folder / f"seg-{spec.index:06d}.{self._extension}"
@@ -274,8 +319,9 @@ class _Run:
                     self.reused_ids.add(spec.index)
                     self.frames_done += result.frames
                     continue
-                log.warning("segment %d cannot be reused (%s): running it again", spec.index,
-                            problem)
+                log.warning(
+                    "segment %d cannot be reused (%s): running it again", spec.index, problem
+                )
             if record is not None:
                 self.state.forget(spec.index)
             path.unlink(missing_ok=True)  # ours: a segment file without a record
@@ -313,8 +359,7 @@ class _Run:
             return
         engine = self._engine(workers - 1)
         recipe = cli_recipe() or pickle_recipe(chain.processors, self.config, self.options)
-        gpu = any(d != "cpu" for p in chain.processors
-                  for d in processor_attribute(p, "devices"))
+        gpu = any(d != "cpu" for p in chain.processors for d in processor_attribute(p, "devices"))
         pool = SegmentPool(engine, recipe, self.state.folder, self._extension, inline, gpu)
         aborted = True
         try:
@@ -363,9 +408,16 @@ class _Run:
         results = [self.results[spec.index] for spec in specs]
         options = self.options
         with atomic_output(self.target, options.overwrite) as tmp:
-            joined = join_segments(paths, tmp, self.source, self.info, self.config,
-                                   audio=options.audio, subtitles=options.subtitles,
-                                   warn=lambda message: log.warning("%s", message))
+            joined = join_segments(
+                paths,
+                tmp,
+                self.source,
+                self.info,
+                self.config,
+                audio=options.audio,
+                subtitles=options.subtitles,
+                warn=lambda message: log.warning("%s", message),
+            )
         frames = sum(r.frames for r in results)
         if joined.frames != frames:
             raise VtError(f"the join wrote {joined.frames} frames of {frames}")
@@ -378,18 +430,32 @@ class _Run:
             if message not in warnings:
                 warnings.append(message)
         return PipelineReport(
-            input=self.source.describe(), output=str(self.target.path), decoder="pyav",
-            codec=self.config.codec, pixel_format=results[0].pixel_format,
+            input=self.source.describe(),
+            output=str(self.target.path),
+            decoder="pyav",
+            codec=self.config.codec,
+            pixel_format=results[0].pixel_format,
             size_in=(self.info.video.width, self.info.video.height),
-            size_out=fmt_out.size, frames_in=stop - first, frames_out=joined.frames,
-            duration_in=span, duration_out=span, audio=joined.audio,
-            subtitles=joined.subtitles, frame_errors=sum(r.frame_errors for r in results),
-            decode_errors=sum(r.decode_errors for r in results), warnings=warnings,
-            segments={"count": len(specs), "reused": self.reused, "workers": self.workers,
-                      "seconds": options.segment_seconds or DEFAULT_SEGMENT_SECONDS,
-                      "written_by": _written_by(
-                          r for s, r in zip(specs, results, strict=True)
-                          if s.index not in self.reused_ids)})
+            size_out=fmt_out.size,
+            frames_in=stop - first,
+            frames_out=joined.frames,
+            duration_in=span,
+            duration_out=span,
+            audio=joined.audio,
+            subtitles=joined.subtitles,
+            frame_errors=sum(r.frame_errors for r in results),
+            decode_errors=sum(r.decode_errors for r in results),
+            warnings=warnings,
+            segments={
+                "count": len(specs),
+                "reused": self.reused,
+                "workers": self.workers,
+                "seconds": options.segment_seconds or DEFAULT_SEGMENT_SECONDS,
+                "written_by": _written_by(
+                    r for s, r in zip(specs, results, strict=True) if s.index not in self.reused_ids
+                ),
+            },
+        )
 
 
 def _written_by(results: Iterable[SegmentResult]) -> dict[str, int]:
@@ -403,8 +469,10 @@ def _written_by(results: Iterable[SegmentResult]) -> dict[str, int]:
 def _selection(source: Source, timeline: Timeline, info: Any) -> tuple[int, int]:
     first, stop = selected_range(timeline, source.start, source.end)
     if stop <= first:
-        raise UsageError(f"no frames selected from {source.describe()}"
-                         f"{_span(source, info.duration)}: nothing written")
+        raise UsageError(
+            f"no frames selected from {source.describe()}"
+            f"{_span(source, info.duration)}: nothing written"
+        )
     return first, stop
 
 

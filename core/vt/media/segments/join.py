@@ -52,9 +52,17 @@ def reorder_delay(pts: Sequence[int]) -> int:
     return max([0, *(i - rank[p] for i, p in enumerate(pts))])
 
 
-def join_segments(paths: Sequence[Path], target: OutputTarget, source: Source,
-                  info: MediaInfo, config: EncoderConfig, *, audio: bool, subtitles: bool,
-                  warn: Callable[[str], None]) -> JoinReport:
+def join_segments(
+    paths: Sequence[Path],
+    target: OutputTarget,
+    source: Source,
+    info: MediaInfo,
+    config: EncoderConfig,
+    *,
+    audio: bool,
+    subtitles: bool,
+    warn: Callable[[str], None],
+) -> JoinReport:
     """Write ``paths`` (in order) into ``target`` (a temporary name the caller commits),
     with ``source``'s side streams cut to its ``start``/``end`` like the one-pass writer."""
     from vt.media.encode.container import _format_name
@@ -89,9 +97,19 @@ def join_segments(paths: Sequence[Path], target: OutputTarget, source: Source,
             stream.codec_context.framerate = video.fps or video.real_fps or Fraction(25)
             if info.video.rotation:
                 stream.set_display_rotation(info.video.rotation)
-        side = SideStreams(out, config, source, info, audio=audio, subtitles=subtitles,
-                           cut_start=cut_start, cut_end=cut_end, shift=cut_start or 0.0,
-                           lookahead=0.5, warn=note)
+        side = SideStreams(
+            out,
+            config,
+            source,
+            info,
+            audio=audio,
+            subtitles=subtitles,
+            cut_start=cut_start,
+            cut_end=cut_end,
+            shift=cut_start or 0.0,
+            lookahead=0.5,
+            warn=note,
+        )
         for key, value in info.metadata.items():
             if key.lower() not in _TECHNICAL_TAGS:
                 out.metadata[key] = value
@@ -112,15 +130,26 @@ def join_segments(paths: Sequence[Path], target: OutputTarget, source: Source,
     return report
 
 
-def _copy(path: Path, order: list[int], out: Any, stream: Any, extradata: bytes, delay: int,
-          recent: list[int], side: SideStreams, report: JoinReport) -> None:
+def _copy(
+    path: Path,
+    order: list[int],
+    out: Any,
+    stream: Any,
+    extradata: bytes,
+    delay: int,
+    recent: list[int],
+    side: SideStreams,
+    report: JoinReport,
+) -> None:
     """Mux one segment's packets (PTS kept, DTS rebuilt) and the side packets up to them;
     ``order`` is the segment's PTS in decode order (pass 1)."""
     with av.open(str(path)) as segment:
         source = segment.streams.video[0]
         if bytes(source.codec_context.extradata or b"") != extradata:
-            raise VtError(f"segment {path.name} was encoded with other codec headers than "
-                          "the first segment: cannot join them by stream copy")
+            raise VtError(
+                f"segment {path.name} was encoded with other codec headers than "
+                "the first segment: cannot join them by stream copy"
+            )
         tb = source.time_base or Fraction(1, 1)
         ordered = recent + sorted(order)
         base = len(recent)

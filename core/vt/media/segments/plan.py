@@ -77,22 +77,20 @@ def scan_timeline(source: Source, fps: Fraction | None) -> Timeline:
     return Timeline(tuple(ordered), tuple(sorted(set(key_pts))), time_base, origin, fps)
 
 
-def selected_range(timeline: Timeline, start: float | None, end: float | None
-                   ) -> tuple[int, int]:
+def selected_range(timeline: Timeline, start: float | None, end: float | None) -> tuple[int, int]:
     """The timeline positions ``[first, end)`` a ``--start/--end`` selection decodes (the
     pipeline's rule: ``start <= pts < end``)."""
     first, stop = 0, len(timeline.pts)
     if start:
-        first = timeline.first_at_or_after(timeline.origin
-                                           + to_time_base(start, timeline.time_base))
+        first = timeline.first_at_or_after(
+            timeline.origin + to_time_base(start, timeline.time_base)
+        )
     if end is not None:
-        stop = timeline.first_at_or_after(timeline.origin
-                                          + to_time_base(end, timeline.time_base))
+        stop = timeline.first_at_or_after(timeline.origin + to_time_base(end, timeline.time_base))
     return first, max(first, stop)
 
 
-def plan_segments(timeline: Timeline, first: int, stop: int, seconds: float
-                  ) -> list[Segment]:
+def plan_segments(timeline: Timeline, first: int, stop: int, seconds: float) -> list[Segment]:
     """Cut frames ``[first, stop)`` at keyframes into segments of about ``seconds`` each: a
     segment ends at the first keyframe at least ``seconds`` after its start (a long GOP
     makes a long segment; the last one takes what is left)."""
@@ -114,8 +112,9 @@ def plan_segments(timeline: Timeline, first: int, stop: int, seconds: float
     return [Segment(i, a, b) for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))]
 
 
-def decode_window(segment: Segment, first: int, stop: int, before: int, after: int,
-                  batch: int = 1) -> tuple[int, int]:
+def decode_window(
+    segment: Segment, first: int, stop: int, before: int, after: int, batch: int = 1
+) -> tuple[int, int]:
     """The timeline positions ``[a, b)`` a segment decodes and processes: its own frames,
     ``before``/``after`` frames of context (never outside the selection ``[first, stop)``,
     which one pass does not see either), widened so that batches of ``batch`` frames fall

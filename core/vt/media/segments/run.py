@@ -92,8 +92,14 @@ def _window_source(spec: SegmentSpec) -> Source:
     return replace(src, start=start if start > 0 else None, end=end)
 
 
-def run_segment(spec: SegmentSpec, chain: ProcessorChain, config: EncoderConfig,
-                options: Any, path: Path, progress: Any = None) -> SegmentResult:
+def run_segment(
+    spec: SegmentSpec,
+    chain: ProcessorChain,
+    config: EncoderConfig,
+    options: Any,
+    path: Path,
+    progress: Any = None,
+) -> SegmentResult:
     """Process ``spec`` through ``chain`` into ``path`` (a temporary name the caller
     commits). ``options`` are the run's ``PipelineOptions``."""
     from vt.media.pipeline import _check_counts, _decoded, _encode, _Tally, choose_encoder
@@ -103,8 +109,9 @@ def run_segment(spec: SegmentSpec, chain: ProcessorChain, config: EncoderConfig,
     encoder = choose_encoder(target)
     keep_first, keep_after = spec.keep
     seen_in, seen_out = _Tally(), _Tally()
-    reader = PyAVReader(_window_source(spec), threads=options.threads,
-                        error_policy=options.error_policy)
+    reader = PyAVReader(
+        _window_source(spec), threads=options.threads, error_policy=options.error_policy
+    )
     with reader:
         info = reader.info
         video = info.video
@@ -112,8 +119,9 @@ def run_segment(spec: SegmentSpec, chain: ProcessorChain, config: EncoderConfig,
         fmt_out = chain.configure(FrameFormat(video.width, video.height, layout))
         # video only: side streams are muxed once, at the join
         bare = replace(info, audio=[], subtitles=[], attachments=[], data=[], extra_video=[])
-        writer = encoder.open(target, config, fmt_out, user, bare, audio=False,
-                              subtitles=False, colors=reader.colors)
+        writer = encoder.open(
+            target, config, fmt_out, user, bare, audio=False, subtitles=False, colors=reader.colors
+        )
         tb = spec.tb
 
         def kept(pts: int) -> bool:
@@ -136,9 +144,17 @@ def run_segment(spec: SegmentSpec, chain: ProcessorChain, config: EncoderConfig,
                             seen_in.add([frame.pts], tb)
                             yield from chain.process_frame(frame)
             else:
-                frames = _decoded(_batches(numbered(), layout, reader.sws_colorspace, tb,
-                                           options.batch_size or chain.batch_size),
-                                  options, "vt-decode")
+                frames = _decoded(
+                    _batches(
+                        numbered(),
+                        layout,
+                        reader.sws_colorspace,
+                        tb,
+                        options.batch_size or chain.batch_size,
+                    ),
+                    options,
+                    "vt-decode",
+                )
 
                 def processed() -> Iterator[Any]:
                     try:
@@ -151,15 +167,25 @@ def run_segment(spec: SegmentSpec, chain: ProcessorChain, config: EncoderConfig,
                     except BaseException:
                         chain.reset()
                         raise
+
             try:
-                _encode(processed(), writer, seen_out, tb, progress, spec.frames,
-                        0 if options.single_thread else options.queue_size)
+                _encode(
+                    processed(),
+                    writer,
+                    seen_out,
+                    tb,
+                    progress,
+                    spec.frames,
+                    0 if options.single_thread else options.queue_size,
+                )
             finally:
                 frames.close()
             _check_counts(seen_in, seen_out)
             if seen_in.count != spec.frames and reader.decode_errors == 0:
-                raise VtError(f"segment {spec.index} decoded {seen_in.count} frames where the "
-                              f"packet scan found {spec.frames}: output discarded")
+                raise VtError(
+                    f"segment {spec.index} decoded {seen_in.count} frames where the "
+                    f"packet scan found {spec.frames}: output discarded"
+                )
             if seen_out.count == 0:
                 raise VtError(f"segment {spec.index} has no frames")
             writer.close()
@@ -175,8 +201,13 @@ def run_segment(spec: SegmentSpec, chain: ProcessorChain, config: EncoderConfig,
     return result
 
 
-def _batches(numbered: Iterator[tuple[int, Any]], layout: str, colorspace: int | None,
-             tb: Fraction, size: int) -> Iterator[FrameBatch]:
+def _batches(
+    numbered: Iterator[tuple[int, Any]],
+    layout: str,
+    colorspace: int | None,
+    tb: Fraction,
+    size: int,
+) -> Iterator[FrameBatch]:
     """Decoded frames as RGB ``FrameBatch``es of ``size`` (as ``PyAVReader.frames``)."""
     import numpy as np
 
@@ -230,8 +261,16 @@ def read_back(index: int, path: Path) -> SegmentResult:
         raise InputError(f"segment {path.name} holds no video")
     if not keyframe_first:
         raise InputError(f"segment {path.name} does not start with a keyframe")
-    return SegmentResult(index, count, total, first, last, (tb.numerator, tb.denominator),
-                         path.stat().st_size, _sha256(path))
+    return SegmentResult(
+        index,
+        count,
+        total,
+        first,
+        last,
+        (tb.numerator, tb.denominator),
+        path.stat().st_size,
+        _sha256(path),
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -254,8 +293,10 @@ def verify(path: Path, recorded: SegmentResult) -> str | None:
     facts = ("frames", "pts_sum", "first_pts", "last_pts", "time_base", "bytes", "sha256")
     for name in facts:
         if getattr(found, name) != getattr(recorded, name):
-            return (f"{path.name}: {name} {getattr(found, name)} where "
-                    f"{getattr(recorded, name)} was written")
+            return (
+                f"{path.name}: {name} {getattr(found, name)} where "
+                f"{getattr(recorded, name)} was written"
+            )
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]

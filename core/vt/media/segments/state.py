@@ -31,8 +31,10 @@ FORMAT_VERSION = 1
 #: bytes hashed at the start, the middle and the end of the input (its identity with the size
 #: and modification time: an edited file is caught without reading all of a long video)
 SAMPLE_BYTES = 1 << 20
-_OWN = re.compile(r"^(seg-\d{6}\.[A-Za-z0-9]+|job\.json|\.lock|\.seg-\d{6}\.[A-Za-z0-9]+"
-                  r"\.vt-batch\.json)$")
+_OWN = re.compile(
+    r"^(seg-\d{6}\.[A-Za-z0-9]+|job\.json|\.lock|\.seg-\d{6}\.[A-Za-z0-9]+"
+    r"\.vt-batch\.json)$"
+)
 
 
 def resume_folder(output: str | os.PathLike[str]) -> Path:
@@ -46,12 +48,17 @@ def input_identity(path: Path) -> dict[str, Any]:
     stat = path.stat()
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for offset in sorted({0, max(0, stat.st_size // 2 - SAMPLE_BYTES // 2),
-                              max(0, stat.st_size - SAMPLE_BYTES)}):
+        for offset in sorted(
+            {0, max(0, stat.st_size // 2 - SAMPLE_BYTES // 2), max(0, stat.st_size - SAMPLE_BYTES)}
+        ):
             f.seek(offset)
             digest.update(f.read(SAMPLE_BYTES))
-    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "sample_sha256": digest.hexdigest()}
+    return {
+        "path": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sample_sha256": digest.hexdigest(),
+    }
 
 
 def _is_own(name: str) -> bool:
@@ -81,20 +88,29 @@ class ResumeState:
         self.created = False
 
     # -- opening -------------------------------------------------------------------------------
-    def open(self, identity: dict[str, Any], parameters: dict[str, Any],
-             plan: list[list[int]], resume: bool) -> None:
+    def open(
+        self,
+        identity: dict[str, Any],
+        parameters: dict[str, Any],
+        plan: list[list[int]],
+        resume: bool,
+    ) -> None:
         """Take the folder for this job: new, or (``resume``) the same job's from an
         interrupted run. Anything else is refused with a usage error saying why."""
         folder = self.folder
         if folder.exists() and not folder.is_dir():
-            raise UsageError(f"{folder} exists and is not a folder: move it away to run "
-                             "with --resume or --workers")
+            raise UsageError(
+                f"{folder} exists and is not a folder: move it away to run "
+                "with --resume or --workers"
+            )
         existing = folder / JOB_FILE
         if folder.is_dir():
             stranger = sorted(p.name for p in folder.iterdir() if not _is_own(p.name))
             if stranger:
-                raise UsageError(f"{folder} holds files vt did not write ({stranger[0]}…): "
-                                 "not using it; move them away or choose another output")
+                raise UsageError(
+                    f"{folder} holds files vt did not write ({stranger[0]}…): "
+                    "not using it; move them away or choose another output"
+                )
         else:
             try:
                 folder.mkdir()
@@ -104,11 +120,19 @@ class ResumeState:
         self._lock()
         if existing.exists() and not resume:
             self.release()
-            raise UsageError(f"{folder} holds an interrupted run of this output: add "
-                             "--resume to continue it, or remove the folder to start over")
+            raise UsageError(
+                f"{folder} holds an interrupted run of this output: add "
+                "--resume to continue it, or remove the folder to start over"
+            )
         clean_stale(folder)  # what killed runs left half-written
-        job = {"vt_resume": FORMAT_VERSION, "input": identity, "parameters": parameters,
-               "plan": plan, "finished": {}, "created": time.time()}
+        job = {
+            "vt_resume": FORMAT_VERSION,
+            "input": identity,
+            "parameters": parameters,
+            "plan": plan,
+            "finished": {},
+            "created": time.time(),
+        }
         if existing.exists():
             old = self._read(existing)
             self._check_same(old, job)
@@ -121,24 +145,30 @@ class ResumeState:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise UsageError(f"{path} is unreadable ({exc}): remove {self.folder} to start "
-                             "over") from None
+            raise UsageError(
+                f"{path} is unreadable ({exc}): remove {self.folder} to start over"
+            ) from None
         if not isinstance(data, dict) or data.get("vt_resume") != FORMAT_VERSION:
-            raise UsageError(f"{path} was written by another vt version: remove "
-                             f"{self.folder} to start over")
+            raise UsageError(
+                f"{path} was written by another vt version: remove {self.folder} to start over"
+            )
         return data
 
     def _check_same(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """A resume must be the same job: same input (identity), parameters and plan."""
-        for part, what in (("input", "the input changed"),
-                           ("parameters", "the parameters changed"),
-                           ("plan", "the segment plan changed")):
+        for part, what in (
+            ("input", "the input changed"),
+            ("parameters", "the parameters changed"),
+            ("plan", "the segment plan changed"),
+        ):
             diff = _differences(old.get(part), new.get(part))
             if diff:
                 shown = "; ".join(diff[:3]) + ("; …" if len(diff) > 3 else "")
-                raise UsageError(f"cannot resume from {self.folder}: {what} ({shown}); run "
-                                 "with the same input and options, or remove the folder to "
-                                 "start over")
+                raise UsageError(
+                    f"cannot resume from {self.folder}: {what} ({shown}); run "
+                    "with the same input and options, or remove the folder to "
+                    "start over"
+                )
 
     def _lock(self) -> None:
         fd = os.open(self.folder / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o666)

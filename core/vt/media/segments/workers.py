@@ -68,21 +68,30 @@ def pickle_recipe(processors: Sequence[Any], config: Any, options: Any) -> dict[
     try:
         data = pickle.dumps((list(processors), config, options))
     except Exception as exc:  # noqa: BLE001 - any pickling failure means the same to the user
-        raise UsageError(f"--workers needs processors that can be pickled to the worker "
-                         f"processes ({type(exc).__name__}: {exc}); run them from the vt "
-                         "command line, or with workers=1") from None
+        raise UsageError(
+            f"--workers needs processors that can be pickled to the worker "
+            f"processes ({type(exc).__name__}: {exc}); run them from the vt "
+            "command line, or with workers=1"
+        ) from None
     return {"kind": "pickle", "data": data, "cwd": os.getcwd()}
 
 
-def run_segment_task(input: str, output: str, *, spec: dict[str, Any],
-                     recipe: dict[str, Any], inline: bool) -> dict[str, Any]:
+def run_segment_task(
+    input: str, output: str, *, spec: dict[str, Any], recipe: dict[str, Any], inline: bool
+) -> dict[str, Any]:
     """A batch task (``vt.batch`` executor, in a worker process or a Ray actor): write the
     segment ``spec`` into ``output``; returns the :class:`SegmentResult` as a dict."""
     from vt.atomic import interrupt_on_termination
     from vt.media import segments
 
-    job = SegmentSpec(**{**spec, "window": tuple(spec["window"]), "keep": tuple(spec["keep"]),
-                         "time_base": tuple(spec["time_base"])})
+    job = SegmentSpec(
+        **{
+            **spec,
+            "window": tuple(spec["window"]),
+            "keep": tuple(spec["keep"]),
+            "time_base": tuple(spec["time_base"]),
+        }
+    )
     here = os.getcwd()
     if recipe.get("cwd") and os.path.isdir(recipe["cwd"]):
         os.chdir(recipe["cwd"])  # the command's relative paths
@@ -97,8 +106,9 @@ def run_segment_task(input: str, output: str, *, spec: dict[str, Any],
                 return served.result.to_dict()
             finally:
                 segments.assign(None)
-            raise VtError("the command ended without reaching the pipeline: segment "
-                          f"{job.index} not written")
+            raise VtError(
+                f"the command ended without reaching the pipeline: segment {job.index} not written"
+            )
     finally:
         os.chdir(here)
 
@@ -119,8 +129,9 @@ def _invoke(argv: list[str]) -> None:
         raise SystemExit(rv)
 
 
-def _run_pickled(spec: SegmentSpec, recipe: dict[str, Any], path: Path,
-                 inline: bool) -> SegmentResult:
+def _run_pickled(
+    spec: SegmentSpec, recipe: dict[str, Any], path: Path, inline: bool
+) -> SegmentResult:
     from vt.media.processing import ProcessorChain
     from vt.media.segments.run import run_segment, worker_options
 
@@ -134,8 +145,15 @@ class SegmentPool:
     empty. ``run_here(spec)`` processes one segment in this process (the main thread);
     ``done(spec, result)`` is called for every finished segment (from either thread)."""
 
-    def __init__(self, engine: Any, recipe: dict[str, Any], folder: Path, extension: str,
-                 inline: bool, gpu: bool) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        recipe: dict[str, Any],
+        folder: Path,
+        extension: str,
+        inline: bool,
+        gpu: bool,
+    ) -> None:
         self.engine = engine
         self.recipe = recipe
         self.folder, self.extension = folder, extension
@@ -151,23 +169,35 @@ class SegmentPool:
         from vt.batch.jobs import Task
 
         path = self.folder / f"seg-{spec.index:06d}.{self.extension}"
-        return Task(row=spec.index + 1, index=spec.index, key=f"segment-{spec.index}",
-                    input=spec.source, output=str(path), fn=TASK_FN,
-                    options={"spec": asdict(spec), "recipe": self.recipe,
-                             "inline": self.inline},
-                    attempt=self._attempts.get(spec.index, 0) + 1, overwrite=True,
-                    group="vt-segments", gpu=self.gpu)
+        return Task(
+            row=spec.index + 1,
+            index=spec.index,
+            key=f"segment-{spec.index}",
+            input=spec.source,
+            output=str(path),
+            fn=TASK_FN,
+            options={"spec": asdict(spec), "recipe": self.recipe, "inline": self.inline},
+            attempt=self._attempts.get(spec.index, 0) + 1,
+            overwrite=True,
+            group="vt-segments",
+            gpu=self.gpu,
+        )
 
-    def run(self, pending: Sequence[SegmentSpec], run_here: Callable[[SegmentSpec], None],
-            done: Callable[[SegmentSpec, SegmentResult], None]) -> None:
+    def run(
+        self,
+        pending: Sequence[SegmentSpec],
+        run_here: Callable[[SegmentSpec], None],
+        done: Callable[[SegmentSpec, SegmentResult], None],
+    ) -> None:
         self._queue.extend(pending)
         first = self.task(pending[0])
         if getattr(self.engine, "name", "") == "ray":
             self.engine.start(len(pending), first=first)
         else:
             self.engine.start(len(pending))
-        thread = threading.Thread(target=self._dispatch, args=(done,), name="vt-segments",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=self._dispatch, args=(done,), name="vt-segments", daemon=True
+        )
         thread.start()
         try:
             while not self._stop.is_set():
@@ -210,14 +240,15 @@ class SegmentPool:
                         continue
                     self._attempts[spec.index] = self._attempts.get(spec.index, 0) + 1
                     if "worker process died" in (outcome.error or "") and (
-                            self._attempts[spec.index] <= _RETRIES):
-                        log.warning("segment %d: %s; running it again", spec.index,
-                                    outcome.error)
+                        self._attempts[spec.index] <= _RETRIES
+                    ):
+                        log.warning("segment %d: %s; running it again", spec.index, outcome.error)
                         with self.lock:
                             self._queue.appendleft(spec)
                         continue
-                    raise VtError(f"segment {spec.index} failed in worker {outcome.worker}: "
-                                  f"{outcome.error}")
+                    raise VtError(
+                        f"segment {spec.index} failed in worker {outcome.worker}: {outcome.error}"
+                    )
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._failure.append(exc)
             self._stop.set()

@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vt.errors import UsageError
-
 from vt_cogvideo.jobspec import load_entries, parse_entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from vt.batch import BatchReport
-
     from vt_cogvideo.config import Settings
     from vt_cogvideo.generation import Generator
 
@@ -32,15 +30,17 @@ JOB_FN = "vt_cogvideo.batch:generate_job"
 _GENERATORS: dict[tuple[Any, ...], Generator] = {}
 
 
-def worker_generator(model: str, device: str, dtype: str | None, compile: bool,
-                     max_pipelines: int) -> Generator:
+def worker_generator(
+    model: str, device: str, dtype: str | None, compile: bool, max_pipelines: int
+) -> Generator:
     from vt_cogvideo.generation import Generator
 
     key = (model, device, dtype, compile, max_pipelines)
     gen = _GENERATORS.get(key)
     if gen is None:
-        gen = _GENERATORS[key] = Generator(model, device, dtype=dtype, compile=compile,
-                                           max_pipelines=max_pipelines)
+        gen = _GENERATORS[key] = Generator(
+            model, device, dtype=dtype, compile=compile, max_pipelines=max_pipelines
+        )
     return gen
 
 
@@ -50,8 +50,7 @@ def _vt_sidecar(path: Path) -> bool:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and (data.get("metadata") or {}).get("generator") == \
-        "vt-cogvideo"
+    return isinstance(data, dict) and (data.get("metadata") or {}).get("generator") == "vt-cogvideo"
 
 
 def generate_job(input: str, output: str, **options: Any) -> dict[str, Any]:
@@ -77,12 +76,20 @@ def generate_job(input: str, output: str, **options: Any) -> dict[str, Any]:
     with atomic_file(sidecar, overwrite=True) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
     return {
-        "output": final, "sidecar": str(sidecar), "seed": result.seed,
-        "temporal_score": result.temporal_score, "frames": result.frames,
-        "width": result.width, "height": result.height, "fps": result.fps,
-        "timings": result.timings, "peak_memory_bytes": result.peak_memory_bytes,
-        "mode": request.mode, "lora": result.metadata.get("lora"),
-        "pipeline_loaded": gen.loads > loads_before, "pipeline_loads": gen.loads,
+        "output": final,
+        "sidecar": str(sidecar),
+        "seed": result.seed,
+        "temporal_score": result.temporal_score,
+        "frames": result.frames,
+        "width": result.width,
+        "height": result.height,
+        "fps": result.fps,
+        "timings": result.timings,
+        "peak_memory_bytes": result.peak_memory_bytes,
+        "mode": request.mode,
+        "lora": result.metadata.get("lora"),
+        "pipeline_loaded": gen.loads > loads_before,
+        "pipeline_loads": gen.loads,
     }
 
 
@@ -100,8 +107,15 @@ def _derived_name(image: str, fields: dict[str, Any]) -> str:
     return f"{Path(image).stem}-{digest.hexdigest()[:8]}.mp4"
 
 
-def build_jobs(jobs_file: Path, output_dir: Path, settings: Settings, *, mode: str | None,
-               model: str | None, device: str | None) -> BatchJobs:
+def build_jobs(
+    jobs_file: Path,
+    output_dir: Path,
+    settings: Settings,
+    *,
+    mode: str | None,
+    model: str | None,
+    device: str | None,
+) -> BatchJobs:
     """Jobs from ``jobs_file`` (JSON or YAML list): each entry's options over ``--mode`` and
     the inference config. Structural mistakes are usage errors naming the entry, before
     anything runs; a missing image or a bad LoRA fails that job only."""
@@ -123,22 +137,44 @@ def build_jobs(jobs_file: Path, output_dir: Path, settings: Settings, *, mode: s
         if out.suffix.lower() in ("", ".json"):
             raise UsageError(f"{where}: output must be a video file (.mp4, .mkv…), got {name}")
         m = settings.model
-        engine = {"device": device or m.device, "dtype": m.dtype, "compile": m.compile,
-                  "max_pipelines": m.max_pipelines}
+        engine = {
+            "device": device or m.device,
+            "dtype": m.dtype,
+            "compile": m.compile,
+            "max_pipelines": m.max_pipelines,
+        }
         # "model" on top: the runner groups and places jobs by it (GPU hint, Ray pools)
-        options = {**request_fields, "model": str(extras.get("model") or model or m.model),
-                   "_generator": engine, "_output": str(out.resolve()),
-                   "_sidecar": str(out.resolve().with_suffix(".json"))}
+        options = {
+            **request_fields,
+            "model": str(extras.get("model") or model or m.model),
+            "_generator": engine,
+            "_output": str(out.resolve()),
+            "_sidecar": str(out.resolve().with_suffix(".json")),
+        }
         jobs.append(Job(image, str(out), fn=JOB_FN, options=options, row=row))
         outputs.append(out)
     return BatchJobs(jobs, outputs)
 
 
-def run_jobs(batch: BatchJobs, *, status: Path, workers: int, retries: int, overwrite: bool,
-             progress: Any = None) -> BatchReport:
+def run_jobs(
+    batch: BatchJobs,
+    *,
+    status: Path,
+    workers: int,
+    retries: int,
+    overwrite: bool,
+    progress: Any = None,
+) -> BatchReport:
     from vt.batch import run_batch
 
     for out in batch.outputs:
         out.parent.mkdir(parents=True, exist_ok=True)
-    return run_batch(batch.jobs, workers=workers, retries=retries, status=status,
-                     overwrite=overwrite, progress=progress, name="jobs file")
+    return run_batch(
+        batch.jobs,
+        workers=workers,
+        retries=retries,
+        status=status,
+        overwrite=overwrite,
+        progress=progress,
+        name="jobs file",
+    )

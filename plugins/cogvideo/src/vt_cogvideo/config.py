@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vt.errors import UsageError
-
 from vt_cogvideo.loading import DEFAULT_MODEL
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,8 +61,9 @@ def _apply(target: Any, data: dict[str, Any], source: str) -> None:
     known = {f.name for f in fields(target)}
     for key, value in data.items():
         if key not in known:
-            raise UsageError(f"{source}: unknown setting {key!r} (known: "
-                             f"{', '.join(sorted(known))})")
+            raise UsageError(
+                f"{source}: unknown setting {key!r} (known: {', '.join(sorted(known))})"
+            )
         setattr(target, key, value)
 
 
@@ -93,8 +93,19 @@ class InferenceConfig:
 
 
 #: GenerationRequest fields the inference config gives defaults for
-REQUEST_KEYS = ("negative_prompt", "num_frames", "height", "width", "num_inference_steps",
-                "guidance_scale", "fps", "mode", "scheduler", "lora_scale", "fit")
+REQUEST_KEYS = (
+    "negative_prompt",
+    "num_frames",
+    "height",
+    "width",
+    "num_inference_steps",
+    "guidance_scale",
+    "fps",
+    "mode",
+    "scheduler",
+    "lora_scale",
+    "fit",
+)
 
 
 @dataclass
@@ -109,14 +120,19 @@ class Settings:
         values.update({k: v for k, v in given.items() if v is not None})
         return values
 
-    def generator(self, *, model: str | None = None, device: str | None = None,
-                  compile: bool | None = None) -> Generator:
+    def generator(
+        self, *, model: str | None = None, device: str | None = None, compile: bool | None = None
+    ) -> Generator:
         from vt_cogvideo.generation import Generator
 
         m = self.model
-        return Generator(model or m.model, device or m.device, dtype=m.dtype,
-                         compile=m.compile if compile is None else compile,
-                         max_pipelines=m.max_pipelines)
+        return Generator(
+            model or m.model,
+            device or m.device,
+            dtype=m.dtype,
+            compile=m.compile if compile is None else compile,
+            max_pipelines=m.max_pipelines,
+        )
 
 
 def load_settings(inference: Path | None = None, model: Path | None = None) -> Settings:
@@ -127,7 +143,9 @@ def load_settings(inference: Path | None = None, model: Path | None = None) -> S
     layers: list[tuple[Path | None, Any]] = [
         (folder / "model.yaml" if folder else None, settings.model),
         (folder / "inference.yaml" if folder else None, settings.inference),
-        (model, settings.model), (inference, settings.inference)]
+        (model, settings.model),
+        (inference, settings.inference),
+    ]
     for path, target in layers:
         if path is None:
             continue

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vt.errors import InputError, UsageError, VtError
-
 from vt_cogvideo.loading import (
     MODE_SCHEDULER,
     MODES,
@@ -122,8 +121,9 @@ def load_image(image: str | Path | Image.Image) -> Image.Image:
             img.load()
             return img.convert("RGB")
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise InputError(f"not a readable image: {image} ({str(exc).splitlines()[0][:120]})"
-                         ) from None
+        raise InputError(
+            f"not a readable image: {image} ({str(exc).splitlines()[0][:120]})"
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"cannot read image {image}: {str(exc)[:200]}") from None
 
@@ -160,9 +160,15 @@ class Generator:
     ``max_pipelines`` modes stay loaded (the least recently used is released).
     """
 
-    def __init__(self, model: str | Path, device: str | None = None, *,
-                 dtype: str | None = None, compile: bool = False,
-                 max_pipelines: int = 2) -> None:
+    def __init__(
+        self,
+        model: str | Path,
+        device: str | None = None,
+        *,
+        dtype: str | None = None,
+        compile: bool = False,
+        max_pipelines: int = 2,
+    ) -> None:
         from vt.models import resolve_device
 
         self.model = str(model)
@@ -200,8 +206,9 @@ class Generator:
         if r.mode not in MODES:
             raise UsageError(f"mode must be one of {', '.join(MODES)}, got {r.mode!r}")
         if r.scheduler is not None and r.scheduler not in SCHEDULERS:
-            raise UsageError(f"scheduler must be one of {', '.join(SCHEDULERS)}, "
-                             f"got {r.scheduler!r}")
+            raise UsageError(
+                f"scheduler must be one of {', '.join(SCHEDULERS)}, got {r.scheduler!r}"
+            )
         if r.fit not in FITS:
             raise UsageError(f"fit must be crop or pad, got {r.fit!r}")
         if not isinstance(r.num_inference_steps, int) or not 1 <= r.num_inference_steps <= 1000:
@@ -220,9 +227,15 @@ class Generator:
         width = spec.width if r.width is None else int(r.width)
         frames = spec.frames if r.num_frames is None else int(r.num_frames)
         spec.check(height, width, frames)
-        return replace(r, height=height, width=width, num_frames=frames,
-                       negative_prompt=r.negative_prompt or "",
-                       scheduler=r.scheduler or MODE_SCHEDULER[r.mode], lora=lora)
+        return replace(
+            r,
+            height=height,
+            width=width,
+            num_frames=frames,
+            negative_prompt=r.negative_prompt or "",
+            scheduler=r.scheduler or MODE_SCHEDULER[r.mode],
+            lora=lora,
+        )
 
     # -- pipelines -------------------------------------------------------------------------
     def pipeline(self, mode: str) -> tuple[LoadedPipeline, float]:
@@ -238,8 +251,9 @@ class Generator:
             from vt.models.diffusers_adapter import quiet_libraries
 
             quiet_libraries()
-            loaded = load_pipeline(self.spec, mode=mode, device=self.device, dtype=self.dtype,
-                                   compile=self.compile)
+            loaded = load_pipeline(
+                self.spec, mode=mode, device=self.device, dtype=self.dtype, compile=self.compile
+            )
             for note in loaded.notes:
                 if note not in self.notes:
                     self.notes.append(note)
@@ -265,11 +279,16 @@ class Generator:
                 self._release(mode)
 
     # -- generation ------------------------------------------------------------------------
-    def generate(self, request: GenerationRequest, output: str | Path, *,
-                 progress: Callable[[int, int], None] | None = None,
-                 cancel: threading.Event | None = None,
-                 overwrite: bool = False,
-                 sidecar: str | Path | None = None) -> GenerationResult:
+    def generate(
+        self,
+        request: GenerationRequest,
+        output: str | Path,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+        overwrite: bool = False,
+        sidecar: str | Path | None = None,
+    ) -> GenerationResult:
         """Generate one clip into ``output`` (and its ``.json`` sidecar, ``sidecar`` or
         beside ``output``). ``progress(step, total_steps)`` after each denoising step; a set
         ``cancel`` stops at the next step with :class:`Cancelled` (nothing written)."""
@@ -278,8 +297,7 @@ class Generator:
         output = Path(output).expanduser()
         sidecar = Path(sidecar) if sidecar is not None else sidecar_path(output)
         _check_outputs(output, sidecar, overwrite)
-        image = fit_image(load_image(req.image), int(req.width or 0), int(req.height or 0),
-                          req.fit)
+        image = fit_image(load_image(req.image), int(req.width or 0), int(req.height or 0), req.fit)
         seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
         with self._lock:
             loaded, load_s = self.pipeline(req.mode)
@@ -292,16 +310,29 @@ class Generator:
             generate_s = time.perf_counter() - t0
         spec = self.spec
         metadata = {
-            "prompt": req.prompt, "negative_prompt": req.negative_prompt, "seed": seed,
+            "prompt": req.prompt,
+            "negative_prompt": req.negative_prompt,
+            "seed": seed,
             "model": spec.ref.metadata.get("repo_id") or spec.name,
-            "model_path": str(spec.ref.path), "lora": str(lora) if lora else None,
-            "lora_scale": req.lora_scale if lora else None, "mode": req.mode,
-            "scheduler": req.scheduler, "steps": req.num_inference_steps,
-            "guidance_scale": req.guidance_scale, "num_frames": len(frames),
-            "width": req.width, "height": req.height, "fps": req.fps, "fit": req.fit,
-            "device": self.device, "dtype": loaded.dtype, "offload": loaded.offload,
-            "vae_tiling": loaded.vae_tiling, "compiled": loaded.compiled,
-            "peak_memory_kind": peak.kind, "generator": "vt-cogvideo",
+            "model_path": str(spec.ref.path),
+            "lora": str(lora) if lora else None,
+            "lora_scale": req.lora_scale if lora else None,
+            "mode": req.mode,
+            "scheduler": req.scheduler,
+            "steps": req.num_inference_steps,
+            "guidance_scale": req.guidance_scale,
+            "num_frames": len(frames),
+            "width": req.width,
+            "height": req.height,
+            "fps": req.fps,
+            "fit": req.fit,
+            "device": self.device,
+            "dtype": loaded.dtype,
+            "offload": loaded.offload,
+            "vae_tiling": loaded.vae_tiling,
+            "compiled": loaded.compiled,
+            "peak_memory_kind": peak.kind,
+            "generator": "vt-cogvideo",
         }
         if isinstance(req.image, (str, Path)):
             metadata["image"] = str(req.image)
@@ -312,20 +343,37 @@ class Generator:
             write(frames, output, req.fps, metadata, overwrite)
             encode_s = time.perf_counter() - t0
             score, score_s = scoring.result()
-        timings = {"load_s": load_s, "generate_s": generate_s, "encode_s": encode_s,
-                   "score_s": score_s, "total_s": time.perf_counter() - started}
+        timings = {
+            "load_s": load_s,
+            "generate_s": generate_s,
+            "encode_s": encode_s,
+            "score_s": score_s,
+            "total_s": time.perf_counter() - started,
+        }
         result = GenerationResult(
-            output=output, sidecar=sidecar, frames=len(frames), fps=req.fps,
-            width=int(frames.shape[2]), height=int(frames.shape[1]), seed=seed,
-            temporal_score=score, timings={k: round(v, 4) for k, v in timings.items()},
-            peak_memory_bytes=peak.bytes, metadata=metadata)
+            output=output,
+            sidecar=sidecar,
+            frames=len(frames),
+            fps=req.fps,
+            width=int(frames.shape[2]),
+            height=int(frames.shape[1]),
+            seed=seed,
+            temporal_score=score,
+            timings={k: round(v, 4) for k, v in timings.items()},
+            peak_memory_bytes=peak.bytes,
+            metadata=metadata,
+        )
         _write_sidecar(result, overwrite)
         return result
 
     def describe(self) -> dict[str, Any]:
         """Model id/path, device, dtype, loaded pipelines (for ``/health`` and ``check``)."""
-        info: dict[str, Any] = {"model": self.model, "device": self.device,
-                                "dtype": self.dtype or "auto", "compile": self.compile}
+        info: dict[str, Any] = {
+            "model": self.model,
+            "device": self.device,
+            "dtype": self.dtype or "auto",
+            "compile": self.compile,
+        }
         try:
             info["spec"] = self.spec.as_dict()
         except VtError as exc:
@@ -372,9 +420,14 @@ def _check_outputs(output: Path, sidecar: Path, overwrite: bool) -> None:
         raise OutputError(f"output folder does not exist: {output.parent}")
 
 
-def _run(loaded: LoadedPipeline, req: GenerationRequest, image: Image.Image, seed: int,
-         progress: Callable[[int, int], None] | None,
-         cancel: threading.Event | None) -> np.ndarray:
+def _run(
+    loaded: LoadedPipeline,
+    req: GenerationRequest,
+    image: Image.Image,
+    seed: int,
+    progress: Callable[[int, int], None] | None,
+    cancel: threading.Event | None,
+) -> np.ndarray:
     """The pipeline call; frames as ``(F, H, W, 3)`` uint8."""
     import numpy as np
     import torch
@@ -395,11 +448,19 @@ def _run(loaded: LoadedPipeline, req: GenerationRequest, image: Image.Image, see
     spec_tokens = int(loaded.pipe.transformer.config.max_text_seq_length)
     with torch.inference_mode():
         out = loaded.pipe(
-            image=image, prompt=req.prompt, negative_prompt=req.negative_prompt or None,
-            num_frames=req.num_frames, height=req.height, width=req.width,
-            num_inference_steps=steps, guidance_scale=req.guidance_scale,
-            generator=generator, output_type="np", callback_on_step_end=on_step,
-            max_sequence_length=spec_tokens)
+            image=image,
+            prompt=req.prompt,
+            negative_prompt=req.negative_prompt or None,
+            num_frames=req.num_frames,
+            height=req.height,
+            width=req.width,
+            num_inference_steps=steps,
+            guidance_scale=req.guidance_scale,
+            generator=generator,
+            output_type="np",
+            callback_on_step_end=on_step,
+            max_sequence_length=spec_tokens,
+        )
     video = out.frames[0]  # (F, H, W, 3) float in [0, 1]
     frames: np.ndarray = (np.clip(video, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return frames
@@ -414,15 +475,15 @@ def container_tags(metadata: dict[str, Any]) -> dict[str, str]:
     return tags
 
 
-def write(frames: np.ndarray, output: Path, fps: int, metadata: dict[str, Any],
-          overwrite: bool) -> None:
+def write(
+    frames: np.ndarray, output: Path, fps: int, metadata: dict[str, Any], overwrite: bool
+) -> None:
     """Encode ``frames`` (F, H, W, 3) uint8 to ``output`` through the core's writer."""
     from vt.media.frames import FrameBatch
     from vt.media.pipeline import write_video
 
     batch = FrameBatch(frames, [None] * len(frames), Fraction(1, fps), list(range(len(frames))))
-    write_video([batch], output, fps=fps, overwrite=overwrite,
-                metadata=container_tags(metadata))
+    write_video([batch], output, fps=fps, overwrite=overwrite, metadata=container_tags(metadata))
 
 
 def score_frames(frames: np.ndarray) -> float:

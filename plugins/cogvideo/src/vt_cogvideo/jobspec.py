@@ -12,12 +12,24 @@ from vt.errors import UsageError
 
 #: key (as written in a jobs file or a form) -> GenerationRequest field
 ALIASES = {
-    "image": "image", "input_image": "image", "prompt": "prompt",
-    "negative_prompt": "negative_prompt", "num_frames": "num_frames", "height": "height",
-    "width": "width", "steps": "num_inference_steps", "num_inference_steps":
-    "num_inference_steps", "guidance": "guidance_scale", "guidance_scale": "guidance_scale",
-    "seed": "seed", "fps": "fps", "mode": "mode", "scheduler": "scheduler", "lora": "lora",
-    "lora_scale": "lora_scale", "fit": "fit",
+    "image": "image",
+    "input_image": "image",
+    "prompt": "prompt",
+    "negative_prompt": "negative_prompt",
+    "num_frames": "num_frames",
+    "height": "height",
+    "width": "width",
+    "steps": "num_inference_steps",
+    "num_inference_steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "guidance_scale": "guidance_scale",
+    "seed": "seed",
+    "fps": "fps",
+    "mode": "mode",
+    "scheduler": "scheduler",
+    "lora": "lora",
+    "lora_scale": "lora_scale",
+    "fit": "fit",
 }
 #: keys that are not request fields but mean something to the commands
 EXTRA_KEYS = ("output", "model", "name")
@@ -46,9 +58,13 @@ def _convert(field: str, value: Any, where: str) -> Any:
     return value
 
 
-def parse_entry(entry: Any, where: str, *, base: Path | None = None,
-                required: tuple[str, ...] = ("image", "prompt")) -> tuple[dict[str, Any],
-                                                                          dict[str, Any]]:
+def parse_entry(
+    entry: Any,
+    where: str,
+    *,
+    base: Path | None = None,
+    required: tuple[str, ...] = ("image", "prompt"),
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(request fields, extras)`` of one mapping; names as ``generate``'s options
     (``steps``, ``guidance``, ``negative-prompt``) or diffusers' arguments. Relative ``image``
     and ``lora`` paths are taken from ``base`` (the file's folder)."""

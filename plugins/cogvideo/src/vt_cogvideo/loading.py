@@ -60,8 +60,10 @@ class ModelSpec:
         if frames < 1:
             raise UsageError(f"num_frames must be positive, got {frames}")
         if self.learned_positions:
-            why = (f"{self.name} has learned positional embeddings for "
-                   f"{self.width}x{self.height}, {self.frames} frames")
+            why = (
+                f"{self.name} has learned positional embeddings for "
+                f"{self.width}x{self.height}, {self.frames} frames"
+            )
             if (height, width) != (self.height, self.width):
                 raise UsageError(f"size {width}x{height} not supported: {why}")
             if frames != self.frames:
@@ -69,20 +71,27 @@ class ModelSpec:
             return
         m = self.size_multiple
         if height % m or width % m:
-            raise UsageError(f"size {width}x{height} not supported by {self.name}: width "
-                             f"and height must be multiples of {m}")
+            raise UsageError(
+                f"size {width}x{height} not supported by {self.name}: width "
+                f"and height must be multiples of {m}"
+            )
         t = self.temporal_compression
         if (frames - 1) % t:
-            raise UsageError(f"num_frames {frames} not supported by {self.name}: it must be "
-                             f"{t}k+1 (e.g. {((frames - 1) // t) * t + 1} or "
-                             f"{((frames - 1) // t + 1) * t + 1})")
+            raise UsageError(
+                f"num_frames {frames} not supported by {self.name}: it must be "
+                f"{t}k+1 (e.g. {((frames - 1) // t) * t + 1} or "
+                f"{((frames - 1) // t + 1) * t + 1})"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("config")
-        data["ref"] = {"path": str(self.ref.path), "name": self.ref.name,
-                       "source": self.ref.source, **{k: v for k, v in self.ref.metadata.items()
-                                                     if isinstance(v, str)}}
+        data["ref"] = {
+            "path": str(self.ref.path),
+            "name": self.ref.name,
+            "source": self.ref.source,
+            **{k: v for k, v in self.ref.metadata.items() if isinstance(v, str)},
+        }
         return data
 
 
@@ -90,8 +99,9 @@ def _json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ModelUnavailableError(f"not a CogVideoX pipeline folder: {path.name} is "
-                                    f"missing in {path.parent}") from None
+        raise ModelUnavailableError(
+            f"not a CogVideoX pipeline folder: {path.name} is missing in {path.parent}"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ModelUnavailableError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
@@ -115,8 +125,10 @@ def read_model_spec(model: str | Path | ModelRef) -> ModelSpec:
     index = _json(folder / "model_index.json")
     cls = index.get("_class_name")
     if cls != PIPELINE_CLASS:
-        raise ModelUnavailableError(f"{ref.name or folder.name} is a {cls or 'unknown'} "
-                                    f"pipeline, not {PIPELINE_CLASS} (image-to-video)")
+        raise ModelUnavailableError(
+            f"{ref.name or folder.name} is a {cls or 'unknown'} "
+            f"pipeline, not {PIPELINE_CLASS} (image-to-video)"
+        )
     tconf = _json(folder / "transformer" / "config.json")
     vconf = _json(folder / "vae" / "config.json")
     blocks = vconf.get("block_out_channels") or (128, 256, 256, 512)
@@ -127,14 +139,21 @@ def read_model_spec(model: str | Path | ModelRef) -> ModelSpec:
         width = int(tconf["sample_width"]) * spatial
         frames = int(tconf["sample_frames"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelUnavailableError(f"{folder / 'transformer' / 'config.json'}: no usable "
-                                    f"{exc}") from None
+        raise ModelUnavailableError(
+            f"{folder / 'transformer' / 'config.json'}: no usable {exc}"
+        ) from None
     return ModelSpec(
-        ref=ref, height=height, width=width, frames=frames, spatial_compression=spatial,
-        temporal_compression=temporal, patch_size=int(tconf.get("patch_size", 2)),
+        ref=ref,
+        height=height,
+        width=width,
+        frames=frames,
+        spatial_compression=spatial,
+        temporal_compression=temporal,
+        patch_size=int(tconf.get("patch_size", 2)),
         learned_positions=bool(tconf.get("use_learned_positional_embeddings", False)),
         max_text_tokens=int(tconf.get("max_text_seq_length", 226)),
-        config={"transformer": tconf, "vae": vconf})
+        config={"transformer": tconf, "vae": vconf},
+    )
 
 
 @dataclass
@@ -155,10 +174,16 @@ class LoadedPipeline:
     scheduler: str | None = None  # the scheduler currently set
 
     def describe(self) -> dict[str, Any]:
-        return {"mode": self.mode, "device": self.device, "dtype": self.dtype,
-                "offload": self.offload, "vae_tiling": self.vae_tiling,
-                "compiled": self.compiled, "loras": dict(self.adapters),
-                "load_seconds": round(self.load_seconds, 3)}
+        return {
+            "mode": self.mode,
+            "device": self.device,
+            "dtype": self.dtype,
+            "offload": self.offload,
+            "vae_tiling": self.vae_tiling,
+            "compiled": self.compiled,
+            "loras": dict(self.adapters),
+            "load_seconds": round(self.load_seconds, 3),
+        }
 
 
 def mode_dtype(mode: str, device: str) -> str:
@@ -166,8 +191,9 @@ def mode_dtype(mode: str, device: str) -> str:
     return "bf16" if device.startswith("cuda") else "fp32"
 
 
-def load_pipeline(spec: ModelSpec, *, mode: str, device: str, dtype: str | None = None,
-                  compile: bool = False) -> LoadedPipeline:
+def load_pipeline(
+    spec: ModelSpec, *, mode: str, device: str, dtype: str | None = None, compile: bool = False
+) -> LoadedPipeline:
     """Load the pipeline for ``mode``: baseline is the plain pipeline on the device;
     optimized adds model CPU offload, VAE slicing and tiling and optionally
     ``torch.compile`` of the transformer — each needs CUDA and is skipped, with a note,
@@ -183,25 +209,43 @@ def load_pipeline(spec: ModelSpec, *, mode: str, device: str, dtype: str | None 
     notes: list[str] = []
     optimized = mode == "optimized"
     if optimized and not cuda:
-        notes.append(f"optimized mode on {device}: model CPU offload, VAE tiling and "
-                     "torch.compile need CUDA and are off (the DPM scheduler is used)")
+        notes.append(
+            f"optimized mode on {device}: model CPU offload, VAE tiling and "
+            "torch.compile need CUDA and are off (the DPM scheduler is used)"
+        )
     elif compile and not cuda:
         notes.append(f"torch.compile needs CUDA: off on {device}")
     offload = "model" if optimized and cuda else "none"
     tiling = optimized and cuda
     started = time.perf_counter()
     descriptor = load_model(
-        spec.ref, adapter="diffusers", device=device, dtype=dtype, cache=False,
-        pipeline_class=PIPELINE_CLASS, offload=offload, vae_slicing=tiling, vae_tiling=tiling)
+        spec.ref,
+        adapter="diffusers",
+        device=device,
+        dtype=dtype,
+        cache=False,
+        pipeline_class=PIPELINE_CLASS,
+        offload=offload,
+        vae_slicing=tiling,
+        vae_tiling=tiling,
+    )
     pipe = descriptor.model
     compiled = False
     if compile and cuda:
         pipe.transformer.compile()  # in place: the module (and LoRA loading) stays as it is
         compiled = True
     return LoadedPipeline(
-        pipe=pipe, mode=mode, device=device, dtype=dtype, offload=offload, vae_tiling=tiling,
-        compiled=compiled, notes=notes, load_seconds=time.perf_counter() - started,
-        default_scheduler=dict(pipe.scheduler.config))
+        pipe=pipe,
+        mode=mode,
+        device=device,
+        dtype=dtype,
+        offload=offload,
+        vae_tiling=tiling,
+        compiled=compiled,
+        notes=notes,
+        load_seconds=time.perf_counter() - started,
+        default_scheduler=dict(pipe.scheduler.config),
+    )
 
 
 def set_scheduler(loaded: LoadedPipeline, name: str) -> None:
@@ -251,8 +295,7 @@ def apply_lora(loaded: LoadedPipeline, weights: Path | None, scale: float) -> No
     name = adapter_name(weights)
     if name not in loaded.adapters:
         try:
-            pipe.load_lora_weights(str(weights.parent), weight_name=weights.name,
-                                   adapter_name=name)
+            pipe.load_lora_weights(str(weights.parent), weight_name=weights.name, adapter_name=name)
         except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelUnavailableError(f"cannot load LoRA {weights}: {first[:300]}") from None

@@ -13,5 +13,11 @@ def register_commands(register: Callable[[CommandSpec], None]) -> None:
     # cli.py imports only typer: torch, diffusers and fastapi load when a command runs
     from vt_cogvideo.cli import build_app
 
-    register(CommandSpec("cogvideo", build_app(), help="CogVideoX image-to-video: generate, batch, "
-                         "validate, benchmark, serve an HTTP API, train LoRAs."))
+    register(
+        CommandSpec(
+            "cogvideo",
+            build_app(),
+            help="CogVideoX image-to-video: generate, batch, "
+            "validate, benchmark, serve an HTTP API, train LoRAs.",
+        )
+    )

@@ -44,27 +44,56 @@ def save_tiny_i2v(path: Path, seed: int = 0) -> Path:
     path = Path(path)
     torch.manual_seed(seed)
     transformer = diffusers.CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4,
-        time_embed_dim=2, text_embed_dim=32, num_layers=1, sample_width=TINY_WIDTH // 8,
-        sample_height=TINY_HEIGHT // 8, sample_frames=TINY_FRAMES, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=16,
-        use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True)
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=8,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=1,
+        sample_width=TINY_WIDTH // 8,
+        sample_height=TINY_HEIGHT // 8,
+        sample_frames=TINY_FRAMES,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
+        use_rotary_positional_embeddings=True,
+        use_learned_positional_embeddings=True,
+    )
     torch.manual_seed(seed)
     vae = diffusers.AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3,
-        down_block_types=("CogVideoXDownBlock3D",) * 4, up_block_types=("CogVideoXUpBlock3D",) * 4,
-        block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1,
-        norm_num_groups=2, temporal_compression_ratio=4)
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+    )
     torch.manual_seed(seed)
-    text_encoder = T5EncoderModel(T5Config(vocab_size=1103, d_model=32, d_ff=37, d_kv=8,
-                                           num_heads=4, num_layers=5))
+    text_encoder = T5EncoderModel(
+        T5Config(vocab_size=1103, d_model=32, d_ff=37, d_kv=8, num_heads=4, num_layers=5)
+    )
     scheduler = diffusers.CogVideoXDDIMScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-        clip_sample=False, prediction_type="v_prediction", rescale_betas_zero_snr=True,
-        set_alpha_to_one=True, timestep_spacing="trailing", snr_shift_scale=1.0)
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        set_alpha_to_one=True,
+        timestep_spacing="trailing",
+        snr_shift_scale=1.0,
+    )
     with tempfile.TemporaryDirectory() as words:
         pipe = diffusers.CogVideoXImageToVideoPipeline(
-            tokenizer=tiny_t5_tokenizer(words), text_encoder=text_encoder, vae=vae,
-            transformer=transformer, scheduler=scheduler)
+            tokenizer=tiny_t5_tokenizer(words),
+            text_encoder=text_encoder,
+            vae=vae,
+            transformer=transformer,
+            scheduler=scheduler,
+        )
         pipe.save_pretrained(str(path), safe_serialization=True)  # type: ignore[attr-defined]
     return path

@@ -16,8 +16,9 @@ class Tracker:
     """``log(values, step)`` to the trackers named (``all``: every installed one), or to
     nothing when ``name`` is None. ``name`` may also be an accelerate ``GeneralTracker``."""
 
-    def __init__(self, name: Any, *, logging_dir: Path, run: str,
-                 config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, name: Any, *, logging_dir: Path, run: str, config: dict[str, Any] | None = None
+    ) -> None:
         self.accelerator: Any = None
         self.notes: list[str] = []
         if name is None or name == "":
@@ -31,18 +32,20 @@ class Tracker:
         if not isinstance(name, GeneralTracker):
             if name == "all":
                 if not available:
-                    self.notes.append("--track all: no tracker is installed (tensorboard, "
-                                      "wandb, mlflow, ...): nothing is logged")
+                    self.notes.append(
+                        "--track all: no tracker is installed (tensorboard, "
+                        "wandb, mlflow, ...): nothing is logged"
+                    )
                     return
             elif name not in available:
-                raise UsageError(f"--track {name}: not installed here (installed: "
-                                 f"{', '.join(available) or 'none'}; e.g. pip install {name})")
+                raise UsageError(
+                    f"--track {name}: not installed here (installed: "
+                    f"{', '.join(available) or 'none'}; e.g. pip install {name})"
+                )
         logging_dir.mkdir(parents=True, exist_ok=True)
         self.accelerator = Accelerator(log_with=name, project_dir=str(logging_dir))
-        flat = {k: v for k, v in (config or {}).items()
-                if isinstance(v, (str, int, float, bool))}
-        self.accelerator.init_trackers(PROJECT, config=flat,
-                                       init_kwargs={"wandb": {"name": run}})
+        flat = {k: v for k, v in (config or {}).items() if isinstance(v, (str, int, float, bool))}
+        self.accelerator.init_trackers(PROJECT, config=flat, init_kwargs={"wandb": {"name": run}})
 
     @property
     def active(self) -> bool:
@@ -51,8 +54,11 @@ class Tracker:
     def log(self, values: dict[str, Any], step: int) -> None:
         if self.accelerator is None:
             return
-        numbers = {k: float(v) for k, v in values.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numbers = {
+            k: float(v)
+            for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         self.accelerator.log(numbers, step=step)
 
     def close(self) -> None:

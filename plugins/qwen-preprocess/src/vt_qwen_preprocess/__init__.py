@@ -10,12 +10,21 @@ from vt.lazy import lazy_exports
 #: exported name -> module that defines it (loaded on first use: vt imports this package
 #: when it loads plugins, and most commands never need numpy or the pipeline)
 _EXPORTS = {
-    "PreprocessConfig": ".config", "load_config": ".config",
-    "ProcessedVideo": ".pipeline", "VideoPlan": ".pipeline", "iter_frames": ".pipeline",
-    "plan": ".pipeline", "preprocess": ".pipeline", "preprocess_to_file": ".pipeline",
-    "BUILTIN_PROFILES": ".profiles", "ModelProfile": ".profiles", "load_profiles": ".profiles",
-    "smart_nframes": ".sizing", "smart_resize": ".sizing",
-    "VideoDataset": ".dataset", "collate_videos": ".dataset",  # needs torch.utils.data
+    "PreprocessConfig": ".config",
+    "load_config": ".config",
+    "ProcessedVideo": ".pipeline",
+    "VideoPlan": ".pipeline",
+    "iter_frames": ".pipeline",
+    "plan": ".pipeline",
+    "preprocess": ".pipeline",
+    "preprocess_to_file": ".pipeline",
+    "BUILTIN_PROFILES": ".profiles",
+    "ModelProfile": ".profiles",
+    "load_profiles": ".profiles",
+    "smart_nframes": ".sizing",
+    "smart_resize": ".sizing",
+    "VideoDataset": ".dataset",
+    "collate_videos": ".dataset",  # needs torch.utils.data
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 

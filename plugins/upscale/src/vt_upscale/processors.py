@@ -7,7 +7,6 @@ from typing import Any
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
 from vt.registry import ProcessorInfo
-
 from vt_upscale.upscaler import Upscaler
 
 
@@ -52,8 +51,9 @@ class UpscaleProcessor(FrameProcessor):
         from vt.processors.resize import METHODS
 
         width, height = self.upscaler.output_size(frame.width, frame.height)
-        return reformat(frame, width=width, height=height,
-                        interpolation=METHODS[self.upscaler.method])
+        return reformat(
+            frame, width=width, height=height, interpolation=METHODS[self.upscaler.method]
+        )
 
     def close(self) -> None:
         if self._owned:
@@ -74,21 +74,25 @@ def _upscale_factory(model: Any = None, **options: Any) -> UpscaleProcessor:
 
 def processor_infos() -> list[ProcessorInfo]:
     """Classical resizing is the core's ``resize`` processor; these add the AI upscaler."""
-    infos = [ProcessorInfo(
-        name="upscale",
-        factory=_upscale_factory,
-        description="vt upscale as a processor: classical (method=lanczos…) or AI (ai=True or "
-        "model=…), with Lanczos fallback",
-        layouts=UpscaleProcessor.layouts,
-        devices=UpscaleProcessor.devices,
-    )]
-    infos.append(ProcessorInfo(
-        name="sr-model",
-        factory=_sr_factory,
-        description="AI super-resolution with any model (name or .pth/.safetensors/.onnx/"
-        ".param); options: model, scale, tile, tile_pad, device, dtype, batch, backend, strict",
-        layouts=UpscaleProcessor.layouts,
-        devices=UpscaleProcessor.devices,
-        batch_size=1,
-    ))
+    infos = [
+        ProcessorInfo(
+            name="upscale",
+            factory=_upscale_factory,
+            description="vt upscale as a processor: classical (method=lanczos…) or AI (ai=True or "
+            "model=…), with Lanczos fallback",
+            layouts=UpscaleProcessor.layouts,
+            devices=UpscaleProcessor.devices,
+        )
+    ]
+    infos.append(
+        ProcessorInfo(
+            name="sr-model",
+            factory=_sr_factory,
+            description="AI super-resolution with any model (name or .pth/.safetensors/.onnx/"
+            ".param); options: model, scale, tile, tile_pad, device, dtype, batch, backend, strict",
+            layouts=UpscaleProcessor.layouts,
+            devices=UpscaleProcessor.devices,
+            batch_size=1,
+        )
+    )
     return infos

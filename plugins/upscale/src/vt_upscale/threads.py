@@ -47,8 +47,9 @@ class ThreadPlan:
     encoder_threads: int
 
 
-def plan_threads(cores: int, *, on_cpu: bool, concurrent: bool,
-                 frame_pixels: int | None = None) -> ThreadPlan:
+def plan_threads(
+    cores: int, *, on_cpu: bool, concurrent: bool, frame_pixels: int | None = None
+) -> ThreadPlan:
     """The rule in the module docstring. ``concurrent``: the backend runs calls from several
     threads in parallel; ``frame_pixels``: input width x height, when known."""
     cores = max(int(cores), 1)
@@ -59,5 +60,6 @@ def plan_threads(cores: int, *, on_cpu: bool, concurrent: bool,
         workers, model_threads = cores, 1
     else:
         workers, model_threads = 1, cores
-    return ThreadPlan(workers=workers, model_threads=model_threads, decoder_threads=1,
-                      encoder_threads=1)
+    return ThreadPlan(
+        workers=workers, model_threads=model_threads, decoder_threads=1, encoder_threads=1
+    )

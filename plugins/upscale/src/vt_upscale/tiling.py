@@ -26,8 +26,9 @@ def is_oom(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (RuntimeError, MemoryError)):
         text = str(exc).lower()
-        return isinstance(exc, MemoryError) or "out of memory" in text or \
-            "failed to allocate" in text
+        return (
+            isinstance(exc, MemoryError) or "out of memory" in text or "failed to allocate" in text
+        )
     return False
 
 
@@ -37,8 +38,15 @@ def free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def run_tiled(model: Callable[[Any], Any], image: Any, scale: int, tile: int,
-              tile_pad: int = 10, *, spatial: tuple[int, int] = (-2, -1)) -> Any:
+def run_tiled(
+    model: Callable[[Any], Any],
+    image: Any,
+    scale: int,
+    tile: int,
+    tile_pad: int = 10,
+    *,
+    spatial: tuple[int, int] = (-2, -1),
+) -> Any:
     """``model`` over ``image`` in tiles of ``tile`` px (0: whole image). ``image`` is an
     (N, C, H, W) tensor, or with ``spatial=(0, 1)`` an (H, W, C) host array; ``spatial``
     names its height and width axes."""
@@ -66,11 +74,15 @@ def run_tiled(model: Callable[[Any], Any], image: Any, scale: int, tile: int,
             if output is None:
                 shape = list(result.shape)
                 shape[y_axis], shape[x_axis] = h * scale, w * scale
-                output = np.empty(shape, result.dtype) if isinstance(result, np.ndarray) \
+                output = (
+                    np.empty(shape, result.dtype)
+                    if isinstance(result, np.ndarray)
                     else result.new_empty(shape)
+                )
             oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
-            output[window(y0 * scale, y1 * scale, x0 * scale, x1 * scale)] = \
-                result[window(oy, oy + (y1 - y0) * scale, ox, ox + (x1 - x0) * scale)]
+            output[window(y0 * scale, y1 * scale, x0 * scale, x1 * scale)] = result[
+                window(oy, oy + (y1 - y0) * scale, ox, ox + (x1 - x0) * scale)
+            ]
     assert output is not None
     return output
 
@@ -82,8 +94,7 @@ def pre_pad(image: Any, pad: int) -> Any:
         return image
     if isinstance(image, np.ndarray):
         h, w = image.shape[:2]
-        return np.pad(image, ((0, min(pad, h - 1)), (0, min(pad, w - 1)), (0, 0)),
-                      mode="reflect")
+        return np.pad(image, ((0, min(pad, h - 1)), (0, min(pad, w - 1)), (0, 0)), mode="reflect")
     import torch.nn.functional as F
 
     h, w = image.shape[-2:]

@@ -26,7 +26,6 @@ from vt.cli_media import default_output
 from vt.errors import ModelUnavailableError, UsageError, VtError
 from vt.media.frames import FrameBatch
 from vt.processors.resize import check_method, resize_images, target_size
-
 from vt_upscale.memory import release_large_blocks
 from vt_upscale.models import default_model
 from vt_upscale.sr import SRModel
@@ -106,9 +105,15 @@ class Upscaler:
                 # a CPU runtime is loaded with the threads the plan gives a frame when the
                 # backend runs frames side by side; the plan is applied again once loaded
                 guess = plan_threads(self.cores, on_cpu=True, concurrent=True)
-                self.model = load_model(wanted, backend=backend, device=device, dtype=dtype,
-                                        threads=threads or guess.model_threads,
-                                        download=download, trust_model=trust_model)
+                self.model = load_model(
+                    wanted,
+                    backend=backend,
+                    device=device,
+                    dtype=dtype,
+                    threads=threads or guess.model_threads,
+                    download=download,
+                    trust_model=trust_model,
+                )
             except ModelUnavailableError as exc:
                 self._fall_back(str(exc))
             if self.model is not None:
@@ -119,8 +124,11 @@ class Upscaler:
                     self.batch = min(self.batch, self.model.max_batch)
                 # applied (threads set) when the frame size is known: prepare()
                 self.workers = self.thread_plan().workers
-        self.scale = scale if scale is not None else (
-            float(self.model.scale) if self.model is not None and width is None else 2.0)
+        self.scale = (
+            scale
+            if scale is not None
+            else (float(self.model.scale) if self.model is not None and width is None else 2.0)
+        )
 
     # -- shape -------------------------------------------------------------------------------
     def output_size(self, width: int, height: int) -> tuple[int, int]:
@@ -153,9 +161,12 @@ class Upscaler:
         """Threads for the model, decoder and encoder (:mod:`vt_upscale.threads`)."""
         if self.model is None:  # classical: libswscale in the pipeline, FFmpeg's own threads
             return ThreadPlan(workers=1, model_threads=0, decoder_threads=0, encoder_threads=0)
-        plan = plan_threads(self.cores, on_cpu=self.on_cpu,
-                            concurrent=self.model.concurrent_calls,
-                            frame_pixels=self._frame_pixels)
+        plan = plan_threads(
+            self.cores,
+            on_cpu=self.on_cpu,
+            concurrent=self.model.concurrent_calls,
+            frame_pixels=self._frame_pixels,
+        )
         if self.threads:  # fixed by the caller: one frame at a time on that many threads
             plan = replace(plan, workers=1, model_threads=self.threads)
         return plan
@@ -203,8 +214,9 @@ class Upscaler:
         return config, options
 
     def _needs_resample_hint(self) -> bool:
-        return self.model is not None and (self.width is not None or
-                                           abs(self.scale - self.model.scale) > 1e-9)
+        return self.model is not None and (
+            self.width is not None or abs(self.scale - self.model.scale) > 1e-9
+        )
 
     # -- fallbacks ---------------------------------------------------------------------------
     def _fall_back(self, reason: str) -> None:
@@ -222,8 +234,13 @@ class Upscaler:
         if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype not in (np.uint8, np.uint16):
             raise UsageError("images must be (N, H, W, 3) uint8 or uint16 RGB")
         n = batch.shape[0]
-        frames = FrameBatch(batch, [None] * n, Fraction(1), list(range(n)),
-                            "rgb48" if batch.dtype == np.uint16 else "rgb24")
+        frames = FrameBatch(
+            batch,
+            [None] * n,
+            Fraction(1),
+            list(range(n)),
+            "rgb48" if batch.dtype == np.uint16 else "rgb24",
+        )
         out = self.upscale_batch(frames).images
         return out[0] if single else out
 
@@ -243,13 +260,15 @@ class Upscaler:
             except Exception as exc:  # noqa: BLE001 - OOM that tiling could not fix, etc.
                 if not is_oom(exc):
                     raise
-                self._fall_back(f"out of memory even with {self.tile}px tiles "
-                                f"({str(exc).splitlines()[0]})")
+                self._fall_back(
+                    f"out of memory even with {self.tile}px tiles ({str(exc).splitlines()[0]})"
+                )
                 result = None
             if result is not None:
                 if (result.width, result.height) != (out_w, out_h):
                     result = result.with_images(
-                        resize_images(result.images, (out_w, out_h), self.resample))
+                        resize_images(result.images, (out_w, out_h), self.resample)
+                    )
                 return result
         return batch.with_images(resize_images(batch.images, (out_w, out_h), self.method))
 
@@ -269,17 +288,19 @@ class Upscaler:
             tile = self.tile
             out = np.empty((n, h * scale, w * scale, 3), images.dtype)
 
-            def one(i: int) -> None:
+            def one(i: int, tile: int | None = tile, out: np.ndarray = out) -> None:
                 image = pre_pad(images[i], self.pre_pad)
-                y = run_tiled(model.upscale_image, image, scale, tile, self.tile_pad,
-                              spatial=(0, 1))
+                y = run_tiled(
+                    model.upscale_image, image, scale, tile, self.tile_pad, spatial=(0, 1)
+                )
                 out[i] = y[: h * scale, : w * scale]
 
             try:
                 if self.workers > 1 and n > 1:
                     if self._pool is None:
-                        self._pool = ThreadPoolExecutor(self.workers,
-                                                        thread_name_prefix="vt-upscale")
+                        self._pool = ThreadPoolExecutor(
+                            self.workers, thread_name_prefix="vt-upscale"
+                        )
                     for future in [self._pool.submit(one, i) for i in range(n)]:
                         future.result()
                 else:
@@ -305,7 +326,7 @@ class Upscaler:
         n = len(batch)
         while start < n:
             count = min(self.batch, n - start)
-            x = frames[start:start + count]
+            x = frames[start : start + count]
             try:
                 with torch.inference_mode():
                     outputs.append(self._infer(x).clamp_(0, 1))
@@ -377,8 +398,15 @@ class Upscaler:
         self.close()
 
 
-def _transcode(upscaler: Upscaler, input: Any, output: Any = None, *,
-               config: Any = None, options: Any = None, **encoder: Any) -> Any:
+def _transcode(
+    upscaler: Upscaler,
+    input: Any,
+    output: Any = None,
+    *,
+    config: Any = None,
+    options: Any = None,
+    **encoder: Any,
+) -> Any:
     from vt.media.encode import EncoderConfig
     from vt.media.pipeline import PipelineOptions, process_video
 
@@ -388,13 +416,21 @@ def _transcode(upscaler: Upscaler, input: Any, output: Any = None, *,
         raise UsageError("pass encoder settings either as config= or as keywords, not both")
     output = Path(output) if output is not None else default_output(Path(input), "upscaled")
     config, options = upscaler.job_settings(config, options or PipelineOptions())
-    return process_video(input, output, [upscaler.processor()], config=config,
-                         options=options)
+    return process_video(input, output, [upscaler.processor()], config=config, options=options)
 
 
-def upscale_video(input: Any, output: Any = None, *, scale: float | None = None,
-                  ai: bool | None = None, model: Any = None, method: str = "lanczos",
-                  config: Any = None, options: Any = None, **settings: Any) -> Any:
+def upscale_video(
+    input: Any,
+    output: Any = None,
+    *,
+    scale: float | None = None,
+    ai: bool | None = None,
+    model: Any = None,
+    method: str = "lanczos",
+    config: Any = None,
+    options: Any = None,
+    **settings: Any,
+) -> Any:
     """Upscale ``input`` into ``output`` (default ``IN_upscaled.EXT``); returns the report.
 
     ``settings`` go to :class:`Upscaler` (tile, device, dtype, batch, backend, strict…) or,
@@ -408,5 +444,4 @@ def upscale_video(input: Any, output: Any = None, *, scale: float | None = None,
     if options is not None and options.single_thread:
         upscaler_kw.setdefault("cores", 1)
     with Upscaler(model, ai=ai, scale=scale, method=method, **upscaler_kw) as upscaler:
-        return _transcode(upscaler, input, output, config=config, options=options,
-                          **encoder_kw)
+        return _transcode(upscaler, input, output, config=config, options=options, **encoder_kw)

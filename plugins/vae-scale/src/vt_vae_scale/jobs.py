@@ -25,31 +25,42 @@ def normalise_method(method: str) -> str:
 
     name = ALIASES.get(str(method).lower(), str(method).lower())
     if name not in METHODS:
-        raise UsageError(f"unknown method {method!r} (use letterbox, autoencoder; resolution "
-                         "is letterbox's older name)")
+        raise UsageError(
+            f"unknown method {method!r} (use letterbox, autoencoder; resolution "
+            "is letterbox's older name)"
+        )
     return name
 
 
-def _pipeline_options(options: dict[str, Any], end: float | None,
-                      single_thread: bool) -> Any:
+def _pipeline_options(options: dict[str, Any], end: float | None, single_thread: bool) -> Any:
     from vt.media.pipeline import PipelineOptions
     from vt.media.retime import parse_fps
 
-    return PipelineOptions(overwrite=True, audio=bool(options.get("audio", True)),
-                           subtitles=False, decoder=options.get("decoder"),
-                           threads=int(options.get("threads", 0)), end=end,
-                           single_thread=single_thread, fps=parse_fps(options.get("fps")))
+    return PipelineOptions(
+        overwrite=True,
+        audio=bool(options.get("audio", True)),
+        subtitles=False,
+        decoder=options.get("decoder"),
+        threads=int(options.get("threads", 0)),
+        end=end,
+        single_thread=single_thread,
+        fps=parse_fps(options.get("fps")),
+    )
 
 
 def _encoder(options: dict[str, Any]) -> Any:
     from vt.media.encode import EncoderConfig
 
-    return EncoderConfig(codec=options.get("codec", "libx264"), crf=options.get("crf", 18),
-                         preset=options.get("preset", "medium"),
-                         bitrate=options.get("bitrate"), pixel_format=options.get("pix_fmt"),
-                         audio_codec=options.get("audio_codec", "aac"),
-                         audio_bitrate=options.get("audio_bitrate", "192k"),
-                         options=dict(options.get("encoder_options") or {}))
+    return EncoderConfig(
+        codec=options.get("codec", "libx264"),
+        crf=options.get("crf", 18),
+        preset=options.get("preset", "medium"),
+        bitrate=options.get("bitrate"),
+        pixel_format=options.get("pix_fmt"),
+        audio_codec=options.get("audio_codec", "aac"),
+        audio_bitrate=options.get("audio_bitrate", "192k"),
+        options=dict(options.get("encoder_options") or {}),
+    )
 
 
 def _end_for(input: str, max_frames: int | None, fps: Any = None) -> float | None:
@@ -80,22 +91,27 @@ def build_processors(method: str, options: dict[str, Any]) -> list[Any]:
         return [box]
     from vt_vae_scale.roundtrip import VaeRoundtrip
 
-    vae = VaeRoundtrip(options["model"], device=options.get("device", "auto"),
-                       dtype=options.get("dtype"), chunk_size=int(options.get("chunk_size", 250)),
-                       batch=int(options.get("batch", 8)), sample=bool(options.get("sample")),
-                       vae_slicing=bool(options.get("vae_slicing")),
-                       vae_tiling=bool(options.get("vae_tiling")))
+    vae = VaeRoundtrip(
+        options["model"],
+        device=options.get("device", "auto"),
+        dtype=options.get("dtype"),
+        chunk_size=int(options.get("chunk_size", 250)),
+        batch=int(options.get("batch", 8)),
+        sample=bool(options.get("sample")),
+        vae_slicing=bool(options.get("vae_slicing")),
+        vae_tiling=bool(options.get("vae_tiling")),
+    )
     return [vae, box]
 
 
-def scale_clip(input: str, output: str, *, single_thread: bool = False,
-               progress: Any = None, **options: Any) -> dict[str, Any]:
+def scale_clip(
+    input: str, output: str, *, single_thread: bool = False, progress: Any = None, **options: Any
+) -> dict[str, Any]:
     """Scale one clip into ``output``; return what the output table records for it.
 
     ``single_thread`` and ``progress(frames_done, frames_total)`` come from the batch runner
     (one core per job when workers fill the cores; frame progress for the bar)."""
     from vt.media.pipeline import process_video
-
     from vt_vae_scale.roundtrip import AutoencoderOutOfMemory
 
     started = time.perf_counter()
@@ -115,14 +131,17 @@ def scale_clip(input: str, output: str, *, single_thread: bool = False,
         report = process_video(input, output, processors, config, pipeline, progress)
     except AutoencoderOutOfMemory as exc:
         method, reason = "letterbox", str(exc)
-        report = process_video(input, output, build_processors(method, options), config,
-                               pipeline, progress)
+        report = process_video(
+            input, output, build_processors(method, options), config, pipeline, progress
+        )
     frames, duration = report.frames_out, report.duration_out
     return {
         "method": method,
         "fallback_reason": reason,
-        "original_width": report.size_in[0], "original_height": report.size_in[1],
-        "scaled_width": report.size_out[0], "scaled_height": report.size_out[1],
+        "original_width": report.size_in[0],
+        "original_height": report.size_in[1],
+        "scaled_width": report.size_out[0],
+        "scaled_height": report.size_out[1],
         "frame_count": frames,
         "fps": round(frames / duration, 4) if duration else None,
         "duration": round(duration, 4) if duration is not None else None,

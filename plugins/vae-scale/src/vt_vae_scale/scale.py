@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from vt.errors import ModelUnavailableError, UsageError
-
 from vt_vae_scale.jobs import normalise_method
 from vt_vae_scale.roundtrip import DEFAULT_MODEL, is_local_path
 from vt_vae_scale.table import (
@@ -80,14 +79,28 @@ class ScaleSettings:
         parse_color(self.pad_color)
         from vt.media.encode import EncoderConfig
 
-        EncoderConfig(codec=self.codec, crf=self.crf, preset=self.preset, bitrate=self.bitrate,
-                      audio_bitrate=self.audio_bitrate, options=self.encoder_options).validate()
+        EncoderConfig(
+            codec=self.codec,
+            crf=self.crf,
+            preset=self.preset,
+            bitrate=self.bitrate,
+            audio_bitrate=self.audio_bitrate,
+            options=self.encoder_options,
+        ).validate()
 
     def job_options(self, fallback: str | None) -> dict[str, Any]:
         options = asdict(self)
         if self.method == "letterbox":  # model options do not change a letterbox output
-            for name in ("model", "device", "dtype", "chunk_size", "batch", "sample",
-                         "vae_slicing", "vae_tiling"):
+            for name in (
+                "model",
+                "device",
+                "dtype",
+                "chunk_size",
+                "batch",
+                "sample",
+                "vae_slicing",
+                "vae_tiling",
+            ):
                 options.pop(name)
         if fallback:
             options["fallback_reason"] = fallback
@@ -139,8 +152,11 @@ class ScaleResult:
         data["failed"] = self.failed
         data["table"] = str(self.table_path) if self.table_path else None
         data["fallback"] = self.fallback
-        data["frames"] = sum(int(r.report.get("frame_count") or 0) for r in self.report.results
-                             if isinstance(r.report, dict))
+        data["frames"] = sum(
+            int(r.report.get("frame_count") or 0)
+            for r in self.report.results
+            if isinstance(r.report, dict)
+        )
         return data
 
 
@@ -151,20 +167,25 @@ def _row_columns(table: Any, results: dict[int, Any], missing: dict[int, str]) -
         if result is not None and isinstance(result.report, dict):
             report = result.report
         values = {
-            "output_path": result.output if result is not None and result.status in (
-                "done", "skipped") else None,
-            "method": report.get("method"), "fallback_reason": report.get("fallback_reason"),
+            "output_path": result.output
+            if result is not None and result.status in ("done", "skipped")
+            else None,
+            "method": report.get("method"),
+            "fallback_reason": report.get("fallback_reason"),
             "original_width": report.get("original_width"),
             "original_height": report.get("original_height"),
             "scaled_width": report.get("scaled_width"),
             "scaled_height": report.get("scaled_height"),
-            "frame_count": report.get("frame_count"), "fps": report.get("fps"),
+            "frame_count": report.get("frame_count"),
+            "fps": report.get("fps"),
             "duration": report.get("duration"),
-            "status": result.status if result is not None else (
-                "failed" if row in missing else None),
+            "status": result.status
+            if result is not None
+            else ("failed" if row in missing else None),
             "error": result.error if result is not None else missing.get(row),
-            "wall_time": round(result.seconds, 3) if result is not None and
-            result.seconds is not None else None,
+            "wall_time": round(result.seconds, 3)
+            if result is not None and result.seconds is not None
+            else None,
         }
         for name in COLUMNS:
             columns[name].append(values[name])
@@ -200,6 +221,7 @@ def scale_table(
     ``<output_dir>/scaled_metadata<.shard-i-of-n>.<ext>``.
     """
     import pyarrow as pa
+
     from vt.batch import Job, parse_shard, run_batch
 
     settings = settings or ScaleSettings()
@@ -215,8 +237,10 @@ def scale_table(
         table_format(table_path)
         table = read_table(table_path)
         if column not in table.column_names:
-            raise UsageError(f"{Path(table_path).name} has no column {column!r} (columns: "
-                             f"{', '.join(table.column_names)}); use --video-column")
+            raise UsageError(
+                f"{Path(table_path).name} has no column {column!r} (columns: "
+                f"{', '.join(table.column_names)}); use --video-column"
+            )
         paths = table.column(column).to_pylist()
     else:
         if not inputs:
@@ -234,8 +258,14 @@ def scale_table(
             missing[row] = f"no {column} in this row"
             continue
         path = Path(str(value)).expanduser()
-        jobs.append(Job(str(path if path.is_absolute() else root / path), fn=JOB_FN,
-                        options=dict(options), row=row))
+        jobs.append(
+            Job(
+                str(path if path.is_absolute() else root / path),
+                fn=JOB_FN,
+                options=dict(options),
+                row=row,
+            )
+        )
     shard_part = f".shard-{parts[0]}-of-{parts[1]}" if parts else ""
     table_out = (out_dir / f"scaled_metadata{shard_part}{fmt_suffix}") if fmt_suffix else None
     if parts:  # rows of other shards are not this run's to report
@@ -251,8 +281,7 @@ def scale_table(
 
     def on_result(result: Any, counts: Any) -> None:
         results[result.row] = result
-        reason = result.report.get("fallback_reason") if isinstance(result.report, dict) \
-            else None
+        reason = result.report.get("fallback_reason") if isinstance(result.report, dict) else None
         if reason and reason != fallback and warn is not None:  # a worker fell back
             warn(f"{reason}: letterboxed instead (recorded in the row)")
         rewrite()
@@ -260,11 +289,22 @@ def scale_table(
             progress(result, counts)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = run_batch(jobs, workers=workers, retries=retries, engine=engine, address=address,
-                       status=out_dir / f"scaled_metadata.status{shard_part}.json",
-                       shard=parts, output_dir=out_dir, output_ext=".mp4", base=root,
-                       progress=on_result, name=Path(table_path).name if table_path else
-                       "inputs", job_progress=frame_progress, single_thread=single_thread)
+    report = run_batch(
+        jobs,
+        workers=workers,
+        retries=retries,
+        engine=engine,
+        address=address,
+        status=out_dir / f"scaled_metadata.status{shard_part}.json",
+        shard=parts,
+        output_dir=out_dir,
+        output_ext=".mp4",
+        base=root,
+        progress=on_result,
+        name=Path(table_path).name if table_path else "inputs",
+        job_progress=frame_progress,
+        single_thread=single_thread,
+    )
     for result in report.results:
         results[result.row] = result
     rewrite(final=True)
@@ -296,9 +336,13 @@ def stage3_scale_videos(
     if not table_path.is_absolute():
         candidate = Path(project_root) / table_path
         table_path = candidate if candidate.exists() or not table_path.exists() else table_path
-    settings = ScaleSettings(method=method, target_size=int(target_size),
-                             chunk_size=int(chunk_size),
-                             model=autoencoder_model or DEFAULT_MODEL, **options)
+    settings = ScaleSettings(
+        method=method,
+        target_size=int(target_size),
+        chunk_size=int(chunk_size),
+        model=autoencoder_model or DEFAULT_MODEL,
+        **options,
+    )
     warned: set[str] = set()
 
     def warn(text: str) -> None:  # once per reason
@@ -306,7 +350,15 @@ def stage3_scale_videos(
             warned.add(text)
             print(f"vt: warning: {text}", file=sys.stderr)
 
-    result = scale_table(table_path, project_root=project_root, output_dir=output_dir,
-                         column=video_column, settings=settings, workers=workers, shard=shard,
-                         engine=engine, warn=warn)
+    result = scale_table(
+        table_path,
+        project_root=project_root,
+        output_dir=output_dir,
+        column=video_column,
+        settings=settings,
+        workers=workers,
+        shard=shard,
+        engine=engine,
+        warn=warn,
+    )
     return result.table.to_pandas() if as_pandas else result.table

@@ -15,24 +15,42 @@ from typing import Any
 
 from vt.errors import UsageError
 
-FORMATS = {".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow", ".parquet": "parquet",
-           ".pq": "parquet", ".csv": "csv"}
+FORMATS = {
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+}
 
 #: what each row gains, in this order
-COLUMNS = ("output_path", "method", "fallback_reason", "original_width", "original_height",
-           "scaled_width", "scaled_height", "frame_count", "fps", "duration", "status",
-           "error", "wall_time")
+COLUMNS = (
+    "output_path",
+    "method",
+    "fallback_reason",
+    "original_width",
+    "original_height",
+    "scaled_width",
+    "scaled_height",
+    "frame_count",
+    "fps",
+    "duration",
+    "status",
+    "error",
+    "wall_time",
+)
 #: their types (the rest are strings)
-INT_COLUMNS = ("original_width", "original_height", "scaled_width", "scaled_height",
-               "frame_count")
+INT_COLUMNS = ("original_width", "original_height", "scaled_width", "scaled_height", "frame_count")
 FLOAT_COLUMNS = ("fps", "duration", "wall_time")
 
 
 def table_format(path: str | os.PathLike[str]) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise UsageError(f"{Path(path).name}: the metadata table must be .arrow/.feather, "
-                         ".parquet or .csv")
+        raise UsageError(
+            f"{Path(path).name}: the metadata table must be .arrow/.feather, .parquet or .csv"
+        )
     return FORMATS[suffix]
 
 
@@ -53,8 +71,9 @@ def read_table(path: str | os.PathLike[str]) -> Any:
             import pyarrow.csv as pcsv
 
             # an empty cell is a null, as the table we write back writes nulls
-            return pcsv.read_csv(str(path), convert_options=pcsv.ConvertOptions(
-                strings_can_be_null=True))
+            return pcsv.read_csv(
+                str(path), convert_options=pcsv.ConvertOptions(strings_can_be_null=True)
+            )
         from pyarrow import ipc
 
         with pa.memory_map(str(path)) as source:
@@ -84,11 +103,18 @@ def arrow_column(values: list[Any], kind: str) -> Any:
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
         large = offsets[-1] >= 2**31  # past 2 GiB of text: 64-bit offsets
         return pa.Array.from_buffers(
-            pa.large_string() if large else pa.string(), n,
-            [bitmap, pa.py_buffer(offsets if large else offsets.astype(np.int32)),
-             pa.py_buffer(b"".join(encoded))], null_count=nulls)
-    dtype, arrow_type = {"int64": (np.int64, pa.int64()),
-                         "float64": (np.float64, pa.float64())}[kind]
+            pa.large_string() if large else pa.string(),
+            n,
+            [
+                bitmap,
+                pa.py_buffer(offsets if large else offsets.astype(np.int32)),
+                pa.py_buffer(b"".join(encoded)),
+            ],
+            null_count=nulls,
+        )
+    dtype, arrow_type = {"int64": (np.int64, pa.int64()), "float64": (np.float64, pa.float64())}[
+        kind
+    ]
     data = np.fromiter((0 if v is None else v for v in values), dtype=dtype, count=n)
     return pa.Array.from_buffers(arrow_type, n, [bitmap, pa.py_buffer(data)], null_count=nulls)
 

@@ -16,8 +16,9 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-PUBLIC_PATHS = frozenset({"/", "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-                          "/redoc", "/favicon.ico"})
+PUBLIC_PATHS = frozenset(
+    {"/", "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/favicon.ico"}
+)
 PUBLIC_PREFIXES = ("/static/",)
 ARTIFACTS_PREFIX = "/artifacts/"
 
@@ -27,15 +28,13 @@ class ArtifactSigner:
     appears in a URL)."""
 
     def __init__(self, token: str) -> None:
-        self._key = hmac.new(token.encode(), b"vt-cogvideo artifact urls",
-                             hashlib.sha256).digest()
+        self._key = hmac.new(token.encode(), b"vt-cogvideo artifact urls", hashlib.sha256).digest()
 
     def sign(self, name: str) -> str:
         return hmac.new(self._key, name.encode(), hashlib.sha256).hexdigest()
 
     def verify(self, name: str, signature: str) -> bool:
-        return hmac.compare_digest(self.sign(name).encode(), signature.encode("utf-8",
-                                                                              "replace"))
+        return hmac.compare_digest(self.sign(name).encode(), signature.encode("utf-8", "replace"))
 
 
 class TokenGuard:
@@ -51,25 +50,32 @@ class TokenGuard:
         if scope["type"] != "http" or self._allowed(scope):
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"detail": "missing or wrong token: send Authorization: Bearer "
-                                     "<token>"}).encode()
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b'Bearer realm="vt-cogvideo"')]})
+        body = json.dumps(
+            {"detail": "missing or wrong token: send Authorization: Bearer <token>"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="vt-cogvideo"'),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _allowed(self, scope: Scope) -> bool:
         path: str = scope["path"]
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return True
-        header = next((value for name, value in scope["headers"] if name == b"authorization"),
-                      b"")
+        header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
         scheme, _, given = header.partition(b" ")
         if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token):
             return True
         if path.startswith(ARTIFACTS_PREFIX) and scope["method"] in ("GET", "HEAD"):
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             signature = query.get("sig", [""])[0]
-            return bool(signature) and self.signer.verify(path[len(ARTIFACTS_PREFIX):],
-                                                          signature)
+            return bool(signature) and self.signer.verify(path[len(ARTIFACTS_PREFIX) :], signature)
         return False

@@ -18,8 +18,7 @@ LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 _LORA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*")
 
 
-def read_image(file: BinaryIO, size: int | None, *, max_bytes: int,
-               max_pixels: int) -> bytes:
+def read_image(file: BinaryIO, size: int | None, *, max_bytes: int, max_pixels: int) -> bytes:
     """The upload's bytes once they decode fully as an image of at most ``max_pixels``
     (413 above ``max_bytes``, 422 for anything else wrong)."""
     if size is None:
@@ -37,8 +36,11 @@ def read_image(file: BinaryIO, size: int | None, *, max_bytes: int,
             with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise HTTPException(422, f"image: {width}x{height} is {width * height} "
-                                             f"pixels; the limit is {max_pixels}")
+                    raise HTTPException(
+                        422,
+                        f"image: {width}x{height} is {width * height} "
+                        f"pixels; the limit is {max_pixels}",
+                    )
                 image.load()  # a truncated or corrupt file fails here, not in the worker
     except UnidentifiedImageError as exc:
         raise HTTPException(422, "image: not a " + "/".join(IMAGE_FORMATS) + " image") from exc

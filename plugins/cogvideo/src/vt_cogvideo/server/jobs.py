@@ -14,7 +14,6 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from vt.errors import ModelUnavailableError, UsageError
-
 from vt_cogvideo.server.artifacts import ArtifactStore
 
 if TYPE_CHECKING:
@@ -69,8 +68,9 @@ class Job:
     def progress(self, step: int, total: int) -> None:
         self.step, self.total_steps = step, total
 
-    def finish(self, status: JobStatus, *, error: str | None = None,
-               error_status: int | None = None) -> None:
+    def finish(
+        self, status: JobStatus, *, error: str | None = None, error_status: int | None = None
+    ) -> None:
         self.status, self.error, self.error_status = status, error, error_status
         self.finished = time.time()
         self.request = None  # finished records are kept: not their images
@@ -87,9 +87,16 @@ class JobRunner:
     finished video the artifact folder is pruned to ``keep_artifacts``.
     """
 
-    def __init__(self, generator: Generator, store: ArtifactStore, *, queue_size: int,
-                 keep_artifacts: int = 0, keep_jobs: int = 1000,
-                 on_done: Callable[[Job], None] | None = None) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        store: ArtifactStore,
+        *,
+        queue_size: int,
+        keep_artifacts: int = 0,
+        keep_jobs: int = 1000,
+        on_done: Callable[[Job], None] | None = None,
+    ) -> None:
         self.generator = generator
         self.store = store
         self.queue_size = queue_size
@@ -106,8 +113,7 @@ class JobRunner:
 
     # the API side -------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._work, name="vt-cogvideo-worker",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._work, name="vt-cogvideo-worker", daemon=True)
         self._thread.start()
 
     @property
@@ -151,8 +157,11 @@ class JobRunner:
     def jobs(self, status: JobStatus | None = None) -> list[Job]:
         """The jobs held, newest first."""
         with self._lock:
-            return [job for job in reversed(self._jobs.values())
-                    if status is None or job.status is status]
+            return [
+                job
+                for job in reversed(self._jobs.values())
+                if status is None or job.status is status
+            ]
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel a queued job at once, ask a running one to stop; None if unknown. A
@@ -179,14 +188,19 @@ class JobRunner:
 
     def depth(self) -> dict[str, Any]:
         with self._lock:
-            return {"waiting": len(self._waiting), "running": self._running is not None,
-                    "capacity": self.queue_size, "completed": self.completed}
+            return {
+                "waiting": len(self._waiting),
+                "running": self._running is not None,
+                "capacity": self.queue_size,
+                "completed": self.completed,
+            }
 
     def protected_artifacts(self) -> frozenset[str]:
         """Videos that must survive pruning: the running job's, not yet written anyway."""
         with self._lock:
-            return frozenset({self.store.video_path(self._running.id).name}
-                             if self._running else ())
+            return frozenset(
+                {self.store.video_path(self._running.id).name} if self._running else ()
+            )
 
     # the worker side ----------------------------------------------------------------------
     def _next(self) -> Job | None:
@@ -219,8 +233,9 @@ class JobRunner:
         output = self.store.video_path(job.id)
         assert job.request is not None  # only finished jobs drop it
         try:
-            result = self.generator.generate(job.request, output, progress=job.progress,
-                                             cancel=job.cancel)
+            result = self.generator.generate(
+                job.request, output, progress=job.progress, cancel=job.cancel
+            )
         except Cancelled as exc:
             job.finish(JobStatus.CANCELLED, error=str(exc) or "cancelled while running")
         except UsageError as exc:  # a request the model cannot take, found late
@@ -229,8 +244,7 @@ class JobRunner:
             job.finish(JobStatus.FAILED, error=str(exc), error_status=503)
         except Exception as exc:  # the worker must survive any failure of one job
             log.exception("job %s failed", job.id)
-            job.finish(JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}",
-                       error_status=500)
+            job.finish(JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}", error_status=500)
         else:
             job.result = result
             job.finish(JobStatus.DONE)
@@ -251,4 +265,3 @@ class JobRunner:
             return
         for job_id in [j.id for j in self._jobs.values() if j.status in FINISHED][:excess]:
             del self._jobs[job_id]
-

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 class ErrorOut(BaseModel):
     detail: str = Field(description="What was wrong, in one line.")
     errors: list[dict[str, Any]] | None = Field(
-        None, description="For a 422 from form validation: one entry per bad field.")
+        None, description="For a 422 from form validation: one entry per bad field."
+    )
 
 
 class ResultOut(BaseModel):
@@ -19,8 +20,9 @@ class ResultOut(BaseModel):
     sidecar: str | None = Field(description="The JSON sidecar's file name.")
     sidecar_url: str | None
     temporal_score: float = Field(description="Temporal consistency in [0, 1] (>= 0.6 stable).")
-    timings: dict[str, float] = Field(description="Seconds: load_s, generate_s, encode_s, "
-                                      "score_s, total_s.")
+    timings: dict[str, float] = Field(
+        description="Seconds: load_s, generate_s, encode_s, score_s, total_s."
+    )
     seed: int
     frames: int
     fps: int
@@ -65,8 +67,9 @@ class QueueOut(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok"]
     model: str
-    pipeline: dict[str, Any] = Field(description="The generator's description: model, device, "
-                                     "dtype, loaded pipelines.")
+    pipeline: dict[str, Any] = Field(
+        description="The generator's description: model, device, dtype, loaded pipelines."
+    )
     queue: QueueOut
     auth: bool = Field(description="Whether endpoints other than /health need a token.")
     loras: bool = Field(description="Whether requests may name a LoRA (--lora-dir given).")

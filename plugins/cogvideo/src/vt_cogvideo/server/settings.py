@@ -39,23 +39,24 @@ class ServerSettings:
         if not 0 <= self.port <= 65535:
             raise UsageError(f"--port {self.port}: must be between 0 and 65535")
         if self.token is not None and not self.token.strip():
-            raise UsageError(f"--token (or {TOKEN_ENV}) is empty: give a secret or leave it "
-                             "unset")
+            raise UsageError(f"--token (or {TOKEN_ENV}) is empty: give a secret or leave it unset")
         if self.max_upload_bytes < 1:
             raise UsageError("--max-upload-mb must be positive")
         if self.queue_size < 1:
             raise UsageError(f"--queue-size {self.queue_size}: must be at least 1")
         if self.keep_artifacts < 0:
-            raise UsageError(f"--keep-artifacts {self.keep_artifacts}: must be 0 (keep all) "
-                             "or more")
+            raise UsageError(
+                f"--keep-artifacts {self.keep_artifacts}: must be 0 (keep all) or more"
+            )
         if self.max_image_pixels < 1:
             raise UsageError("--max-image-pixels must be positive")
         artifact_dir = Path(self.artifact_dir).expanduser()
         try:
             artifact_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"--artifact-dir {artifact_dir}: cannot create it "
-                             f"({exc.strerror})") from exc
+            raise UsageError(
+                f"--artifact-dir {artifact_dir}: cannot create it ({exc.strerror})"
+            ) from exc
         if not os.access(artifact_dir, os.W_OK | os.X_OK):
             raise UsageError(f"--artifact-dir {artifact_dir}: not writable")
         lora_dir = None
@@ -64,8 +65,9 @@ class ServerSettings:
             if not lora_dir.is_dir():
                 raise UsageError(f"--lora-dir {lora_dir}: no such folder")
             lora_dir = lora_dir.resolve()
-        return ServerSettings(**{**self.__dict__, "artifact_dir": artifact_dir.resolve(),
-                                 "lora_dir": lora_dir})
+        return ServerSettings(
+            **{**self.__dict__, "artifact_dir": artifact_dir.resolve(), "lora_dir": lora_dir}
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -82,5 +84,7 @@ def exposure_warning(host: str, token: str | None) -> str | None:
     """The warning to print when the API is reachable from other machines without a token."""
     if token or is_loopback(host):
         return None
-    return (f"serving on {host} without a token: anyone who can reach this port can run "
-            f"generations and download every artifact; set --token or {TOKEN_ENV}")
+    return (
+        f"serving on {host} without a token: anyone who can reach this port can run "
+        f"generations and download every artifact; set --token or {TOKEN_ENV}"
+    )

@@ -25,22 +25,49 @@ def _err(message: str) -> None:
 
 
 def prepare_metadata(
-    videos: Annotated[Path, typer.Option("--videos", help="Folder of clips (searched "
-                      "recursively).", rich_help_panel=DATA)],
-    captions: Annotated[Path, typer.Option("--captions", help="Captions: MSR-VTT JSON, VATEX "
-                        "JSON, a JSON list of {video, caption} or a CSV with video,caption.",
-                        rich_help_panel=DATA)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The metadata JSON to write "
-                      "(first frames go to OUTPUT-STEM_frames/ beside it).")]
-    = Path("training_metadata.json"),
-    limit: Annotated[int | None, typer.Option("--limit", help="Stop after N accepted clips.",
-                     min=1)] = None,
-    num_frames: Annotated[int, typer.Option("--num-frames", help="Frames a training clip "
-                          "needs (the config's data.num_frames).", min=1)] = 49,
-    fps: Annotated[float, typer.Option("--fps", help="Rate the clips are sampled at (the "
-                   "config's data.fps).", min=0.001)] = 8,
-    overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace OUTPUT and its "
-                         "frames folder.")] = False,
+    videos: Annotated[
+        Path,
+        typer.Option(
+            "--videos", help="Folder of clips (searched recursively).", rich_help_panel=DATA
+        ),
+    ],
+    captions: Annotated[
+        Path,
+        typer.Option(
+            "--captions",
+            help="Captions: MSR-VTT JSON, VATEX "
+            "JSON, a JSON list of {video, caption} or a CSV with video,caption.",
+            rich_help_panel=DATA,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The metadata JSON to write (first frames go to OUTPUT-STEM_frames/ beside it).",
+        ),
+    ] = Path("training_metadata.json"),
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Stop after N accepted clips.", min=1)
+    ] = None,
+    num_frames: Annotated[
+        int,
+        typer.Option(
+            "--num-frames",
+            help="Frames a training clip needs (the config's data.num_frames).",
+            min=1,
+        ),
+    ] = 49,
+    fps: Annotated[
+        float,
+        typer.Option(
+            "--fps", help="Rate the clips are sampled at (the config's data.fps).", min=0.001
+        ),
+    ] = 8,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", "-y", help="Replace OUTPUT and its frames folder.")
+    ] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -52,18 +79,23 @@ def prepare_metadata(
     from vt_cogvideo.training.metadata import iter_rejects
     from vt_cogvideo.training.metadata import prepare_metadata as prepare
 
-    report = prepare(videos, captions, output, num_frames=num_frames, fps=fps, limit=limit,
-                     overwrite=overwrite)
+    report = prepare(
+        videos, captions, output, num_frames=num_frames, fps=fps, limit=limit, overwrite=overwrite
+    )
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return
     if not quiet:
         for line in iter_rejects(report):
             _err(line)
-        extra = (f"; {report.captions_without_video} captions name no video in {videos}"
-                 if report.captions_without_video else "")
-        typer.echo(f"{report.output}: {len(report.entries)} clips, {len(report.rejects)} "
-                   f"rejected{extra}")
+        extra = (
+            f"; {report.captions_without_video} captions name no video in {videos}"
+            if report.captions_without_video
+            else ""
+        )
+        typer.echo(
+            f"{report.output}: {len(report.entries)} clips, {len(report.rejects)} rejected{extra}"
+        )
 
 
 def _dataset_summary(report: Any, as_json: bool, quiet: bool) -> None:
@@ -74,21 +106,32 @@ def _dataset_summary(report: Any, as_json: bool, quiet: bool) -> None:
         return
     for note in report.notes:
         _err(f"note: {note}")
-    typer.echo(f"{report.dataset}: {len(report.videos)} clips in {report.output_dir / 'videos'} "
-               f"({report.copied} copied, {report.kept} already there), captions "
-               f"{report.captions}")
+    typer.echo(
+        f"{report.dataset}: {len(report.videos)} clips in {report.output_dir / 'videos'} "
+        f"({report.copied} copied, {report.kept} already there), captions "
+        f"{report.captions}"
+    )
     if report.captions:
-        typer.echo(f"next: vt cogvideo prepare-metadata --videos {report.output_dir / 'videos'} "
-                   f"--captions {report.captions} -o training_metadata.json")
+        typer.echo(
+            f"next: vt cogvideo prepare-metadata --videos {report.output_dir / 'videos'} "
+            f"--captions {report.captions} -o training_metadata.json"
+        )
 
 
-SourceOpt = Annotated[Path | None, typer.Option(
-    "--source", help="A local copy of the dataset (clips and caption JSON anywhere under it): "
-    "nothing is downloaded.")]
-OutDirOpt = Annotated[Path, typer.Option("--output-dir", "-o", help="Where videos/ and "
-                      "captions.json go.")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="At most N clips (first by "
-                     "name).", min=1)]
+SourceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--source",
+        help="A local copy of the dataset (clips and caption JSON anywhere under it): "
+        "nothing is downloaded.",
+    ),
+]
+OutDirOpt = Annotated[
+    Path, typer.Option("--output-dir", "-o", help="Where videos/ and captions.json go.")
+]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", help="At most N clips (first by name).", min=1)
+]
 
 
 def download_msr_vtt(
@@ -103,16 +146,16 @@ def download_msr_vtt(
     from vt_cogvideo.training.datasets import MSR_VTT_URL
     from vt_cogvideo.training.datasets import download_msr_vtt as fetch
 
-    _dataset_summary(fetch(output_dir, source=source, limit=limit, url=url or MSR_VTT_URL),
-                     as_json, quiet)
+    _dataset_summary(
+        fetch(output_dir, source=source, limit=limit, url=url or MSR_VTT_URL), as_json, quiet
+    )
 
 
 def download_vatex(
     output_dir: OutDirOpt = Path("data/raw/vatex"),
     source: SourceOpt = None,
     limit: LimitOpt = None,
-    url: Annotated[str | None, typer.Option("--url", help="Captions JSON URL (a mirror).")]
-    = None,
+    url: Annotated[str | None, typer.Option("--url", help="Captions JSON URL (a mirror).")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -120,8 +163,9 @@ def download_vatex(
     from vt_cogvideo.training.datasets import VATEX_URL
     from vt_cogvideo.training.datasets import download_vatex as fetch
 
-    _dataset_summary(fetch(output_dir, source=source, limit=limit, url=url or VATEX_URL),
-                     as_json, quiet)
+    _dataset_summary(
+        fetch(output_dir, source=source, limit=limit, url=url or VATEX_URL), as_json, quiet
+    )
 
 
 def download_panda70m() -> None:
@@ -132,39 +176,83 @@ def download_panda70m() -> None:
 
 
 def train_lora(
-    metadata: Annotated[Path, typer.Option("--metadata", help="training_metadata.json from "
-                        "prepare-metadata.", rich_help_panel=DATA)],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Adapters, "
-                          "checkpoints, outputs/metrics.csv and outputs/examples/ go here.",
-                          rich_help_panel=RUN)],
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Training YAML "
-                      "(default: configs/training/lora_default.yaml).", rich_help_panel=RUN)]
-    = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest "
-                      "checkpoint in OUTPUT_DIR.", rich_help_panel=RUN)] = False,
-    checkpointing_steps: Annotated[int | None, typer.Option(
-        "--checkpointing-steps", help="Save the training state every N optimizer steps "
-        "(default: the config's training.checkpointing_steps, 100).", min=1,
-        rich_help_panel=RUN)] = None,
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Latent cache folder "
-                         "(default: vt's cache, cogvideo-train).", rich_help_panel=RUN)]
-    = None,
-    samples: Annotated[bool, typer.Option("--samples/--no-samples", help="Write sample clips "
-                       "after each epoch.", rich_help_panel=RUN)] = True,
-    cpu: Annotated[bool, typer.Option("--cpu", help="Train on the CPU even where CUDA is "
-                   "present.", rich_help_panel=RUN)] = False,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Hub id or pipeline "
-                     "folder.", rich_help_panel=MODEL)] = None,
+    metadata: Annotated[
+        Path,
+        typer.Option(
+            "--metadata", help="training_metadata.json from prepare-metadata.", rich_help_panel=DATA
+        ),
+    ],
+    output_dir: Annotated[
+        Path,
+        typer.Option(
+            "--output-dir",
+            "-o",
+            help="Adapters, checkpoints, outputs/metrics.csv and outputs/examples/ go here.",
+            rich_help_panel=RUN,
+        ),
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Training YAML (default: configs/training/lora_default.yaml).",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue from the newest checkpoint in OUTPUT_DIR.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+    checkpointing_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpointing-steps",
+            help="Save the training state every N optimizer steps "
+            "(default: the config's training.checkpointing_steps, 100).",
+            min=1,
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="Latent cache folder (default: vt's cache, cogvideo-train).",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    samples: Annotated[
+        bool,
+        typer.Option(
+            "--samples/--no-samples",
+            help="Write sample clips after each epoch.",
+            rich_help_panel=RUN,
+        ),
+    ] = True,
+    cpu: Annotated[
+        bool,
+        typer.Option(
+            "--cpu", help="Train on the CPU even where CUDA is present.", rich_help_panel=RUN
+        ),
+    ] = False,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Hub id or pipeline folder.", rich_help_panel=MODEL),
+    ] = None,
     height: Annotated[int | None, typer.Option("--height", rich_help_panel=MODEL)] = None,
     width: Annotated[int | None, typer.Option("--width", rich_help_panel=MODEL)] = None,
-    num_frames: Annotated[int | None, typer.Option("--num-frames", rich_help_panel=MODEL)]
-    = None,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", rich_help_panel=MODEL)]
-    = None,
+    num_frames: Annotated[int | None, typer.Option("--num-frames", rich_help_panel=MODEL)] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", rich_help_panel=MODEL)] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", rich_help_panel=MODEL)] = None,
     rank: Annotated[int | None, typer.Option("--rank", rich_help_panel=MODEL)] = None,
-    learning_rate: Annotated[float | None, typer.Option("--learning-rate", "--lr",
-                             rich_help_panel=MODEL)] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", "--lr", rich_help_panel=MODEL)
+    ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -173,20 +261,38 @@ def train_lora(
     from vt_cogvideo.training.trainer import TrainRequest
     from vt_cogvideo.training.trainer import train_lora as run
 
-    settings = load_config(config if config is not None else default_config(), {
-        "model": model, "height": height, "width": width, "num_frames": num_frames,
-        "max_steps": max_steps, "epochs": epochs, "rank": rank,
-        "learning_rate": learning_rate})
-    result = run(TrainRequest(metadata=metadata, output_dir=output_dir, config=settings,
-                              checkpointing_steps=checkpointing_steps, resume=resume,
-                              cache_dir=cache_dir, samples=samples,
-                              device="cpu" if cpu else None),
-                 echo=(lambda _: None) if quiet else _err)  # stdout keeps the JSON
+    settings = load_config(
+        config if config is not None else default_config(),
+        {
+            "model": model,
+            "height": height,
+            "width": width,
+            "num_frames": num_frames,
+            "max_steps": max_steps,
+            "epochs": epochs,
+            "rank": rank,
+            "learning_rate": learning_rate,
+        },
+    )
+    result = run(
+        TrainRequest(
+            metadata=metadata,
+            output_dir=output_dir,
+            config=settings,
+            checkpointing_steps=checkpointing_steps,
+            resume=resume,
+            cache_dir=cache_dir,
+            samples=samples,
+            device="cpu" if cpu else None,
+        ),
+        echo=(lambda _: None) if quiet else _err,
+    )  # stdout keeps the JSON
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
     elif not quiet:
-        typer.echo(f"{result.output_dir}: {result.global_step} steps, final adapter "
-                   f"{result.final_adapter}")
+        typer.echo(
+            f"{result.output_dir}: {result.global_step} steps, final adapter {result.final_adapter}"
+        )
 
 
 def default_config() -> Path | None:

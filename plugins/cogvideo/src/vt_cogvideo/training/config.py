@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from vt.errors import UsageError
-
 from vt_cogvideo.loading import DEFAULT_MODEL
 
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
@@ -107,13 +106,14 @@ def frame_count(value: Any) -> str | None:
 
 
 def module_names(value: Any) -> str | None:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v
-                                                           for v in value):
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         return "must be a non-empty list of module names"
     unknown = [v for v in value if v not in ATTENTION_MODULES]
     if unknown:
-        return (f"has {', '.join(unknown)}: LoRA goes on the attention projections "
-                f"({', '.join(ATTENTION_MODULES)})")
+        return (
+            f"has {', '.join(unknown)}: LoRA goes on the attention projections "
+            f"({', '.join(ATTENTION_MODULES)})"
+        )
     return None
 
 
@@ -129,8 +129,7 @@ def tracker_names(value: Any) -> str | None:
 def checked(default: Any, check: Check, help: str = "") -> Any:
     """A dataclass field with its value check and a one-line description."""
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default),
-                     metadata={"check": check, "help": help})
+        return field(default_factory=lambda: list(default), metadata={"check": check, "help": help})
     return field(default=default, metadata={"check": check, "help": help})
 
 
@@ -143,8 +142,9 @@ class DataConfig:
     # the first frame is noised before encoding: sigma = exp(N(mean, std)) (diffusers' I2V)
     image_noise_mean: float = checked(-3.0, any_number, "mean of log sigma")
     image_noise_std: float = checked(0.5, non_negative_number, "std of log sigma")
-    noised_image_dropout: float = checked(0.05, fraction,
-                                          "share of steps with zeroed image latents")
+    noised_image_dropout: float = checked(
+        0.05, fraction, "share of steps with zeroed image latents"
+    )
 
 
 @dataclass
@@ -153,8 +153,11 @@ class LoraSettings:
     alpha: float = checked(64, positive_number, "LoRA alpha (scale = alpha / rank)")
     dropout: float = checked(0.0, fraction, "dropout on the LoRA branch")
     # ``checked`` gives lists a default_factory: no instance shares the default list
-    target_modules: list[str] = checked(list(ATTENTION_MODULES), module_names,  # noqa: RUF009
-                                        "attention projections that get adapters")
+    target_modules: list[str] = checked(
+        list(ATTENTION_MODULES),
+        module_names,  # noqa: RUF009
+        "attention projections that get adapters",
+    )
 
 
 @dataclass
@@ -172,26 +175,36 @@ class OptimizerConfig:
 @dataclass
 class TrainingSection:
     epochs: int = checked(10, positive_int, "passes over the data")
-    max_steps: int | None = checked(None, optional_positive_int,
-                                    "stop after this many optimizer steps (null: epochs)")
+    max_steps: int | None = checked(
+        None, optional_positive_int, "stop after this many optimizer steps (null: epochs)"
+    )
     batch_size: int = checked(1, positive_int, "clips per step per device")
     gradient_accumulation_steps: int = checked(1, positive_int, "batches per optimizer step")
     gradient_checkpointing: bool = checked(True, boolean, "recompute activations (5B needs it)")
-    mixed_precision: str = checked("auto", one_of(*MIXED_PRECISION),
-                                   "auto: bf16 on CUDA, fp32 on CPU")
+    mixed_precision: str = checked(
+        "auto", one_of(*MIXED_PRECISION), "auto: bf16 on CUDA, fp32 on CPU"
+    )
     seed: int = checked(42, non_negative_int, "seed of shuffling, noise and timesteps")
-    checkpointing_steps: int = checked(100, positive_int,
-                                       "save the training state every N optimizer steps")
-    checkpoints_total_limit: int | None = checked(3, optional_positive_int,
-                                                  "keep the newest N checkpoints (null: all)")
-    report_to: str | list[str] = checked("auto", tracker_names,  # noqa: RUF009 - a str
-                                         "accelerate trackers (auto: tensorboard if installed)")
+    checkpointing_steps: int = checked(
+        100, positive_int, "save the training state every N optimizer steps"
+    )
+    checkpoints_total_limit: int | None = checked(
+        3, optional_positive_int, "keep the newest N checkpoints (null: all)"
+    )
+    report_to: str | list[str] = checked(
+        "auto",
+        tracker_names,  # noqa: RUF009 - a str
+        "accelerate trackers (auto: tensorboard if installed)",
+    )
 
 
 @dataclass
 class ValidationConfig:
-    prompts: str | None = checked(None, optional_text, "validation prompts YAML (null: the "
-                                  "first training clip's prompt and first frame)")
+    prompts: str | None = checked(
+        None,
+        optional_text,
+        "validation prompts YAML (null: the first training clip's prompt and first frame)",
+    )
     every_epochs: int = checked(1, positive_int, "write sample clips every N epochs")
     max_samples: int = checked(1, non_negative_int, "sample clips per epoch (0: none)")
     num_inference_steps: int = checked(50, positive_int, "denoising steps of a sample")
@@ -199,8 +212,11 @@ class ValidationConfig:
     seed: int = checked(0, non_negative_int, "seed of the sample clips")
     # optimized: model CPU offload and VAE tiling on CUDA, so the sampling pipeline fits
     # beside the model being trained
-    mode: str = checked("optimized", one_of("baseline", "optimized"),
-                        "generation mode of the samples (optimized: offload on CUDA)")
+    mode: str = checked(
+        "optimized",
+        one_of("baseline", "optimized"),
+        "generation mode of the samples (optimized: offload on CUDA)",
+    )
 
 
 @dataclass
@@ -230,34 +246,44 @@ class TrainingConfig:
 
 #: the command-line overrides and the keys they set
 OVERRIDES = {
-    "model": "model", "height": "data.height", "width": "data.width",
-    "num_frames": "data.num_frames", "max_steps": "training.max_steps",
-    "epochs": "training.epochs", "rank": "lora.rank", "learning_rate": "optimizer.learning_rate",
+    "model": "model",
+    "height": "data.height",
+    "width": "data.width",
+    "num_frames": "data.num_frames",
+    "max_steps": "training.max_steps",
+    "epochs": "training.epochs",
+    "rank": "lora.rank",
+    "learning_rate": "optimizer.learning_rate",
 }
 
 
 def _fill(cls: type, values: Mapping[str, Any], where: str, prefix: str = "") -> Any:
     """An instance of the dataclass ``cls`` from ``values``, every key checked."""
     if not isinstance(values, Mapping):
-        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'the file'} must be a mapping of "
-                          f"keys to values, got {type(values).__name__}")
+        raise ConfigError(
+            f"{where}: {prefix.rstrip('.') or 'the file'} must be a mapping of "
+            f"keys to values, got {type(values).__name__}"
+        )
     known = {f.name: f for f in fields(cls) if f.name != "source"}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
         if key not in known:
             close = difflib.get_close_matches(str(key), list(known), n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else \
-                f" (known: {', '.join(prefix + k for k in known)})"
+            hint = (
+                f" (did you mean {prefix}{close[0]}?)"
+                if close
+                else f" (known: {', '.join(prefix + k for k in known)})"
+            )
             raise ConfigError(f"{where}: unknown key {name}{hint}")
         spec = known[key]
         default = spec.default_factory() if callable(spec.default_factory) else spec.default
         if is_dataclass(default):
-            kwargs[key] = _fill(type(default), value if value is not None else {}, where,
-                                f"{name}.")
+            kwargs[key] = _fill(
+                type(default), value if value is not None else {}, where, f"{name}."
+            )
             continue
-        if isinstance(value, int) and not isinstance(value, bool) and \
-                isinstance(default, float):
+        if isinstance(value, int) and not isinstance(value, bool) and isinstance(default, float):
             value = float(value)  # 1 for 1.0 is fine in YAML
         if key == "report_to" and isinstance(value, list):
             value = list(value)
@@ -268,8 +294,9 @@ def _fill(cls: type, values: Mapping[str, Any], where: str, prefix: str = "") ->
     return cls(**kwargs)
 
 
-def load_config(path: str | Path | None = None,
-                overrides: Mapping[str, Any] | None = None) -> TrainingConfig:
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> TrainingConfig:
     """The configuration in ``path`` (YAML or JSON; None: the defaults) with ``overrides``
     (the command line's ``--rank`` … keyed as in ``OVERRIDES``; None values are skipped)."""
     raw: Any = {}
@@ -283,8 +310,9 @@ def load_config(path: str | Path | None = None,
         try:
             import yaml
         except ImportError:  # pragma: no cover - declared in the train extra
-            raise ConfigError("reading YAML configs needs pyyaml: pip install "
-                              "'vt-cogvideo[train]'") from None
+            raise ConfigError(
+                "reading YAML configs needs pyyaml: pip install 'vt-cogvideo[train]'"
+            ) from None
         try:
             raw = yaml.safe_load(source.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
@@ -325,8 +353,10 @@ def resolve_mixed_precision(setting: str, device: str) -> str:
     if setting == "auto":
         return "bf16" if device.startswith("cuda") else "no"
     if setting != "no" and not device.startswith("cuda"):
-        raise ConfigError(f"training.mixed_precision {setting} needs a CUDA device (this run "
-                          f"is on {device}); use auto or no")
+        raise ConfigError(
+            f"training.mixed_precision {setting} needs a CUDA device (this run "
+            f"is on {device}); use auto or no"
+        )
     return setting
 
 
@@ -337,8 +367,10 @@ def check_against_model(config: TrainingConfig, spec: Any) -> None:
     try:
         spec.check(data.height, data.width, data.num_frames)
     except UsageError as exc:
-        raise ConfigError(f"data.height/data.width/data.num_frames ({data.height}x"
-                          f"{data.width}x{data.num_frames}): {exc}") from None
+        raise ConfigError(
+            f"data.height/data.width/data.num_frames ({data.height}x"
+            f"{data.width}x{data.num_frames}): {exc}"
+        ) from None
 
 
 def describe_fields() -> list[tuple[str, Any, str]]:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from vt.errors import DownloadError, InputError, UsageError
-
 from vt_cogvideo.training.metadata import VIDEO_EXTENSIONS, find_videos, read_captions
 
 MSR_VTT_URL = "https://www.robots.ox.ac.uk/~maxbain/frozen-in-time/data/MSRVTT.zip"
@@ -55,17 +54,25 @@ class DatasetReport:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "output_dir": str(self.output_dir),
-                "videos": len(self.videos), "copied": self.copied, "kept": self.kept,
-                "captions": str(self.captions) if self.captions else None,
-                "missing_videos": self.missing_videos, "notes": self.notes}
+        return {
+            "dataset": self.dataset,
+            "output_dir": str(self.output_dir),
+            "videos": len(self.videos),
+            "copied": self.copied,
+            "kept": self.kept,
+            "captions": str(self.captions) if self.captions else None,
+            "missing_videos": self.missing_videos,
+            "notes": self.notes,
+        }
 
 
 def _network_error(dataset: str, url: str, exc: DownloadError) -> DownloadError:
     reason = str(exc).splitlines()[0].removesuffix(f" ({url})").removesuffix(f": {url}")
     reason = reason.removeprefix("download failed: ")
-    return DownloadError(f"cannot download {dataset} from {url} ({reason}): is the network "
-                         "reachable? Download it where it is and pass --source DIR")
+    return DownloadError(
+        f"cannot download {dataset} from {url} ({reason}): is the network "
+        "reachable? Download it where it is and pass --source DIR"
+    )
 
 
 def _copy(src: Path, dest: Path) -> bool:
@@ -95,8 +102,9 @@ def _is_msr_vtt(path: Path) -> bool:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and (isinstance(data.get("sentences"), list)
-                                       or isinstance(data.get("annotations"), list))
+    return isinstance(data, dict) and (
+        isinstance(data.get("sentences"), list) or isinstance(data.get("annotations"), list)
+    )
 
 
 def _is_vatex(path: Path) -> bool:
@@ -104,12 +112,14 @@ def _is_vatex(path: Path) -> bool:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) \
-        and "videoID" in data[0]
+    return (
+        isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "videoID" in data[0]
+    )
 
 
-def _copy_local(dataset: str, source: Path, output_dir: Path, limit: int | None,
-                accept: Callable[[Path], bool]) -> DatasetReport:
+def _copy_local(
+    dataset: str, source: Path, output_dir: Path, limit: int | None, accept: Callable[[Path], bool]
+) -> DatasetReport:
     if not source.is_dir():
         raise UsageError(f"--source {source} is not a folder")
     captions_src = _find_captions(source, accept)
@@ -127,14 +137,20 @@ def _copy_local(dataset: str, source: Path, output_dir: Path, limit: int | None,
     report.captions = output_dir / CAPTIONS_NAME
     _copy(captions_src, report.captions)
     if not report.videos:
-        raise InputError(f"no {dataset} clip in {source} matches its captions "
-                         f"({captions_src.name})")
+        raise InputError(
+            f"no {dataset} clip in {source} matches its captions ({captions_src.name})"
+        )
     return report
 
 
-def download_msr_vtt(output_dir: str | Path, *, source: str | Path | None = None,
-                     limit: int | None = None, url: str = MSR_VTT_URL,
-                     timeout: float = 6 * 3600) -> DatasetReport:
+def download_msr_vtt(
+    output_dir: str | Path,
+    *,
+    source: str | Path | None = None,
+    limit: int | None = None,
+    url: str = MSR_VTT_URL,
+    timeout: float = 6 * 3600,
+) -> DatasetReport:
     """MSR-VTT's clips (the first ``limit`` by name) and captions into ``output_dir``."""
     output_dir = Path(output_dir).expanduser()
     _check_limit(limit)
@@ -172,29 +188,40 @@ def _extract_msr_vtt(archive: Path, output_dir: Path, limit: int | None) -> Data
                     report.kept += 1
                 else:
                     dest.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(member) as src, atomic_file(dest, overwrite=dest.is_file()) \
-                            as tmp, open(tmp, "wb") as out:
+                    with (
+                        zf.open(member) as src,
+                        atomic_file(dest, overwrite=dest.is_file()) as tmp,
+                        open(tmp, "wb") as out,
+                    ):
                         shutil.copyfileobj(src, out, 1 << 20)
                     report.copied += 1
                 report.videos.append(dest)
             report.captions = output_dir / CAPTIONS_NAME
             output_dir.mkdir(parents=True, exist_ok=True)
-            with zf.open(caption_member) as src, \
-                    atomic_file(report.captions, overwrite=report.captions.is_file()) as tmp, \
-                    open(tmp, "wb") as out:
+            with (
+                zf.open(caption_member) as src,
+                atomic_file(report.captions, overwrite=report.captions.is_file()) as tmp,
+                open(tmp, "wb") as out,
+            ):
                 shutil.copyfileobj(src, out, 1 << 20)
     except zipfile.BadZipFile:
-        raise InputError(f"{archive} is not a zip archive (a damaged download? remove it and "
-                         "run again)") from None
+        raise InputError(
+            f"{archive} is not a zip archive (a damaged download? remove it and run again)"
+        ) from None
     read_captions(report.captions)  # the layout must be one prepare-metadata reads
     if not report.videos:
         raise InputError(f"{archive.name} holds no video clip")
     return report
 
 
-def download_vatex(output_dir: str | Path, *, source: str | Path | None = None,
-                   limit: int | None = None, url: str = VATEX_URL,
-                   timeout: float = 600) -> DatasetReport:
+def download_vatex(
+    output_dir: str | Path,
+    *,
+    source: str | Path | None = None,
+    limit: int | None = None,
+    url: str = VATEX_URL,
+    timeout: float = 600,
+) -> DatasetReport:
     """VATEX's captions (and, from ``source``, its clips) into ``output_dir``."""
     output_dir = Path(output_dir).expanduser()
     _check_limit(limit)
@@ -212,7 +239,8 @@ def download_vatex(output_dir: str | Path, *, source: str | Path | None = None,
     report.notes.append(
         "VATEX clips are YouTube segments (videoID = <youtube id>_<start>_<end>); vt does not "
         "download them. Fetch them where you may (e.g. video2dataset), name each "
-        "<videoID>.mp4, then run download-vatex --source THAT_DIR or prepare-metadata directly")
+        "<videoID>.mp4, then run download-vatex --source THAT_DIR or prepare-metadata directly"
+    )
     return report
 
 

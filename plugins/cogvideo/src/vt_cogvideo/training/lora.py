@@ -29,8 +29,9 @@ class ParameterCount:
         return self.trainable / self.total if self.total else 0.0
 
     def describe(self) -> str:
-        return (f"trainable parameters: {self.trainable:,} of {self.total:,} "
-                f"({100 * self.share:.3f}%)")
+        return (
+            f"trainable parameters: {self.trainable:,} of {self.total:,} ({100 * self.share:.3f}%)"
+        )
 
 
 def add_lora(transformer: Any, settings: LoraSettings) -> ParameterCount:
@@ -40,9 +41,15 @@ def add_lora(transformer: Any, settings: LoraSettings) -> ParameterCount:
     from peft import LoraConfig
 
     transformer.requires_grad_(False)
-    transformer.add_adapter(LoraConfig(
-        r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-        init_lora_weights=True, target_modules=list(settings.target_modules)))
+    transformer.add_adapter(
+        LoraConfig(
+            r=settings.rank,
+            lora_alpha=settings.alpha,
+            lora_dropout=settings.dropout,
+            init_lora_weights=True,
+            target_modules=list(settings.target_modules),
+        )
+    )
     for param in transformer.parameters():
         if param.requires_grad:
             param.data = param.data.to(torch.float32)
@@ -69,9 +76,12 @@ def write_adapter(transformer: Any, folder: Path) -> Path:
 
     config = transformer.peft_config[ADAPTER_NAME].to_dict()
     CogVideoXImageToVideoPipeline.save_lora_weights(
-        str(folder), transformer_lora_layers={k: v.detach().float().cpu().contiguous()
-                                              for k, v in lora_state(transformer).items()},
-        transformer_lora_adapter_metadata=config)
+        str(folder),
+        transformer_lora_layers={
+            k: v.detach().float().cpu().contiguous() for k, v in lora_state(transformer).items()
+        },
+        transformer_lora_adapter_metadata=config,
+    )
     return folder / LORA_WEIGHTS
 
 
@@ -82,7 +92,7 @@ def read_adapter(transformer: Any, folder: Path) -> None:
 
     state = load_file(str(folder / LORA_WEIGHTS))
     prefix = "transformer."
-    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     result = set_peft_model_state_dict(transformer, state, adapter_name=ADAPTER_NAME)
     unexpected = getattr(result, "unexpected_keys", None)
     if unexpected:
@@ -102,8 +112,10 @@ class LatentScaling:
 
     @classmethod
     def from_config(cls, vae_config: dict[str, Any]) -> LatentScaling:
-        return cls(float(vae_config.get("scaling_factor", 1.15258426)),
-                   bool(vae_config.get("invert_scale_latents", False)))
+        return cls(
+            float(vae_config.get("scaling_factor", 1.15258426)),
+            bool(vae_config.get("invert_scale_latents", False)),
+        )
 
 
 @dataclass
@@ -117,9 +129,16 @@ class StepInputs:
     timesteps: torch.Tensor
 
 
-def sample_inputs(batch: dict[str, torch.Tensor], *, scaling: LatentScaling,
-                  num_train_timesteps: int, image_dropout: float, device: Any,
-                  dtype: torch.dtype, generator: torch.Generator | None = None) -> StepInputs:
+def sample_inputs(
+    batch: dict[str, torch.Tensor],
+    *,
+    scaling: LatentScaling,
+    num_train_timesteps: int,
+    image_dropout: float,
+    device: Any,
+    dtype: torch.dtype,
+    generator: torch.Generator | None = None,
+) -> StepInputs:
     """Latents drawn from the cached distributions, the image latents padded across the
     latent frames (zeroed for ``image_dropout`` of the samples), noise and timesteps — as
     diffusers' CogVideoX I2V LoRA example does. Random draws use ``generator`` (default: the
@@ -129,32 +148,55 @@ def sample_inputs(batch: dict[str, torch.Tensor], *, scaling: LatentScaling,
 
     def draw(params: torch.Tensor) -> torch.Tensor:
         dist = DiagonalGaussianDistribution(params.to(device=device, dtype=torch.float32))
-        eps = torch.randn(dist.mean.shape, generator=generator, dtype=torch.float32,
-                          device="cpu" if generator is not None else device).to(device)
+        eps = torch.randn(
+            dist.mean.shape,
+            generator=generator,
+            dtype=torch.float32,
+            device="cpu" if generator is not None else device,
+        ).to(device)
         sample = dist.mean + dist.std * eps
         return scaling.apply(sample).permute(0, 2, 1, 3, 4)  # [B, F, C, h, w]
 
     video = draw(batch["video_latent_dist"])
     image = draw(batch["image_latent_dist"])
-    padding = image.new_zeros((image.shape[0], video.shape[1] - image.shape[1],
-                               *image.shape[2:]))
+    padding = image.new_zeros((image.shape[0], video.shape[1] - image.shape[1], *image.shape[2:]))
     image = torch.cat([image, padding], dim=1)
     if image_dropout > 0:
-        keep = torch.rand((image.shape[0],), generator=generator,
-                          device="cpu" if generator is not None else device).to(device)
+        keep = torch.rand(
+            (image.shape[0],),
+            generator=generator,
+            device="cpu" if generator is not None else device,
+        ).to(device)
         image = image * (keep >= image_dropout).to(image.dtype)[:, None, None, None, None]
-    noise = torch.randn(video.shape, generator=generator, dtype=torch.float32,
-                        device="cpu" if generator is not None else device).to(device)
-    timesteps = torch.randint(0, num_train_timesteps, (video.shape[0],), generator=generator,
-                              device="cpu" if generator is not None else device).to(device)
-    return StepInputs(video.to(dtype), image.to(dtype),
-                      batch["prompt_embeds"].to(device=device, dtype=dtype),
-                      noise.to(dtype), timesteps.long())
+    noise = torch.randn(
+        video.shape,
+        generator=generator,
+        dtype=torch.float32,
+        device="cpu" if generator is not None else device,
+    ).to(device)
+    timesteps = torch.randint(
+        0,
+        num_train_timesteps,
+        (video.shape[0],),
+        generator=generator,
+        device="cpu" if generator is not None else device,
+    ).to(device)
+    return StepInputs(
+        video.to(dtype),
+        image.to(dtype),
+        batch["prompt_embeds"].to(device=device, dtype=dtype),
+        noise.to(dtype),
+        timesteps.long(),
+    )
 
 
-def training_loss(transformer: Any, scheduler: Any, inputs: StepInputs,
-                  rotary: tuple[torch.Tensor, torch.Tensor] | None,
-                  ofs: torch.Tensor | None = None) -> torch.Tensor:
+def training_loss(
+    transformer: Any,
+    scheduler: Any,
+    inputs: StepInputs,
+    rotary: tuple[torch.Tensor, torch.Tensor] | None,
+    ofs: torch.Tensor | None = None,
+) -> torch.Tensor:
     """v-prediction loss with the SNR weighting 1/(1 - alphas_cumprod[t]): the transformer
     sees the noised video latents concatenated on channels with the image latents; its
     output turned into a clean-latent estimate by the scheduler's ``get_velocity`` is
@@ -163,9 +205,14 @@ def training_loss(transformer: Any, scheduler: Any, inputs: StepInputs,
 
     noisy = scheduler.add_noise(inputs.video_latents, inputs.noise, inputs.timesteps)
     model_input = torch.cat([noisy, inputs.image_latents], dim=2)
-    output = transformer(hidden_states=model_input, encoder_hidden_states=inputs.prompt_embeds,
-                         timestep=inputs.timesteps, image_rotary_emb=rotary, ofs=ofs,
-                         return_dict=False)[0]
+    output = transformer(
+        hidden_states=model_input,
+        encoder_hidden_states=inputs.prompt_embeds,
+        timestep=inputs.timesteps,
+        image_rotary_emb=rotary,
+        ofs=ofs,
+        return_dict=False,
+    )[0]
     predicted = scheduler.get_velocity(output, noisy, inputs.timesteps)
     alphas = scheduler.alphas_cumprod.to(inputs.timesteps.device)[inputs.timesteps]
     weights = (1 / (1 - alphas)).float()
@@ -175,9 +222,15 @@ def training_loss(transformer: Any, scheduler: Any, inputs: StepInputs,
     return (weights * error).reshape(error.shape[0], -1).mean(dim=1).mean()
 
 
-def rotary_embeddings(transformer_config: dict[str, Any], *, height: int, width: int,
-                      latent_frames: int, spatial_compression: int,
-                      device: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+def rotary_embeddings(
+    transformer_config: dict[str, Any],
+    *,
+    height: int,
+    width: int,
+    latent_frames: int,
+    spatial_compression: int,
+    device: Any,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The 3D rotary position embeddings the pipeline gives the transformer at this size
     (CogVideoX 1.0 layout), from diffusers' own helpers; None without rotary embeddings."""
     if not transformer_config.get("use_rotary_positional_embeddings"):
@@ -189,8 +242,15 @@ def rotary_embeddings(transformer_config: dict[str, Any], *, height: int, width:
 
     p = int(transformer_config["patch_size"])
     grid = (height // (spatial_compression * p), width // (spatial_compression * p))
-    crops = get_resize_crop_region_for_grid(grid, int(transformer_config["sample_width"]) // p,
-                                            int(transformer_config["sample_height"]) // p)
-    return get_3d_rotary_pos_embed(embed_dim=int(transformer_config["attention_head_dim"]),
-                                   crops_coords=crops, grid_size=grid,
-                                   temporal_size=latent_frames, device=device)
+    crops = get_resize_crop_region_for_grid(
+        grid,
+        int(transformer_config["sample_width"]) // p,
+        int(transformer_config["sample_height"]) // p,
+    )
+    return get_3d_rotary_pos_embed(
+        embed_dim=int(transformer_config["attention_head_dim"]),
+        crops_coords=crops,
+        grid_size=grid,
+        temporal_size=latent_frames,
+        device=device,
+    )

@@ -83,8 +83,10 @@ def read_captions(path: Path) -> dict[str, str]:
         raise InputError(f"captions file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise InputError(f"cannot read captions file {path}: {exc.strerror or exc}") from None
-    raise UsageError(f"captions file {path}: use a .json (MSR-VTT, VATEX or a list of "
-                     "{video, caption}) or a .csv with video,caption columns")
+    raise UsageError(
+        f"captions file {path}: use a .json (MSR-VTT, VATEX or a list of "
+        "{video, caption}) or a .csv with video,caption columns"
+    )
 
 
 def _csv_captions(path: Path) -> dict[str, str]:
@@ -92,8 +94,10 @@ def _csv_captions(path: Path) -> dict[str, str]:
         reader = csv.DictReader(fh)
         columns = [c.strip().lower() for c in reader.fieldnames or []]
         if "video" not in columns or "caption" not in columns:
-            raise UsageError(f"captions file {path}: needs the columns video,caption (has "
-                             f"{','.join(columns) or 'none'})")
+            raise UsageError(
+                f"captions file {path}: needs the columns video,caption (has "
+                f"{','.join(columns) or 'none'})"
+            )
         captions: dict[str, str] = {}
         for row in reader:
             row = {(k or "").strip().lower(): (v or "") for k, v in row.items()}
@@ -107,8 +111,9 @@ def _json_captions(path: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise UsageError(f"captions file {path}: not valid JSON ({exc.msg} at line "
-                         f"{exc.lineno})") from None
+        raise UsageError(
+            f"captions file {path}: not valid JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
     captions: dict[str, str] = {}
     if isinstance(data, dict) and isinstance(data.get("sentences"), list):  # MSR-VTT
         for item in data["sentences"]:
@@ -132,9 +137,11 @@ def _json_captions(path: Path) -> dict[str, str]:
                 captions.setdefault(str(item["video"]), str(item.get("caption") or "").strip())
         if captions or not data:
             return captions
-    raise UsageError(f"captions file {path}: unrecognised layout (expected MSR-VTT "
-                     '{"sentences": [{"video_id", "caption"}]}, VATEX [{"videoID", "enCap"}] or '
-                     '[{"video", "caption"}])')
+    raise UsageError(
+        f"captions file {path}: unrecognised layout (expected MSR-VTT "
+        '{"sentences": [{"video_id", "caption"}]}, VATEX [{"videoID", "enCap"}] or '
+        '[{"video", "caption"}])'
+    )
 
 
 # -- videos ----------------------------------------------------------------------------------
@@ -142,8 +149,11 @@ def find_videos(folder: Path) -> list[Path]:
     """Video files under ``folder`` (recursively), sorted by relative path."""
     if not folder.is_dir():
         raise UsageError(f"videos folder not found: {folder}")
-    found = [p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS
-             and p.is_file() and not p.name.startswith(".")]
+    found = [
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    ]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
@@ -191,17 +201,20 @@ def _check_video(path: Path, num_frames: int, fps: float) -> _Probe:
         source_fps = float(video.fps)
         needed = frames_needed(source_fps, fps, num_frames)
         if count < needed:
-            raise _TooShort(f"too short: {count} frames at {source_fps:.3g} fps "
-                            f"({count / source_fps:.2f} s); {num_frames} frames at {fps:g} fps "
-                            f"need {needed} ({(needed - 1) / source_fps:.2f} s)")
+            raise _TooShort(
+                f"too short: {count} frames at {source_fps:.3g} fps "
+                f"({count / source_fps:.2f} s); {num_frames} frames at {fps:g} fps "
+                f"need {needed} ({(needed - 1) / source_fps:.2f} s)"
+            )
         first = None
         for batch in reader.frames_at([0, needed - 1]):
             if first is None:
                 first = batch.images[0]
         if first is None:
             raise InputError("no frame decoded")
-        return _Probe(count, source_fps, int(first.shape[1]), int(first.shape[0]),
-                      count / source_fps, first)
+        return _Probe(
+            count, source_fps, int(first.shape[1]), int(first.shape[0]), count / source_fps, first
+        )
 
     return with_fallback(path, work)
 
@@ -237,6 +250,7 @@ def prepare_metadata(
     ``<output stem>_frames/`` beside it, and ``<output>.rejects.json`` when a clip was
     rejected. ``limit`` stops after that many accepted clips."""
     from PIL import Image
+
     from vt.atomic import atomic_file, atomic_folder
 
     folder = Path(videos).expanduser()
@@ -252,8 +266,11 @@ def prepare_metadata(
     if output.is_dir():
         raise UsageError(f"{output} is a folder")
     frames_folder = output.with_name(output.stem + "_frames")
-    if frames_folder.exists() and not overwrite and (
-            not frames_folder.is_dir() or any(frames_folder.iterdir())):
+    if (
+        frames_folder.exists()
+        and not overwrite
+        and (not frames_folder.is_dir() or any(frames_folder.iterdir()))
+    ):
         raise UsageError(f"{frames_folder} exists: use --overwrite to replace it")
     base = output.parent.resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -284,27 +301,45 @@ def prepare_metadata(
                 continue
             name = _image_name(rel)
             Image.fromarray(probe.first_frame).save(staging / name)
-            entries.append(MetadataEntry(
-                id=key or rel, video_path=_relative(video, base),
-                image_path=_relative(frames_folder / name, base), prompt=caption,
-                num_frames=probe.frame_count, fps=round(probe.fps, 6), width=probe.width,
-                height=probe.height, duration=round(probe.duration, 6)))
+            entries.append(
+                MetadataEntry(
+                    id=key or rel,
+                    video_path=_relative(video, base),
+                    image_path=_relative(frames_folder / name, base),
+                    prompt=caption,
+                    num_frames=probe.frame_count,
+                    fps=round(probe.fps, 6),
+                    width=probe.width,
+                    height=probe.height,
+                    duration=round(probe.duration, 6),
+                )
+            )
         if not entries:
             reasons = "; ".join(f"{r.video}: {r.reason}" for r in rejects[:3])
-            raise InputError(f"no usable clip in {folder} ({len(found)} videos"
-                             f"{'; ' + reasons if reasons else ''})")
+            raise InputError(
+                f"no usable clip in {folder} ({len(found)} videos"
+                f"{'; ' + reasons if reasons else ''})"
+            )
     with atomic_file(output, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps([asdict(e) for e in entries], indent=1, ensure_ascii=False)
-                       + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps([asdict(e) for e in entries], indent=1, ensure_ascii=False) + "\n",
+            encoding="utf-8",
+        )
     rejects_file = output.with_name(output.name + REJECTS_SUFFIX)
     if rejects:
         with atomic_file(rejects_file, overwrite=True) as tmp:
-            tmp.write_text(json.dumps([asdict(r) for r in rejects], indent=1,
-                                      ensure_ascii=False) + "\n", encoding="utf-8")
-    return MetadataReport(output, entries, rejects,
-                          captions_without_video=len(set(caption_map) - used),
-                          rejects_file=rejects_file if rejects else None,
-                          frames_folder=frames_folder)
+            tmp.write_text(
+                json.dumps([asdict(r) for r in rejects], indent=1, ensure_ascii=False) + "\n",
+                encoding="utf-8",
+            )
+    return MetadataReport(
+        output,
+        entries,
+        rejects,
+        captions_without_video=len(set(caption_map) - used),
+        rejects_file=rejects_file if rejects else None,
+        frames_folder=frames_folder,
+    )
 
 
 # -- reading it back -------------------------------------------------------------------------
@@ -350,8 +385,16 @@ def load_metadata(path: str | Path) -> list[TrainingClip]:
         for what, p in (("video_path", video), ("image_path", image)):
             if not p.is_file():
                 raise UsageError(f"{where}: {what} {p} not found")
-        clips.append(TrainingClip(str(item.get("id") or item["video_path"]), video, image,
-                                  prompt, int(item["num_frames"]), float(item["fps"])))
+        clips.append(
+            TrainingClip(
+                str(item.get("id") or item["video_path"]),
+                video,
+                image,
+                prompt,
+                int(item["num_frames"]),
+                float(item["fps"]),
+            )
+        )
     return clips
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vt.errors import InputError, OutputError, VtError
-
 from vt_cogvideo.training.config import DataConfig
 from vt_cogvideo.training.metadata import TrainingClip, clip_indices
 
@@ -75,17 +74,37 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def video_key(clip: TrainingClip, data: DataConfig, vae_identity: str, dtype: str,
-              seed: int) -> str:
-    return _digest({"format": CACHE_FORMAT, "kind": "video", "video": file_digest(clip.video),
-                    "height": data.height, "width": data.width, "num_frames": data.num_frames,
-                    "fps": data.fps, "noise": [data.image_noise_mean, data.image_noise_std],
-                    "seed": seed, "vae": vae_identity, "dtype": dtype})
+def video_key(
+    clip: TrainingClip, data: DataConfig, vae_identity: str, dtype: str, seed: int
+) -> str:
+    return _digest(
+        {
+            "format": CACHE_FORMAT,
+            "kind": "video",
+            "video": file_digest(clip.video),
+            "height": data.height,
+            "width": data.width,
+            "num_frames": data.num_frames,
+            "fps": data.fps,
+            "noise": [data.image_noise_mean, data.image_noise_std],
+            "seed": seed,
+            "vae": vae_identity,
+            "dtype": dtype,
+        }
+    )
 
 
 def prompt_key(prompt: str, max_tokens: int, encoder_identity: str, dtype: str) -> str:
-    return _digest({"format": CACHE_FORMAT, "kind": "prompt", "prompt": prompt,
-                    "max_tokens": max_tokens, "encoder": encoder_identity, "dtype": dtype})
+    return _digest(
+        {
+            "format": CACHE_FORMAT,
+            "kind": "prompt",
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "encoder": encoder_identity,
+            "dtype": dtype,
+        }
+    )
 
 
 # -- the cache -------------------------------------------------------------------------------
@@ -122,32 +141,39 @@ class LatentCache:
 
     def put(self, kind: str, key: str, tensors: dict[str, torch.Tensor]) -> None:
         from safetensors.torch import save_file
+
         from vt.atomic import atomic_file
 
         path = self.path(kind, key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_file(path, overwrite=True, suffix=".safetensors") as tmp:
-                save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
-                          str(tmp), metadata={"format": CACHE_FORMAT, "key": key})
+                save_file(
+                    {k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+                    str(tmp),
+                    metadata={"format": CACHE_FORMAT, "key": key},
+                )
         except OSError as exc:  # training reads its data from here: no way on without it
-            raise OutputError(f"cannot write the latent cache under {self.root} "
-                              f"({exc.strerror or exc}): free space or pass --cache-dir") \
-                from None
+            raise OutputError(
+                f"cannot write the latent cache under {self.root} "
+                f"({exc.strerror or exc}): free space or pass --cache-dir"
+            ) from None
 
 
 # -- reading clips ---------------------------------------------------------------------------
 def cover_size(width: int, height: int, target_w: int, target_h: int) -> tuple[int, int]:
     """The smallest size with ``width/height``'s aspect that covers ``target``."""
     scale = max(target_w / width, target_h / height)
-    return max(target_w, math.ceil(width * scale - 1e-6)), \
-        max(target_h, math.ceil(height * scale - 1e-6))
+    return max(target_w, math.ceil(width * scale - 1e-6)), max(
+        target_h, math.ceil(height * scale - 1e-6)
+    )
 
 
 def read_clip(clip: TrainingClip, data: DataConfig) -> np.ndarray:
     """``data.num_frames`` frames of ``clip`` at ``data.fps`` from its start, covered and
     centre-cropped to ``data.width`` x ``data.height``: (F, H, W, 3) uint8."""
     import numpy as np
+
     from vt.media.decode import with_fallback
 
     def work(reader: Any) -> np.ndarray:
@@ -156,9 +182,11 @@ def read_clip(clip: TrainingClip, data: DataConfig) -> np.ndarray:
             raise InputError(f"{clip.video}: frame rate or frame count unknown")
         indices = clip_indices(video.frame_count, float(video.fps), data.fps, data.num_frames)
         if indices[-1] >= video.frame_count:
-            raise _ClipTooShort(f"{clip.video} is too short: {video.frame_count} frames, "
-                                f"{data.num_frames} frames at {data.fps} fps need "
-                                f"{indices[-1] + 1}")
+            raise _ClipTooShort(
+                f"{clip.video} is too short: {video.frame_count} frames, "
+                f"{data.num_frames} frames at {data.fps} fps need "
+                f"{indices[-1] + 1}"
+            )
         size = cover_size(video.width, video.height, data.width, data.height)
         wanted = sorted(set(indices))
         got: dict[int, np.ndarray] = {}
@@ -171,7 +199,7 @@ def read_clip(clip: TrainingClip, data: DataConfig) -> np.ndarray:
         frames = np.stack([got[i] for i in indices])
         top = (frames.shape[1] - data.height) // 2
         left = (frames.shape[2] - data.width) // 2
-        return frames[:, top:top + data.height, left:left + data.width]
+        return frames[:, top : top + data.height, left : left + data.width]
 
     return with_fallback(clip.video, work)
 
@@ -211,13 +239,13 @@ def _image_noise_sigma(key: str, data: DataConfig) -> float:
     import torch
 
     generator = torch.Generator().manual_seed(int(key[:15], 16))
-    log_sigma = torch.normal(data.image_noise_mean, data.image_noise_std, (1,),
-                             generator=generator)
+    log_sigma = torch.normal(data.image_noise_mean, data.image_noise_std, (1,), generator=generator)
     return float(torch.exp(log_sigma))
 
 
-def encode_video(vae: Any, frames: np.ndarray, sigma: float, key: str,
-                 device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def encode_video(
+    vae: Any, frames: np.ndarray, sigma: float, key: str, device: str, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
     """The VAE latent distributions (mean and log-variance, [2C, F', h, w]) of the clip and
     of its noised first frame ([2C, 1, h, w])."""
     import torch
@@ -234,14 +262,21 @@ def encode_video(vae: Any, frames: np.ndarray, sigma: float, key: str,
     return {"video_latent_dist": video_dist[0].float(), "image_latent_dist": image_dist[0].float()}
 
 
-def encode_prompt(tokenizer: Any, text_encoder: Any, prompt: str, max_tokens: int,
-                  device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def encode_prompt(
+    tokenizer: Any, text_encoder: Any, prompt: str, max_tokens: int, device: str, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
     """T5 embeddings of ``prompt`` padded to ``max_tokens`` ([L, D]), as the pipeline's own
     ``_get_t5_prompt_embeds`` makes them."""
     import torch
 
-    ids = tokenizer([prompt], padding="max_length", max_length=max_tokens, truncation=True,
-                    add_special_tokens=True, return_tensors="pt").input_ids
+    ids = tokenizer(
+        [prompt],
+        padding="max_length",
+        max_length=max_tokens,
+        truncation=True,
+        add_special_tokens=True,
+        return_tensors="pt",
+    ).input_ids
     with torch.no_grad():
         embeds = text_encoder(ids.to(device))[0]
     return {"prompt_embeds": embeds[0].to(dtype).float()}
@@ -269,20 +304,35 @@ def precompute(
 
     started = time.perf_counter()
     vae_id = component_identity(model_folder / "vae")
-    text_id = _digest([component_identity(model_folder / "text_encoder"),
-                       component_identity(model_folder / "tokenizer")])
-    cached = [CachedClip(c, video_key(c, data, vae_id, dtype, seed),
-                         prompt_key(c.prompt, max_tokens, text_id, dtype)) for c in clips]
+    text_id = _digest(
+        [
+            component_identity(model_folder / "text_encoder"),
+            component_identity(model_folder / "tokenizer"),
+        ]
+    )
+    cached = [
+        CachedClip(
+            c,
+            video_key(c, data, vae_id, dtype, seed),
+            prompt_key(c.prompt, max_tokens, text_id, dtype),
+        )
+        for c in clips
+    ]
     report = PrecomputeReport([], [])
     need_video = [c for c in cached if cache.get("video", c.video_key, VIDEO_TENSORS) is None]
-    need_prompt = {c.prompt_key: c.clip.prompt for c in cached
-                   if cache.get("prompt", c.prompt_key, PROMPT_TENSORS) is None}
+    need_prompt = {
+        c.prompt_key: c.clip.prompt
+        for c in cached
+        if cache.get("prompt", c.prompt_key, PROMPT_TENSORS) is None
+    }
     report.video_hits = len(cached) - len(need_video)
     report.prompt_hits = len({c.prompt_key for c in cached}) - len(need_prompt)
     skipped: set[str] = set()
     if need_video or need_prompt:
-        echo(f"precomputing {len(need_video)} video latents and {len(need_prompt)} prompt "
-             f"embeddings ({report.video_hits} + {report.prompt_hits} cached)")
+        echo(
+            f"precomputing {len(need_video)} video latents and {len(need_prompt)} prompt "
+            f"embeddings ({report.video_hits} + {report.prompt_hits} cached)"
+        )
         encoders = load_encoders(bool(need_video), bool(need_prompt))
         tdtype = torch_dtype(dtype)
         for item in need_video:
@@ -293,12 +343,20 @@ def precompute(
                 skipped.add(item.video_key)
                 continue
             sigma = _image_noise_sigma(item.video_key, data)
-            cache.put("video", item.video_key,
-                      encode_video(encoders.vae, frames, sigma, item.video_key, device, tdtype))
+            cache.put(
+                "video",
+                item.video_key,
+                encode_video(encoders.vae, frames, sigma, item.video_key, device, tdtype),
+            )
             report.video_encoded += 1
         for key, prompt in need_prompt.items():
-            cache.put("prompt", key, encode_prompt(encoders.tokenizer, encoders.text_encoder,
-                                                   prompt, max_tokens, device, tdtype))
+            cache.put(
+                "prompt",
+                key,
+                encode_prompt(
+                    encoders.tokenizer, encoders.text_encoder, prompt, max_tokens, device, tdtype
+                ),
+            )
             report.prompt_encoded += 1
     report.clips = [c for c in cached if c.video_key not in skipped]
     report.seconds = time.perf_counter() - started

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from vt.errors import InputError, OutputError, UsageError
-
 from vt_cogvideo.training.config import (
     TrainingConfig,
     check_against_model,
@@ -48,8 +47,14 @@ CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "training_state.json"
 RUN_FILE = "run.json"
 #: config keys a resumed run must share with the run it continues
-FIXED_ON_RESUME = ("model", "data", "lora", "training.batch_size",
-                   "training.gradient_accumulation_steps", "training.seed")
+FIXED_ON_RESUME = (
+    "model",
+    "data",
+    "lora",
+    "training.batch_size",
+    "training.gradient_accumulation_steps",
+    "training.seed",
+)
 
 
 @dataclass
@@ -81,17 +86,23 @@ class TrainResult:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"output_dir": str(self.output_dir), "global_step": self.global_step,
-                "total_steps": self.total_steps, "epochs": self.epochs,
-                "resumed_from": self.resumed_from,
-                "trainable_parameters": self.parameters.trainable,
-                "total_parameters": self.parameters.total,
-                "trainable_share": self.parameters.share, "metrics": str(self.metrics),
-                "adapters": [str(p) for p in self.adapters],
-                "final_adapter": str(self.final_adapter) if self.final_adapter else None,
-                "samples": [str(p) for p in self.samples],
-                "checkpoints": [str(p) for p in self.checkpoints],
-                "precompute": self.precompute, "seconds": round(self.seconds, 3)}
+        return {
+            "output_dir": str(self.output_dir),
+            "global_step": self.global_step,
+            "total_steps": self.total_steps,
+            "epochs": self.epochs,
+            "resumed_from": self.resumed_from,
+            "trainable_parameters": self.parameters.trainable,
+            "total_parameters": self.parameters.total,
+            "trainable_share": self.parameters.share,
+            "metrics": str(self.metrics),
+            "adapters": [str(p) for p in self.adapters],
+            "final_adapter": str(self.final_adapter) if self.final_adapter else None,
+            "samples": [str(p) for p in self.samples],
+            "checkpoints": [str(p) for p in self.checkpoints],
+            "precompute": self.precompute,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 # -- checkpoints -----------------------------------------------------------------------------
@@ -101,9 +112,12 @@ def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
     found = []
     if root.is_dir():
         for path in root.iterdir():
-            step = path.name[len(CHECKPOINT_PREFIX):]
-            if path.name.startswith(CHECKPOINT_PREFIX) and step.isdigit() \
-                    and (path / STATE_FILE).is_file():
+            step = path.name[len(CHECKPOINT_PREFIX) :]
+            if (
+                path.name.startswith(CHECKPOINT_PREFIX)
+                and step.isdigit()
+                and (path / STATE_FILE).is_file()
+            ):
                 found.append((int(step), path))
     return sorted(found)
 
@@ -206,8 +220,10 @@ def _dataset(cache: Any, items: list[Any]) -> Any:
             video = cache.get("video", item.video_key, VIDEO_TENSORS)
             prompt = cache.get("prompt", item.prompt_key, PROMPT_TENSORS)
             if video is None or prompt is None:
-                raise OutputError(f"the latent cache entry of {item.clip.id} vanished under "
-                                  f"{cache.root} during training")
+                raise OutputError(
+                    f"the latent cache entry of {item.clip.id} vanished under "
+                    f"{cache.root} during training"
+                )
             return {**video, **prompt}
 
     return CachedClips()
@@ -239,13 +255,15 @@ def read_validation_prompts(config: TrainingConfig, first: TrainingClip) -> list
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"validation.prompts: cannot read {path}: "
-                         f"{str(exc).splitlines()[0]}") from None
+        raise UsageError(
+            f"validation.prompts: cannot read {path}: {str(exc).splitlines()[0]}"
+        ) from None
     if isinstance(data, dict) and isinstance(data.get("prompts"), list):
         data = data["prompts"]
     if not isinstance(data, list) or not data:
-        raise UsageError(f"validation.prompts: {path} must be a non-empty list of "
-                         "{prompt, image} entries")
+        raise UsageError(
+            f"validation.prompts: {path} must be a non-empty list of {{prompt, image}} entries"
+        )
     prompts = []
     for i, item in enumerate(data):
         if isinstance(item, str):
@@ -254,15 +272,16 @@ def read_validation_prompts(config: TrainingConfig, first: TrainingClip) -> list
             raise UsageError(f"validation.prompts: {path}, entry {i}: needs a prompt")
         unknown = set(item) - {"prompt", "image"}
         if unknown:
-            raise UsageError(f"validation.prompts: {path}, entry {i}: unknown key "
-                             f"{min(unknown)} (use prompt, image)")
+            raise UsageError(
+                f"validation.prompts: {path}, entry {i}: unknown key "
+                f"{min(unknown)} (use prompt, image)"
+            )
         image = first.image
         if item.get("image"):
             image = Path(str(item["image"])).expanduser()
             image = image if image.is_absolute() else path.parent / image
             if not image.is_file():
-                raise UsageError(f"validation.prompts: {path}, entry {i}: image {image} "
-                                 "not found")
+                raise UsageError(f"validation.prompts: {path}, entry {i}: image {image} not found")
         prompts.append(SamplePrompt(str(item["prompt"]).strip(), image))
     return prompts
 
@@ -286,8 +305,10 @@ def _check_output_dir(request: TrainRequest) -> tuple[int, Path] | None:
     previous = out / RUN_FILE
     if not request.resume:
         if checkpoints or previous.is_file():
-            raise UsageError(f"{out} holds a previous training run: pass --resume to continue "
-                             "it, or choose another --output-dir")
+            raise UsageError(
+                f"{out} holds a previous training run: pass --resume to continue "
+                "it, or choose another --output-dir"
+            )
         return None
     if previous.is_file():
         try:
@@ -298,8 +319,10 @@ def _check_output_dir(request: TrainRequest) -> tuple[int, Path] | None:
         if saved is not None:
             for key, value in mine.items():
                 if saved.get(key) != value:
-                    raise UsageError(f"--resume: {key} differs from the run in {out} "
-                                     f"({saved.get(key)!r} there, {value!r} now)")
+                    raise UsageError(
+                        f"--resume: {key} differs from the run in {out} "
+                        f"({saved.get(key)!r} there, {value!r} now)"
+                    )
     return checkpoints[-1] if checkpoints else None
 
 
@@ -325,9 +348,11 @@ def _trackers(setting: str | list[str]) -> Any:
     names = [setting] if isinstance(setting, str) else list(setting)
     missing = [n for n in names if n not in available]
     if missing:
-        raise UsageError(f"training.report_to: {', '.join(missing)} is not installed here "
-                         f"(installed: {', '.join(available) or 'none'}; e.g. pip install "
-                         f"{missing[0]})")
+        raise UsageError(
+            f"training.report_to: {', '.join(missing)} is not installed here "
+            f"(installed: {', '.join(available) or 'none'}; e.g. pip install "
+            f"{missing[0]})"
+        )
     return names
 
 
@@ -337,8 +362,9 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, dict):
             out.update(_flat(value, f"{prefix}{key}."))
         else:
-            out[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) \
-                else str(value)
+            out[f"{prefix}{key}"] = (
+                value if isinstance(value, (int, float, str, bool)) else str(value)
+            )
     return out
 
 
@@ -349,10 +375,10 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
     from accelerate.utils import ProjectConfiguration, set_seed
     from diffusers import CogVideoXDPMScheduler
     from diffusers.optimization import get_scheduler
+
     from vt.atomic import atomic_folder
     from vt.cachedirs import cache_dir
     from vt.models.diffusers_adapter import quiet_libraries
-
     from vt_cogvideo.loading import read_model_spec
     from vt_cogvideo.training import lora as lora_mod
     from vt_cogvideo.training.precompute import LatentCache, precompute
@@ -368,8 +394,10 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
     check_against_model(config, spec)
     tconf, vconf = spec.config["transformer"], spec.config["vae"]
     if tconf.get("patch_size_t") is not None:
-        raise UsageError(f"{spec.name} is a CogVideoX 1.5 model (temporal patches): "
-                         "train-lora trains CogVideoX 1.0 I2V models (CogVideoX-5b-I2V)")
+        raise UsageError(
+            f"{spec.name} is a CogVideoX 1.5 model (temporal patches): "
+            "train-lora trains CogVideoX 1.0 I2V models (CogVideoX-5b-I2V)"
+        )
     samples_wanted = request.samples and config.validation.max_samples > 0
     prompts = read_validation_prompts(config, clips[0]) if samples_wanted else []
     trackers = _trackers(config.training.report_to)
@@ -379,14 +407,14 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
 
     accelerator = Accelerator(
         gradient_accumulation_steps=config.training.gradient_accumulation_steps,
-        mixed_precision=resolve_mixed_precision(config.training.mixed_precision,
-                                                "cpu" if request.device == "cpu" else
-                                                ("cuda" if torch.cuda.is_available() else
-                                                 "cpu")),
+        mixed_precision=resolve_mixed_precision(
+            config.training.mixed_precision,
+            "cpu" if request.device == "cpu" else ("cuda" if torch.cuda.is_available() else "cpu"),
+        ),
         log_with=trackers,
-        project_config=ProjectConfiguration(project_dir=str(out),
-                                            logging_dir=str(out / "logs")),
-        cpu=request.device == "cpu")
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+        cpu=request.device == "cpu",
+    )
     main = accelerator.is_main_process
     say = echo if main else (lambda _: None)
     device = accelerator.device
@@ -404,73 +432,112 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
             skip["vae"] = None
         if not need_text:
             skip.update(text_encoder=None, tokenizer=None)
-        pipe = load_model(spec.ref, adapter="diffusers", device=str(device), dtype=weight_dtype,
-                          cache=False, pipeline_class="CogVideoXImageToVideoPipeline",
-                          components=skip).model
+        pipe = load_model(
+            spec.ref,
+            adapter="diffusers",
+            device=str(device),
+            dtype=weight_dtype,
+            cache=False,
+            pipeline_class="CogVideoXImageToVideoPipeline",
+            components=skip,
+        ).model
         if need_vae and device.type == "cuda":
             pipe.vae.enable_slicing()
             pipe.vae.enable_tiling()
         return pipe
 
     with accelerator.main_process_first():
-        report = precompute(clips, model_folder=spec.ref.path, data=config.data,
-                            max_tokens=spec.max_text_tokens, cache=cache, device=str(device),
-                            dtype=weight_dtype, seed=config.training.seed,
-                            load_encoders=load_encoders, echo=say)
+        report = precompute(
+            clips,
+            model_folder=spec.ref.path,
+            data=config.data,
+            max_tokens=spec.max_text_tokens,
+            cache=cache,
+            device=str(device),
+            dtype=weight_dtype,
+            seed=config.training.seed,
+            load_encoders=load_encoders,
+            echo=say,
+        )
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     for clip_id, reason in report.skipped:
         say(f"warning: skipped {clip_id}: {reason}")
     if not report.clips:
-        raise InputError("no training clip could give the configured frames (see the "
-                         "warnings above)")
-    say(f"data: {len(report.clips)} clips ({report.video_hits} latents and "
-        f"{report.prompt_hits} prompts from the cache under {cache.root})")
+        raise InputError(
+            "no training clip could give the configured frames (see the warnings above)"
+        )
+    say(
+        f"data: {len(report.clips)} clips ({report.video_hits} latents and "
+        f"{report.prompt_hits} prompts from the cache under {cache.root})"
+    )
 
     # 2. the transformer with its LoRA adapter
     from vt.models import load_model
 
-    transformer = load_model(spec.ref, adapter="diffusers", subfolder="transformer",
-                             device=str(device), dtype=weight_dtype, cache=False).model
+    transformer = load_model(
+        spec.ref,
+        adapter="diffusers",
+        subfolder="transformer",
+        device=str(device),
+        dtype=weight_dtype,
+        cache=False,
+    ).model
     if config.training.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     set_seed(config.training.seed)  # the adapter's initial weights, whatever loading drew
     counts = lora_mod.add_lora(transformer, config.lora)
     say(counts.describe())
     if counts.share >= 0.10:
-        say(f"warning: {100 * counts.share:.1f}% of the parameters are trainable (the spec "
-            "keeps LoRA under 10%): lower lora.rank")
+        say(
+            f"warning: {100 * counts.share:.1f}% of the parameters are trainable (the spec "
+            "keeps LoRA under 10%): lower lora.rank"
+        )
     scheduler = CogVideoXDPMScheduler.from_pretrained(str(spec.ref.path), subfolder="scheduler")
     scaling = lora_mod.LatentScaling.from_config(vconf)
     latent_frames = (config.data.num_frames - 1) // spec.temporal_compression + 1
-    rotary = lora_mod.rotary_embeddings(tconf, height=config.data.height,
-                                        width=config.data.width, latent_frames=latent_frames,
-                                        spatial_compression=spec.spatial_compression,
-                                        device=device)
+    rotary = lora_mod.rotary_embeddings(
+        tconf,
+        height=config.data.height,
+        width=config.data.width,
+        latent_frames=latent_frames,
+        spatial_compression=spec.spatial_compression,
+        device=device,
+    )
 
     opt = config.optimizer
     trainable = [p for p in transformer.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=opt.learning_rate,
-                                  betas=(opt.adam_beta1, opt.adam_beta2),
-                                  eps=opt.adam_epsilon, weight_decay=opt.weight_decay)
+    optimizer = torch.optim.AdamW(
+        trainable,
+        lr=opt.learning_rate,
+        betas=(opt.adam_beta1, opt.adam_beta2),
+        eps=opt.adam_epsilon,
+        weight_decay=opt.weight_decay,
+    )
     sampler = EpochSampler(len(report.clips), config.training.seed)
-    loader = torch.utils.data.DataLoader(_dataset(cache, report.clips),
-                                         batch_size=config.training.batch_size,
-                                         sampler=sampler, collate_fn=_collate,
-                                         # its own generator: making an iterator must not
-                                         # draw from the global RNG that checkpoints restore
-                                         generator=torch.Generator().manual_seed(
-                                             config.training.seed))
+    loader = torch.utils.data.DataLoader(
+        _dataset(cache, report.clips),
+        batch_size=config.training.batch_size,
+        sampler=sampler,
+        collate_fn=_collate,
+        # its own generator: making an iterator must not
+        # draw from the global RNG that checkpoints restore
+        generator=torch.Generator().manual_seed(config.training.seed),
+    )
     ga = config.training.gradient_accumulation_steps
     steps_per_epoch = math.ceil(len(loader) / ga)
     total_steps = config.training.max_steps or config.training.epochs * steps_per_epoch
     epochs = math.ceil(total_steps / steps_per_epoch)
-    lr_scheduler = get_scheduler(opt.lr_scheduler, optimizer=optimizer,
-                                 num_warmup_steps=opt.lr_warmup_steps * accelerator.num_processes,
-                                 num_training_steps=total_steps * accelerator.num_processes)
+    lr_scheduler = get_scheduler(
+        opt.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=opt.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=total_steps * accelerator.num_processes,
+    )
     transformer, optimizer, loader, lr_scheduler = accelerator.prepare(
-        transformer, optimizer, loader, lr_scheduler)
+        transformer, optimizer, loader, lr_scheduler
+    )
     batches_per_epoch = len(loader)
 
     def unwrap() -> Any:
@@ -503,23 +570,45 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
         global_step, first_epoch = int(state["global_step"]), int(state["epoch"])
         batches_done = int(state["batches_done"])
         resumed_from = step
-        say(f"resuming from {folder} (step {global_step}, epoch {first_epoch + 1}, "
-            f"{batches_done} batches into it)")
+        say(
+            f"resuming from {folder} (step {global_step}, epoch {first_epoch + 1}, "
+            f"{batches_done} batches into it)"
+        )
     elif request.resume:
         say(f"no checkpoint in {out / 'checkpoints'}: starting from step 0")
 
-    result = TrainResult(out, global_step, total_steps, epochs, resumed_from, counts,
-                         out / "outputs" / "metrics.csv", precompute=report.as_dict())
+    result = TrainResult(
+        out,
+        global_step,
+        total_steps,
+        epochs,
+        resumed_from,
+        counts,
+        out / "outputs" / "metrics.csv",
+        precompute=report.as_dict(),
+    )
     if main:
-        _write_json(out / RUN_FILE, {
-            "config": config.to_dict(), "fixed": _fixed_part(config),
-            "metadata": str(request.metadata.resolve()), "model": str(spec.ref.path),
-            "clips": len(report.clips), "steps_per_epoch": steps_per_epoch,
-            "total_steps": total_steps, "processes": accelerator.num_processes,
-            "mixed_precision": accelerator.mixed_precision, "device": str(device)})
+        _write_json(
+            out / RUN_FILE,
+            {
+                "config": config.to_dict(),
+                "fixed": _fixed_part(config),
+                "metadata": str(request.metadata.resolve()),
+                "model": str(spec.ref.path),
+                "clips": len(report.clips),
+                "steps_per_epoch": steps_per_epoch,
+                "total_steps": total_steps,
+                "processes": accelerator.num_processes,
+                "mixed_precision": accelerator.mixed_precision,
+                "device": str(device),
+            },
+        )
         accelerator.init_trackers("vt-cogvideo-lora", config=_flat(config.to_dict()))
-    metrics = MetricsLog(result.metrics, resumed_from if resumed_from is not None else 0) \
-        if main else None
+    metrics = (
+        MetricsLog(result.metrics, resumed_from if resumed_from is not None else 0)
+        if main
+        else None
+    )
 
     def save_checkpoint(epoch: int, batches: int) -> None:
         if not main:
@@ -528,9 +617,17 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
         final.parent.mkdir(parents=True, exist_ok=True)
         with atomic_folder(final, overwrite=True) as tmp:
             accelerator.save_state(str(tmp))
-            (tmp / STATE_FILE).write_text(json.dumps(
-                {"global_step": global_step, "epoch": epoch, "batches_done": batches,
-                 "total_steps": total_steps}) + "\n")
+            (tmp / STATE_FILE).write_text(
+                json.dumps(
+                    {
+                        "global_step": global_step,
+                        "epoch": epoch,
+                        "batches_done": batches,
+                        "total_steps": total_steps,
+                    }
+                )
+                + "\n"
+            )
         result.checkpoints.append(final)
         _prune(out, config.training.checkpoints_total_limit)
 
@@ -547,20 +644,28 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
 
         generator = Generator(str(spec.ref.path), device=str(device))
         try:
-            for i, sample in enumerate(prompts[:config.validation.max_samples], start=1):
+            for i, sample in enumerate(prompts[: config.validation.max_samples], start=1):
                 target = out / "outputs" / "examples" / f"{tag}-{i}.mp4"
                 target.parent.mkdir(parents=True, exist_ok=True)
-                generated = generator.generate(GenerationRequest(
-                    image=sample.image, prompt=sample.prompt, num_frames=config.data.num_frames,
-                    height=config.data.height, width=config.data.width,
-                    num_inference_steps=config.validation.num_inference_steps,
-                    guidance_scale=config.validation.guidance_scale,
-                    seed=config.validation.seed, fps=config.data.fps, lora=adapter,
-                    mode=config.validation.mode),
-                    target, overwrite=True)
+                generated = generator.generate(
+                    GenerationRequest(
+                        image=sample.image,
+                        prompt=sample.prompt,
+                        num_frames=config.data.num_frames,
+                        height=config.data.height,
+                        width=config.data.width,
+                        num_inference_steps=config.validation.num_inference_steps,
+                        guidance_scale=config.validation.guidance_scale,
+                        seed=config.validation.seed,
+                        fps=config.data.fps,
+                        lora=adapter,
+                        mode=config.validation.mode,
+                    ),
+                    target,
+                    overwrite=True,
+                )
                 result.samples.append(generated.output)
-                say(f"sample: {generated.output} (temporal score "
-                    f"{generated.temporal_score:.3f})")
+                say(f"sample: {generated.output} (temporal score {generated.temporal_score:.3f})")
         finally:
             generator.close()
             del generator
@@ -568,10 +673,12 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
             if device.type == "cuda":
                 torch.cuda.empty_cache()
 
-    say(f"training: {total_steps} steps ({steps_per_epoch} per epoch, {epochs} epochs), "
+    say(
+        f"training: {total_steps} steps ({steps_per_epoch} per epoch, {epochs} epochs), "
         f"{len(report.clips)} clips, batch {config.training.batch_size} x {ga} accumulated "
         f"x {accelerator.num_processes} processes, {accelerator.mixed_precision} precision, "
-        f"{device}")
+        f"{device}"
+    )
     try:
         epoch = first_epoch
         while epoch < epochs and global_step < total_steps:
@@ -585,11 +692,15 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
             for batch in batches:
                 with accelerator.accumulate(transformer):
                     inputs = lora_mod.sample_inputs(
-                        batch, scaling=scaling,
+                        batch,
+                        scaling=scaling,
                         num_train_timesteps=scheduler.config.num_train_timesteps,
-                        image_dropout=config.data.noised_image_dropout, device=device,
-                        dtype=torch.float32 if weight_dtype == "fp32" else
-                        (torch.bfloat16 if weight_dtype == "bf16" else torch.float16))
+                        image_dropout=config.data.noised_image_dropout,
+                        device=device,
+                        dtype=torch.float32
+                        if weight_dtype == "fp32"
+                        else (torch.bfloat16 if weight_dtype == "bf16" else torch.float16),
+                    )
                     loss = lora_mod.training_loss(transformer, scheduler, inputs, rotary)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
@@ -604,8 +715,10 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
                 global_step += 1
                 step_loss = sum(losses) / len(losses)
                 if not math.isfinite(step_loss):
-                    raise InputError(f"the loss is {step_loss} at step {global_step}: lower "
-                                     "optimizer.learning_rate (the last checkpoint is intact)")
+                    raise InputError(
+                        f"the loss is {step_loss} at step {global_step}: lower "
+                        "optimizer.learning_rate (the last checkpoint is intact)"
+                    )
                 losses = []
                 lr = lr_scheduler.get_last_lr()[0]
                 seconds = time.perf_counter() - step_started
@@ -613,8 +726,10 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
                 if metrics is not None:
                     metrics.write(global_step, epoch + 1, step_loss, lr, seconds)
                 accelerator.log({"loss": step_loss, "lr": lr}, step=global_step)
-                say(f"step {global_step}/{total_steps} epoch {epoch + 1} loss {step_loss:.5g} "
-                    f"lr {lr:.3g} {seconds:.2f} s")
+                say(
+                    f"step {global_step}/{total_steps} epoch {epoch + 1} loss {step_loss:.5g} "
+                    f"lr {lr:.3g} {seconds:.2f} s"
+                )
                 result.global_step = global_step
                 if global_step >= total_steps:
                     break
@@ -626,8 +741,9 @@ def train_lora(request: TrainRequest, echo: Callable[[str], None] = print) -> Tr
                     adapter = save_adapter(f"epoch-{epoch + 1:04d}")
                     result.adapters.append(adapter)
                     say(f"adapter: {adapter}")
-                    if (epoch + 1) % config.validation.every_epochs == 0 \
-                            or global_step >= total_steps:
+                    if (
+                        epoch + 1
+                    ) % config.validation.every_epochs == 0 or global_step >= total_steps:
                         write_samples(adapter, f"epoch-{epoch + 1:04d}")
                 elif global_step >= total_steps:  # max_steps reached inside an epoch
                     adapter = save_adapter("adapter_final")

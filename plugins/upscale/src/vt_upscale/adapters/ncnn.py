@@ -17,7 +17,6 @@ import numpy as np
 
 from vt.errors import ModelUnavailableError, VtError
 from vt.registry import ModelRef
-
 from vt_upscale.adapters.pixels import from_unit_float, to_unit_float
 from vt_upscale.ncnn_convert import NcnnGraph, parse_param
 from vt_upscale.sr import SRModel
@@ -69,8 +68,7 @@ class NcnnSRModel(SRModel):
         # fp32 storage and arithmetic: exact results, and what the torch path computes
         opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
         opt.use_vulkan_compute = False
-        if net.load_param(str(self.param_path)) != 0 or \
-                net.load_model(str(self.bin_path)) != 0:
+        if net.load_param(str(self.param_path)) != 0 or net.load_model(str(self.bin_path)) != 0:
             raise ModelUnavailableError(f"{self.name}: ncnn cannot load {self.param_path}")
         self._nets.append(net)
         return net
@@ -149,11 +147,13 @@ class NcnnSRModel(SRModel):
             self.net = None
 
 
-def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32", threads: int = 0,
-         **_: Any) -> NcnnSRModel:
+def load(
+    ref: ModelRef, *, device: str = "auto", dtype: str = "fp32", threads: int = 0, **_: Any
+) -> NcnnSRModel:
     if device not in ("auto", "cpu"):
-        raise VtError(f"the ncnn adapter runs on the CPU here, not {device}; "
-                      "use --backend torch for GPUs")
+        raise VtError(
+            f"the ncnn adapter runs on the CPU here, not {device}; use --backend torch for GPUs"
+        )
     if dtype != "fp32":
         raise VtError(f"the ncnn adapter runs in fp32 only, not {dtype}")
     if not ref.path.is_file():

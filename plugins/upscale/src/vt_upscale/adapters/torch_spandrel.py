@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from vt.errors import ModelUnavailableError, UntrustedModelError, VtError
-from vt.registry import ModelRef
-
 from vt.models import SizeRequirements, torch_dtype
-
+from vt.registry import ModelRef
 from vt_upscale.adapters.pixels import PEAKS
 from vt_upscale.sr import SRModel
 
@@ -98,8 +96,12 @@ class TorchSRModel(SRModel):
                 x = x.contiguous(memory_format=torch.channels_last)
             y = self.module(x)
             if self.post_scale:
-                y = F.interpolate(y, scale_factor=self.post_scale, mode=self.post_mode,
-                                  align_corners=False if self.post_mode != "nearest" else None)
+                y = F.interpolate(
+                    y,
+                    scale_factor=self.post_scale,
+                    mode=self.post_mode,
+                    align_corners=False if self.post_mode != "nearest" else None,
+                )
             y = y[..., : h * self.scale, : w * self.scale]
             return y.clamp_(0, 1)
 
@@ -166,8 +168,9 @@ def from_descriptor(descriptor: Any, name: str, **options: Any) -> TorchSRModel:
     from spandrel import ImageModelDescriptor
 
     if not isinstance(descriptor, ImageModelDescriptor):
-        raise ModelUnavailableError(f"{name}: spandrel loaded a {descriptor.purpose} model, "
-                                    "not an image-to-image model")
+        raise ModelUnavailableError(
+            f"{name}: spandrel loaded a {descriptor.purpose} model, not an image-to-image model"
+        )
     req = descriptor.size_requirements
     return TorchSRModel(
         descriptor.model,
@@ -189,14 +192,14 @@ def is_torchscript(path: Path) -> bool:
     test torch itself uses to route ``torch.load`` to ``torch.jit.load``."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return any(name.rpartition("/")[2] == "constants.pkl"
-                       for name in archive.namelist())
+            return any(name.rpartition("/")[2] == "constants.pkl" for name in archive.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
 
 
-def load_state_dict(path: Path, *, trusted: bool = False,
-                    known_sha256: str | None = None) -> dict[str, Any]:
+def load_state_dict(
+    path: Path, *, trusted: bool = False, known_sha256: str | None = None
+) -> dict[str, Any]:
     """Read weights without executing pickled code (``weights_only``).
 
     TorchScript runs code from the file as it loads, so it is read only when ``trusted`` (the
@@ -237,8 +240,15 @@ def _known_sha256(name: str | None) -> str | None:
     return info.sha256 if info is not None else None
 
 
-def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32",
-         channels_last: bool = True, trust_model: bool = False, **_: Any) -> TorchSRModel:
+def load(
+    ref: ModelRef,
+    *,
+    device: str = "auto",
+    dtype: str = "fp32",
+    channels_last: bool = True,
+    trust_model: bool = False,
+    **_: Any,
+) -> TorchSRModel:
     """The ``torch-spandrel`` adapter's loader: torch checkpoints, or ncnn files converted.
 
     ``trust_model`` allows TorchScript files, which run code as they load."""
@@ -252,11 +262,13 @@ def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32",
         from vt_upscale.ncnn_convert import convert_ncnn
 
         converted = convert_ncnn(ref.path)
-        state, post_scale, post_mode = converted.state_dict, converted.post_scale, \
-            converted.post_mode
+        state, post_scale, post_mode = (
+            converted.state_dict,
+            converted.post_scale,
+            converted.post_mode,
+        )
     else:
-        state = load_state_dict(ref.path, trusted=trust_model,
-                                known_sha256=_known_sha256(ref.name))
+        state = load_state_dict(ref.path, trusted=trust_model, known_sha256=_known_sha256(ref.name))
         post_scale = ref.metadata.get("post_scale")
         post_mode = ref.metadata.get("post_mode", "bicubic")
     try:
@@ -268,5 +280,4 @@ def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32",
         ) from None
     except Exception as exc:  # noqa: BLE001
         raise ModelUnavailableError(f"{name}: cannot load weights ({exc})") from None
-    return from_descriptor(descriptor, name, post_scale=post_scale, post_mode=post_mode,
-                           **options)
+    return from_descriptor(descriptor, name, post_scale=post_scale, post_mode=post_mode, **options)
