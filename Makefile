@@ -7,7 +7,7 @@ STAMP := $(VENV)/.vt-installed
 PIP := $(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt
 DEMO_OUT ?= demo-output
 
-.PHONY: setup demo test ffmpeg clean
+.PHONY: setup demo test lint ffmpeg clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt $(wildcard plugins/*/pypro
 setup: $(STAMP)
 
 # torchcodec needs FFmpeg's shared libraries, the benchmarks the ffmpeg binary, and the report
-# test a real browser (chromium); vt itself needs none of them (PyAV bundles FFmpeg).
+# and vt-cogvideo page tests a real browser (chromium, driven by pip's playwright); vt itself needs
+# none of them (PyAV bundles FFmpeg).
 # Installed when we can (root + apt), else those tests are skipped with the reason.
 ffmpeg:
 	@{ command -v ffmpeg >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; } || { \
@@ -29,7 +30,13 @@ ffmpeg:
 demo: setup
 	$(BIN)/python scripts/demo.py --out $(DEMO_OUT)
 
-test: setup ffmpeg
+# the lint and type gates: ruff (lint + format) on the whole tree, mypy --strict on core/
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: setup ffmpeg lint
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

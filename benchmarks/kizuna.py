@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import downscale, ffmpeg, vt_exe
+
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.metrics import WarpingErrorMeter, psnr, ssim
 from vt.processors.resize import resize_images
@@ -49,8 +50,9 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-def read_frames(path: Path | str, count: int | None = None,
-                size: tuple[int, int] | None = None) -> np.ndarray:
+def read_frames(
+    path: Path | str, count: int | None = None, size: tuple[int, int] | None = None
+) -> np.ndarray:
     out = []
     with av.open(str(path)) as c:
         for frame in c.decode(video=0):
@@ -90,8 +92,10 @@ def run_stages(stages: list, frames: np.ndarray) -> np.ndarray:
 
 
 def scores(ref: np.ndarray, out: np.ndarray) -> tuple[float, float]:
-    return (float(np.mean([psnr(a, b) for a, b in zip(ref, out)])),
-            float(np.mean([ssim(a, b) for a, b in zip(ref, out)])))
+    return (
+        float(np.mean([psnr(a, b) for a, b in zip(ref, out)])),
+        float(np.mean([ssim(a, b) for a, b in zip(ref, out)])),
+    )
 
 
 def kizuna(**options: object) -> list:
@@ -109,25 +113,29 @@ def quality(frames: int) -> None:
         "bicubic (libswscale, vt upscale)": lambda lr, s: resize_images(lr, s, "bicubic"),
         "lanczos (libswscale, vt upscale)": lambda lr, s: resize_images(lr, s, "lanczos"),
         "bicubic (OpenCV)": lambda lr, s: np.stack(
-            [cv2.resize(f, s, interpolation=cv2.INTER_CUBIC) for f in lr]),
+            [cv2.resize(f, s, interpolation=cv2.INTER_CUBIC) for f in lr]
+        ),
         "lanczos4 (OpenCV)": lambda lr, s: np.stack(
-            [cv2.resize(f, s, interpolation=cv2.INTER_LANCZOS4) for f in lr]),
+            [cv2.resize(f, s, interpolation=cv2.INTER_LANCZOS4) for f in lr]
+        ),
         "kizuna upscale stage alone": lambda lr, s: run_stages(
-            kizuna(enable_normalize=False, enable_reconstruct=False, enable_enhance=False),
-            lr),
+            kizuna(enable_normalize=False, enable_reconstruct=False, enable_enhance=False), lr
+        ),
         "kizuna --no-enhance (normalize, reconstruct, upscale)": lambda lr, s: run_stages(
-            kizuna(enable_enhance=False), lr),
+            kizuna(enable_enhance=False), lr
+        ),
         "kizuna default (+ enhance)": lambda lr, s: run_stages(kizuna(), lr),
-        "kizuna default --temporal": lambda lr, s: run_stages(kizuna(enable_temporal=True),
-                                                              lr),
+        "kizuna default --temporal": lambda lr, s: run_stages(kizuna(enable_temporal=True), lr),
     }
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for name, pristine in sets.items():
         small = downscale(pristine)
         size = (pristine.shape[2], pristine.shape[1])
         results[name] = {m: scores(pristine, fn(small, size)) for m, fn in methods.items()}
-        print(f"{name}: {len(pristine)} frames {size[0]}x{size[1]}, downscaled to "
-              f"{small.shape[2]}x{small.shape[1]}")
+        print(
+            f"{name}: {len(pristine)} frames {size[0]}x{size[1]}, downscaled to "
+            f"{small.shape[2]}x{small.shape[1]}"
+        )
     names = list(sets)
     print("\n| method | " + " | ".join(f"{n} PSNR | {n} SSIM" for n in names) + " |")
     print("| --- |" + " ---: | ---: |" * len(names))
@@ -138,10 +146,14 @@ def quality(frames: int) -> None:
     best_ssim = {n: max(results[n][m][1] for m in list(methods)[:2]) for n in names}
     ours = "kizuna --no-enhance (normalize, reconstruct, upscale)"
     a, b = names
-    print(f"\n- (b) --no-enhance vs the better of bicubic/Lanczos: PSNR "
-          f"{results[b][ours][0] - best[b]:+.2f} dB, SSIM {results[b][ours][1] - best_ssim[b]:+.4f}")
-    print(f"- (a) --no-enhance vs the better of bicubic/Lanczos: PSNR "
-          f"{results[a][ours][0] - best[a]:+.2f} dB, SSIM {results[a][ours][1] - best_ssim[a]:+.4f}")
+    print(
+        f"\n- (b) --no-enhance vs the better of bicubic/Lanczos: PSNR "
+        f"{results[b][ours][0] - best[b]:+.2f} dB, SSIM {results[b][ours][1] - best_ssim[b]:+.4f}"
+    )
+    print(
+        f"- (a) --no-enhance vs the better of bicubic/Lanczos: PSNR "
+        f"{results[a][ours][0] - best[a]:+.2f} dB, SSIM {results[a][ours][1] - best_ssim[a]:+.4f}"
+    )
 
 
 # -- 2. temporal ---------------------------------------------------------------------------
@@ -150,8 +162,10 @@ def temporal(frames: int) -> None:
     print("| clip | chain | temporal | warping-error ratio | E(out) | PSNR vs pristine (dB) |")
     print("| --- | --- | --- | ---: | ---: | ---: |")
     clips = {
-        "carphone_pristine /2 (real)": (read_frames(sample_clip("carphone_pristine"), frames),
-                                        True),
+        "carphone_pristine /2 (real)": (
+            read_frames(sample_clip("carphone_pristine"), frames),
+            True,
+        ),
         "bikes 640x272 (real)": (read_frames(sample_clip("bikes"), min(frames, 40)), False),
     }
     for clip, (frames_, has_reference) in clips.items():
@@ -164,23 +178,50 @@ def temporal(frames: int) -> None:
                     meter.update(a, b)
                 w = meter.result()
                 p = f"{scores(frames_, out)[0]:.2f}" if has_reference else "-"
-                print(f"| {clip} | {chain} | {'on' if on else 'off'} | {w.ratio:.4f} | "
-                      f"{w.e_out:.6f} | {p} |")
+                print(
+                    f"| {clip} | {chain} | {'on' if on else 'off'} | {w.ratio:.4f} | "
+                    f"{w.e_out:.6f} | {p} |"
+                )
 
 
 # -- 3. speed ------------------------------------------------------------------------------
 def make_clip(path: Path, seconds: float, size: str, loops: bool = True) -> Path:
     if not path.exists():
-        subprocess.run([ffmpeg(), "-v", "error", "-y", "-stream_loop", "-1", "-i",
-                        str(sample_clip("bigbuckbunny")), "-t", str(seconds), "-vf",
-                        f"scale={size}:flags=bicubic", "-c:v", "libx264", "-preset", "veryfast",
-                        "-crf", "20", "-c:a", "aac", "-b:a", "128k", str(path)], check=True)
+        subprocess.run(
+            [
+                ffmpeg(),
+                "-v",
+                "error",
+                "-y",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(sample_clip("bigbuckbunny")),
+                "-t",
+                str(seconds),
+                "-vf",
+                f"scale={size}:flags=bicubic",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-crf",
+                "20",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                str(path),
+            ],
+            check=True,
+        )
     return path
 
 
 def speed(work: Path, frames: int) -> None:
-    print(f"\n## Speed, 1920x1080 -> 3840x2160, shader path, all per-frame stages "
-          f"(load {load()})\n")
+    print(
+        f"\n## Speed, 1920x1080 -> 3840x2160, shader path, all per-frame stages (load {load()})\n"
+    )
     clip = make_clip(work / "bbb1080.mp4", max(2.0, frames / 25 + 0.5), "1920:1080")
     images = read_frames(clip, frames + 1)
     stages = kizuna()
@@ -201,9 +242,11 @@ def speed(work: Path, frames: int) -> None:
         through(i)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     total = sum(s.seconds for s in stages)
-    print(f"processing only (encode excluded), {frames} frames: **{frames / wall:.2f} fps** "
-          f"wall ({wall / frames:.3f} s/frame), CPU {cpu / frames:.3f} s/frame over both cores, "
-          f"load after {load()}\n")
+    print(
+        f"processing only (encode excluded), {frames} frames: **{frames / wall:.2f} fps** "
+        f"wall ({wall / frames:.3f} s/frame), CPU {cpu / frames:.3f} s/frame over both cores, "
+        f"load after {load()}\n"
+    )
     print("| stage | s/frame | share |")
     print("| --- | ---: | ---: |")
     for stage in stages:
@@ -212,21 +255,27 @@ def speed(work: Path, frames: int) -> None:
         stage.close()
     out = work / "bbb1080_kizuna.mp4"
     started = time.perf_counter()
-    report = OfflineVideoProcessor(OfflineProcessorConfig(
-        clip, out, PipelineConfig(), EncoderConfig(), overwrite=True,
-        end=frames / 25)).process()
+    report = OfflineVideoProcessor(
+        OfflineProcessorConfig(
+            clip, out, PipelineConfig(), EncoderConfig(), overwrite=True, end=frames / 25
+        )
+    ).process()
     wall = time.perf_counter() - started
-    shares = ", ".join(f"{k.removeprefix('kizuna-')} {v:.0%}"
-                       for k, v in report.stage_share.items())
-    print(f"\nend to end (decode, stages, libx264 medium crf 18 at 3840x2160, audio copied), "
-          f"{report.frames_out} frames: **{report.frames_out / wall:.2f} fps** "
-          f"({wall:.1f} s; stage shares {shares}; load after {load()})")
+    shares = ", ".join(
+        f"{k.removeprefix('kizuna-')} {v:.0%}" for k, v in report.stage_share.items()
+    )
+    print(
+        f"\nend to end (decode, stages, libx264 medium crf 18 at 3840x2160, audio copied), "
+        f"{report.frames_out} frames: **{report.frames_out / wall:.2f} fps** "
+        f"({wall:.1f} s; stage shares {shares}; load after {load()})"
+    )
 
 
 # -- 4. AI overhead ------------------------------------------------------------------------
 def ai_overhead(frames: int) -> None:
     print(f"\n## AI mode overhead (load {load()})\n")
     import torch
+
     from vt_kizuna.upscale import AIUpscale
 
     images = read_frames(sample_clip("bigbuckbunny"), frames, (320, 180))
@@ -249,13 +298,17 @@ def ai_overhead(frames: int) -> None:
             timings["stage"].append((time.perf_counter() - w, time.process_time() - c))
     raw_w, raw_c = (float(np.median([t[k] for t in timings["raw"]])) for k in (0, 1))
     our_w, our_c = (float(np.median([t[k] for t in timings["stage"]])) for k in (0, 1))
-    print(f"{stage.describe()}, {frames} frames 320x180 -> 640x360 (rgb48 working frames), "
-          "3 interleaved rounds, medians\n")
+    print(
+        f"{stage.describe()}, {frames} frames 320x180 -> 640x360 (rgb48 working frames), "
+        "3 interleaved rounds, medians\n"
+    )
     print("| path | wall s/frame | CPU s/frame | overhead (wall) | overhead (CPU) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     print(f"| raw model call (float tensor ready) | {raw_w:.3f} | {raw_c:.3f} | - | - |")
-    print(f"| kizuna-upscale AI stage (uint16 in/out, sr-model runner) | {our_w:.3f} | "
-          f"{our_c:.3f} | {(our_w / raw_w - 1) * 100:+.1f}% | {(our_c / raw_c - 1) * 100:+.1f}% |")
+    print(
+        f"| kizuna-upscale AI stage (uint16 in/out, sr-model runner) | {our_w:.3f} | "
+        f"{our_c:.3f} | {(our_w / raw_w - 1) * 100:+.1f}% | {(our_c / raw_c - 1) * 100:+.1f}% |"
+    )
     print(f"\n(load after {load()})")
     stage.close()
 
@@ -276,8 +329,13 @@ print(time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_ex
 
 def measured_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of ``cmd`` alone, spawned by a small helper process."""
-    done = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True,
-                          text=True, check=True, env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *cmd],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
     wall, rss, code = done.stdout.split()
     if int(code):
         raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{done.stderr}")
@@ -289,22 +347,34 @@ def memory(work: Path) -> None:
     clips = {s: make_clip(work / f"bbb360_{s}s.mp4", s, "640:360") for s in (5, 20, 40)}
     print("| clip | options | frames | wall s | peak RSS MB |")
     print("| --- | --- | ---: | ---: | ---: |")
-    runs = [([], {}, (5, 20, 40)), (["--temporal"], {}, (5, 20)),
-            # glibc's adaptive mmap threshold pinned: freed frame buffers go back to the system
-            ([], {"MALLOC_MMAP_THRESHOLD_": "131072"}, (5, 40))]
+    runs = [
+        ([], {}, (5, 20, 40)),
+        (["--temporal"], {}, (5, 20)),
+        # glibc's adaptive mmap threshold pinned: freed frame buffers go back to the system
+        ([], {"MALLOC_MMAP_THRESHOLD_": "131072"}, (5, 40)),
+    ]
     for options, env, lengths in runs:
         for seconds in lengths:
             out = work / f"mem_{seconds}.mp4"
-            cmd = [vt_exe(), "kizuna", str(clips[seconds]), "-o", str(out), "--overwrite", "-q",
-                   "--preset", "ultrafast", *options]
+            cmd = [
+                vt_exe(),
+                "kizuna",
+                str(clips[seconds]),
+                "-o",
+                str(out),
+                "--overwrite",
+                "-q",
+                "--preset",
+                "ultrafast",
+                *options,
+            ]
             wall, rss = measured_child(cmd, env)
             with av.open(str(out)) as c:
                 count = c.streams.video[0].frames
             label = " ".join(options) or "default"
             if env:
                 label += ", " + " ".join(f"{k}={v}" for k, v in env.items())
-            print(f"| {seconds} s | {label} (x264 ultrafast) | {count} | {wall:.1f} | "
-                  f"{rss:.0f} |")
+            print(f"| {seconds} s | {label} (x264 ultrafast) | {count} | {wall:.1f} | {rss:.0f} |")
 
 
 def main() -> None:
@@ -316,8 +386,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="folder for generated clips")
     args = parser.parse_args()
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
-    print(f"vt-kizuna benchmark: {os.cpu_count()} CPUs, load average {load()} at the start "
-          "(other jobs share this machine: compare within a run)")
+    print(
+        f"vt-kizuna benchmark: {os.cpu_count()} CPUs, load average {load()} at the start "
+        "(other jobs share this machine: compare within a run)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -102,10 +102,14 @@ def contenders(clip: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
     return {
         "ffmpeg decode-all": ([ffmpeg(), "-v", "error", "-i", c, "-an", "-f", "null", "-"], env),
         "pyav decode-all": ([PY, "-c", PYAV_ALL_CHILD, c, "{out}"], env),
-        "qwen-vl-utils torchcodec": ([PY, "-c", QWEN_CHILD, c, "{out}"],
-                                     {**env, "FORCE_QWENVL_VIDEO_READER": "torchcodec"}),
-        "qwen-vl-utils decord": ([PY, "-c", QWEN_CHILD, c, "{out}"],
-                                 {**env, "FORCE_QWENVL_VIDEO_READER": "decord"}),
+        "qwen-vl-utils torchcodec": (
+            [PY, "-c", QWEN_CHILD, c, "{out}"],
+            {**env, "FORCE_QWENVL_VIDEO_READER": "torchcodec"},
+        ),
+        "qwen-vl-utils decord": (
+            [PY, "-c", QWEN_CHILD, c, "{out}"],
+            {**env, "FORCE_QWENVL_VIDEO_READER": "decord"},
+        ),
         "vt float32 (default chain)": (vt(fps=2.0), env),
         "vt uint8 (default chain)": (vt(fps=2.0, dtype="uint8"), env),
         "vt float32 torchcodec": (vt(fps=2.0, decoders=["torchcodec"]), env),
@@ -144,11 +148,16 @@ def main() -> None:
             if "in_process" in info:
                 entry["in_process"].append(info["in_process"])
             entry["info"] = {k: v for k, v in info.items() if k != "indices"}
-    base = statistics.median(results["ffmpeg decode-all"]["wall"]) \
-        if "ffmpeg decode-all" in results else None
+    base = (
+        statistics.median(results["ffmpeg decode-all"]["wall"])
+        if "ffmpeg decode-all" in results
+        else None
+    )
     print(f"clip: {clip} ({args.seconds} s 1920x1080), repeat {args.repeat}, {os.cpu_count()} CPUs")
-    print(f"| {'contender':28} | {'wall s':>7} | {'in-process s':>12} | {'x ffmpeg':>8} "
-          f"| {'peak RSS MB':>11} | output |")
+    print(
+        f"| {'contender':28} | {'wall s':>7} | {'in-process s':>12} | {'x ffmpeg':>8} "
+        f"| {'peak RSS MB':>11} | output |"
+    )
     print(f"|{'-' * 30}|{'-' * 9}|{'-' * 14}|{'-' * 10}|{'-' * 13}|--------|")
     for name, entry in results.items():
         wall = statistics.median(entry["wall"])
@@ -158,8 +167,10 @@ def main() -> None:
         info = entry.get("info", {})
         shape = "x".join(map(str, info.get("shape", []))) or "-"
         dtype = str(info.get("dtype", "")).replace("torch.", "")
-        print(f"| {name:28} | {wall:7.2f} | {inproc if inproc is not None else float('nan'):12.2f}"
-              f" | {ratio:>8} | {rss:11.0f} | {shape} {dtype} |")
+        print(
+            f"| {name:28} | {wall:7.2f} | {inproc if inproc is not None else float('nan'):12.2f}"
+            f" | {ratio:>8} | {rss:11.0f} | {shape} {dtype} |"
+        )
         entry["median_wall"], entry["peak_rss_mb"] = wall, rss
     if args.parity:
         out = work / "parity.json"

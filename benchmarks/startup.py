@@ -28,15 +28,38 @@ def make_720p_clip(path: Path, seconds: int = 10) -> Path:
     if not path.exists():
         from vt.testing import sample_clip
 
-        subprocess.run([ffmpeg(), "-v", "error", "-y", "-stream_loop", "-1", "-i",
-                        str(sample_clip("bigbuckbunny")), "-t", str(seconds), "-c:v", "libx264",
-                        "-preset", "veryfast", "-crf", "20", "-c:a", "aac", "-b:a", "128k",
-                        str(path)], check=True)
+        subprocess.run(
+            [
+                ffmpeg(),
+                "-v",
+                "error",
+                "-y",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(sample_clip("bigbuckbunny")),
+                "-t",
+                str(seconds),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-crf",
+                "20",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                str(path),
+            ],
+            check=True,
+        )
     return path
 
 
-def median_alternating(commands: dict[str, list[str]], runs: int,
-                       env: dict[str, str]) -> dict[str, float]:
+def median_alternating(
+    commands: dict[str, list[str]], runs: int, env: dict[str, str]
+) -> dict[str, float]:
     walls: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, cmd in commands.items():  # alternate, so load drifts hit both alike
@@ -57,35 +80,92 @@ def main() -> None:
 
     one = make_video(work / "one.mp4", frames=1, width=1280, height=720)
     subprocess.run([vt, "--help"], env=env, capture_output=True, check=True)  # build the index
-    starts = median_alternating({
-        "python -c pass": [sys.executable, "-c", "pass"],
-        "ffmpeg -version": [ffmpeg(), "-version"],
-        "vt --version": [vt, "--version"],
-        "vt --help": [vt, "--help"],
-        "ffmpeg, 1 frame": [ffmpeg(), "-v", "error", "-y", "-i", str(one), "-c:v", "libx264",
-                            "-preset", "veryfast", str(work / "one_ff.mkv")],
-        "vt transcode, 1 frame": [vt, "transcode", str(one), str(work / "one_vt.mkv"),
-                                  "--preset", "veryfast", "-y", "-q"],
-    }, args.runs, env)
+    starts = median_alternating(
+        {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "ffmpeg -version": [ffmpeg(), "-version"],
+            "vt --version": [vt, "--version"],
+            "vt --help": [vt, "--help"],
+            "ffmpeg, 1 frame": [
+                ffmpeg(),
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(one),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                str(work / "one_ff.mkv"),
+            ],
+            "vt transcode, 1 frame": [
+                vt,
+                "transcode",
+                str(one),
+                str(work / "one_vt.mkv"),
+                "--preset",
+                "veryfast",
+                "-y",
+                "-q",
+            ],
+        },
+        args.runs,
+        env,
+    )
     print(f"start-up, median of {args.runs} alternating runs")
     for name, wall in starts.items():
         print(f"  {name:24} {wall:7.3f} s")
     beyond = starts["vt transcode, 1 frame"] - starts["ffmpeg, 1 frame"]
     print(f"  vt --version: {starts['vt --version']:.3f} s (goal <= 0.15)")
-    print(f"  video command start-up beyond Python: {beyond - starts['python -c pass']:.3f} s "
-          "(1-frame vt transcode - 1-frame ffmpeg - python -c pass; goal <= 0.15)")
+    print(
+        f"  video command start-up beyond Python: {beyond - starts['python -c pass']:.3f} s "
+        "(1-frame vt transcode - 1-frame ffmpeg - python -c pass; goal <= 0.15)"
+    )
 
     clip = make_720p_clip(work / "bbb_720p_10s.mp4")
-    jobs = median_alternating({
-        "ffmpeg": [ffmpeg(), "-v", "error", "-y", "-i", str(clip), "-map", "0", "-c:v",
-                   "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "copy",
-                   str(work / "ff.mp4")],
-        "vt": [vt, "transcode", str(clip), str(work / "vt.mp4"), "--preset", "veryfast",
-               "--crf", "23", "-y", "-q"],
-    }, args.runs, env)
+    jobs = median_alternating(
+        {
+            "ffmpeg": [
+                ffmpeg(),
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(clip),
+                "-map",
+                "0",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-crf",
+                "23",
+                "-c:a",
+                "copy",
+                str(work / "ff.mp4"),
+            ],
+            "vt": [
+                vt,
+                "transcode",
+                str(clip),
+                str(work / "vt.mp4"),
+                "--preset",
+                "veryfast",
+                "--crf",
+                "23",
+                "-y",
+                "-q",
+            ],
+        },
+        args.runs,
+        env,
+    )
     print(f"10 s 720p transcode (veryfast crf 23, audio copied), median of {args.runs}")
-    print(f"  ffmpeg {jobs['ffmpeg']:.3f} s   vt {jobs['vt']:.3f} s   "
-          f"ratio {jobs['vt'] / jobs['ffmpeg']:.3f} (goal <= 1.10)")
+    print(
+        f"  ffmpeg {jobs['ffmpeg']:.3f} s   vt {jobs['vt']:.3f} s   "
+        f"ratio {jobs['vt'] / jobs['ffmpeg']:.3f} (goal <= 1.10)"
+    )
     load = os.getloadavg()[0]
     print(f"load average at the end: {load:.2f} (2 cores)")
 

@@ -59,22 +59,30 @@ def plain(model: str, src: str, out: str, frames: int, max_res: int, steps: int)
         w, h = vin.codec_context.width, vin.codec_context.height
         scale = max_res / min(w, h) if min(w, h) > max_res else 1.0
         tw, th = (max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8))
-        vout = dst.add_stream("libx265", rate=vin.average_rate,
-                              options={"crf": "26", "preset": "medium",
-                                       "x265-params": "log-level=error"})
+        vout = dst.add_stream(
+            "libx265",
+            rate=vin.average_rate,
+            options={"crf": "26", "preset": "medium", "x265-params": "log-level=error"},
+        )
         vout.width, vout.height, vout.pix_fmt = tw, th, "yuv420p"
         vout.codec_context.time_base = vin.time_base
         for i, frame in enumerate(inp.decode(vin)):
             if i == frames:
                 break
-            rgb = frame.reformat(width=tw, height=th, format="rgb24",
-                                 interpolation="LANCZOS").to_ndarray()
+            rgb = frame.reformat(
+                width=tw, height=th, format="rgb24", interpolation="LANCZOS"
+            ).to_ndarray()
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
-            y = pipe(image=x, strength=STRENGTH, num_inference_steps=steps,
-                     guidance_scale=GUIDANCE, prompt_embeds=embeds,
-                     negative_prompt_embeds=negative,
-                     generator=[torch.Generator("cpu").manual_seed(SEED)],
-                     output_type="pt").images
+            y = pipe(
+                image=x,
+                strength=STRENGTH,
+                num_inference_steps=steps,
+                guidance_scale=GUIDANCE,
+                prompt_embeds=embeds,
+                negative_prompt_embeds=negative,
+                generator=[torch.Generator("cpu").manual_seed(SEED)],
+                output_type="pt",
+            ).images
             image = (y[0].clamp(0, 1) * 255).round().permute(1, 2, 0).to(torch.uint8).numpy()
             out_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             out_frame.pts, out_frame.time_base = frame.pts, vin.time_base
@@ -90,11 +98,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--max-res", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="OMP threads for both (1: steadier on a shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="OMP threads for both (1: steadier on a shared machine)",
+    )
     args = parser.parse_args()
 
     import torch
+
     from vt.testing import sample_clip, tiny_sd_pipeline
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), VT_LOAD_PLUGINS="stylize")
@@ -107,19 +120,53 @@ def main() -> None:
         out = Path(tmp) / "out.mp4"
 
         def vt_cmd(frames: int) -> list[str]:
-            return [vt_exe(), "stylize", str(clip), "-p", PROMPT, "-m", model, "-o", str(out),
-                    "-y", "--quiet", "--steps", str(args.steps), "--strength", str(STRENGTH),
-                    "--max-res", str(args.max_res), "--batch-size", "1", "--device", "cpu",
-                    "--end", f"{(frames - 0.5) / fps:.4f}"]
+            return [
+                vt_exe(),
+                "stylize",
+                str(clip),
+                "-p",
+                PROMPT,
+                "-m",
+                model,
+                "-o",
+                str(out),
+                "-y",
+                "--quiet",
+                "--steps",
+                str(args.steps),
+                "--strength",
+                str(STRENGTH),
+                "--max-res",
+                str(args.max_res),
+                "--batch-size",
+                "1",
+                "--device",
+                "cpu",
+                "--end",
+                f"{(frames - 0.5) / fps:.4f}",
+            ]
 
         def plain_cmd(frames: int) -> list[str]:
-            return [sys.executable, __file__, "plain", model, str(clip), str(out), str(frames),
-                    str(args.max_res), str(args.steps)]
+            return [
+                sys.executable,
+                __file__,
+                "plain",
+                model,
+                str(clip),
+                str(out),
+                str(frames),
+                str(args.max_res),
+                str(args.steps),
+            ]
 
-        print(f"\ncarphone, first {args.frames} frames, {args.max_res}p, {args.steps} steps x "
-              f"strength {STRENGTH}, guidance {GUIDANCE}, libx265 crf 26\n")
-        print("| run | vt wall s | plain wall s | vt / plain (wall) | vt CPU s | plain CPU s | "
-              "vt / plain (CPU) | vt peak MB | plain peak MB |")
+        print(
+            f"\ncarphone, first {args.frames} frames, {args.max_res}p, {args.steps} steps x "
+            f"strength {STRENGTH}, guidance {GUIDANCE}, libx265 crf 26\n"
+        )
+        print(
+            "| run | vt wall s | plain wall s | vt / plain (wall) | vt CPU s | plain CPU s | "
+            "vt / plain (CPU) | vt peak MB | plain peak MB |"
+        )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         runs: dict[str, list[tuple[float, float, float]]] = {"vt": [], "plain": []}
         for r in range(args.repeats):
@@ -127,8 +174,10 @@ def main() -> None:
             p = measured(plain_cmd(args.frames), env)
             runs["vt"].append(v)
             runs["plain"].append(p)
-            print(f"| {r + 1} | {v[0]:.2f} | {p[0]:.2f} | {v[0] / p[0]:.3f} | {v[1]:.2f} | "
-                  f"{p[1]:.2f} | {v[1] / p[1]:.3f} | {v[2]:.0f} | {p[2]:.0f} |")
+            print(
+                f"| {r + 1} | {v[0]:.2f} | {p[0]:.2f} | {v[0] / p[0]:.3f} | {v[1]:.2f} | "
+                f"{p[1]:.2f} | {v[1] / p[1]:.3f} | {v[2]:.0f} | {p[2]:.0f} |"
+            )
 
         def best(name: str, i: int) -> float:
             return min(run[i] for run in runs[name])
@@ -137,12 +186,16 @@ def main() -> None:
             values = sorted(run[i] for run in runs[name])
             return values[len(values) // 2]
 
-        print(f"\nwall: best vt {best('vt', 0):.2f} s / plain {best('plain', 0):.2f} s = "
-              f"{best('vt', 0) / best('plain', 0):.3f}; medians {median('vt', 0):.2f} / "
-              f"{median('plain', 0):.2f} = {median('vt', 0) / median('plain', 0):.3f} "
-              "(goal <= 1.10)")
-        print(f"CPU:  best vt {best('vt', 1):.2f} s / plain {best('plain', 1):.2f} s = "
-              f"{best('vt', 1) / best('plain', 1):.3f}")
+        print(
+            f"\nwall: best vt {best('vt', 0):.2f} s / plain {best('plain', 0):.2f} s = "
+            f"{best('vt', 0) / best('plain', 0):.3f}; medians {median('vt', 0):.2f} / "
+            f"{median('plain', 0):.2f} = {median('vt', 0) / median('plain', 0):.3f} "
+            "(goal <= 1.10)"
+        )
+        print(
+            f"CPU:  best vt {best('vt', 1):.2f} s / plain {best('plain', 1):.2f} s = "
+            f"{best('vt', 1) / best('plain', 1):.3f}"
+        )
 
         print("\n| frames | vt wall s | vt CPU s | vt peak MB |")
         print("| ---: | ---: | ---: | ---: |")

@@ -29,8 +29,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     inputs = {
         "bigbuckbunny 720p 5.3 s": sample_clip("bigbuckbunny"),
-        f"1080p {args.seconds} s": make_1080p_clip(work / f"bbb_1080p_{args.seconds}s.mp4",
-                                                   args.seconds),
+        f"1080p {args.seconds} s": make_1080p_clip(
+            work / f"bbb_1080p_{args.seconds}s.mp4", args.seconds
+        ),
     }
     print(f"{'input':26} {'tool':7} {'wall s':>8} {'peak MB':>8}")
     for label, src in inputs.items():
@@ -38,12 +39,38 @@ def main() -> None:
         for tool in ("ffmpeg", "vt"):
             out = work / f"out_{tool}.mp4"
             if tool == "ffmpeg":
-                cmd = [ffmpeg(), "-v", "error", "-y", "-i", str(src), "-map", "0", "-c:v",
-                       "libx264", "-preset", args.preset, "-crf", args.crf, "-c:a", "copy",
-                       str(out)]
+                cmd = [
+                    ffmpeg(),
+                    "-v",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(src),
+                    "-map",
+                    "0",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    args.preset,
+                    "-crf",
+                    args.crf,
+                    "-c:a",
+                    "copy",
+                    str(out),
+                ]
             else:
-                cmd = [vt_exe(), "transcode", str(src), str(out), "--preset", args.preset,
-                       "--crf", args.crf, "--overwrite", "--quiet"]
+                cmd = [
+                    vt_exe(),
+                    "transcode",
+                    str(src),
+                    str(out),
+                    "--preset",
+                    args.preset,
+                    "--crf",
+                    args.crf,
+                    "--overwrite",
+                    "--quiet",
+                ]
             runs = [run_measured(cmd) for _ in range(args.repeat)]
             wall = statistics.median(r[0] for r in runs)
             rss = max(r[1] for r in runs)

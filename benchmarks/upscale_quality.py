@@ -14,8 +14,8 @@ import time
 
 import av
 import numpy as np
-
 from _common import downscale
+
 from vt.metrics import psnr, ssim
 from vt.testing import sample_clip
 from vt_upscale import Upscaler
@@ -34,8 +34,11 @@ def frames(count: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--x4plus", action="store_true",
-                        help="also RealESRGAN_x4plus (x4 then Lanczos to x2; slow on CPU)")
+    parser.add_argument(
+        "--x4plus",
+        action="store_true",
+        help="also RealESRGAN_x4plus (x4 then Lanczos to x2; slow on CPU)",
+    )
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other jobs skew timings)")
     pristine = frames(args.frames)
@@ -44,19 +47,29 @@ def main() -> None:
     methods: list[tuple[str, Upscaler]] = [
         ("lanczos (libswscale)", Upscaler(method="lanczos", scale=2)),
         ("bicubic (libswscale)", Upscaler(method="bicubic", scale=2)),
-        ("animevideov3-x2, ncnn", Upscaler("realesr-animevideov3-x2", backend="ncnn",
-                                           strict=True)),
-        ("animevideov3-x2, torch (converted)", Upscaler("realesr-animevideov3-x2",
-                                                        backend="torch", device="cpu",
-                                                        strict=True)),
-        ("animevideov3-x2, torch bf16", Upscaler("realesr-animevideov3-x2", backend="torch",
-                                                 device="cpu", dtype="bf16", strict=True)),
+        ("animevideov3-x2, ncnn", Upscaler("realesr-animevideov3-x2", backend="ncnn", strict=True)),
+        (
+            "animevideov3-x2, torch (converted)",
+            Upscaler("realesr-animevideov3-x2", backend="torch", device="cpu", strict=True),
+        ),
+        (
+            "animevideov3-x2, torch bf16",
+            Upscaler(
+                "realesr-animevideov3-x2", backend="torch", device="cpu", dtype="bf16", strict=True
+            ),
+        ),
     ]
     if args.x4plus:
-        methods.append(("RealESRGAN_x4plus, torch, x4 + lanczos", Upscaler(
-            "RealESRGAN_x4plus", scale=2, backend="torch", device="cpu", strict=True)))
-    print(f"carphone_pristine, {len(pristine)} frames {w}x{h}, downscaled to "
-          f"{small.shape[2]}x{small.shape[1]} (bicubic, antialiased), upscaled x2\n")
+        methods.append(
+            (
+                "RealESRGAN_x4plus, torch, x4 + lanczos",
+                Upscaler("RealESRGAN_x4plus", scale=2, backend="torch", device="cpu", strict=True),
+            )
+        )
+    print(
+        f"carphone_pristine, {len(pristine)} frames {w}x{h}, downscaled to "
+        f"{small.shape[2]}x{small.shape[1]} (bicubic, antialiased), upscaled x2\n"
+    )
     print("| method | PSNR (dB) | SSIM (luma) | s/frame |")
     print("| --- | ---: | ---: | ---: |")
     outputs = {}
@@ -76,8 +89,10 @@ def main() -> None:
     lanczos = outputs["lanczos (libswscale)"]
     ai_psnr = np.mean([psnr(x, y, 255) for x, y in zip(pristine, b)])
     lanczos_psnr = np.mean([psnr(x, y, 255) for x, y in zip(pristine, lanczos)])
-    print(f"side by side: animevideov3-x2 (torch) {ai_psnr:.2f} dB vs lanczos "
-          f"{lanczos_psnr:.2f} dB, difference {ai_psnr - lanczos_psnr:+.2f} dB")
+    print(
+        f"side by side: animevideov3-x2 (torch) {ai_psnr:.2f} dB vs lanczos "
+        f"{lanczos_psnr:.2f} dB, difference {ai_psnr - lanczos_psnr:+.2f} dB"
+    )
 
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 

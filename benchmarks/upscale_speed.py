@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from vt.media.pipeline import PipelineOptions
+from vt.processors.resize import resize_images
 from vt.registry import ModelRef
 from vt.testing import sample_clip
 from vt_upscale import Upscaler, upscale_video
 from vt_upscale.adapters import load_model
 from vt_upscale.adapters.onnx import OnnxSRModel
-from vt.processors.resize import resize_images
 
 
 def read_frames(name: str, count: int, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -66,17 +66,25 @@ def export_onnx(model, path: Path) -> OnnxSRModel:
         def forward(self, x):
             y = self.net(x)
             if model.post_scale:
-                y = torch.nn.functional.interpolate(y, scale_factor=model.post_scale,
-                                                    mode="bicubic", align_corners=False)
+                y = torch.nn.functional.interpolate(
+                    y, scale_factor=model.post_scale, mode="bicubic", align_corners=False
+                )
             return y
 
     wrapped = Wrapped().float().to(memory_format=torch.contiguous_format).eval()
     axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h2", 3: "w2"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapped, torch.rand(1, 3, 32, 32), str(path), dynamo=False,
-                          input_names=["input"], output_names=["output"], dynamic_axes=axes,
-                          opset_version=17)
+        torch.onnx.export(
+            wrapped,
+            torch.rand(1, 3, 32, 32),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes=axes,
+            opset_version=17,
+        )
     model.to("cpu", "fp32")  # restore channels_last after the export
     return OnnxSRModel(ModelRef(path=path, name=model.name + "-onnx"), device="cpu")
 
@@ -103,8 +111,7 @@ def best_of(repeats: int, *runs) -> list[float]:
     return best
 
 
-def run_case(title: str, model_name: str, images: np.ndarray, tmp: Path,
-             repeats: int) -> None:
+def run_case(title: str, model_name: str, images: np.ndarray, tmp: Path, repeats: int) -> None:
     n, h, w = images.shape[:3]
     torch_model = load_model(model_name, backend="torch", device="cpu")
     adapters = {
@@ -130,8 +137,10 @@ def run_case(title: str, model_name: str, images: np.ndarray, tmp: Path,
         raw_times[name] = raw
         print(f"| {name} | {n / raw:.2f} | {n / full:.2f} | {100 * (full / raw - 1):+.1f}% |")
     base = raw_times["torch fp32"]
-    print("\nside by side (raw, torch fp32 = 1.00): " + ", ".join(
-        f"{k} {base / v:.2f}x" for k, v in raw_times.items()))
+    print(
+        "\nside by side (raw, torch fp32 = 1.00): "
+        + ", ".join(f"{k} {base / v:.2f}x" for k, v in raw_times.items())
+    )
     clip = write_clip(tmp / f"{model_name}.mp4", images)
     print("\n| adapter | pipeline wall (s) | model calls inside (s) | vt overhead |")
     print("| --- | ---: | ---: | ---: |")
@@ -159,8 +168,13 @@ def pipeline_run(model, clip: Path, output: Path, repeats: int) -> tuple[float, 
         for _ in range(repeats):
             inside.clear()
             start = time.perf_counter()
-            upscale_video(clip, output, model=model, preset="ultrafast",
-                          options=PipelineOptions(overwrite=True))
+            upscale_video(
+                clip,
+                output,
+                model=model,
+                preset="ultrafast",
+                options=PipelineOptions(overwrite=True),
+            )
             wall = time.perf_counter() - start
             if wall / sum(inside) < best[0] / best[1]:
                 best = (wall, sum(inside))
@@ -178,10 +192,20 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other jobs skew timings)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
-        run_case("carphone x4", "realesr-animevideov3-x4",
-                 read_frames("carphone_pristine", args.frames), Path(tmp), args.repeats)
-        run_case("640x360 x2", "realesr-animevideov3-x2",
-                 read_frames("bigbuckbunny", args.frames_360, (640, 360)), Path(tmp), args.repeats)
+        run_case(
+            "carphone x4",
+            "realesr-animevideov3-x4",
+            read_frames("carphone_pristine", args.frames),
+            Path(tmp),
+            args.repeats,
+        )
+        run_case(
+            "640x360 x2",
+            "realesr-animevideov3-x2",
+            read_frames("bigbuckbunny", args.frames_360, (640, 360)),
+            Path(tmp),
+            args.repeats,
+        )
 
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 

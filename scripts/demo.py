@@ -53,14 +53,18 @@ def main() -> int:
         return run.returncode
     report = json.loads(run.stdout)
     print(f"output: {output.resolve()}")
-    print(f"frames: {report['frames_in']} in, {report['frames_out']} out; "
-          f"{report['size_in'][0]}x{report['size_in'][1]} -> "
-          f"{report['size_out'][0]}x{report['size_out'][1]}; "
-          f"{report['wall_time']:.1f} s ({report['fps']:.2f} fps); audio {report['audio']}")
+    print(
+        f"frames: {report['frames_in']} in, {report['frames_out']} out; "
+        f"{report['size_in'][0]}x{report['size_in'][1]} -> "
+        f"{report['size_out'][0]}x{report['size_out'][1]}; "
+        f"{report['wall_time']:.1f} s ({report['fps']:.2f} fps); audio {report['audio']}"
+    )
     info = json.loads(vt("info", str(output), "--json").stdout)
-    print(f"written file: {info['video']['codec']} {info['video']['width']}x"
-          f"{info['video']['height']}, {info['video']['frame_count']} frames, "
-          f"{info['duration']:.2f} s, {info['size_bytes']} bytes")
+    print(
+        f"written file: {info['video']['codec']} {info['video']['width']}x"
+        f"{info['video']['height']}, {info['video']['frame_count']} frames, "
+        f"{info['duration']:.2f} s, {info['size_bytes']} bytes"
+    )
     return 0
 
 

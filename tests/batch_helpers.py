@@ -37,3 +37,25 @@ def dies_once(input: str, output: str, *, marker: str) -> dict[str, int]:
         os._exit(1)
     shutil.copyfile(input, output)
     return {"pid": os.getpid()}
+
+
+def copy_and_tell_threads(
+    input: str, output: str, *, single_thread: bool = False, **options: Any
+) -> dict[str, Any]:
+    """Copy; the report says whether the runner asked for a single-thread job."""
+    shutil.copyfile(input, output)
+    return {"single_thread": single_thread}
+
+
+def copy_with_progress(
+    input: str, output: str, *, progress: Any = None, steps: int = 4
+) -> dict[str, Any]:
+    """Copy, calling ``progress(done, steps)`` a step at a time (like frames of a video)."""
+    import time
+
+    for done in range(1, steps + 1):
+        time.sleep(0.25)  # longer than the worker's progress throttle
+        if progress is not None:
+            progress(done, steps)
+    shutil.copyfile(input, output)
+    return {"progress_given": progress is not None}

@@ -33,8 +33,9 @@ def no_video(tmp: Path) -> Path:
     path = tmp / "audio_only.mkv"
     with av.open(str(path), "w") as out:
         s = out.add_stream("aac", rate=48000, layout="mono")
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                           layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
         frame.sample_rate = 48000
         out.mux(s.encode(frame))
         out.mux(s.encode(None))
@@ -70,12 +71,20 @@ def jpeg(tmp: Path) -> Path:
 
 CASES = {
     "missing": (lambda t: t / "nope.mp4", "input not found"),
-    "directory": (lambda t: (t / "empty_dir").mkdir() or t / "empty_dir",
-                  "directory with no images"),
-    "empty": (lambda t: (t / "empty.mp4").write_bytes(b"") and None or t / "empty.mp4",
-              "input is empty"),
-    "text": (lambda t: (t / "notes.mp4").write_text("hello, not a video\n" * 50) and None
-             or t / "notes.mp4", "not a video file we can read"),
+    "directory": (
+        lambda t: (t / "empty_dir").mkdir() or t / "empty_dir",
+        "directory with no images",
+    ),
+    "empty": (
+        lambda t: (t / "empty.mp4").write_bytes(b"") and None or t / "empty.mp4",
+        "input is empty",
+    ),
+    "text": (
+        lambda t: (
+            (t / "notes.mp4").write_text("hello, not a video\n" * 50) and None or t / "notes.mp4"
+        ),
+        "not a video file we can read",
+    ),
     "jpeg": (jpeg, "single JPEG image, not a video"),
     "truncated": (truncated, "not a video file we can read"),
     "no video": (no_video, "no video stream"),
@@ -104,8 +113,9 @@ def test_bad_input_is_one_clear_line(case: str, tmp_path: Path) -> None:
 
 
 def corrupt_mid_stream(tmp: Path) -> Path:
-    src = make_video(tmp / "mj.mkv", frames=48, width=128, height=96, codec="mjpeg",
-                     pixel_format="yuvj420p")
+    src = make_video(
+        tmp / "mj.mkv", frames=48, width=128, height=96, codec="mjpeg", pixel_format="yuvj420p"
+    )
     data = bytearray(src.read_bytes())
     for offset in range(len(data) // 2, len(data) // 2 + 3000, 7):
         data[offset] ^= 0xFF

@@ -24,11 +24,13 @@ ENV = dict(os.environ, VT_LOAD_PLUGINS="")  # core commands only: plugins must n
 FAST = {"preset": "ultrafast", "crf": 35}
 
 
-def vt_batch(*args: str, env: dict[str, str] | None = None,
-             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def vt_batch(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     assert VT, "the vt console script is not installed in this environment"
-    return subprocess.run([VT, "batch", *args], capture_output=True, text=True,
-                          env=env or ENV, timeout=timeout)
+    return subprocess.run(
+        [VT, "batch", *args], capture_output=True, text=True, env=env or ENV, timeout=timeout
+    )
 
 
 def write_manifest(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -78,8 +80,9 @@ def rows_for(clips: Path, **extra: Any) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("suffix", [".json", ".yaml", ".csv", ".arrow", ".parquet"])
-def test_each_format_retries_the_failing_job_and_finishes_the_rest(clips: Path,
-                                                                   suffix: str) -> None:
+def test_each_format_retries_the_failing_job_and_finishes_the_rest(
+    clips: Path, suffix: str
+) -> None:
     if suffix == ".yaml":
         pytest.importorskip("yaml", reason="YAML manifests need the yaml extra")
     elif suffix in (".arrow", ".parquet"):
@@ -100,8 +103,9 @@ def test_each_format_retries_the_failing_job_and_finishes_the_rest(clips: Path,
 
 
 def test_rerun_skips_finished_jobs_and_reruns_changed_parameters(clips: Path) -> None:
-    manifest = write_manifest(clips / "jobs.json", [r for r in rows_for(clips)
-                                                    if r["input"] != "missing.mp4"])
+    manifest = write_manifest(
+        clips / "jobs.json", [r for r in rows_for(clips) if r["input"] != "missing.mp4"]
+    )
     assert vt_batch(str(manifest)).returncode == 0
     a, b = clips / "out/a.mkv", clips / "out/b.mp4"
     stamps = (a.stat().st_mtime_ns, b.stat().st_mtime_ns)
@@ -137,12 +141,25 @@ def test_an_output_vt_did_not_write_is_never_replaced_without_overwrite(clips: P
 
 def test_kill_mid_batch_then_rerun_redoes_no_finished_job(tmp_path: Path) -> None:
     src = make_video(tmp_path / "src.mp4", frames=120, width=320, height=240)
-    rows = [{"command": "transcode", "input": "src.mp4", "output": f"out/{n}.mp4",
-             "preset": "slow", "threads": 1, "encoder_option": "threads=1"} for n in range(8)]
+    rows = [
+        {
+            "command": "transcode",
+            "input": "src.mp4",
+            "output": f"out/{n}.mp4",
+            "preset": "slow",
+            "threads": 1,
+            "encoder_option": "threads=1",
+        }
+        for n in range(8)
+    ]
     manifest = write_manifest(tmp_path / "jobs.json", rows)
     status = tmp_path / "jobs.status.json"
-    proc = subprocess.Popen([VT, "batch", str(manifest), "--workers", "1"], env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [VT, "batch", str(manifest), "--workers", "1"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 90
     done_before: list[dict[str, Any]] = []
     while time.monotonic() < deadline and proc.poll() is None:
@@ -169,10 +186,12 @@ def test_kill_mid_batch_then_rerun_redoes_no_finished_job(tmp_path: Path) -> Non
     final = {r["row"]: r for r in read_status(status)}
     assert all(final[n]["status"] == "skipped" for n in finished)
     assert all(final[n]["status"] == "done" for n in final if n not in finished)
-    assert all((tmp_path / f"out/{n - 1}.mp4").stat().st_mtime_ns == stamps[n]
-               for n in finished)
-    leftovers = [p.name for p in (tmp_path / "out").iterdir() if ".vt-partial-" in p.name
-                 or ".vt-tmp-" in p.name]
+    assert all((tmp_path / f"out/{n - 1}.mp4").stat().st_mtime_ns == stamps[n] for n in finished)
+    leftovers = [
+        p.name
+        for p in (tmp_path / "out").iterdir()
+        if ".vt-partial-" in p.name or ".vt-tmp-" in p.name
+    ]
     assert leftovers == []
     assert src.exists()
 
@@ -189,8 +208,10 @@ def _alive(pid: int) -> bool:
 
 
 def test_shards_split_the_manifest_and_keep_their_own_status(clips: Path) -> None:
-    rows = [{"command": "transcode", "input": "a/clip.mp4", "output": f"out/{n}.mkv", **FAST}
-            for n in range(5)]
+    rows = [
+        {"command": "transcode", "input": "a/clip.mp4", "output": f"out/{n}.mkv", **FAST}
+        for n in range(5)
+    ]
     manifest = write_manifest(clips / "jobs.csv", rows)
     for shard in ("0/2", "1/2"):
         assert vt_batch(str(manifest), "--shard", shard).returncode == 0
@@ -198,15 +219,16 @@ def test_shards_split_the_manifest_and_keep_their_own_status(clips: Path) -> Non
     second = read_status(clips / "jobs.status.shard-1-of-2.csv")
     assert [r["row"] for r in first] == [1, 3, 5] and [r["row"] for r in second] == [2, 4]
     assert all(r["status"] == "done" for r in first + second)
-    assert sorted(p.name for p in (clips / "out").glob("*.mkv")) == [f"{n}.mkv"
-                                                                     for n in range(5)]
+    assert sorted(p.name for p in (clips / "out").glob("*.mkv")) == [f"{n}.mkv" for n in range(5)]
     bad = vt_batch(str(manifest), "--shard", "2/2")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 
 def test_two_workers_share_the_jobs(clips: Path) -> None:
-    rows = [{"command": "transcode", "input": "b/clip.mp4", "output": f"out/{n}.mkv", **FAST}
-            for n in range(6)]
+    rows = [
+        {"command": "transcode", "input": "b/clip.mp4", "output": f"out/{n}.mkv", **FAST}
+        for n in range(6)
+    ]
     manifest = write_manifest(clips / "jobs.json", rows)
     result = vt_batch(str(manifest), "--workers", "2", "--json")
     assert result.returncode == 0, result.stderr
@@ -218,8 +240,17 @@ def test_two_workers_share_the_jobs(clips: Path) -> None:
 
 def test_a_folder_of_videos_with_equal_basenames(clips: Path) -> None:
     out = clips / "converted"
-    result = vt_batch(str(clips), "--command", "transcode", "--output-dir", str(out),
-                      "--output-ext", ".mkv", "--set", "preset=ultrafast")
+    result = vt_batch(
+        str(clips),
+        "--command",
+        "transcode",
+        "--output-dir",
+        str(out),
+        "--output-ext",
+        ".mkv",
+        "--set",
+        "preset=ultrafast",
+    )
     assert result.returncode == 0, result.stderr
     outputs = sorted(p.name for p in out.glob("*.mkv"))
     assert len(outputs) == 2 and outputs[0] != outputs[1]  # a/clip and b/clip: two keys
@@ -227,26 +258,53 @@ def test_a_folder_of_videos_with_equal_basenames(clips: Path) -> None:
     status = read_status(out / f"{clips.name}.status.csv")
     assert {Path(r["input"]).parent.name for r in status} == {"a", "b"}
     # the name carries the parameters: other settings write next to, not over, the first
-    other = vt_batch(str(clips), "--command", "transcode", "--output-dir", str(out),
-                     "--output-ext", ".mkv", "--set", "preset=ultrafast", "--set", "crf=40")
+    other = vt_batch(
+        str(clips),
+        "--command",
+        "transcode",
+        "--output-dir",
+        str(out),
+        "--output-ext",
+        ".mkv",
+        "--set",
+        "preset=ultrafast",
+        "--set",
+        "crf=40",
+    )
     assert other.returncode == 0 and len(list(out.glob("*.mkv"))) == 4
 
 
 BAD_MANIFESTS = {
-    "unknown command": ([{"command": "transcod", "input": "a/clip.mp4", "output": "o.mkv"}],
-                        "row 1: unknown command 'transcod' (did you mean 'transcode'?)"),
-    "missing input": ([{"command": "transcode", "input": "a/clip.mp4", "output": "o.mkv"},
-                       {"command": "transcode", "output": "p.mkv"}],
-                      "row 2: missing the 'input' key"),
-    "unknown option": ([{"command": "transcode", "input": "a/clip.mp4", "output": "o.mkv",
-                         "crff": 3}], "row 1: unknown option 'crff' for transcode"),
-    "bad value": ([{"command": "transcode", "input": "a/clip.mp4", "output": "o.mkv",
-                    "crf": "high"}], "row 1: Invalid value for '--crf'"),
-    "same output": ([{"command": "transcode", "input": "a/clip.mp4", "output": "o.mkv"},
-                     {"command": "transcode", "input": "b/clip.mp4", "output": "./o.mkv"}],
-                    "rows 1 and 2 write the same output"),
-    "no output file": ([{"command": "info", "input": "a/clip.mp4", "output": "o.json"}],
-                       "writes no output file"),
+    "unknown command": (
+        [{"command": "transcod", "input": "a/clip.mp4", "output": "o.mkv"}],
+        "row 1: unknown command 'transcod' (did you mean 'transcode'?)",
+    ),
+    "missing input": (
+        [
+            {"command": "transcode", "input": "a/clip.mp4", "output": "o.mkv"},
+            {"command": "transcode", "output": "p.mkv"},
+        ],
+        "row 2: missing the 'input' key",
+    ),
+    "unknown option": (
+        [{"command": "transcode", "input": "a/clip.mp4", "output": "o.mkv", "crff": 3}],
+        "row 1: unknown option 'crff' for transcode",
+    ),
+    "bad value": (
+        [{"command": "transcode", "input": "a/clip.mp4", "output": "o.mkv", "crf": "high"}],
+        "row 1: Invalid value for '--crf'",
+    ),
+    "same output": (
+        [
+            {"command": "transcode", "input": "a/clip.mp4", "output": "o.mkv"},
+            {"command": "transcode", "input": "b/clip.mp4", "output": "./o.mkv"},
+        ],
+        "rows 1 and 2 write the same output",
+    ),
+    "no output file": (
+        [{"command": "info", "input": "a/clip.mp4", "output": "o.json"}],
+        "writes no output file",
+    ),
     "not a list": ({"command": "transcode"}, "a manifest is a list of objects"),
 }
 
@@ -273,38 +331,47 @@ def test_unreadable_manifests_exit_2(tmp_path: Path) -> None:
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
 
 
-def test_the_ray_engine_without_ray_says_how_to_install_it(clips: Path,
-                                                           tmp_path: Path) -> None:
+def test_the_ray_engine_without_ray_says_how_to_install_it(clips: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "noray"
     blocker.mkdir()
     (blocker / "ray.py").write_text("raise ImportError('ray is not installed')\n")
-    env = dict(ENV, PYTHONPATH=os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH",
-                                                                              "")]))
+    env = dict(ENV, PYTHONPATH=os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")]))
     manifest = write_manifest(clips / "jobs.json", rows_for(clips)[:1])
     result = vt_batch(str(manifest), "--engine", "ray", env=env)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("vt: error: the Ray engine needs Ray: pip install "
-                                     "'vt[ray]' (or: pip install 'ray[data]')")
+    assert result.stderr.strip() == (
+        "vt: error: the Ray engine needs Ray: pip install 'vt[ray]' (or: pip install 'ray[data]')"
+    )
 
 
 # -- the Python API ---------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_callables_retries_and_progress_through_the_api(tmp_path: Path, method: str,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_callables_retries_and_progress_through_the_api(
+    tmp_path: Path, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # workers are forked when torch is not loaded here, spawned otherwise: both must work
     monkeypatch.setattr("vt.batch.engines.start_method", lambda: method)
     src = tmp_path / "in.bin"
     src.write_bytes(b"x" * 100)
     seen: list[tuple[int, str, int]] = []
     jobs = [
-        Job(str(src), str(tmp_path / "copy.bin"), fn="batch_helpers:copy_file",
-            options={"level": 3}),
+        Job(
+            str(src), str(tmp_path / "copy.bin"), fn="batch_helpers:copy_file", options={"level": 3}
+        ),
         Job(str(src), str(tmp_path / "never.bin"), fn="batch_helpers:always_fails"),
-        Job(str(src), str(tmp_path / "flaky.bin"), fn="batch_helpers:fails_until",
-            options={"marker": str(tmp_path / "calls"), "failures": 1}),
+        Job(
+            str(src),
+            str(tmp_path / "flaky.bin"),
+            fn="batch_helpers:fails_until",
+            options={"marker": str(tmp_path / "calls"), "failures": 1},
+        ),
     ]
-    report = run_batch(jobs, retries=1, status=tmp_path / "status.jsonl",
-                       progress=lambda r, c: seen.append((r.row, r.status, c.finished)))
+    report = run_batch(
+        jobs,
+        retries=1,
+        status=tmp_path / "status.jsonl",
+        progress=lambda r, c: seen.append((r.row, r.status, c.finished)),
+    )
     by_row = {r.row: r for r in report.results}
     assert isinstance(by_row[1], JobResult)
     assert by_row[1].status == "done" and by_row[1].report["options"] == {"level": 3}
@@ -316,8 +383,9 @@ def test_callables_retries_and_progress_through_the_api(tmp_path: Path, method: 
     assert sorted(s[:2] for s in seen) == [(1, "done"), (2, "failed"), (3, "done")]
     assert sorted(s[2] for s in seen) == [1, 2, 3]
     assert (tmp_path / "copy.bin").read_bytes() == src.read_bytes()
-    assert [json.loads(line)["row"] for line in
-            (tmp_path / "status.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert [
+        json.loads(line)["row"] for line in (tmp_path / "status.jsonl").read_text().splitlines()
+    ] == [1, 2, 3]
     again = run_batch(jobs[:1], status=tmp_path / "status.jsonl")
     assert again.results[0].status == "skipped" and again.results[0].report["bytes"] == 100
 
@@ -335,8 +403,10 @@ def test_derived_outputs_are_keyed_by_input_and_parameters(tmp_path: Path) -> No
     from vt.batch.manifest import prepare
 
     def jobs(**options: Any) -> list[Job]:
-        return [Job(str(tmp_path / d / "clip.mp4"), fn="batch_helpers:copy_file",
-                    options=dict(options)) for d in ("a", "b")]
+        return [
+            Job(str(tmp_path / d / "clip.mp4"), fn="batch_helpers:copy_file", options=dict(options))
+            for d in ("a", "b")
+        ]
 
     first = prepare(jobs(), output_dir=tmp_path / "out", base=tmp_path)
     again = prepare(jobs(), output_dir=tmp_path / "out", base=tmp_path)

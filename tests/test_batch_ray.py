@@ -38,8 +38,14 @@ def test_a_manifest_and_a_lost_worker_on_embedded_ray(tmp_path: Path) -> None:
     # cluster: installed on every node)
     path = os.pathsep.join(p for p in (str(TESTS), env.get("PYTHONPATH")) if p)
     env.update(VT_LOAD_PLUGINS="", RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=path)
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(done.stdout.strip().splitlines()[-1])
     report, results = data["report"], {r["row"]: r for r in data["results"]}
@@ -58,14 +64,27 @@ def test_a_manifest_and_a_lost_worker_on_embedded_ray(tmp_path: Path) -> None:
 
 def test_vt_batch_engine_ray_from_the_command_line(tmp_path: Path) -> None:
     make_video(tmp_path / "clip.mp4", frames=6, width=32, height=24)
-    rows = [{"command": "transcode", "input": "clip.mp4", "output": f"out/{n}.mkv",
-             "preset": "ultrafast"} for n in range(2)]
+    rows = [
+        {
+            "command": "transcode",
+            "input": "clip.mp4",
+            "output": f"out/{n}.mkv",
+            "preset": "ultrafast",
+        }
+        for n in range(2)
+    ]
     (tmp_path / "jobs.yaml").write_text(json.dumps(rows))  # JSON is YAML too
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(VT_LOAD_PLUGINS="", RAY_USAGE_STATS_ENABLED="0")
     vt = Path(sys.executable).parent / "vt"
-    done = subprocess.run([str(vt), "batch", "jobs.yaml", "--engine", "ray", "--json"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(vt), "batch", "jobs.yaml", "--engine", "ray", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     assert (summary["engine"], summary["done"], summary["failed"]) == ("ray", 2, 0)

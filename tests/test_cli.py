@@ -73,8 +73,9 @@ def test_unknown_list_kind_is_usage_error(host: PluginHost) -> None:
 def test_runtime_error_is_one_line_exit_1(host: PluginHost, tmp_path: Path) -> None:
     result = runner.invoke(create_app(host), ["info", str(tmp_path / "missing.mp4")])
     assert result.exit_code == 1
-    assert result.output.strip().splitlines() == [f"vt: error: input not found: "
-                                                  f"{tmp_path / 'missing.mp4'}"]
+    assert result.output.strip().splitlines() == [
+        f"vt: error: input not found: {tmp_path / 'missing.mp4'}"
+    ]
 
 
 def test_console_script_help_and_version() -> None:
@@ -87,7 +88,8 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     missing = run_vt("info", str(tmp_path / "nope.mp4"))
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines()[-1] == (
-        f"vt: error: input not found: {tmp_path / 'nope.mp4'}")
+        f"vt: error: input not found: {tmp_path / 'nope.mp4'}"
+    )
     assert "Traceback" not in missing.stderr
     usage = run_vt("transcode", "--no-such-option")
     assert usage.returncode == 2
@@ -99,8 +101,9 @@ def test_debug_flag_shows_traceback(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_vt_works() -> None:
-    result = subprocess.run([sys.executable, "-m", "vt", "--version"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "vt", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and __version__ in result.stdout
 
 

@@ -38,13 +38,15 @@ def test_compare_identical_files_reports_identity(carphone: Path) -> None:
 
 def test_compare_cli_json_and_text(carphone: Path, carphone_distorted: Path) -> None:
     app = create_app()
-    result = runner.invoke(app, ["compare", str(carphone), str(carphone_distorted), "--json",
-                                 "--max-frames", "6"])
+    result = runner.invoke(
+        app, ["compare", str(carphone), str(carphone_distorted), "--json", "--max-frames", "6"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["frames"]["equal"] and 20 < data["quality"]["psnr_mean"] < 30
-    text = runner.invoke(app, ["compare", str(carphone), str(carphone_distorted),
-                               "--max-frames", "6"])
+    text = runner.invoke(
+        app, ["compare", str(carphone), str(carphone_distorted), "--max-frames", "6"]
+    )
     assert "PSNR        mean" in text.output and "warping err" in text.output
 
 
@@ -52,8 +54,9 @@ def test_compare_reports_different_frame_counts(carphone: Path, tmp_path: Path) 
     from vt.media.pipeline import PipelineOptions
 
     short = tmp_path / "short.mp4"
-    process_video(carphone, short, config=EncoderConfig(preset="ultrafast"),
-              options=PipelineOptions(end=1.0))
+    process_video(
+        carphone, short, config=EncoderConfig(preset="ultrafast"), options=PipelineOptions(end=1.0)
+    )
     result = compare_videos(carphone, short, warping=False)
     assert result["frames"]["a"] == 120 and result["frames"]["b"] == 30
     assert result["frames"]["equal"] is False

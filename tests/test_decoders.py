@@ -17,8 +17,9 @@ from vt.plugins import PluginHost
 from vt.registry import DecoderInfo
 from vt.testing import make_video
 
-needs_torchcodec = pytest.mark.skipif(torchcodec_available() is not None,
-                                      reason=str(torchcodec_available()))
+needs_torchcodec = pytest.mark.skipif(
+    torchcodec_available() is not None, reason=str(torchcodec_available())
+)
 needs_decord = pytest.mark.skipif(decord_available() is not None, reason=str(decord_available()))
 
 
@@ -32,8 +33,13 @@ def test_pyav_is_the_default(host: PluginHost, carphone: Path) -> None:
     assert indices == list(range(120))
 
 
-@pytest.mark.parametrize("backend", [pytest.param("torchcodec", marks=needs_torchcodec),
-                                     pytest.param("decord", marks=needs_decord)])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("torchcodec", marks=needs_torchcodec),
+        pytest.param("decord", marks=needs_decord),
+    ],
+)
 def test_optional_backends_match_pyav(host: PluginHost, bikes: Path, backend: str) -> None:
     wanted = [0, 17, 100, 249]
     with open_video(bikes, decoder="pyav") as ref:
@@ -48,8 +54,7 @@ def test_optional_backends_match_pyav(host: PluginHost, bikes: Path, backend: st
     assert [p for b in got for p in b.pts] == expected_pts
 
 
-def test_priority_order_and_fallback_when_a_decoder_fails(host: PluginHost,
-                                                          carphone: Path) -> None:
+def test_priority_order_and_fallback_when_a_decoder_fails(host: PluginHost, carphone: Path) -> None:
     calls = []
 
     def broken_open(source, **kwargs):
@@ -59,11 +64,13 @@ def test_priority_order_and_fallback_when_a_decoder_fails(host: PluginHost,
     @hookimpl
     def register_decoders(register):
         register(DecoderInfo("broken", open=broken_open, priority=1))
-        register(DecoderInfo("absent", open=broken_open, priority=0,
-                             available=lambda: "not installed"))
+        register(
+            DecoderInfo("absent", open=broken_open, priority=0, available=lambda: "not installed")
+        )
 
-    host.register(type("P", (), {"register_decoders": staticmethod(register_decoders)}),
-                  "brokenplugin")
+    host.register(
+        type("P", (), {"register_decoders": staticmethod(register_decoders)}), "brokenplugin"
+    )
     with open_video(carphone) as reader:  # broken (priority 1) fails, pyav takes over
         assert reader.decoder_name == "pyav"
     assert calls == [str(carphone)]
@@ -138,13 +145,16 @@ def _sequential(path, indices, **kw):
     from vt.media.decoders.pyav_reader import PyAVReader
 
     with PyAVReader(Source.parse(path)) as reader:
-        return [(b.indices, b.pts, b.images) for b in reader._frames_at_sequential(
-            sorted(set(indices)), kw.get("size"), "rgb24", "bicubic", 1)]
+        return [
+            (b.indices, b.pts, b.images)
+            for b in reader._frames_at_sequential(
+                sorted(set(indices)), kw.get("size"), "rgb24", "bicubic", 1
+            )
+        ]
 
 
 @pytest.mark.parametrize("clip", ["bigbuckbunny", "bikes", "gop10", "hevc", "vfr"])
-def test_sparse_frames_at_equals_decoding_everything(clip: str, tmp_path: Path,
-                                                     request) -> None:
+def test_sparse_frames_at_equals_decoding_everything(clip: str, tmp_path: Path, request) -> None:
     """Seeking over GOPs and skipping unreferenced H.264 pictures changes no frame."""
     from vt.media.decoders.pyav_reader import PyAVReader
 
@@ -153,11 +163,16 @@ def test_sparse_frames_at_equals_decoding_everything(clip: str, tmp_path: Path,
     elif clip == "gop10":  # B-frames and many GOPs: exercises seeking and dropping
         path = make_video(tmp_path / "gop.mp4", frames=90, options={"g": "10", "bf": "3"})
     elif clip == "hevc":
-        path = make_video(tmp_path / "h.mkv", frames=40, codec="libx265",
-                          options={"x265-params": "log-level=error:keyint=10"})
+        path = make_video(
+            tmp_path / "h.mkv",
+            frames=40,
+            codec="libx265",
+            options={"x265-params": "log-level=error:keyint=10"},
+        )
     else:
-        path = make_video(tmp_path / "v.mkv", frames=12, pts=[0, 5, 9, 30, 31, 60, 90, 91,
-                                                              150, 151, 152, 300])
+        path = make_video(
+            tmp_path / "v.mkv", frames=12, pts=[0, 5, 9, 30, 31, 60, 90, 91, 150, 151, 152, 300]
+        )
     total = probe(path).video.frame_count
     wanted = sorted({0, 1, total // 7, total // 3, total // 2 + 1, total - 2, total - 1})
     with PyAVReader(Source.parse(path)) as reader:
@@ -213,8 +228,9 @@ def test_mpeg_ts_with_a_start_offset(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["clip.mp4", "clip.mkv"])
-def test_processing_starts_without_a_packet_scan(tmp_path: Path, name: str,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_processing_starts_without_a_packet_scan(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vt.media import info as info_module
     from vt.media.decoders import pyav_reader
     from vt.media.pipeline import process_video
@@ -251,20 +267,25 @@ def _decoded_keyframes(path: Path) -> list[int]:
     return [i for i, (_, key) in enumerate(frames) if key]
 
 
-@pytest.mark.parametrize("backend", ["pyav",
-                                     pytest.param("torchcodec", marks=needs_torchcodec),
-                                     pytest.param("decord", marks=needs_decord)])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "pyav",
+        pytest.param("torchcodec", marks=needs_torchcodec),
+        pytest.param("decord", marks=needs_decord),
+    ],
+)
 def test_keyframes_of_a_real_clip(host: PluginHost, bikes: Path, backend: str) -> None:
     with open_video(bikes, decoder=backend) as reader:
         keys = reader.keyframes()
     assert keys == _decoded_keyframes(bikes) == [0, 30, 76, 137, 187, 242]
 
 
-def test_keyframes_follow_the_gop_in_presentation_order(host: PluginHost,
-                                                        tmp_path: Path) -> None:
+def test_keyframes_follow_the_gop_in_presentation_order(host: PluginHost, tmp_path: Path) -> None:
     # B-frames put packets out of presentation order; the indices must not follow them
-    path = make_video(tmp_path / "gop.mp4", frames=48,
-                      options={"g": "12", "bf": "2", "sc_threshold": "0"})
+    path = make_video(
+        tmp_path / "gop.mp4", frames=48, options={"g": "12", "bf": "2", "sc_threshold": "0"}
+    )
     with open_video(path, decoder="pyav") as reader:
         assert reader.keyframes() == [0, 12, 24, 36]
         # the scan is shared with random access, which still finds every frame
@@ -306,11 +327,17 @@ def crashing(host: PluginHost) -> list[str]:
 
     @hookimpl
     def register_decoders(register):
-        register(DecoderInfo("crashing", open=lambda source, **kw: _CrashingReader(
-            source, closed, **kw), priority=1))
+        register(
+            DecoderInfo(
+                "crashing",
+                open=lambda source, **kw: _CrashingReader(source, closed, **kw),
+                priority=1,
+            )
+        )
 
-    host.register(type("P", (), {"register_decoders": staticmethod(register_decoders)}),
-                  "crashingplugin")
+    host.register(
+        type("P", (), {"register_decoders": staticmethod(register_decoders)}), "crashingplugin"
+    )
     return closed
 
 
@@ -319,7 +346,8 @@ def _first_frame(reader) -> tuple[str, list[int]]:
 
 
 def test_with_fallback_moves_to_the_next_decoder_when_decoding_fails(
-        crashing: list[str], carphone: Path, caplog, monkeypatch) -> None:
+    crashing: list[str], carphone: Path, caplog, monkeypatch
+) -> None:
     import logging
 
     from vt.media.decode import with_fallback
@@ -328,16 +356,21 @@ def test_with_fallback_moves_to_the_next_decoder_when_decoding_fails(
     with caplog.at_level(logging.WARNING, logger="vt"):
         assert with_fallback(carphone, _first_frame, describe="my clip") == ("pyav", [7])
     assert crashing == ["crashing"]  # the failed reader was closed before the next opened
-    assert "decoder crashing failed on my clip (simulated decoder crash); trying pyav" \
-        in caplog.text
+    assert (
+        "decoder crashing failed on my clip (simulated decoder crash); trying pyav" in caplog.text
+    )
 
 
 def test_with_fallback_reports_the_first_failure_when_every_decoder_fails(
-        crashing: list[str], carphone: Path) -> None:
+    crashing: list[str], carphone: Path
+) -> None:
     from vt.media.decode import with_fallback
 
-    with pytest.raises(InputError, match=r"^cannot decode .*carphone.*: simulated decoder "
-                                         r"crash$"):
+    with pytest.raises(
+        InputError,
+        match=r"^cannot decode .*carphone.*: simulated decoder "
+        r"crash$",
+    ):
         with_fallback(carphone, _first_frame, priority=["crashing"])
     calls: list[str] = []
 

@@ -22,6 +22,7 @@ def rows_by_name(rows: list[doctor.Check]) -> dict[str, doctor.Check]:
 def test_doctor_reports_every_area_as_json(host: PluginHost, tmp_path) -> None:
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"x")
+
     @hookimpl
     def register_models(register):
         register(ModelSpec("here", "restoration", lambda: ModelRef(weights)))
@@ -39,16 +40,18 @@ def test_doctor_reports_every_area_as_json(host: PluginHost, tmp_path) -> None:
     assert by_name["gone"]["status"] == "missing" and "cache" in by_name["gone"]["fix"]
 
 
-def test_missing_package_comes_with_its_fix(host: PluginHost,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_package_comes_with_its_fix(
+    host: PluginHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = doctor._version
     monkeypatch.setattr(doctor, "_version", lambda d: None if d == "ray" else real(d))
     ray = rows_by_name(doctor.collect())["ray"]
     assert ray.status == "missing" and ray.fix == "pip install 'vt[ray]'"
 
 
-def test_one_broken_check_does_not_hide_the_others(host: PluginHost,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_broken_check_does_not_hide_the_others(
+    host: PluginHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken() -> list[doctor.Check]:
         raise RuntimeError("boom")
 

@@ -98,8 +98,9 @@ def test_download_is_atomic_and_verified(server: str, tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.parent.iterdir()) == ["file.bin"]  # no temp left
 
 
-def test_checksum_mismatch_keeps_nothing_and_spares_the_old_file(server: str,
-                                                                 tmp_path: Path) -> None:
+def test_checksum_mismatch_keeps_nothing_and_spares_the_old_file(
+    server: str, tmp_path: Path
+) -> None:
     dest = tmp_path / "file.bin"
     dest.write_bytes(b"previous")
     with pytest.raises(ChecksumMismatchError, match="failed verification: sha256 .*expected 0+"):
@@ -126,8 +127,10 @@ def test_http_errors_and_other_schemes_are_one_line(server: str, tmp_path: Path)
 
 
 def test_redirects_are_followed_for_http_only(server: str, tmp_path: Path) -> None:
-    assert download(f"{server}/to-data", tmp_path / "a", max_bytes=10**6,
-                    timeout=10).read_bytes() == PAYLOAD
+    assert (
+        download(f"{server}/to-data", tmp_path / "a", max_bytes=10**6, timeout=10).read_bytes()
+        == PAYLOAD
+    )
     listener = socket.create_server(("127.0.0.1", 0))
     _Handler.ftp_port = listener.getsockname()[1]
     try:
@@ -145,8 +148,7 @@ def test_redirects_are_followed_for_http_only(server: str, tmp_path: Path) -> No
 
 def test_redirects_are_capped(server: str, tmp_path: Path) -> None:
     with pytest.raises(DownloadRefusedError, match=r"too many redirects \(more than 3\)"):
-        download(f"{server}/hop/0", tmp_path / "a", max_bytes=100, timeout=10,
-                 max_redirects=3)
+        download(f"{server}/hop/0", tmp_path / "a", max_bytes=100, timeout=10, max_redirects=3)
     assert _Handler.requests == ["/hop/0", "/hop/1", "/hop/2", "/hop/3"]
 
 
@@ -154,8 +156,12 @@ def test_total_timeout(tmp_path: Path) -> None:
     listener = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
     try:
         with pytest.raises(DownloadTimeoutError, match="timed out after 0.3s"):
-            download(f"http://127.0.0.1:{listener.getsockname()[1]}/x", tmp_path / "a",
-                     max_bytes=100, timeout=0.3)
+            download(
+                f"http://127.0.0.1:{listener.getsockname()[1]}/x",
+                tmp_path / "a",
+                max_bytes=100,
+                timeout=0.3,
+            )
     finally:
         listener.close()
 

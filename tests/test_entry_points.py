@@ -23,13 +23,18 @@ pytestmark = pytest.mark.slow
 
 
 def pip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pip", *args, "--disable-pip-version-check"],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pip", *args, "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def build_wheel(project: Path, out: Path) -> Path:
-    result = pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(out),
-                 str(project))
+    result = pip(
+        "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(out), str(project)
+    )
     assert result.returncode == 0, result.stderr
     return next(out.glob("*.whl"))
 
@@ -85,14 +90,26 @@ def test_template_command_processes_a_real_clip(installed, tmp_path: Path, carph
     assert report["frames_in"] == report["frames_out"] == 120 and out.exists()
 
 
-def test_template_model_processor_runs_a_packaged_model(installed, tmp_path: Path,
-                                                        carphone) -> None:
+def test_template_model_processor_runs_a_packaged_model(
+    installed, tmp_path: Path, carphone
+) -> None:
     project = tmp_path / "template"
     shutil.copytree(TEMPLATE, project)
     installed(project, "vt-plugin-example")
     out = tmp_path / "x2.mp4"
-    result = vt("apply-model", str(carphone), "-m", "realesr-animevideov3-x2", "-o", str(out),
-                "--end", "0.1", "--preset", "ultrafast", "--json")
+    result = vt(
+        "apply-model",
+        str(carphone),
+        "-m",
+        "realesr-animevideov3-x2",
+        "-o",
+        str(out),
+        "--end",
+        "0.1",
+        "--preset",
+        "ultrafast",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["frames_out"] == 3 and report["size_out"] == [352, 288]
@@ -102,8 +119,9 @@ def test_template_model_processor_runs_a_packaged_model(installed, tmp_path: Pat
 
 def test_template_uses_only_the_exported_api() -> None:
     source = (TEMPLATE / "src" / "vt_plugin_example" / "plugin.py").read_text()
-    imports = [line.strip() for line in source.splitlines()
-               if line.startswith(("import ", "from "))]
+    imports = [
+        line.strip() for line in source.splitlines() if line.startswith(("import ", "from "))
+    ]
     assert "import vt" in imports
     assert not [line for line in imports if line.startswith("from vt")], imports
 
@@ -113,12 +131,14 @@ def test_broken_plugin_is_reported_and_vt_keeps_working(installed, tmp_path: Pat
     (project / "src" / "vt_plugin_broken").mkdir(parents=True)
     (project / "src" / "vt_plugin_broken" / "__init__.py").write_text("")
     (project / "src" / "vt_plugin_broken" / "plugin.py").write_text(
-        "raise ImportError('this plugin is broken on purpose')\n")
+        "raise ImportError('this plugin is broken on purpose')\n"
+    )
     (project / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
         '[project]\nname = "vt-plugin-broken"\nversion = "0.0.1"\n'
         '[project.entry-points.vt]\nbroken = "vt_plugin_broken.plugin"\n'
-        '[tool.setuptools.packages.find]\nwhere = ["src"]\n')
+        '[tool.setuptools.packages.find]\nwhere = ["src"]\n'
+    )
     installed(project, "vt-plugin-broken")
     help_result = vt("--help")
     assert help_result.returncode == 0 and "transcode" in help_result.stdout

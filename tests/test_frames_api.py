@@ -37,16 +37,18 @@ def video_pts(path: Path) -> list[int]:
 def host_batch(n: int = 4, start: int = 0, width: int = 8, height: int = 6) -> FrameBatch:
     rng = np.random.default_rng(start)
     images = rng.integers(0, 256, (n, height, width, 3), dtype=np.uint8)
-    return FrameBatch(images, list(range(start, start + n)), Fraction(1, 25),
-                      list(range(start, start + n)))
+    return FrameBatch(
+        images, list(range(start, start + n)), Fraction(1, 25), list(range(start, start + n))
+    )
 
 
 # -- FrameBatch forms -------------------------------------------------------------------------
 def test_tensor_batch_converts_once_lazily_and_keeps_the_tensor(monkeypatch) -> None:
     calls: list[int] = []
     original = frames_module.tensor_to_array
-    monkeypatch.setattr(frames_module, "tensor_to_array",
-                        lambda t, fmt: calls.append(1) or original(t, fmt))
+    monkeypatch.setattr(
+        frames_module, "tensor_to_array", lambda t, fmt: calls.append(1) or original(t, fmt)
+    )
     tensor = torch.rand(2, 3, 6, 8)
     before = tensor.clone()
     batch = FrameBatch(tensor, [0, 1], Fraction(1, 25), [0, 1])
@@ -97,8 +99,14 @@ class TorchGain(FrameProcessor):
         self.outputs: list[int] = []
 
     def process(self, batch: FrameBatch) -> FrameBatch:
-        self.seen.append((batch.has_tensor, batch.has_array, batch.device,
-                          batch.to_tensor(CPU).data_ptr() if batch.has_tensor else 0))
+        self.seen.append(
+            (
+                batch.has_tensor,
+                batch.has_array,
+                batch.device,
+                batch.to_tensor(CPU).data_ptr() if batch.has_tensor else 0,
+            )
+        )
         out = batch.to_tensor(CPU) * self.gain
         self.outputs.append(out.data_ptr())
         return batch.from_tensor(out)
@@ -146,8 +154,9 @@ def test_images_are_never_touched_inside_a_torch_chain(monkeypatch) -> None:
 class Recorder(FrameProcessor):
     """Identity on the host form; records the batch sizes and the flushes it got."""
 
-    def __init__(self, name: str, batch_size: int = 1, temporal: bool = False,
-                 hold: int = 0) -> None:
+    def __init__(
+        self, name: str, batch_size: int = 1, temporal: bool = False, hold: int = 0
+    ) -> None:
         self.name, self.batch_size, self.temporal, self.hold = name, batch_size, temporal, hold
         self.sizes: list[int] = []
         self.flushes = 0
@@ -159,7 +168,7 @@ class Recorder(FrameProcessor):
             return batch.with_images(batch.images.copy())
         self.held.append(batch)  # temporal: keep the last ``hold`` frames back
         joined = FrameBatch.concat(self.held)
-        ready, self.held = joined[:-self.hold], [joined[-self.hold:]]
+        ready, self.held = joined[: -self.hold], [joined[-self.hold :]]
         return ready if len(ready) else None
 
     def flush(self) -> list[FrameBatch]:
@@ -170,8 +179,12 @@ class Recorder(FrameProcessor):
 
 def test_each_stage_gets_its_own_batch_size(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=10)
-    one, four, three, single = (Recorder("one", 1), Recorder("four", 4), Recorder("three", 3),
-                                Recorder("single", 1))
+    one, four, three, single = (
+        Recorder("one", 1),
+        Recorder("four", 4),
+        Recorder("three", 3),
+        Recorder("single", 1),
+    )
     report = process_video(src, tmp_path / "out.mp4", [one, four, three, single], config=FAST)
     assert report.frames_out == 10
     assert one.sizes == [1] * 10
@@ -187,8 +200,9 @@ def test_temporal_processor_is_flushed_at_the_end_and_at_end_time(tmp_path: Path
     assert report.frames_out == 24 and whole.flushes == 1
     assert video_pts(tmp_path / "all.mkv") == video_pts(src)
     cut = Recorder("hold3", batch_size=2, temporal=True, hold=3)
-    report = process_video(src, tmp_path / "cut.mkv", [cut], config=FAST,
-                       options=PipelineOptions(end=0.5))
+    report = process_video(
+        src, tmp_path / "cut.mkv", [cut], config=FAST, options=PipelineOptions(end=0.5)
+    )
     assert report.frames_out == 12 and cut.flushes == 1  # the held frames came out at --end
     assert sum(cut.sizes) == 12
     assert len(video_pts(tmp_path / "cut.mkv")) == 12
@@ -223,8 +237,9 @@ class Reverser(FrameProcessor):
     name, batch_size = "reverser", 4
 
     def process(self, batch: FrameBatch) -> FrameBatch:
-        return FrameBatch(batch.images[::-1].copy(), batch.pts[::-1], batch.time_base,
-                          batch.indices[::-1])
+        return FrameBatch(
+            batch.images[::-1].copy(), batch.pts[::-1], batch.time_base, batch.indices[::-1]
+        )
 
 
 class Repeater(FrameProcessor):
@@ -236,8 +251,11 @@ class Repeater(FrameProcessor):
 
 def test_a_processor_that_reorders_frames_is_an_error_naming_it(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=8)
-    with pytest.raises(VtError, match=r"processor reverser returned frames out of order "
-                                      r"\(pts \d+ after pts \d+\)"):
+    with pytest.raises(
+        VtError,
+        match=r"processor reverser returned frames out of order "
+        r"\(pts \d+ after pts \d+\)",
+    ):
         process_video(src, tmp_path / "out.mp4", [Reverser()], config=FAST)
     assert not (tmp_path / "out.mp4").exists()
 
@@ -291,8 +309,13 @@ def test_passed_through_frames_wait_behind_held_frames(tmp_path: Path) -> None:
     # frame 4 was still held when frame 5 failed: 5 (passed through) comes after it
     assert order == list(range(10)) and chain.frame_errors == 1
     src = make_video(tmp_path / "in.mkv", frames=10)
-    report = process_video(src, tmp_path / "out.mkv", [HoldOneFailOn({5})], config=FAST,
-                       options=PipelineOptions(error_policy="pass"))
+    report = process_video(
+        src,
+        tmp_path / "out.mkv",
+        [HoldOneFailOn({5})],
+        config=FAST,
+        options=PipelineOptions(error_policy="pass"),
+    )
     assert report.frame_errors == 1 and report.frames_out == 10
     assert not any("repeats timestamps" in w for w in report.warnings)
     assert video_pts(tmp_path / "out.mkv") == video_pts(src)
@@ -344,13 +367,16 @@ class FailOnce(FrameProcessor):
 def test_one_chain_processes_several_files_with_the_model_built_once(tmp_path: Path) -> None:
     FakeModel.builds = 0
     sizes = [(64, 48), (64, 48), (32, 24)]
-    inputs = [make_video(tmp_path / f"in{i}.mp4", frames=6 + i, width=w, height=h)
-              for i, (w, h) in enumerate(sizes)]
+    inputs = [
+        make_video(tmp_path / f"in{i}.mp4", frames=6 + i, width=w, height=h)
+        for i, (w, h) in enumerate(sizes)
+    ]
     model, failing = FakeModel(), FailOnce()
     delay = Recorder("hold2", temporal=True, hold=2)
     with ProcessorChain([model, failing, delay]) as chain:
-        reports = [chain.run(src, tmp_path / f"out{i}.mp4", config=FAST)
-                   for i, src in enumerate(inputs)]
+        reports = [
+            chain.run(src, tmp_path / f"out{i}.mp4", config=FAST) for i, src in enumerate(inputs)
+        ]
         with pytest.raises(VtError, match="input not found"):
             chain.run(tmp_path / "missing.mp4", tmp_path / "x.mp4", config=FAST)
         failing.armed = True  # this file fails half-way, with frames held in ``delay``
@@ -387,13 +413,14 @@ class Invert(FrameProcessor):
         return batch.with_images(255 - batch.images)
 
 fast = EncoderConfig(preset="ultrafast")
-process_video({str(src)!r}, {str(tmp_path / 'a.mp4')!r}, config=fast)
-process_video({str(src)!r}, {str(tmp_path / 'b.mp4')!r}, [Invert(), Resize(scale=2)], config=fast)
+process_video({str(src)!r}, {str(tmp_path / "a.mp4")!r}, config=fast)
+process_video({str(src)!r}, {str(tmp_path / "b.mp4")!r}, [Invert(), Resize(scale=2)], config=fast)
 print("torch" in sys.modules)
 """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
     assert (tmp_path / "b.mp4").exists()
@@ -419,9 +446,16 @@ def test_write_video_with_processors_progress_and_audio(tmp_path: Path) -> None:
     sound = make_video(tmp_path / "sound.mp4", frames=72, fps=24, audio=True)  # 3 s of audio
     seen: list[tuple[int, int | None]] = []
     out = tmp_path / "gen.mp4"
-    report = write_video(green_frames(48, 64, 48), out, fps=24, processors=[Invert()],
-                         config=FAST, audio=sound, total=48,
-                         progress=lambda done, total: seen.append((done, total)))
+    report = write_video(
+        green_frames(48, 64, 48),
+        out,
+        fps=24,
+        processors=[Invert()],
+        config=FAST,
+        audio=sound,
+        total=48,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert report.frames_out == 48 and report.audio == "copied"
     assert seen[-1] == (48, 48) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     info = probe(out)
@@ -434,16 +468,26 @@ def test_write_video_with_processors_progress_and_audio(tmp_path: Path) -> None:
     assert 2.0 - 0.025 <= end <= 2.0 + 0.025  # cut to the 2 s of video, to the packet
     assert frame[..., 1].mean() < 10 and frame[..., 0].mean() > 245  # inverted green
     with pytest.raises(UsageError, match="no audio stream"):
-        write_video(green_frames(2, 64, 48), tmp_path / "x.mp4", fps=24, config=FAST,
-                    audio=make_video(tmp_path / "mute.mp4", frames=2))
+        write_video(
+            green_frames(2, 64, 48),
+            tmp_path / "x.mp4",
+            fps=24,
+            config=FAST,
+            audio=make_video(tmp_path / "mute.mp4", frames=2),
+        )
     with pytest.raises(UsageError, match="increasing PTS"):
-        write_video([FrameBatch(np.zeros((2, 8, 8, 3), np.uint8), [3, 3], Fraction(1, 24),
-                                [0, 1])], tmp_path / "y.mp4", fps=24, config=FAST)
+        write_video(
+            [FrameBatch(np.zeros((2, 8, 8, 3), np.uint8), [3, 3], Fraction(1, 24), [0, 1])],
+            tmp_path / "y.mp4",
+            fps=24,
+            config=FAST,
+        )
 
 
 # -- colour -----------------------------------------------------------------------------------
-def flat_yuv_video(path: Path, width: int, height: int, yuv: tuple[int, int, int],
-                   frames: int = 3) -> Path:
+def flat_yuv_video(
+    path: Path, width: int, height: int, yuv: tuple[int, int, int], frames: int = 3
+) -> Path:
     """A lossless, untagged yuv420p clip of one flat colour."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("ffv1", rate=24)
@@ -487,16 +531,23 @@ def color_tags(path: Path) -> tuple[str, str, str]:
 
     with av.open(str(path)) as c:
         cc = c.streams.video[0].codec_context
-        return (COLOR_SPACES[cc.colorspace], COLOR_PRIMARIES[cc.color_primaries],
-                COLOR_TRCS[cc.color_trc])
+        return (
+            COLOR_SPACES[cc.colorspace],
+            COLOR_PRIMARIES[cc.color_primaries],
+            COLOR_TRCS[cc.color_trc],
+        )
 
 
-@pytest.mark.parametrize(("height", "matrix", "tags"), [
-    (720, "bt709", ("bt709", "bt709", "bt709")),
-    (480, "bt601", ("smpte170m", "smpte170m", "smpte170m")),
-])
-def test_untagged_source_is_read_and_tagged_like_players_do(tmp_path: Path, height: int,
-                                                            matrix: str, tags: tuple) -> None:
+@pytest.mark.parametrize(
+    ("height", "matrix", "tags"),
+    [
+        (720, "bt709", ("bt709", "bt709", "bt709")),
+        (480, "bt601", ("smpte170m", "smpte170m", "smpte170m")),
+    ],
+)
+def test_untagged_source_is_read_and_tagged_like_players_do(
+    tmp_path: Path, height: int, matrix: str, tags: tuple
+) -> None:
     yuv = (100, 90, 170)
     src = flat_yuv_video(tmp_path / "in.mkv", height * 16 // 9 // 2 * 2, height, yuv)
     assert probe(src).video.color_space is None  # untagged
@@ -515,8 +566,7 @@ def test_untagged_source_is_read_and_tagged_like_players_do(tmp_path: Path, heig
 
 
 @pytest.mark.parametrize("decoder", ["torchcodec", "decord"])
-def test_decoders_that_convert_themselves_tag_what_they_used(tmp_path: Path,
-                                                             decoder: str) -> None:
+def test_decoders_that_convert_themselves_tag_what_they_used(tmp_path: Path, decoder: str) -> None:
     from vt.media.decoders.optional_readers import decord_available, torchcodec_available
 
     reason = {"torchcodec": torchcodec_available, "decord": decord_available}[decoder]()
@@ -525,23 +575,33 @@ def test_decoders_that_convert_themselves_tag_what_they_used(tmp_path: Path,
     yuv = (100, 90, 170)
     src = flat_yuv_video(tmp_path / "in.mkv", 1280, 720, yuv)
     capture, out = Capture(), tmp_path / "out.mkv"
-    process_video(src, out, [capture], config=EncoderConfig(codec="ffv1"),
-              options=PipelineOptions(decoder=decoder))
+    process_video(
+        src,
+        out,
+        [capture],
+        config=EncoderConfig(codec="ffv1"),
+        options=PipelineOptions(decoder=decoder),
+    )
     # FFmpeg's default (BT.601) for an untagged source, whatever its height: say so
     assert np.abs(capture.first[360, 360] - rgb_of(yuv, "bt601")).max() <= 3
     assert color_tags(out) == ("smpte170m", "smpte170m", "smpte170m")
 
 
-@pytest.mark.parametrize(("size", "choice", "tags", "luma"), [
-    ((1280, 720), None, ("bt709", "bt709", "bt709"), 173),
-    ((640, 360), None, ("smpte170m", "smpte170m", "smpte170m"), 145),
-    ((1280, 720), "bt601", ("smpte170m", "smpte170m", "smpte170m"), 145),
-])
-def test_write_video_tags_the_matrix_it_used(tmp_path: Path, size: tuple[int, int],
-                                             choice: str | None, tags: tuple, luma: int) -> None:
+@pytest.mark.parametrize(
+    ("size", "choice", "tags", "luma"),
+    [
+        ((1280, 720), None, ("bt709", "bt709", "bt709"), 173),
+        ((640, 360), None, ("smpte170m", "smpte170m", "smpte170m"), 145),
+        ((1280, 720), "bt601", ("smpte170m", "smpte170m", "smpte170m"), 145),
+    ],
+)
+def test_write_video_tags_the_matrix_it_used(
+    tmp_path: Path, size: tuple[int, int], choice: str | None, tags: tuple, luma: int
+) -> None:
     out = tmp_path / "gen.mkv"
-    write_video(green_frames(2, *size), out, fps=24, config=EncoderConfig(codec="ffv1"),
-                colorspace=choice)
+    write_video(
+        green_frames(2, *size), out, fps=24, config=EncoderConfig(codec="ffv1"), colorspace=choice
+    )
     assert color_tags(out) == tags
     with av.open(str(out)) as c:
         y = next(c.decode(video=0)).to_ndarray()[: size[1]]
@@ -566,18 +626,26 @@ class ThreadSpy(FrameProcessor):
 
 @pytest.mark.parametrize("native", [False, True], ids=["rgb", "native"])
 def test_single_thread_job_gives_the_same_output_without_helper_threads(
-        tmp_path: Path, native: bool) -> None:
+    tmp_path: Path, native: bool
+) -> None:
     src = make_video(tmp_path / "in.mkv", frames=12, width=64, height=48, audio=True)
     lossless = EncoderConfig(codec="ffv1")
     outputs = []
     for single in (False, True):
         spy = ThreadSpy()
         out = tmp_path / f"out-{single}.mkv"
-        report = process_video(src, out, [] if native else [spy], config=lossless,
-                               options=PipelineOptions(single_thread=single))
+        report = process_video(
+            src,
+            out,
+            [] if native else [spy],
+            config=lossless,
+            options=PipelineOptions(single_thread=single),
+        )
         assert report.frames_out == 12 and report.audio == "copied"
         if not native:
-            assert bool(spy.seen) is not single, spy.seen  # vt-decode/vt-encode only when overlapping
+            assert bool(spy.seen) is not single, (
+                spy.seen
+            )  # vt-decode/vt-encode only when overlapping
         with av.open(str(out)) as c:
             outputs.append([(f.pts, f.to_ndarray().tobytes()) for f in c.decode(video=0)])
     assert outputs[0] == outputs[1]
@@ -595,6 +663,5 @@ def test_single_thread_sets_one_encoder_and_decoder_thread(tmp_path: Path, monke
 
     monkeypatch.setattr(container.ContainerWriter, "_setup_video", spy)
     src = make_video(tmp_path / "in.mkv", frames=4, width=64, height=48)
-    process_video(src, tmp_path / "a.mp4", config=FAST,
-                  options=PipelineOptions(single_thread=True))
+    process_video(src, tmp_path / "a.mp4", config=FAST, options=PipelineOptions(single_thread=True))
     assert counts == [1]

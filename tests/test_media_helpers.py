@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vt.errors import InputError, OutputError
 from vt.atomic import FRAMES_MARKER, atomic_file, atomic_folder
+from vt.errors import InputError, OutputError
 from vt.media.prefetch import prefetch
 from vt.tempfiles import owner_pid
 
@@ -98,8 +98,10 @@ def test_atomic_file_appears_only_when_complete(tmp_path: Path) -> None:
 def test_atomic_file_removes_its_temporary_on_error(tmp_path: Path) -> None:
     final = tmp_path / "out.bin"
     final.write_bytes(b"old")
-    with pytest.raises(RuntimeError, match="writer failed"), \
-            atomic_file(final, overwrite=True) as tmp:
+    with (
+        pytest.raises(RuntimeError, match="writer failed"),
+        atomic_file(final, overwrite=True) as tmp,
+    ):
         tmp.write_bytes(b"half")
         raise RuntimeError("writer failed")
     assert final.read_bytes() == b"old"
@@ -108,8 +110,10 @@ def test_atomic_file_removes_its_temporary_on_error(tmp_path: Path) -> None:
 
 def test_atomic_file_never_replaces_a_file_that_appeared(tmp_path: Path) -> None:
     final = tmp_path / "out.bin"
-    with pytest.raises(OutputError, match="appeared while vt was writing it"), \
-            atomic_file(final) as tmp:
+    with (
+        pytest.raises(OutputError, match="appeared while vt was writing it"),
+        atomic_file(final) as tmp,
+    ):
         tmp.write_bytes(b"mine")
         final.write_bytes(b"another job's")
     assert final.read_bytes() == b"another job's"
@@ -140,8 +144,7 @@ def test_atomic_folder_is_marked_and_replaces_only_marked_folders(tmp_path: Path
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "keep.txt").write_text("user data")
-    with pytest.raises(OutputError, match="appeared"), \
-            atomic_folder(theirs, overwrite=True) as tmp:
+    with pytest.raises(OutputError, match="appeared"), atomic_folder(theirs, overwrite=True) as tmp:
         (tmp / "c.png").write_bytes(b"3")
     assert [p.name for p in theirs.iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "theirs"]

@@ -34,7 +34,9 @@ def translating(count: int, step: tuple[int, int], size: tuple[int, int] = (96, 
     big = cv2.GaussianBlur(big, (0, 0), 1.5)
     big = np.clip(big * 255, 0, 255).astype(np.uint8)
     dx, dy = step
-    return [big[8 + t * dy:8 + t * dy + h, 8 + t * dx:8 + t * dx + w].copy() for t in range(count)]
+    return [
+        big[8 + t * dy : 8 + t * dy + h, 8 + t * dx : 8 + t * dx + w].copy() for t in range(count)
+    ]
 
 
 def add_noise(frames: list[np.ndarray], sigma: float, seed: int = 0) -> list[np.ndarray]:
@@ -80,12 +82,16 @@ def reference_ssim(x: np.ndarray, y: np.ndarray, peak: float) -> float:
     values = []
     for i in range(r, x.shape[0] - r):
         for j in range(r, x.shape[1] - r):
-            px, py = x[i - r:i + r + 1, j - r:j + r + 1], y[i - r:i + r + 1, j - r:j + r + 1]
+            px, py = (
+                x[i - r : i + r + 1, j - r : j + r + 1],
+                y[i - r : i + r + 1, j - r : j + r + 1],
+            )
             mx, my = (win * px).sum(), (win * py).sum()
             vx, vy = (win * (px - mx) ** 2).sum(), (win * (py - my) ** 2).sum()
             cov = (win * (px - mx) * (py - my)).sum()
-            values.append(((2 * mx * my + c1) * (2 * cov + c2))
-                          / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+            values.append(
+                ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+            )
     return float(np.mean(values))
 
 
@@ -112,14 +118,17 @@ def test_ssim_luma_and_rgb_conventions() -> None:
     assert M.ssim(a, b, channels="rgb") == pytest.approx(per_channel, abs=1e-12)
     luma = np.array([0.299, 0.587, 0.114])
     assert M.ssim(a, b) == pytest.approx(
-        reference_ssim(a.astype(float) @ luma, b.astype(float) @ luma, 255.0), abs=1e-9)
+        reference_ssim(a.astype(float) @ luma, b.astype(float) @ luma, 255.0), abs=1e-9
+    )
 
 
 def test_ssim_drops_with_noise(carphone: Path) -> None:
     frame = read_frames(carphone, 1)[0]
     rng = np.random.default_rng(0)
-    scores = [M.ssim(frame, np.clip(frame + rng.normal(0, s, frame.shape), 0, 255)
-                     .astype(np.uint8)) for s in (2, 8, 25)]
+    scores = [
+        M.ssim(frame, np.clip(frame + rng.normal(0, s, frame.shape), 0, 255).astype(np.uint8))
+        for s in (2, 8, 25)
+    ]
     assert 1.0 > scores[0] > scores[1] > scores[2] > 0.1
 
 
@@ -200,8 +209,12 @@ def test_warping_error_on_bikes(bikes: Path) -> None:
         identical.update(frame, frame)
         noisy.update(frame, out)
         # Output at half size is compared on the input's grid.
-        small.update(frame, cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2),
-                                       interpolation=cv2.INTER_AREA))
+        small.update(
+            frame,
+            cv2.resize(
+                frame, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_AREA
+            ),
+        )
     assert identical.result().ratio == 1.0
     res = noisy.result()
     assert res.ratio > 1.5
@@ -254,8 +267,9 @@ def write_tone(path: Path, rate: int, start: float, seconds: float) -> Path:
         stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
         first = int(round(start * rate))
         for i in range(0, signal.size, 1024):
-            frame = av.AudioFrame.from_ndarray(signal[None, i:i + 1024], format="flt",
-                                               layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                signal[None, i : i + 1024], format="flt", layout="mono"
+            )
             frame.sample_rate, frame.pts = rate, first + i
             frame.time_base = Fraction(1, rate)
             for packet in stream.encode(frame):

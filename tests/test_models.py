@@ -23,10 +23,10 @@ from vt.models import (
     Tiling,
     UnsupportedModelConfig,
     choose_adapter,
+    diffusers_adapter,
     load_model,
     resolve_model,
 )
-from vt.models import diffusers_adapter
 from vt.registry import ModelRef
 
 diffusers = pytest.importorskip("diffusers")
@@ -74,9 +74,13 @@ def test_size_requirements_pad_to_what_the_model_accepts() -> None:
 def _tiny_vae() -> object:
     torch.manual_seed(0)
     return diffusers.AutoencoderKL(
-        block_out_channels=[32, 64], in_channels=3, out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-        latent_channels=4)
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +122,9 @@ def test_diffusers_adapter_loads_a_saved_autoencoder(vae_dir: Path) -> None:
 
 
 def test_diffusers_switches_dtype_tiling_slicing_and_gated_offload(vae_dir: Path) -> None:
-    m = load_model(vae_dir, device="cpu", dtype="bf16", vae_tiling=True, vae_slicing=True,
-                   offload="model")
+    m = load_model(
+        vae_dir, device="cpu", dtype="bf16", vae_tiling=True, vae_slicing=True, offload="model"
+    )
     assert next(m.model.parameters()).dtype == torch.bfloat16
     assert m.model.use_tiling and m.model.use_slicing
     assert m.offload == "none"  # no CUDA here: offload is skipped, not an exception
@@ -140,8 +145,9 @@ def test_autoencoder_tiny_and_single_file_checkpoints(tmp_path: Path, vae_dir: P
     assert m.task == "autoencoder" and type(m.model).__name__ == "AutoencoderKL"
 
 
-def test_diffusers_folder_is_claimed_by_content_not_by_suffix(tmp_path: Path,
-                                                              vae_dir: Path) -> None:
+def test_diffusers_folder_is_claimed_by_content_not_by_suffix(
+    tmp_path: Path, vae_dir: Path
+) -> None:
     plain = tmp_path / "transformers-model"
     plain.mkdir()
     (plain / "config.json").write_text('{"architectures": ["BertModel"]}')
@@ -151,11 +157,15 @@ def test_diffusers_folder_is_claimed_by_content_not_by_suffix(tmp_path: Path,
         choose_adapter(ModelRef(plain))
 
 
-def test_missing_diffusers_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
-                                                vae_dir: Path) -> None:
+def test_missing_diffusers_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, vae_dir: Path
+) -> None:
     real = diffusers_adapter.importlib.util.find_spec
-    monkeypatch.setattr(diffusers_adapter.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "diffusers" else real(name, *a))
+    monkeypatch.setattr(
+        diffusers_adapter.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "diffusers" else real(name, *a),
+    )
     assert "pip install 'vt[diffusers]'" in (diffusers_adapter.available() or "")
     with pytest.raises(ModelUnavailableError, match=r"pip install 'vt\[diffusers\]'"):
         load_model(vae_dir, device="cpu")
@@ -194,12 +204,18 @@ def test_hub_id_missing_with_unreachable_hub_is_one_clear_line(tmp_path: Path) -
     with socket.socket() as s:  # a port nothing listens on: refused at once, on loopback
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, HF_HUB_CACHE=str(tmp_path / "hub"),
-               HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HUB_ETAG_TIMEOUT="2",
-               HF_HUB_DOWNLOAD_TIMEOUT="2", VT_LOAD_PLUGINS="")
+    env = dict(
+        os.environ,
+        HF_HUB_CACHE=str(tmp_path / "hub"),
+        HF_ENDPOINT=f"http://127.0.0.1:{port}",
+        HF_HUB_ETAG_TIMEOUT="2",
+        HF_HUB_DOWNLOAD_TIMEOUT="2",
+        VT_LOAD_PLUGINS="",
+    )
     env.pop("HF_HUB_OFFLINE", None)
-    result = subprocess.run([sys.executable, "-c", MISS], capture_output=True, text=True,
-                            timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", MISS], capture_output=True, text=True, timeout=120, env=env
+    )
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout + result.stderr
     assert lines[0].startswith("ModelUnavailableError")
@@ -221,8 +237,13 @@ def test_no_installed_adapter_names_the_package(tmp_path: Path) -> None:
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"\x08\x07")
     env = dict(os.environ, VT_LOAD_PLUGINS="")  # the core alone: no super-resolution adapter
-    result = subprocess.run([sys.executable, "-c", NO_ADAPTER, str(onnx)],
-                            capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", NO_ADAPTER, str(onnx)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert "install vt-upscale and onnxruntime" in result.stdout, result.stdout + result.stderr
 
 
@@ -240,8 +261,12 @@ def test_diffusers_pipeline_takes_loaded_components(tmp_path: Path) -> None:
 
     folder = tiny_sd_pipeline(tmp_path / "sd")
     vae = _tiny_vae()
-    m = load_model(folder, device="cpu", pipeline_class="StableDiffusionImg2ImgPipeline",
-                   components={"vae": vae})
+    m = load_model(
+        folder,
+        device="cpu",
+        pipeline_class="StableDiffusionImg2ImgPipeline",
+        components={"vae": vae},
+    )
     assert type(m.model).__name__ == "StableDiffusionImg2ImgPipeline"
     assert m.model.vae is vae and m.task == "diffusion-pipeline"
     with pytest.raises(ModelUnavailableError, match="diffusers cannot load"):
@@ -265,5 +290,6 @@ def test_single_file_ckpt_is_probed_without_unpickling(tmp_path: Path, vae_dir: 
     assert m.task == "autoencoder" and type(m.model).__name__ == "AutoencoderKL"
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
-        assert torch.allclose(m.model.encode(x).latent_dist.mean,
-                              _tiny_vae().encode(x).latent_dist.mean, atol=1e-5)
+        assert torch.allclose(
+            m.model.encode(x).latent_dist.mean, _tiny_vae().encode(x).latent_dist.mean, atol=1e-5
+        )

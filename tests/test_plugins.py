@@ -35,7 +35,7 @@ def plugin(**hooks: object) -> types.SimpleNamespace:
 
 def test_every_hook_spec_has_a_test() -> None:
     specs = {n for n in dir(hookspecs) if n.startswith(("register_", "choose_"))}
-    tested = {n[len("test_hook_"):] for n in globals() if n.startswith("test_hook_")}
+    tested = {n[len("test_hook_") :] for n in globals() if n.startswith("test_hook_")}
     assert specs == tested
 
 
@@ -74,8 +74,14 @@ def test_hook_register_commands(host: PluginHost) -> None:
 def test_hook_register_decoders(host: PluginHost) -> None:
     @hookimpl
     def register_decoders(register):
-        register(DecoderInfo("fake", open=lambda source, **kw: None, sources=("file",),
-                             available=lambda: "not today"))
+        register(
+            DecoderInfo(
+                "fake",
+                open=lambda source, **kw: None,
+                sources=("file",),
+                available=lambda: "not today",
+            )
+        )
 
     host.register(plugin(register_decoders=register_decoders), "fakes")
     info = host.decoders.get("fake")
@@ -112,8 +118,9 @@ def test_hook_register_encoders(host: PluginHost) -> None:
 def test_hook_register_model_adapters(host: PluginHost, tmp_path: Path) -> None:
     @hookimpl
     def register_model_adapters(register):
-        register(ModelAdapterInfo("toy", load=lambda ref, **kw: ("loaded", ref.path),
-                                  formats=(".toy",)))
+        register(
+            ModelAdapterInfo("toy", load=lambda ref, **kw: ("loaded", ref.path), formats=(".toy",))
+        )
 
     host.register(plugin(register_model_adapters=register_model_adapters), "toys")
     adapter = host.model_adapters.get("toy")
@@ -128,9 +135,14 @@ def test_hook_register_models(host: PluginHost, tmp_path: Path) -> None:
 
     @hookimpl
     def register_models(register):
-        register(ModelSpec("toy-x2", task="super-resolution",
-                           locate=lambda: ModelRef(weights, name="toy-x2", source="cache"),
-                           sources=(str(tmp_path),)))
+        register(
+            ModelSpec(
+                "toy-x2",
+                task="super-resolution",
+                locate=lambda: ModelRef(weights, name="toy-x2", source="cache"),
+                sources=(str(tmp_path),),
+            )
+        )
         register(ModelSpec("toy-missing", task="super-resolution", locate=lambda: None))
 
     host.register(plugin(register_models=register_models), "toys")
@@ -149,12 +161,18 @@ def test_hook_choose_decoder(host: PluginHost) -> None:
         calls.append([c.name for c in candidates])
         return next(c for c in candidates if c.name == "pyav")
 
-    default = host.call_first("choose_decoder", source=None,
-                              candidates=[host.decoders.get("images"), host.decoders.get("pyav")])
+    default = host.call_first(
+        "choose_decoder",
+        source=None,
+        candidates=[host.decoders.get("images"), host.decoders.get("pyav")],
+    )
     assert default.name == "images"  # the core's trylast default: first available
     host.register(plugin(choose_decoder=choose_decoder), "picky")
-    chosen = host.call_first("choose_decoder", source=None,
-                             candidates=[host.decoders.get("images"), host.decoders.get("pyav")])
+    chosen = host.call_first(
+        "choose_decoder",
+        source=None,
+        candidates=[host.decoders.get("images"), host.decoders.get("pyav")],
+    )
     assert chosen.name == "pyav" and calls == [["images", "pyav"]]
 
 
@@ -183,17 +201,21 @@ def test_hook_choose_model_adapter(host: PluginHost, tmp_path: Path) -> None:
 
     host.register(plugin(choose_model_adapter=choose_model_adapter), "toys")
     assert host.call_first("choose_model_adapter", model=ref, candidates=[toy]) is toy
-    assert host.call_first("choose_model_adapter", model=ModelRef(tmp_path / "m.onnx"),
-                           candidates=[toy]) is None
+    assert (
+        host.call_first(
+            "choose_model_adapter", model=ModelRef(tmp_path / "m.onnx"), candidates=[toy]
+        )
+        is None
+    )
 
 
-def test_core_default_model_adapter_choice_is_first_accepting(host: PluginHost,
-                                                               tmp_path: Path) -> None:
+def test_core_default_model_adapter_choice_is_first_accepting(
+    host: PluginHost, tmp_path: Path
+) -> None:
     onnx = ModelAdapterInfo("onnx", load=lambda ref: ref, formats=(".onnx",))
     torch_ = ModelAdapterInfo("torch", load=lambda ref: ref, formats=(".pth",))
     ref = ModelRef(tmp_path / "model.pth")
-    assert host.call_first("choose_model_adapter", model=ref,
-                           candidates=[onnx, torch_]) is torch_
+    assert host.call_first("choose_model_adapter", model=ref, candidates=[onnx, torch_]) is torch_
 
 
 def test_name_clash_names_both_plugins_and_qualified_names_work(host: PluginHost) -> None:
@@ -204,6 +226,7 @@ def test_name_clash_names_both_plugins_and_qualified_names_work(host: PluginHost
         @hookimpl
         def register_processors(register):
             register(ProcessorInfo("sharpen", P, description=tag))
+
         return plugin(register_processors=register_processors)
 
     host.register(make("a"), "alpha")
@@ -223,6 +246,7 @@ def test_command_clash_is_an_error_naming_both(host: PluginHost) -> None:
         @hookimpl
         def register_commands(register):
             register(CommandSpec("go", cmd))
+
         return plugin(register_commands=register_commands)
 
     host.register(make("from a"), "a")
@@ -275,7 +299,11 @@ def test_vt_load_plugins_empty_means_none(monkeypatch) -> None:
 
 def test_builtins_are_ordinary_plugins(host: PluginHost) -> None:
     builtins = {n for n, r in host.records.items() if r.builtin}
-    assert builtins == {"vt.builtins.decoders", "vt.builtins.encoders",
-                        "vt.builtins.processors", "vt.builtins.models",
-                        "vt.builtins.commands"}
+    assert builtins == {
+        "vt.builtins.decoders",
+        "vt.builtins.encoders",
+        "vt.builtins.processors",
+        "vt.builtins.models",
+        "vt.builtins.commands",
+    }
     assert host.commands.entry("transcode").plugin == "vt.builtins.commands"

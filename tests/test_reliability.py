@@ -21,20 +21,22 @@ from vt.errors import OutputError, UsageError
 from vt.media.encode import EncoderConfig
 from vt.media.output import FRAMES_MARKER
 from vt.media.pipeline import PipelineOptions, process_video
-from vt.testing import make_video
 from vt.tempfiles import temp_path
+from vt.testing import make_video
 
 VT = shutil.which("vt", path=str(Path(sys.executable).parent))
 FAST = EncoderConfig(preset="ultrafast")
 
 
-def vt(*args: str, cwd: Path | None = None, plugins: bool = False,
-       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def vt(
+    *args: str, cwd: Path | None = None, plugins: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environ = dict(os.environ, **(env or {}))
     if not plugins:
         environ["VT_LOAD_PLUGINS"] = ""
-    return subprocess.run([VT, *args], capture_output=True, text=True, timeout=120,
-                          cwd=cwd, env=environ)
+    return subprocess.run(
+        [VT, *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=environ
+    )
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -94,15 +96,17 @@ def test_empty_folder_is_filled_and_marked(clip: Path, tmp_path: Path) -> None:
 
 # -- 4. replacing a frame folder replaces all of it -------------------------------------------
 @pytest.mark.parametrize("form", ["folder/", "folder/%04d.png"])
-def test_overwriting_a_frame_folder_leaves_only_the_new_frames(clip: Path, tmp_path: Path,
-                                                               form: str) -> None:
+def test_overwriting_a_frame_folder_leaves_only_the_new_frames(
+    clip: Path, tmp_path: Path, form: str
+) -> None:
     out = f"{tmp_path}/{form}"
     process_video(clip, out, options=PipelineOptions())
     assert len(list((tmp_path / "folder").glob("*.png"))) == 12
     process_video(clip, out, options=PipelineOptions(overwrite=True, end=4 / 24))
     names = sorted(p.name for p in (tmp_path / "folder").iterdir())
     assert [n for n in names if n.endswith(".png")] == [
-        (Path(form).name if "%" in form else "%06d.png") % i for i in range(1, 5)]
+        (Path(form).name if "%" in form else "%06d.png") % i for i in range(1, 5)
+    ]
     assert FRAMES_MARKER in names
     assert not leftovers(tmp_path)
 
@@ -121,8 +125,7 @@ def test_output_appearing_during_the_run_is_not_replaced(clip: Path, tmp_path: P
     assert not leftovers(tmp_path)
 
 
-def test_frame_folder_appearing_during_the_run_is_not_replaced(clip: Path,
-                                                               tmp_path: Path) -> None:
+def test_frame_folder_appearing_during_the_run_is_not_replaced(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "frames"
 
     def other_job_finishes(done: int, total: int | None) -> None:
@@ -139,9 +142,15 @@ def test_frame_folder_appearing_during_the_run_is_not_replaced(clip: Path,
 def test_two_concurrent_jobs_one_wins(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=48, width=160, height=120)
     out = tmp_path / "out.mp4"
-    jobs = [subprocess.Popen([VT, "transcode", str(src), str(out), "--preset", "ultrafast",
-                              "-q"], stderr=subprocess.PIPE, text=True,
-                             env=dict(os.environ, VT_LOAD_PLUGINS="")) for _ in range(2)]
+    jobs = [
+        subprocess.Popen(
+            [VT, "transcode", str(src), str(out), "--preset", "ultrafast", "-q"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, VT_LOAD_PLUGINS=""),
+        )
+        for _ in range(2)
+    ]
     results = [(job.wait(timeout=120), job.stderr.read()) for job in jobs]  # type: ignore[union-attr]
     codes = sorted(code for code, _ in results)
     assert codes[0] == 0 and codes[1] != 0, results
@@ -163,8 +172,9 @@ def test_start_past_the_end_is_a_usage_error(clip: Path, tmp_path: Path, name: s
 def test_empty_selection_inside_the_clip_is_an_error(clip: Path, tmp_path: Path) -> None:
     # a range between two frames selects none, though it starts before the end
     with pytest.raises(UsageError, match="no frames selected"):
-        process_video(clip, tmp_path / "o.mp4", config=FAST,
-                  options=PipelineOptions(start=0.001, end=0.002))
+        process_video(
+            clip, tmp_path / "o.mp4", config=FAST, options=PipelineOptions(start=0.001, end=0.002)
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
@@ -173,9 +183,11 @@ def test_empty_selection_inside_the_clip_is_an_error(clip: Path, tmp_path: Path)
 def test_termination_signal_removes_the_partial_output(tmp_path: Path, sig: int) -> None:
     src = make_video(tmp_path / "in.mp4", frames=240, width=320, height=240)
     out = tmp_path / "out.mkv"
-    job = subprocess.Popen([VT, "transcode", str(src), str(out), "--preset", "veryslow",
-                            "-q"], env=dict(os.environ, VT_LOAD_PLUGINS=""),
-                           stderr=subprocess.DEVNULL)
+    job = subprocess.Popen(
+        [VT, "transcode", str(src), str(out), "--preset", "veryslow", "-q"],
+        env=dict(os.environ, VT_LOAD_PLUGINS=""),
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while not leftovers(tmp_path) and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.05)
@@ -192,8 +204,9 @@ def _dead_pid() -> int:
     return finished.pid
 
 
-def test_stale_temporaries_of_dead_runs_are_removed_and_others_kept(clip: Path,
-                                                                    tmp_path: Path) -> None:
+def test_stale_temporaries_of_dead_runs_are_removed_and_others_kept(
+    clip: Path, tmp_path: Path
+) -> None:
     dead = tmp_path / f".old.mp4.vt-tmp-{_dead_pid()}-0123abcd.mp4"
     dead.write_bytes(b"x" * 1000)
     dead_dir = tmp_path / f".old.vt-tmp-{_dead_pid()}-89abcdef"
@@ -238,23 +251,35 @@ def test_overwrite_keeps_the_mode_of_the_replaced_file(clip: Path, tmp_path: Pat
 
 
 # -- 13. absurd values are usage errors, checked before anything runs ------------------------
-@pytest.mark.parametrize("args, words", [
-    (["--start", "nan"], "start time"),
-    (["--end", "inf"], "end time"),
-    (["--threads", "-5"], "--threads"),
-    (["-e", "bogus=1"], "unknown option(s) for encoder libx264: bogus=1"),
-    (["-e", "crf=abc"], "rejected by libx264"),
-])
-def test_bad_option_values_are_usage_errors(clip: Path, tmp_path: Path, args: list[str],
-                                            words: str) -> None:
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--start", "nan"], "start time"),
+        (["--end", "inf"], "end time"),
+        (["--threads", "-5"], "--threads"),
+        (["-e", "bogus=1"], "unknown option(s) for encoder libx264: bogus=1"),
+        (["-e", "crf=abc"], "rejected by libx264"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(
+    clip: Path, tmp_path: Path, args: list[str], words: str
+) -> None:
     result = vt("transcode", str(clip), str(tmp_path / "o.mp4"), *args)
     assert words in one_line_error(result, 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
 def test_valid_encoder_option_is_accepted(clip: Path, tmp_path: Path) -> None:
-    result = vt("transcode", str(clip), str(tmp_path / "o.mp4"), "-e", "tune=film",
-                "--preset", "ultrafast", "-q")
+    result = vt(
+        "transcode",
+        str(clip),
+        str(tmp_path / "o.mp4"),
+        "-e",
+        "tune=film",
+        "--preset",
+        "ultrafast",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -271,18 +296,25 @@ print("torchcodec" in sys.modules, "decord" in sys.modules)
 
 
 @pytest.mark.parametrize("name", ["notes.txt", "notes.mp4"])
-@pytest.mark.parametrize("priority, tried", [(None, "False False"),
-                                             ("pyav,torchcodec", "True False")])
-def test_text_file_is_not_tried_with_other_backends(tmp_path: Path, priority: str | None,
-                                                    tried: str, name: str) -> None:
+@pytest.mark.parametrize(
+    "priority, tried", [(None, "False False"), ("pyav,torchcodec", "True False")]
+)
+def test_text_file_is_not_tried_with_other_backends(
+    tmp_path: Path, priority: str | None, tried: str, name: str
+) -> None:
     text = tmp_path / name
     text.write_text("this is not a video\n" * 50)
     env = dict(os.environ)
     env.pop("VT_DECODER_PRIORITY", None)
     if priority:
         env["VT_DECODER_PRIORITY"] = priority
-    result = subprocess.run([sys.executable, "-c", PROBE, str(text)], capture_output=True,
-                            text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(text)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith(("UnreadableInputError", "InputError")), result.stdout
     assert "not a video file we can read" in lines[0]

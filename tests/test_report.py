@@ -62,28 +62,39 @@ def parse(path: Path) -> Page:
 def compare(host: PluginHost, *args: str) -> dict | list:
     result = runner.invoke(create_app(host), ["compare", *args, "--json"])
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout[result.stdout.index("{" if "[" not in result.stdout[:2]
-                                                            else "["):])
+    return json.loads(
+        result.stdout[result.stdout.index("{" if "[" not in result.stdout[:2] else "[") :]
+    )
 
 
 @pytest.fixture(scope="module")
-def pair_report(tmp_path_factory: pytest.TempPathFactory, carphone: Path,
-                carphone_distorted: Path) -> tuple[Path, dict]:
+def pair_report(
+    tmp_path_factory: pytest.TempPathFactory, carphone: Path, carphone_distorted: Path
+) -> tuple[Path, dict]:
     from vt.plugins import PluginHost, set_host
 
     host = PluginHost(load_entry_points=False).load()
     previous = set_host(host)
     try:
         out = tmp_path_factory.mktemp("report") / "report.html"
-        data = compare(host, str(carphone), str(carphone_distorted), "--max-frames", "40",
-                       "--per-frame", "--report", str(out), "--at", "1.0")
+        data = compare(
+            host,
+            str(carphone),
+            str(carphone_distorted),
+            "--max-frames",
+            "40",
+            "--per-frame",
+            "--report",
+            str(out),
+            "--at",
+            "1.0",
+        )
     finally:
         set_host(previous)
     return out, data  # type: ignore[return-value]
 
 
-def test_report_embeds_charts_frames_and_the_json_figures(pair_report: tuple[Path, dict]
-                                                          ) -> None:
+def test_report_embeds_charts_frames_and_the_json_figures(pair_report: tuple[Path, dict]) -> None:
     path, data = pair_report
     page = parse(path)
     assert page.tags.get("svg", 0) >= 1 and page.tags.get("path", 0) > 10  # matplotlib charts
@@ -96,8 +107,10 @@ def test_report_embeds_charts_frames_and_the_json_figures(pair_report: tuple[Pat
     q = data["quality"]
     assert f"{q['psnr_mean']:.2f} / {q['psnr_min']:.2f} dB" in text
     assert f"{data['warping_error']['ratio']:.3f}" in text
-    assert "at 1 s" in text and "http" not in path.read_text().split("<body>")[1].split(
-        "reference:")[0]  # nothing fetched from the network
+    assert (
+        "at 1 s" in text
+        and "http" not in path.read_text().split("<body>")[1].split("reference:")[0]
+    )  # nothing fetched from the network
 
 
 def test_worst_frames_are_the_lowest_psnr_and_spread(pair_report: tuple[Path, dict]) -> None:
@@ -106,16 +119,20 @@ def test_worst_frames_are_the_lowest_psnr_and_spread(pair_report: tuple[Path, di
     _, data = pair_report
     picks = pick_frames([data], None)
     psnr = data["quality"]["psnr_per_frame"]
-    assert picks[0][0] in sorted(range(len(psnr)), key=psnr.__getitem__)[:1] or \
-        min(psnr[i] for i, _ in picks) == min(psnr)
+    assert picks[0][0] in sorted(range(len(psnr)), key=psnr.__getitem__)[:1] or min(
+        psnr[i] for i, _ in picks
+    ) == min(psnr)
     indices = [i for i, _ in picks]
     assert len(indices) == 3 and min(np.diff(indices)) >= len(psnr) // 20
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None,
-                    reason="chromium not installed (make test installs it as root with apt)")
-def test_report_renders_in_a_headless_browser(pair_report: tuple[Path, dict],
-                                              tmp_path: Path) -> None:
+@pytest.mark.skipif(
+    shutil.which("chromium") is None,
+    reason="chromium not installed (make test installs it as root with apt)",
+)
+def test_report_renders_in_a_headless_browser(
+    pair_report: tuple[Path, dict], tmp_path: Path
+) -> None:
     import cv2
 
     path, _ = pair_report
@@ -123,12 +140,26 @@ def test_report_renders_in_a_headless_browser(pair_report: tuple[Path, dict],
     def blue_pixels(page: str) -> int:
         # only the chart stays visible: the screenshot is the chart area, nothing else
         html = tmp_path / "view.html"
-        html.write_text(page.replace("</head>", "<style>body>*:not(.chart){display:none}"
-                                     "</style></head>", 1), encoding="utf-8")
+        html.write_text(
+            page.replace("</head>", "<style>body>*:not(.chart){display:none}</style></head>", 1),
+            encoding="utf-8",
+        )
         shot = tmp_path / "shot.png"
-        subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                        "--hide-scrollbars", "--window-size=1200,900", f"--screenshot={shot}",
-                        html.as_uri()], capture_output=True, timeout=120, check=True)
+        subprocess.run(
+            [
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1200,900",
+                f"--screenshot={shot}",
+                html.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
         image = cv2.imread(str(shot))
         assert image is not None and image.shape[:2] == (900, 1200)
         # matplotlib's first line colour, #1f77b4 (BGR here)
@@ -136,20 +167,39 @@ def test_report_renders_in_a_headless_browser(pair_report: tuple[Path, dict],
 
     page = path.read_text(encoding="utf-8")
     assert blue_pixels(page) > 500  # the charts' lines were drawn
-    blank = re.sub(r"<div class='chart'>.*?</svg>\s*</div>", "<div class='chart'></div>",
-                   page, count=1, flags=re.S)
+    blank = re.sub(
+        r"<div class='chart'>.*?</svg>\s*</div>",
+        "<div class='chart'></div>",
+        page,
+        count=1,
+        flags=re.S,
+    )
     assert blank != page
     assert blue_pixels(blank) == 0  # and the check sees a missing chart
 
 
-def test_three_candidates_get_a_column_each(host: PluginHost, tmp_path: Path, carphone: Path,
-                                            carphone_distorted: Path) -> None:
+def test_three_candidates_get_a_column_each(
+    host: PluginHost, tmp_path: Path, carphone: Path, carphone_distorted: Path
+) -> None:
     again = tmp_path / "again.mp4"
-    process_video(carphone, again, config=EncoderConfig(preset="ultrafast", crf=40),
-              options=PipelineOptions(end=1.0))
+    process_video(
+        carphone,
+        again,
+        config=EncoderConfig(preset="ultrafast", crf=40),
+        options=PipelineOptions(end=1.0),
+    )
     out = tmp_path / "three.html"
-    data = compare(host, str(carphone), str(carphone_distorted), str(again),
-                   str(carphone_distorted), "--max-frames", "40", "--report", str(out))
+    data = compare(
+        host,
+        str(carphone),
+        str(carphone_distorted),
+        str(again),
+        str(carphone_distorted),
+        "--max-frames",
+        "40",
+        "--report",
+        str(out),
+    )
     assert isinstance(data, list) and len(data) == 3
     page = parse(out)
     assert page.classes.count("slider") == 3 * 3  # 3 frames x 3 candidates
@@ -157,16 +207,29 @@ def test_three_candidates_get_a_column_each(host: PluginHost, tmp_path: Path, ca
     assert data[1]["frames"]["b"] == 30 and not data[1]["frames"]["equal"]  # the 1-second cut
 
 
-def test_report_refuses_bad_paths_and_keeps_existing_files(host: PluginHost, tmp_path: Path,
-                                                           carphone: Path) -> None:
+def test_report_refuses_bad_paths_and_keeps_existing_files(
+    host: PluginHost, tmp_path: Path, carphone: Path
+) -> None:
     app = create_app(host)
-    bad = runner.invoke(app, ["compare", str(carphone), str(carphone), "--report",
-                              str(tmp_path / "r.txt"), "--max-frames", "3"])
+    bad = runner.invoke(
+        app,
+        [
+            "compare",
+            str(carphone),
+            str(carphone),
+            "--report",
+            str(tmp_path / "r.txt"),
+            "--max-frames",
+            "3",
+        ],
+    )
     assert bad.exit_code == 2 and "give a .html path" in bad.output
     existing = tmp_path / "r.html"
     existing.write_text("mine")
-    again = runner.invoke(app, ["compare", str(carphone), str(carphone), "--report",
-                                str(existing), "--max-frames", "3"])
+    again = runner.invoke(
+        app,
+        ["compare", str(carphone), str(carphone), "--report", str(existing), "--max-frames", "3"],
+    )
     assert again.exit_code == 2 and existing.read_text() == "mine"
 
 
@@ -181,22 +244,42 @@ def test_contact_sheet_grid_size_and_timestamps(tmp_path: Path, bikes: Path) -> 
     assert sheet.times == pytest.approx([i / 25 for i in sheet.indices])
 
 
-def test_sheet_option_on_video_commands_and_info(host: PluginHost, tmp_path: Path,
-                                                 carphone: Path) -> None:
+def test_sheet_option_on_video_commands_and_info(
+    host: PluginHost, tmp_path: Path, carphone: Path
+) -> None:
     app = create_app(host)
     out = tmp_path / "out.mp4"
-    result = runner.invoke(app, ["transcode", str(carphone), str(out), "--preset",
-                                 "ultrafast", "--end", "1", "--sheet", str(tmp_path / "t.png"),
-                                 "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "transcode",
+            str(carphone),
+            str(out),
+            "--preset",
+            "ultrafast",
+            "--end",
+            "1",
+            "--sheet",
+            str(tmp_path / "t.png"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["sheet"]["path"] == str(tmp_path / "t.png")
     assert (tmp_path / "t.png").stat().st_size > 1000
     assert report["sheet"]["frames"][-1] == 29  # the output's frames: 1 s at 29.97 fps
-    info = runner.invoke(app, ["info", str(carphone), "--sheet", str(tmp_path / "i.png"),
-                               "--frames", "4", "--json"])
-    assert info.exit_code == 0 and json.loads(info.stdout)["sheet"]["grid"][0] * \
-        json.loads(info.stdout)["sheet"]["grid"][1] >= 4
-    bad = runner.invoke(app, ["transcode", str(carphone), str(tmp_path / "x.mp4"), "--sheet",
-                              str(tmp_path / "x.txt")])
+    info = runner.invoke(
+        app, ["info", str(carphone), "--sheet", str(tmp_path / "i.png"), "--frames", "4", "--json"]
+    )
+    assert (
+        info.exit_code == 0
+        and json.loads(info.stdout)["sheet"]["grid"][0]
+        * json.loads(info.stdout)["sheet"]["grid"][1]
+        >= 4
+    )
+    bad = runner.invoke(
+        app,
+        ["transcode", str(carphone), str(tmp_path / "x.mp4"), "--sheet", str(tmp_path / "x.txt")],
+    )
     assert bad.exit_code == 2 and not (tmp_path / "x.mp4").exists()

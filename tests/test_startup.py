@@ -26,10 +26,12 @@ print("IMPORTED", " ".join(heavy))
 
 
 def run(tmp_path: Path, *args: str, plugins: str = "upscale") -> tuple[str, list[str]]:
-    env = dict(os.environ, VT_CACHE_DIR=str(tmp_path / "cache"), VT_LOAD_PLUGINS=plugins,
-               COLUMNS="200")
-    result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
-                            text=True, timeout=120, env=env)
+    env = dict(
+        os.environ, VT_CACHE_DIR=str(tmp_path / "cache"), VT_LOAD_PLUGINS=plugins, COLUMNS="200"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120, env=env
+    )
     assert result.returncode == 0, result.stderr
     out, _, imported = result.stdout.rpartition("IMPORTED")
     return out, imported.split()
@@ -41,8 +43,7 @@ def test_version_imports_neither_typer_nor_the_plugin_system(tmp_path: Path) -> 
     assert imported == []
 
 
-def test_help_lists_plugin_commands_from_the_index_without_importing_them(
-        tmp_path: Path) -> None:
+def test_help_lists_plugin_commands_from_the_index_without_importing_them(tmp_path: Path) -> None:
     first, imported_first = run(tmp_path, "--help")
     assert "vt_upscale" in imported_first  # no index yet: plugins load, the index is written
     assert (tmp_path / "cache" / "cli" / command_index.FILE).is_file()
@@ -72,8 +73,9 @@ def test_fingerprint_changes_when_an_editable_plugin_changes(tmp_path: Path) -> 
     assert command_index.fingerprint([str(project)]) != before
 
 
-def test_index_is_ignored_when_stale_or_unreadable(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_is_ignored_when_stale_or_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VT_CACHE_DIR", str(tmp_path))
     entry = command_index.IndexEntry("hello", "Say hello.", "greeter", "hello")
     command_index.save([entry], [])
@@ -82,3 +84,49 @@ def test_index_is_ignored_when_stale_or_unreadable(tmp_path: Path,
     assert command_index.load() is None
     (tmp_path / "cli" / command_index.FILE).write_text("{not json")
     assert command_index.load() is None
+
+
+VIDEO_PROBE = """
+import sys
+from vt.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("IMPORTED", " ".join(sorted(sys.modules)))
+"""
+
+
+def test_a_video_command_imports_no_plugin_implementation_and_no_model_library(
+    tmp_path: Path,
+) -> None:
+    """Every installed plugin is loaded (its package and plugin module), but none of their
+    implementation, OpenCV, torch or diffusers: a transcode pays only for what it uses."""
+    from vt.testing import make_video
+
+    clip = make_video(tmp_path / "in.mp4", frames=2, width=64, height=48)
+    env = dict(os.environ, VT_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("VT_LOAD_PLUGINS", None)
+    for name in ("first.mkv", "out.mkv"):  # the first run writes the command index
+        result = subprocess.run(
+            [sys.executable, "-c", VIDEO_PROBE, "transcode", str(clip), str(tmp_path / name), "-q"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+    modules = set(result.stdout.rpartition("IMPORTED")[2].split())
+    plugin_packages = {
+        m.split(".")[0] for m in modules if m.startswith("vt_") and m.endswith(".plugin")
+    }
+    assert {"vt_upscale", "vt_kizuna"} <= plugin_packages  # the installed plugins did load
+    beyond_registration = sorted(
+        m
+        for m in modules
+        if m.split(".")[0] in plugin_packages
+        and m not in plugin_packages
+        and not m.endswith(".plugin")
+    )
+    assert beyond_registration == []
+    assert not {"cv2", "torch", "diffusers", "transformers"} & modules

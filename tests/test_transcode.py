@@ -68,9 +68,13 @@ def test_vfr_timestamps_survive_exactly(tmp_path: Path) -> None:
 
 
 def test_audio_and_subtitles_are_copied_to_mkv(tmp_path: Path) -> None:
-    src = make_video(tmp_path / "in.mkv", frames=48, audio=True,
-                     subtitles=[(0.2, 0.8, "hello"), (1.0, 1.5, "world")],
-                     metadata={"title": "My clip"})
+    src = make_video(
+        tmp_path / "in.mkv",
+        frames=48,
+        audio=True,
+        subtitles=[(0.2, 0.8, "hello"), (1.0, 1.5, "world")],
+        metadata={"title": "My clip"},
+    )
     out = tmp_path / "out.mkv"
     report = process_video(src, out, [Resize(scale=2)], config=FAST)
     assert (report.audio, report.subtitles) == ("copied", "copied")
@@ -86,8 +90,12 @@ def test_audio_and_subtitles_are_copied_to_mkv(tmp_path: Path) -> None:
 
 
 def test_text_subtitles_are_converted_for_mp4_and_webm(tmp_path: Path) -> None:
-    src = make_video(tmp_path / "in.mkv", frames=48, audio=True,
-                     subtitles=[(0.2, 0.8, "hello"), (1.0, 1.5, "world")])
+    src = make_video(
+        tmp_path / "in.mkv",
+        frames=48,
+        audio=True,
+        subtitles=[(0.2, 0.8, "hello"), (1.0, 1.5, "world")],
+    )
     for ext, codec in (("mp4", "mov_text"), ("webm", "webvtt")):
         out = tmp_path / f"out.{ext}"
         config = FAST if ext == "mp4" else EncoderConfig(codec="libvpx-vp9", preset="ultrafast")
@@ -108,8 +116,12 @@ def test_text_subtitles_are_converted_for_mp4_and_webm(tmp_path: Path) -> None:
 
 def test_audio_reencoded_when_container_cannot_hold_it(bigbuckbunny: Path, tmp_path: Path) -> None:
     out = tmp_path / "bbb.webm"
-    report = process_video(bigbuckbunny, out, [Resize(size=(160, 90))],
-                       config=EncoderConfig(codec="libvpx-vp9", preset="ultrafast", crf=40))
+    report = process_video(
+        bigbuckbunny,
+        out,
+        [Resize(size=(160, 90))],
+        config=EncoderConfig(codec="libvpx-vp9", preset="ultrafast", crf=40),
+    )
     assert report.audio == "re-encoded"
     assert any("re-encoded" in w for w in report.warnings)
     info = probe(out)
@@ -119,27 +131,42 @@ def test_audio_reencoded_when_container_cannot_hold_it(bigbuckbunny: Path, tmp_p
 
 def test_no_audio_drops_audio_on_request(bigbuckbunny: Path, tmp_path: Path) -> None:
     out = tmp_path / "silent.mp4"
-    report = process_video(bigbuckbunny, out, [Resize(size=(128, 72))], config=FAST,
-                       options=PipelineOptions(audio=False))
+    report = process_video(
+        bigbuckbunny,
+        out,
+        [Resize(size=(128, 72))],
+        config=FAST,
+        options=PipelineOptions(audio=False),
+    )
     assert report.audio == "dropped" and probe(out).audio == []
 
 
 def test_rotation_sar_and_colour_metadata_are_carried(tmp_path: Path) -> None:
-    src = make_video(tmp_path / "rot.mp4", frames=12, rotation=90, colors=(1, 1, 1, 1),
-                     sample_aspect_ratio=Fraction(4, 3))
+    src = make_video(
+        tmp_path / "rot.mp4",
+        frames=12,
+        rotation=90,
+        colors=(1, 1, 1, 1),
+        sample_aspect_ratio=Fraction(4, 3),
+    )
     out = tmp_path / "out.mp4"
     process_video(src, out, [Resize(scale=2)], config=FAST)
     v = probe(out).video
     assert v.rotation == 90
     assert v.sample_aspect_ratio == Fraction(4, 3)
     assert (v.color_range, v.color_primaries, v.color_trc, v.color_space) == (
-        "tv", "bt709", "bt709", "bt709")
+        "tv",
+        "bt709",
+        "bt709",
+        "bt709",
+    )
     assert (v.width, v.height) == (128, 96)
 
 
 def test_odd_dimensions_are_kept(tmp_path: Path) -> None:
-    src = make_video(tmp_path / "odd.mkv", frames=6, width=853, height=481, codec="ffv1",
-                     pixel_format="yuv420p")
+    src = make_video(
+        tmp_path / "odd.mkv", frames=6, width=853, height=481, codec="ffv1", pixel_format="yuv420p"
+    )
     out = tmp_path / "odd.mp4"
     report = process_video(src, out, config=FAST)
     v = probe(out).video
@@ -148,9 +175,14 @@ def test_odd_dimensions_are_kept(tmp_path: Path) -> None:
 
 
 def test_ten_bit_input_stays_ten_bit(tmp_path: Path) -> None:
-    src = make_video(tmp_path / "10bit.mkv", frames=6, codec="libx265",
-                     pixel_format="yuv420p10le", bit_depth=10,
-                     options={"x265-params": "log-level=error"})
+    src = make_video(
+        tmp_path / "10bit.mkv",
+        frames=6,
+        codec="libx265",
+        pixel_format="yuv420p10le",
+        bit_depth=10,
+        options={"x265-params": "log-level=error"},
+    )
     out = tmp_path / "out.mkv"
     report = process_video(src, out, [Resize(scale=2)], config=FAST)
     assert report.pixel_format == "yuv420p10le"
@@ -161,9 +193,16 @@ def test_ten_bit_input_stays_ten_bit(tmp_path: Path) -> None:
     assert frame.dtype == np.uint16 and len(np.unique(frame[..., 0] & 0xFF)) > 4
 
 
-@pytest.mark.parametrize("codec,ext", [("libx265", "mp4"), ("libvpx-vp9", "webm"),
-                                       ("libsvtav1", "mkv"), ("ffv1", "mkv"),
-                                       ("prores_ks", "mov")])
+@pytest.mark.parametrize(
+    "codec,ext",
+    [
+        ("libx265", "mp4"),
+        ("libvpx-vp9", "webm"),
+        ("libsvtav1", "mkv"),
+        ("ffv1", "mkv"),
+        ("prores_ks", "mov"),
+    ],
+)
 def test_encoders(codec: str, ext: str, tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=6, width=64, height=64)
     out = tmp_path / f"out.{ext}"
@@ -208,8 +247,9 @@ def test_frame_error_abort_writes_nothing(tmp_path: Path) -> None:
 def test_frame_error_pass_keeps_every_frame(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=24)
     out = tmp_path / "out.mp4"
-    report = process_video(src, out, [Failing({3, 7})], config=FAST,
-                       options=PipelineOptions(error_policy="pass"))
+    report = process_video(
+        src, out, [Failing({3, 7})], config=FAST, options=PipelineOptions(error_policy="pass")
+    )
     assert report.frames_out == 24 and report.frame_errors == 2
     assert video_pts(out) == video_pts(src)
     with av.open(str(out)) as c:
@@ -260,8 +300,7 @@ class HoldsBack(FrameProcessor):
 
 
 def test_temporal_processor_flush_keeps_every_frame(tmp_path: Path) -> None:
-    src = make_video(tmp_path / "in.mkv", frames=10, pts=[0, 5, 30, 31, 60, 90, 91, 92, 150,
-                                                           200])
+    src = make_video(tmp_path / "in.mkv", frames=10, pts=[0, 5, 30, 31, 60, 90, 91, 92, 150, 200])
     out = tmp_path / "out.mkv"
     report = process_video(src, out, [HoldsBack()], config=FAST)
     assert report.frames_out == 10 and video_pts(out) == video_pts(src)
@@ -306,8 +345,10 @@ def test_bytes_source(tmp_path: Path) -> None:
 
 def test_cli_transcode_json_summary(carphone: Path, tmp_path: Path) -> None:
     out = tmp_path / "c.mkv"
-    result = runner.invoke(create_app(), ["transcode", str(carphone), str(out), "--preset",
-                                          "ultrafast", "--json", "-e", "g=10"])
+    result = runner.invoke(
+        create_app(),
+        ["transcode", str(carphone), str(out), "--preset", "ultrafast", "--json", "-e", "g=10"],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["frames_in"] == report["frames_out"] == 120
@@ -316,8 +357,9 @@ def test_cli_transcode_json_summary(carphone: Path, tmp_path: Path) -> None:
 
 
 def test_cli_bad_encoder_option_is_usage_error(carphone: Path, tmp_path: Path) -> None:
-    result = runner.invoke(create_app(), ["transcode", str(carphone), str(tmp_path / "x.mp4"),
-                                          "-e", "novalue"])
+    result = runner.invoke(
+        create_app(), ["transcode", str(carphone), str(tmp_path / "x.mp4"), "-e", "novalue"]
+    )
     assert result.exit_code == 2 and "key=value" in result.output
 
 
@@ -331,8 +373,13 @@ def test_frame_format_contract() -> None:
 def test_progress_callback_counts_every_frame(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", frames=20)
     seen: list[tuple[int, int | None]] = []
-    process_video(src, tmp_path / "out.mp4", [Resize(scale=0.5)], config=FAST,
-              progress=lambda done, total: seen.append((done, total)))
+    process_video(
+        src,
+        tmp_path / "out.mp4",
+        [Resize(scale=0.5)],
+        config=FAST,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen[-1] == (20, 20) and [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
@@ -386,11 +433,13 @@ def test_memory_is_bounded_by_a_few_frames(tmp_path: Path) -> None:
     assert peak < 16 * frame_bytes, f"peak {peak / frame_bytes:.1f} frames"
 
 
-def test_time_range_cuts_every_stream_and_starts_at_zero(bigbuckbunny: Path,
-                                                         tmp_path: Path) -> None:
+def test_time_range_cuts_every_stream_and_starts_at_zero(
+    bigbuckbunny: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "cut.mp4"
-    report = process_video(bigbuckbunny, out, config=FAST,
-                       options=PipelineOptions(start=1.0, end=3.0))
+    report = process_video(
+        bigbuckbunny, out, config=FAST, options=PipelineOptions(start=1.0, end=3.0)
+    )
     assert report.frames_out == 50  # 25 fps: frames 25..74
     pts = video_pts(out)
     assert len(pts) == 50 and pts[0] == 0 and pts[-1] == 1_960_000
@@ -398,11 +447,16 @@ def test_time_range_cuts_every_stream_and_starts_at_zero(bigbuckbunny: Path,
     a, rate = read_audio(bigbuckbunny, 16000)
     b, _ = read_audio(out, 16000)
     assert abs(len(b) / rate - 2.0) < 0.05
-    assert abs(audio_offset(a[rate:3 * rate], b[: 2 * rate], rate)) < 0.025
+    assert abs(audio_offset(a[rate : 3 * rate], b[: 2 * rate], rate)) < 0.025
     # processed path too
     out2 = tmp_path / "cut2.mp4"
-    report2 = process_video(bigbuckbunny, out2, [Resize(size=(160, 90))], config=FAST,
-                        options=PipelineOptions(start=1.0, end=3.0))
+    report2 = process_video(
+        bigbuckbunny,
+        out2,
+        [Resize(size=(160, 90))],
+        config=FAST,
+        options=PipelineOptions(start=1.0, end=3.0),
+    )
     assert report2.frames_out == 50 and video_pts(out2) == pts
 
 
@@ -414,8 +468,9 @@ def test_resize_only_jobs_scale_decoded_frames_without_rgb(tmp_path: Path, monke
         raise AssertionError("RGB conversion in a native job")
 
     monkeypatch.setattr(pyav_reader, "frame_to_array", no_rgb)
-    src = make_video(tmp_path / "in.mkv", frames=10, pts=[0, 3, 9, 12, 40, 41, 42, 80, 81, 99],
-                     audio=True)
+    src = make_video(
+        tmp_path / "in.mkv", frames=10, pts=[0, 3, 9, 12, 40, 41, 42, 80, 81, 99], audio=True
+    )
     out = tmp_path / "out.mkv"
     report = process_video(src, out, [Resize(scale=2, method="bicubic")], config=FAST)
     assert report.frames_out == 10 and report.audio == "copied"
@@ -431,13 +486,14 @@ def test_resize_images_fast_path_matches_packed_rgb() -> None:
         image = rng.integers(0, np.iinfo(dtype).max, (27, 35, 3), dtype=dtype)
         fast = resize_images(image, (61, 50), "lanczos")
         frame = av.VideoFrame.from_ndarray(image, format=packed)
-        slow = frame.reformat(width=61, height=50, interpolation=METHODS["lanczos"]
-                              ).to_ndarray(format=packed)
+        slow = frame.reformat(width=61, height=50, interpolation=METHODS["lanczos"]).to_ndarray(
+            format=packed
+        )
         assert fast.dtype == dtype and np.array_equal(fast, slow)
 
 
 def test_media_options_refuses_a_clashing_parameter() -> None:
-    from vt.cli_media import MediaOptions, media_options
+    from vt.cli_media import media_options
 
     def command(input: str, start: float = 0.0, *, media: MediaOptions) -> None:
         pass
@@ -449,8 +505,12 @@ def test_media_options_refuses_a_clashing_parameter() -> None:
 _seen_media: list[tuple[str | None, MediaOptions]] = []
 
 
-def _command_with_c(input: str, control: Annotated[str | None, typer.Option(
-        "--control", "-c")] = None, *, media: MediaOptions) -> None:
+def _command_with_c(
+    input: str,
+    control: Annotated[str | None, typer.Option("--control", "-c")] = None,
+    *,
+    media: MediaOptions,
+) -> None:
     _seen_media.append((control, media))
 
 
@@ -473,13 +533,25 @@ def test_media_options_take_per_command_defaults_and_yield_short_flags() -> None
         media_options(codecs="x")(command)
 
 
-@pytest.mark.parametrize("container,codec", [("avi", "mpeg4"), ("mov", "libx264"),
-                                             ("webm", "libvpx-vp9"), ("ts", "libx264"),
-                                             ("mkv", "ffv1")])
+@pytest.mark.parametrize(
+    "container,codec",
+    [
+        ("avi", "mpeg4"),
+        ("mov", "libx264"),
+        ("webm", "libvpx-vp9"),
+        ("ts", "libx264"),
+        ("mkv", "ffv1"),
+    ],
+)
 def test_input_containers(container: str, codec: str, tmp_path: Path) -> None:
-    src = make_video(tmp_path / f"in.{container}", frames=12, codec=codec,
-                     pixel_format="yuv420p", audio=container != "avi",
-                     audio_codec="libopus" if container == "webm" else "aac")
+    src = make_video(
+        tmp_path / f"in.{container}",
+        frames=12,
+        codec=codec,
+        pixel_format="yuv420p",
+        audio=container != "avi",
+        audio_codec="libopus" if container == "webm" else "aac",
+    )
     out = tmp_path / "out.mkv"
     report = process_video(src, out, config=FAST)
     assert report.frames_in == report.frames_out == 12
@@ -493,8 +565,7 @@ def test_write_video_from_generated_frames(tmp_path: Path) -> None:
     def frames():
         for start in range(0, 10, 4):
             n = min(4, 10 - start)
-            images = np.stack([np.full((48, 64, 3), 20 * (start + i), np.uint8)
-                               for i in range(n)])
+            images = np.stack([np.full((48, 64, 3), 20 * (start + i), np.uint8) for i in range(n)])
             yield FrameBatch(images, [None] * n, Fraction(1, 8), list(range(start, start + n)))
 
     out = tmp_path / "gen.mp4"
@@ -515,15 +586,17 @@ def test_write_video_from_generated_frames(tmp_path: Path) -> None:
 
 
 def test_run_video_job_extra_report_fields_and_silent_first_pass(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from vt.cli_media import run_video_job
 
     src = make_video(tmp_path / "in.mp4", frames=4)
     media = MediaOptions(json=True)
     run_video_job(src, tmp_path / "a.mp4", [], media, summary=False)
     assert capsys.readouterr().out == ""
-    report = run_video_job(src, tmp_path / "b.mp4", [], media,
-                           extra=lambda r: {"mine": {"frames": r.frames_out}})
+    report = run_video_job(
+        src, tmp_path / "b.mp4", [], media, extra=lambda r: {"mine": {"frames": r.frames_out}}
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["mine"] == {"frames": 4} and data["frames_out"] == report.frames_out == 4
 
@@ -538,8 +611,11 @@ def test_garbage_decode_timestamps_are_replaced_by_pts() -> None:
         p.pts, p.dts, p.time_base = pts, dts, Fraction(1, 30000)
         return p
 
-    garbage = [packet(0, 9187201950435737472), packet(1001, 9187201950435738473),
-               packet(2002, -9187201950435737472)]
+    garbage = [
+        packet(0, 9187201950435737472),
+        packet(1001, 9187201950435738473),
+        packet(2002, -9187201950435737472),
+    ]
     fix_garbage_dts(garbage)
     assert [p.dts for p in garbage] == [0, 1001, 2002]
     reordered = [packet(0, -2002), packet(3003, -1001), packet(1001, 0)]

@@ -7,8 +7,9 @@ needs no numpy, PyAV or torch never imports them.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vt.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -58,25 +59,14 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vt' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from vt.cachedirs import cache_dir
     from vt.cli_media import MediaOptions, default_output, media_options, run_video_job
+    from vt.errors import InputError, ModelUnavailableError, OutputError, UsageError, VtError
     from vt.hookspecs import hookimpl
-    from vt.errors import (InputError, ModelUnavailableError, OutputError, UsageError,
-                           VtError)
     from vt.media.decode import open_video
     from vt.media.encode import EncoderConfig
     from vt.media.frames import FrameBatch, FrameFormat
@@ -85,5 +75,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from vt.media.processing import FrameProcessor
     from vt.models import ModelDescriptor, SizeRequirements, Tiling, load_model, resolve_model
     from vt.plugins import get_host
-    from vt.registry import (CommandSpec, DecoderInfo, EncoderInfo, ModelAdapterInfo,
-                             ModelRef, ModelSpec, ProcessorInfo)
+    from vt.registry import (
+        CommandSpec,
+        DecoderInfo,
+        EncoderInfo,
+        ModelAdapterInfo,
+        ModelRef,
+        ModelSpec,
+        ProcessorInfo,
+    )

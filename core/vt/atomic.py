@@ -16,12 +16,14 @@ run are removed by the next one writing beside the same target).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import shutil
 import signal
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vt.errors import OutputError
@@ -47,8 +49,14 @@ class AtomicWrite:
     temporary is removed and ``final`` left as it was.
     """
 
-    def __init__(self, final: str | os.PathLike[str], *, overwrite: bool = False,
-                 folder: bool = False, suffix: str = "") -> None:
+    def __init__(
+        self,
+        final: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        folder: bool = False,
+        suffix: str = "",
+    ) -> None:
         self.final = Path(final)
         self.overwrite = overwrite
         self.folder = folder
@@ -98,8 +106,9 @@ class AtomicWrite:
             _restore_handlers(self._handlers)
 
 
-def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = False,
-                suffix: str = "") -> AtomicWrite:
+def atomic_file(
+    path: str | os.PathLike[str], *, overwrite: bool = False, suffix: str = ""
+) -> AtomicWrite:
     """``with atomic_file(path) as tmp:`` write ``tmp``; it becomes ``path`` when the block
     ends without error (see ``AtomicWrite``). ``suffix`` ends the temporary name, for writers
     that pick a format from the extension."""
@@ -114,8 +123,10 @@ def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool = False) -> A
 
 
 def _appeared(final: Path) -> OutputError:
-    return OutputError(f"output {final} appeared while vt was writing it (another job?): not "
-                       "replaced; use --overwrite to replace it")
+    return OutputError(
+        f"output {final} appeared while vt was writing it (another job?): not "
+        "replaced; use --overwrite to replace it"
+    )
 
 
 def _commit_file(tmp: Path, final: Path, overwrite: bool) -> None:
@@ -156,10 +167,11 @@ _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 
 
-def _renameat2() -> object | None:
+def _renameat2() -> Callable[..., int] | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.renameat2
+        fn: Callable[..., int] = libc.renameat2
+        return fn
     except (OSError, AttributeError):
         return None
 
@@ -186,8 +198,20 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
-_TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
-                             if hasattr(signal, name))
+_TERMINATION_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def interrupt_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``KeyboardInterrupt`` inside the block (main thread), so the
+    clean-up of work spanning several atomic writes runs too."""
+    handlers = _raise_on_termination()
+    try:
+        yield
+    finally:
+        _restore_handlers(handlers)
 
 
 def _raise_on_termination() -> dict[int, object] | None:

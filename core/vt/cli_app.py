@@ -53,14 +53,21 @@ class VtGroup(TyperGroup):
         return command
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # the command line after ``vt``: segment workers re-run it (vt.media.segments)
+        ctx.meta.setdefault("vt.argv", list(args))
         name = args[0] if args else None
         entry = getattr(self, "lazy", {}).get(name or "")
         if entry is not None and name not in self.commands:
             self.commands[name] = _build_command(entry)  # type: ignore[index]
         return super().resolve_command(ctx, args)
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             *pargs: Any, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        *pargs: Any,
+        **kwargs: Any,
+    ) -> Any:
         try:
             return super().main(args, prog_name, *pargs, **kwargs)
         except VtError as exc:
@@ -93,8 +100,9 @@ class _RichLogHandler(logging.Handler):
             from rich.console import Console
             from rich.logging import RichHandler
 
-            self._inner = RichHandler(console=Console(stderr=True), show_time=False,
-                                      show_path=False, markup=False)
+            self._inner = RichHandler(
+                console=Console(stderr=True), show_time=False, show_path=False, markup=False
+            )
         self._inner.handle(record)
 
 
@@ -125,12 +133,18 @@ def create_app(host: "PluginHost | None" = None) -> typer.Typer:
 
     @app.callback()
     def main(
-        version: Annotated[bool, typer.Option("--version", callback=version_callback,
-                                              is_eager=True, help="Show the version.")] = False,
-        debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
-        = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
-        = False,
+        version: Annotated[
+            bool,
+            typer.Option(
+                "--version", callback=version_callback, is_eager=True, help="Show the version."
+            ),
+        ] = False,
+        debug: Annotated[
+            bool, typer.Option("--debug", help="Show tracebacks and debug logs.")
+        ] = False,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")
+        ] = False,
     ) -> None:
         _setup_logging(debug or bool(os.environ.get("VT_DEBUG")), quiet)
 
@@ -147,8 +161,9 @@ def create_app(host: "PluginHost | None" = None) -> typer.Typer:
         host = get_host()
         entries = _mount_plugin_commands(app, host)
         if not any(r.errors for r in host.records.values()):
-            distributions = ["vt"] + [r.distribution for r in host.records.values()
-                                      if r.distribution]
+            distributions = ["vt"] + [
+                r.distribution for r in host.records.values() if r.distribution
+            ]
             command_index.save(entries, command_index.editable_projects(distributions))
         return app
     # the group class carries the index: Typer builds the click group from it when run
@@ -179,8 +194,11 @@ def _help_line(spec: CommandSpec) -> str:
     text = spec.help
     if not text:
         target = spec.target
-        text = (target.info.help if isinstance(target, typer.Typer) else
-                getattr(target, "__doc__", None)) or ""
+        text = (
+            target.info.help
+            if isinstance(target, typer.Typer)
+            else getattr(target, "__doc__", None)
+        ) or ""
     return " ".join(str(text).strip().split("\n\n")[0].split())
 
 
@@ -202,21 +220,27 @@ def _mount_plugin_commands(app: typer.Typer, host: "PluginHost") -> list[IndexEn
     for entry in registry:
         name = entry.name
         if name in reserved:
-            print(f"vt: plugin {entry.plugin!r} tried to replace the core command {name!r}; "
-                  f"it is available as {entry.qualified_name}", file=sys.stderr)
+            print(
+                f"vt: plugin {entry.plugin!r} tried to replace the core command {name!r}; "
+                f"it is available as {entry.qualified_name}",
+                file=sys.stderr,
+            )
             name = entry.qualified_name
         elif name in clashes:
             name = entry.qualified_name
         try:
             _mount(app, name, entry.item)
         except Exception as exc:
-            print(f"vt: plugin {entry.plugin!r}: command {name!r} not mounted: {exc}",
-                  file=sys.stderr)
+            print(
+                f"vt: plugin {entry.plugin!r}: command {name!r} not mounted: {exc}", file=sys.stderr
+            )
             continue
         mounted.append(IndexEntry(name, _help_line(entry.item), entry.plugin, entry.name))
     for name, plugins in clashes.items():
-        message = (f"command {name!r} is provided by plugins {' and '.join(map(repr, plugins))}"
-                   f": use {' or '.join(f'vt {p}:{name}' for p in plugins)}")
+        message = (
+            f"command {name!r} is provided by plugins {' and '.join(map(repr, plugins))}"
+            f": use {' or '.join(f'vt {p}:{name}' for p in plugins)}"
+        )
         _mount_ambiguous(app, name, message)
         mounted.append(IndexEntry(name, f"(ambiguous) {message}", "", name, message))
     return mounted
@@ -226,8 +250,11 @@ def _mount_ambiguous(app: typer.Typer, name: str, message: str) -> None:
     def ambiguous(_message: str = message) -> None:
         raise UsageError(_message)
 
-    app.command(name, help=f"(ambiguous) {message}", context_settings={
-        "ignore_unknown_options": True, "allow_extra_args": True})(ambiguous)
+    app.command(
+        name,
+        help=f"(ambiguous) {message}",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )(ambiguous)
 
 
 def _print_json(data: Any) -> None:
@@ -249,8 +276,7 @@ def _add_meta_commands(app: typer.Typer, given: "PluginHost | None") -> None:
         host = current()
         records = [r for r in host.records.values() if all_ or not r.builtin]
         # make sure registration errors are known before reporting
-        for kind in ("commands", "decoders", "processors", "encoders", "model_adapters",
-                     "models"):
+        for kind in ("commands", "decoders", "processors", "encoders", "model_adapters", "models"):
             getattr(host, kind)
         if as_json:
             _print_json([r.as_dict() for r in records])
@@ -273,9 +299,11 @@ def _add_meta_commands(app: typer.Typer, given: "PluginHost | None") -> None:
         rows = []
         for entry in registry:
             item = entry.item
-            row: dict[str, Any] = {"name": entry.name, "plugin": entry.plugin,
-                                   "description": getattr(item, "description", "") or
-                                   getattr(item, "help", "") or ""}
+            row: dict[str, Any] = {
+                "name": entry.name,
+                "plugin": entry.plugin,
+                "description": getattr(item, "description", "") or getattr(item, "help", "") or "",
+            }
             available = getattr(item, "available", None)
             if callable(available):
                 reason = available()
@@ -294,10 +322,18 @@ def _add_meta_commands(app: typer.Typer, given: "PluginHost | None") -> None:
             rows.append(row)
         adapters: list[dict[str, Any]] = []
         if kind == "models":
-            adapters = [{"name": e.name, "plugin": e.plugin, "formats": e.item.formats,
-                         "devices": e.item.devices, "dtypes": e.item.dtypes,
-                         "available": e.item.available() is None,
-                         "description": e.item.description} for e in host.model_adapters]
+            adapters = [
+                {
+                    "name": e.name,
+                    "plugin": e.plugin,
+                    "formats": e.item.formats,
+                    "devices": e.item.devices,
+                    "dtypes": e.item.dtypes,
+                    "available": e.item.available() is None,
+                    "description": e.item.description,
+                }
+                for e in host.model_adapters
+            ]
         if as_json:
             _print_json({"models": rows, "adapters": adapters} if kind == "models" else rows)
             return
@@ -306,22 +342,34 @@ def _add_meta_commands(app: typer.Typer, given: "PluginHost | None") -> None:
 
         console = Console()
         if kind == "models":
-            table = Table("adapter", "plugin", "formats", "devices", "available",
-                          title="Model adapters")
+            table = Table(
+                "adapter", "plugin", "formats", "devices", "available", title="Model adapters"
+            )
             for a in adapters:
-                table.add_row(str(a["name"]), str(a["plugin"]), " ".join(a["formats"]),
-                              " ".join(a["devices"]), "yes" if a["available"] else "no")
+                table.add_row(
+                    str(a["name"]),
+                    str(a["plugin"]),
+                    " ".join(a["formats"]),
+                    " ".join(a["devices"]),
+                    "yes" if a["available"] else "no",
+                )
             console.print(table)
             title = "Named models"
         else:
             title = kind.capitalize()
-        columns = ("name", "plugin", "available", "source", "details") if kind == "models" \
+        columns = (
+            ("name", "plugin", "available", "source", "details")
+            if kind == "models"
             else ("name", "plugin", "available", "details")
+        )
         table = Table(*columns, title=title)
         for row in rows:
             avail = row.get("available")
-            cells = [row["name"], row["plugin"],
-                     "-" if avail is None else ("yes" if avail else "no")]
+            cells = [
+                row["name"],
+                row["plugin"],
+                "-" if avail is None else ("yes" if avail else "no"),
+            ]
             if kind == "models":
                 cells.append(row["source"] or "-")
                 cells.append(row["path"] or ("not found; looked in: " + ", ".join(row["sources"])))
@@ -343,8 +391,11 @@ def _add_meta_commands(app: typer.Typer, given: "PluginHost | None") -> None:
         show(kind, as_json)
 
     for kind in LIST_KINDS[:-1]:
-        def alias(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-                  _kind: str = kind) -> None:
+
+        def alias(
+            as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+            _kind: str = kind,
+        ) -> None:
             show(_kind, as_json)
 
         alias.__doc__ = f"Same as 'vt list {kind}'."
@@ -353,16 +404,17 @@ def _add_meta_commands(app: typer.Typer, given: "PluginHost | None") -> None:
     pip_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
 
     @app.command("install", context_settings=pip_settings)
-    def install(ctx: typer.Context,
-                names: Annotated[list[str], typer.Argument(help="Packages (pip syntax).")]
-                ) -> None:
+    def install(
+        ctx: typer.Context,
+        names: Annotated[list[str], typer.Argument(help="Packages (pip syntax).")],
+    ) -> None:
         """Install plugins with pip inside vt's own interpreter."""
         _pip(["install", *names, *ctx.args])
 
     @app.command("uninstall", context_settings=pip_settings)
-    def uninstall(ctx: typer.Context,
-                  names: Annotated[list[str], typer.Argument(help="Packages to remove.")]
-                  ) -> None:
+    def uninstall(
+        ctx: typer.Context, names: Annotated[list[str], typer.Argument(help="Packages to remove.")]
+    ) -> None:
         """Uninstall plugins with pip inside vt's own interpreter."""
         _pip(["uninstall", "-y", *names, *ctx.args])
 

@@ -4,7 +4,8 @@
 plugin; a command's module is imported only when that command runs. The index is rebuilt
 when anything that could change it changes: vt's version, ``VT_LOAD_PLUGINS``, the Python
 interpreter, an install or uninstall (the mtime of each ``site-packages`` folder) or the source
-of an editable install of vt or a plugin (the newest ``.py``/``.toml`` under its project). No index is saved while a
+of an editable install of vt or a plugin (the newest ``.py``/``.toml`` under its project). No index
+is saved while a
 plugin fails to load, so its error keeps being reported.
 """
 
@@ -46,8 +47,11 @@ def _index_path() -> Path | None:
 def _newest_source(folder: str) -> int:
     newest = 0
     for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith((".", "__pycache__")) and d not in (
-            "build", "dist", "tests")]
+        dirs[:] = [
+            d
+            for d in dirs
+            if not d.startswith((".", "__pycache__")) and d not in ("build", "dist", "tests")
+        ]
         for name in files:
             if name.endswith((".py", ".toml")):
                 try:
@@ -59,8 +63,12 @@ def _newest_source(folder: str) -> int:
 
 def fingerprint(editable: list[str]) -> str:
     """What the index depends on (see the module docstring)."""
-    parts: list[Any] = [__version__, sys.version, sys.executable,
-                        os.environ.get("VT_LOAD_PLUGINS", "\0unset")]
+    parts: list[Any] = [
+        __version__,
+        sys.version,
+        sys.executable,
+        os.environ.get("VT_LOAD_PLUGINS", "\0unset"),
+    ]
     for entry in sys.path:
         # installs and uninstalls change these folders; the script's or working folder at
         # sys.path[0] says nothing about plugins and differs between ``vt`` and ``python -m``
@@ -97,8 +105,11 @@ def save(entries: list[IndexEntry], editable: list[str]) -> None:
         return
     from vt.atomic import atomic_file
 
-    data = {"fingerprint": fingerprint(editable), "editable": editable,
-            "commands": [asdict(e) for e in entries]}
+    data = {
+        "fingerprint": fingerprint(editable),
+        "editable": editable,
+        "commands": [asdict(e) for e in entries],
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path, overwrite=True) as tmp:

@@ -70,8 +70,9 @@ class _RedirectGuard(urllib.request.HTTPRedirectHandler):
 
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> Any:
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
         self.hops += 1
         if self.hops > self.max_redirects:
             fp.close()
@@ -85,10 +86,15 @@ def _opener(url: str, max_redirects: int) -> urllib.request.OpenerDirector:
     """http(s) handlers only: even a redirect that slipped past the guard cannot reach ftp://,
     file:// or data:."""
     opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
-                    urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
-                    urllib.request.HTTPDefaultErrorHandler(), _RedirectGuard(url, max_redirects),
-                    urllib.request.HTTPErrorProcessor()):
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _RedirectGuard(url, max_redirects),
+        urllib.request.HTTPErrorProcessor(),
+    ):
         opener.add_handler(handler)
     return opener
 
@@ -110,12 +116,10 @@ def _open(url: str, timeout: float, max_redirects: int) -> Any:
         return _opener(url, max_redirects).open(request, timeout=min(timeout, STALL_TIMEOUT))
     except urllib.error.HTTPError as exc:
         exc.close()
-        raise DownloadError(f"download failed: HTTP {exc.code} {exc.reason} for {url}") \
-            from None
+        raise DownloadError(f"download failed: HTTP {exc.code} {exc.reason} for {url}") from None
     except (urllib.error.URLError, OSError) as exc:
         if _timed_out(exc):
-            raise DownloadTimeoutError(f"download timed out after {timeout:g}s: {url}") \
-                from None
+            raise DownloadTimeoutError(f"download timed out after {timeout:g}s: {url}") from None
         raise DownloadError(f"download failed: {_reason(exc)} ({url})") from None
 
 
@@ -127,8 +131,16 @@ def _set_timeout(response: Any, seconds: float) -> None:
         pass
 
 
-def _stream(response: Any, out: BinaryIO, *, url: str, max_bytes: int, timeout: float,
-            deadline: float, update: Callable[[bytes], None]) -> int:
+def _stream(
+    response: Any,
+    out: BinaryIO,
+    *,
+    url: str,
+    max_bytes: int,
+    timeout: float,
+    deadline: float,
+    update: Callable[[bytes], None],
+) -> int:
     total = 0
     while True:
         remaining = deadline - time.monotonic()
@@ -139,8 +151,9 @@ def _stream(response: Any, out: BinaryIO, *, url: str, max_bytes: int, timeout: 
             chunk = response.read1(min(CHUNK, max_bytes + 1 - total))
         except (TimeoutError, OSError) as exc:
             if _timed_out(exc):
-                raise DownloadTimeoutError(f"download timed out after {timeout:g}s: {url}") \
-                    from None
+                raise DownloadTimeoutError(
+                    f"download timed out after {timeout:g}s: {url}"
+                ) from None
             raise DownloadError(f"download failed: {_reason(exc)} ({url})") from None
         if not chunk:
             return total
@@ -153,12 +166,20 @@ def _stream(response: Any, out: BinaryIO, *, url: str, max_bytes: int, timeout: 
         try:
             out.write(chunk)
         except OSError as exc:
-            raise DownloadError(f"cannot write the download: {exc.strerror or exc} ({url})") \
-                from None
+            raise DownloadError(
+                f"cannot write the download: {exc.strerror or exc} ({url})"
+            ) from None
 
 
-def download(url: str, dest: str | os.PathLike[str], *, max_bytes: int, timeout: float,
-             sha256: str | None = None, max_redirects: int = 5) -> Path:
+def download(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    max_bytes: int,
+    timeout: float,
+    sha256: str | None = None,
+    max_redirects: int = 5,
+) -> Path:
     """Fetch ``url`` into ``dest`` atomically; returns ``dest`` (see the module docstring)."""
     check_scheme(url)
     dest = Path(dest)
@@ -179,8 +200,15 @@ def download(url: str, dest: str | os.PathLike[str], *, max_bytes: int, timeout:
             # replaces an older copy (a refreshed model); nothing is kept unless verified
             with atomic_file(dest, overwrite=True) as tmp:
                 with open(tmp, "wb") as out:
-                    total = _stream(response, out, url=url, max_bytes=max_bytes,
-                                    timeout=timeout, deadline=deadline, update=digest.update)
+                    total = _stream(
+                        response,
+                        out,
+                        url=url,
+                        max_bytes=max_bytes,
+                        timeout=timeout,
+                        deadline=deadline,
+                        update=digest.update,
+                    )
                 if total == 0:
                     raise DownloadError(f"download is empty: {url}")
                 if sha256 and digest.hexdigest() != sha256.lower():

@@ -12,6 +12,9 @@ Conventions (see ``shared/notes/anchors.md``, "Metrics without model weights"):
   the map averaged after cropping the 5-pixel border the window cannot cover. By default on
   BT.601 luma (what video tools report as the "Y" SSIM), optionally per RGB channel averaged.
 - Warping error after Lai et al. 2018: flow on the *input*, used to warp input and output alike.
+- Temporal consistency (the CogVideoX spec's score): m_t = mean optical-flow magnitude between
+  frames t and t+1, frames scaled to 256 px wide; score = exp(-Var_t(m_t) / σ²), σ = 1 px by
+  default. A still or evenly moving clip scores near 1, a jittering one near 0.
 """
 
 from __future__ import annotations
@@ -27,26 +30,29 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "psnr",
-    "ssim",
-    "flow",
-    "warp",
-    "occlusion_mask",
-    "WarpingErrorMeter",
-    "WarpingError",
     "FrameQualityMeter",
     "QualitySummary",
-    "flicker_score",
+    "TemporalConsistency",
+    "TemporalConsistencyMeter",
+    "WarpingError",
+    "WarpingErrorMeter",
     "audio_offset",
+    "flicker_score",
+    "flow",
+    "occlusion_mask",
+    "psnr",
     "read_audio",
+    "ssim",
+    "temporal_consistency",
     "to_float",
+    "warp",
 ]
 
-FlowMethod = Literal["dis", "farneback"]
+FlowMethod = Literal["dis", "farneback", "tvl1"]
 _SSIM_SIGMA = 1.5
 _SSIM_RADIUS = int(3.5 * _SSIM_SIGMA + 0.5)  # skimage/scipy truncate=3.5 -> 11x11 window
 _LUMA = np.array([0.299, 0.587, 0.114])  # BT.601, applied to (full-range) RGB
-_DIS = threading.local()
+_FLOW = threading.local()
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -78,8 +84,9 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
     shrink = height * width < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return cv2.resize(
+        image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
 
 
 def _gray8(image: np.ndarray) -> np.ndarray:
@@ -143,8 +150,7 @@ def ssim(
     if channels == "luma":
         return _ssim_plane(x @ _LUMA, y @ _LUMA, peak)
     if channels == "rgb":
-        return float(np.mean([_ssim_plane(x[..., c], y[..., c], peak)
-                              for c in range(x.shape[-1])]))
+        return float(np.mean([_ssim_plane(x[..., c], y[..., c], peak) for c in range(x.shape[-1])]))
     raise ValueError(f"channels must be 'luma' or 'rgb', not {channels!r}")
 
 
@@ -165,7 +171,8 @@ class QualitySummary:
             "psnr_min": float(np.min(self.psnr)) if n else math.nan,
             # ffmpeg's "average": PSNR of the mean MSE, finite unless every frame is identical.
             "psnr_global": (math.inf if mean_mse == 0 else -10.0 * math.log10(mean_mse))
-            if n else math.nan,
+            if n
+            else math.nan,
             "ssim_mean": float(np.mean(self.ssim)) if n else math.nan,
             "ssim_min": float(np.min(self.ssim)) if n else math.nan,
         }
@@ -212,24 +219,36 @@ def flow(prev: np.ndarray, next: np.ndarray, method: FlowMethod = "dis") -> np.n
     """Dense flow ``(H, W, 2)`` float32 from ``prev`` to ``next``: prev(x) ≈ next(x + flow(x)).
 
     DIS (medium preset) is the default: ~15-20 ms per 640x272 pair on 2 cores, better than
-    Farneback on large motion at half its cost, and far cheaper than TV-L1 (seconds a pair).
-    Computed on the 8-bit grey of the frames.
+    Farneback on large motion at half its cost, and far cheaper than Dual TV-L1 (``tvl1``,
+    OpenCV contrib's ``optflow``: seconds a pair at 640x360). Computed on the 8-bit grey of
+    the frames.
     """
     g0, g1 = _gray8(prev), _gray8(next)
     if g0.shape != g1.shape:
         raise ValueError(f"frame sizes differ: {g0.shape} vs {g1.shape}")
     if method == "dis":
-        dis = getattr(_DIS, "instance", None)
+        dis = getattr(_FLOW, "instance", None)
         if dis is None:  # one per thread: reuse saves its buffers (~20 % per call)
             create = getattr(cv2, "DISOpticalFlow_create")  # noqa: B009 - missing from cv2's stubs
-            dis = _DIS.instance = create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+            dis = _FLOW.instance = create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         result: np.ndarray = dis.calc(g0, g1, None)
         return result
     if method == "farneback":
         farneback: Any = cv2.calcOpticalFlowFarneback  # its stubs reject flow=None
         dense: np.ndarray = farneback(g0, g1, None, 0.5, 3, 15, 3, 5, 1.2, 0)
         return dense
-    raise ValueError(f"unknown flow method {method!r} (dis, farneback)")
+    if method == "tvl1":
+        tvl1 = getattr(_FLOW, "tvl1", None)
+        if tvl1 is None:
+            optflow = getattr(cv2, "optflow", None)
+            if optflow is None:
+                raise ValueError(
+                    "TV-L1 flow needs OpenCV's contrib modules (opencv-contrib-python-headless)"
+                )
+            tvl1 = _FLOW.tvl1 = optflow.DualTVL1OpticalFlow_create()
+        tv: np.ndarray = tvl1.calc(g0, g1, None)
+        return tv
+    raise ValueError(f"unknown flow method {method!r} (dis, farneback, tvl1)")
 
 
 def _sample_grid(flo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -244,8 +263,9 @@ def warp(image: np.ndarray, flo: np.ndarray) -> np.ndarray:
     With ``flo = flow(prev, next)``, ``warp(next, flo)`` reconstructs ``prev``.
     """
     mx, my = _sample_grid(flo)
-    out: np.ndarray = cv2.remap(image, mx, my, interpolation=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+    out: np.ndarray = cv2.remap(
+        image, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return out
 
 
@@ -265,7 +285,7 @@ def occlusion_mask(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     mismatch = sq(fwd + bwd_at) > 0.01 * (sq(fwd) + sq(bwd_at)) + 0.5
     du_y, du_x = np.gradient(fwd[..., 0])
     dv_y, dv_x = np.gradient(fwd[..., 1])
-    boundary = (du_x ** 2 + du_y ** 2 + dv_x ** 2 + dv_y ** 2) > 0.01 * sq(fwd) + 0.002
+    boundary = (du_x**2 + du_y**2 + dv_x**2 + dv_y**2) > 0.01 * sq(fwd) + 0.002
     mx, my = _sample_grid(fwd)
     outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
     mask: np.ndarray = mismatch | boundary | outside
@@ -363,10 +383,128 @@ def flicker_score(frames: Iterable[np.ndarray]) -> float:
     return 1.0 - total / steps if steps else 1.0
 
 
+# -- temporal consistency (flow-magnitude variance) ----------------------------------------
+#: the frame width flow is measured at, so σ means the same at any resolution
+TEMPORAL_WIDTH = 256
+TEMPORAL_SIGMA = 1.0
+TEMPORAL_THRESHOLD = 0.6
+
+
+@dataclass
+class TemporalConsistency:
+    """``score`` = exp(-``variance`` / ``sigma``²) of the per-pair mean flow magnitudes
+    ``magnitudes`` (px at ``width`` wide); 1.0 for fewer than three frames (no variance)."""
+
+    score: float
+    variance: float
+    mean_magnitude: float
+    magnitudes: list[float]
+    sigma: float
+    method: str
+    width: int
+
+    @property
+    def frames(self) -> int:
+        return len(self.magnitudes) + 1 if self.magnitudes else 0
+
+    def as_dict(self, per_frame: bool = False) -> dict[str, object]:
+        data: dict[str, object] = {
+            "score": self.score,
+            "variance": self.variance,
+            "mean_magnitude": self.mean_magnitude,
+            "pairs": len(self.magnitudes),
+            "sigma": self.sigma,
+            "method": self.method,
+            "width": self.width,
+        }
+        if per_frame:
+            data["magnitudes"] = list(self.magnitudes)
+        return data
+
+
+class TemporalConsistencyMeter:
+    """Streaming temporal consistency: feed frames in order, keeps only the previous one.
+
+    m_t is the mean magnitude of the optical flow from frame t to t+1, both scaled to
+    ``width`` px wide (aspect kept), so ``sigma`` is in pixels of that width whatever the
+    clip's size. Flow by DIS (default, fast) or Dual TV-L1 (``method="tvl1"``, the spec's
+    reference, ~100x slower) or Farneback.
+    """
+
+    def __init__(
+        self,
+        *,
+        sigma: float = TEMPORAL_SIGMA,
+        method: FlowMethod = "dis",
+        width: int = TEMPORAL_WIDTH,
+    ) -> None:
+        if not sigma > 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        if width < 8:
+            raise ValueError(f"width must be at least 8 px, got {width}")
+        if method not in ("dis", "farneback", "tvl1"):
+            raise ValueError(f"unknown flow method {method!r} (dis, farneback, tvl1)")
+        self.sigma, self.method, self.width = float(sigma), method, int(width)
+        self.magnitudes: list[float] = []
+        self._prev: np.ndarray | None = None
+        self._size: tuple[int, int] | None = None
+
+    def _scaled(self, frame: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        if self._size is None:
+            self._size = (h, w)
+        elif self._size != (h, w):
+            raise ValueError(f"frame size changed from {self._size[1]}x{self._size[0]} to {w}x{h}")
+        height = max(1, round(h * self.width / w))
+        return _gray8(_resize(frame, height, self.width))
+
+    def update(self, frame: np.ndarray) -> float | None:
+        """Add the next frame; returns m_t for the pair it closes (None for the first)."""
+        cur = self._scaled(frame)
+        prev, self._prev = self._prev, cur
+        if prev is None:
+            return None
+        f = flow(prev, cur, self.method)
+        magnitude = float(np.mean(np.hypot(f[..., 0], f[..., 1]), dtype=np.float64))
+        self.magnitudes.append(magnitude)
+        return magnitude
+
+    def result(self) -> TemporalConsistency:
+        m = np.asarray(self.magnitudes, dtype=np.float64)
+        variance = float(m.var()) if m.size else 0.0
+        return TemporalConsistency(
+            score=math.exp(-variance / self.sigma**2),
+            variance=variance,
+            mean_magnitude=float(m.mean()) if m.size else 0.0,
+            magnitudes=list(self.magnitudes),
+            sigma=self.sigma,
+            method=self.method,
+            width=self.width,
+        )
+
+
+def temporal_consistency(
+    frames: Iterable[np.ndarray],
+    *,
+    sigma: float = TEMPORAL_SIGMA,
+    method: FlowMethod = "dis",
+    width: int = TEMPORAL_WIDTH,
+) -> TemporalConsistency:
+    """Temporal consistency of ``frames`` (RGB or grey, any dtype vt uses) in [0, 1]:
+    exp(-Var_t(m_t) / σ²) with m_t the mean flow magnitude from frame t to t+1 at ``width``
+    px wide. Needs at least two frames."""
+    meter = TemporalConsistencyMeter(sigma=sigma, method=method, width=width)
+    count = 0
+    for frame in frames:
+        meter.update(frame)
+        count += 1
+    if count < 2:
+        raise ValueError(f"temporal consistency needs at least two frames, got {count}")
+    return meter.result()
+
+
 # -- audio ---------------------------------------------------------------------------------
-def audio_offset(
-    a: np.ndarray, b: np.ndarray, sample_rate: int, max_lag: float = 1.0
-) -> float:
+def audio_offset(a: np.ndarray, b: np.ndarray, sample_rate: int, max_lag: float = 1.0) -> float:
     """Delay of ``b`` relative to ``a`` in seconds (positive: b's content comes later).
 
     FFT cross-correlation of the mean-removed mono signals, searched within ±``max_lag``

@@ -166,8 +166,9 @@ class PluginHost:
         for attr in ("commands", "decoders", "processors", "encoders", "model_adapters", "models"):
             self.__dict__.pop(attr, None)
 
-    def _collect(self, hook_name: str, registry: Registry[Any], only: str | None = None
-                 ) -> Registry[Any]:
+    def _collect(
+        self, hook_name: str, registry: Registry[Any], only: str | None = None
+    ) -> Registry[Any]:
         caller = getattr(self.pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             plugin_name = impl.plugin_name
@@ -213,9 +214,7 @@ class PluginHost:
 
     @cached_property
     def model_adapters(self) -> Registry[ModelAdapterInfo]:
-        return self._collect(
-            "register_model_adapters", Registry("model adapter", ModelAdapterInfo)
-        )
+        return self._collect("register_model_adapters", Registry("model adapter", ModelAdapterInfo))
 
     @cached_property
     def models(self) -> Registry[ModelSpec]:
@@ -224,8 +223,14 @@ class PluginHost:
     def registry(self, kind: str) -> Registry[Any]:
         """A registry by its ``vt list`` name: decoders, processors, encoders, adapters, models."""
         attr = {"adapters": "model_adapters", "model-adapters": "model_adapters"}.get(kind, kind)
-        if attr not in ("commands", "decoders", "processors", "encoders", "model_adapters",
-                        "models"):
+        if attr not in (
+            "commands",
+            "decoders",
+            "processors",
+            "encoders",
+            "model_adapters",
+            "models",
+        ):
             from vt.errors import UsageError
 
             raise UsageError(f"unknown registry {kind!r}")
@@ -253,4 +258,3 @@ def set_host(host: PluginHost | None) -> PluginHost | None:
     global _host
     previous, _host = _host, host
     return previous
-

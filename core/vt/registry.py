@@ -48,8 +48,12 @@ class DecoderInfo:
     available: Callable[[], str | None] = _always_available
 
 
-_PROCESSOR_DEFAULTS = {"layouts": ("rgb24",), "devices": ("cpu",), "batch_size": 1,
-                       "temporal": False}
+_PROCESSOR_DEFAULTS = {
+    "layouts": ("rgb24",),
+    "devices": ("cpu",),
+    "batch_size": 1,
+    "temporal": False,
+}
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,11 @@ class ProcessorInfo:
     def __post_init__(self) -> None:
         for attr, default in _PROCESSOR_DEFAULTS.items():
             if getattr(self, attr) is None:
-                value = getattr(self.factory, attr, default) if isinstance(
-                    self.factory, type) else default
+                value = (
+                    getattr(self.factory, attr, default)
+                    if isinstance(self.factory, type)
+                    else default
+                )
                 object.__setattr__(self, attr, value)
 
 
@@ -108,8 +115,10 @@ class EncoderInfo:
     def accepts(self, target: OutputTarget) -> bool:
         if target.kind not in self.targets:
             return False
-        return not self.extensions or target.kind != "container" or (
-            target.extension in self.extensions
+        return (
+            not self.extensions
+            or target.kind != "container"
+            or (target.extension in self.extensions)
         )
 
 

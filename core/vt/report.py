@@ -15,9 +15,9 @@ import html
 import io
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -79,8 +79,9 @@ def _matrix(results: list[dict[str, Any]], key: str, none_as: float) -> np.ndarr
     return np.array([row[:width] for row in rows], dtype=np.float64).reshape(len(rows), width)
 
 
-def read_frames(reference: str | Path, candidates: list[str | Path],
-                picks: list[tuple[int, str]]) -> list[ShownFrame]:
+def read_frames(
+    reference: str | Path, candidates: list[str | Path], picks: list[tuple[int, str]]
+) -> list[ShownFrame]:
     """The picked frames of every input (candidates resized to the reference for display)."""
     import cv2
 
@@ -101,8 +102,11 @@ def read_frames(reference: str | Path, candidates: list[str | Path],
         for col in columns[1:]:
             image = _to8(col[index][0])
             if image.shape[:2] != (h, w):
-                image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA
-                                   if image.shape[0] > h else cv2.INTER_LANCZOS4)
+                image = cv2.resize(
+                    image,
+                    (w, h),
+                    interpolation=cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LANCZOS4,
+                )
             images.append(image)
         shown.append(ShownFrame(index, why, time, images))
     return shown
@@ -130,27 +134,39 @@ def largest_difference(ref: np.ndarray, other: np.ndarray, size: int = CROP) -> 
     size = min(size, h, w)
     mean = cv2.boxFilter(diff, -1, (size, size), normalize=True, borderType=cv2.BORDER_REPLICATE)
     half = size // 2
-    inner = mean[half:h - (size - half) + 1, half:w - (size - half) + 1]
+    inner = mean[half : h - (size - half) + 1, half : w - (size - half) + 1]
     y, x = np.unravel_index(int(np.argmax(inner)), inner.shape)
     return int(x), int(y)
 
 
 def _chart(results: list[dict[str, Any]], names: list[str], picks: list[tuple[int, str]]) -> str:
     plt = _require_matplotlib()
-    series = [("PSNR (dB)", _matrix(results, "psnr_per_frame", math.nan)),
-              ("SSIM", _matrix(results, "ssim_per_frame", math.nan))]
+    series = [
+        ("PSNR (dB)", _matrix(results, "psnr_per_frame", math.nan)),
+        ("SSIM", _matrix(results, "ssim_per_frame", math.nan)),
+    ]
     ratios = [(r.get("warping_error") or {}).get("ratio_per_step") for r in results]
     if all(ratios):
         width = min(len(r) for r in ratios)  # type: ignore[arg-type]
-        series.append(("warping-error ratio (out/in)", np.array(
-            [[math.nan if v is None else v for v in r[:width]] for r in ratios],  # type: ignore[index]
-            dtype=np.float64)))
+        series.append(
+            (
+                "warping-error ratio (out/in)",
+                np.array(
+                    [[math.nan if v is None else v for v in r[:width]] for r in ratios],  # type: ignore[index]
+                    dtype=np.float64,
+                ),
+            )
+        )
     fig, axes = plt.subplots(len(series), 1, figsize=(10, 2.6 * len(series)), sharex=True)
     worst = [i for i, why in picks if why == "lowest PSNR"]
     for ax, (label, data) in zip(np.atleast_1d(axes), series):
         for row, name in zip(data, names):
-            ax.plot(np.arange(len(row)) + (0.5 if label.startswith("warping") else 0), row,
-                    linewidth=1.2, label=name)
+            ax.plot(
+                np.arange(len(row)) + (0.5 if label.startswith("warping") else 0),
+                row,
+                linewidth=1.2,
+                label=name,
+            )
         for i in worst:
             ax.axvline(i, color="crimson", linestyle=":", linewidth=1)
         ax.set_ylabel(label)
@@ -162,7 +178,7 @@ def _chart(results: list[dict[str, Any]], names: list[str], picks: list[tuple[in
     fig.savefig(buf, format="svg")
     plt.close(fig)
     svg = buf.getvalue()
-    return svg[svg.index("<svg"):]  # drop the XML prologue: the SVG sits inside the page
+    return svg[svg.index("<svg") :]  # drop the XML prologue: the SVG sits inside the page
 
 
 def _fmt(value: Any, spec: str = ".3f", unit: str = "") -> str:
@@ -175,23 +191,47 @@ def _fmt(value: Any, spec: str = ".3f", unit: str = "") -> str:
 
 def _summary(results: list[dict[str, Any]], names: list[str]) -> str:
     rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [  # label, figure of a result
-        ("frames (reference / candidate)", lambda r: f"{r['frames']['a']} / {r['frames']['b']}"
-         + ("" if r["frames"]["equal"] else " (different)")),
+        (
+            "frames (reference / candidate)",
+            lambda r: (
+                f"{r['frames']['a']} / {r['frames']['b']}"
+                + ("" if r["frames"]["equal"] else " (different)")
+            ),
+        ),
         ("size", lambda r: "{}x{}".format(*r["size"]["b"])),
         ("duration (s)", lambda r: f"{_fmt(r['duration']['a'])} / {_fmt(r['duration']['b'])}"),
         ("max PTS difference", lambda r: _fmt(r["max_pts_difference"] * 1000, ".3f", " ms")),
-        ("A/V offset", lambda r: _fmt(None if r["audio_offset"] is None
-                                      else r["audio_offset"] * 1000, ".2f", " ms")),
-        ("PSNR mean / min", lambda r: "identical" if r["quality"].get("identical") else
-         f"{_fmt(r['quality']['psnr_mean'], '.2f')} / {_fmt(r['quality']['psnr_min'], '.2f')} dB"),
-        ("SSIM mean / min", lambda r: f"{_fmt(r['quality']['ssim_mean'], '.4f')} / "
-         f"{_fmt(r['quality']['ssim_min'], '.4f')}"),
+        (
+            "A/V offset",
+            lambda r: _fmt(
+                None if r["audio_offset"] is None else r["audio_offset"] * 1000, ".2f", " ms"
+            ),
+        ),
+        (
+            "PSNR mean / min",
+            lambda r: (
+                "identical"
+                if r["quality"].get("identical")
+                else f"{_fmt(r['quality']['psnr_mean'], '.2f')} / "
+                f"{_fmt(r['quality']['psnr_min'], '.2f')} dB"
+            ),
+        ),
+        (
+            "SSIM mean / min",
+            lambda r: (
+                f"{_fmt(r['quality']['ssim_mean'], '.4f')} / "
+                f"{_fmt(r['quality']['ssim_min'], '.4f')}"
+            ),
+        ),
         ("warping-error ratio", lambda r: _fmt((r.get("warping_error") or {}).get("ratio"))),
     ]
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = "".join(
-        f"<tr><th>{label}</th>" + "".join(f"<td>{html.escape(get(r))}</td>" for r in results)
-        + "</tr>" for label, get in rows)
+        f"<tr><th>{label}</th>"
+        + "".join(f"<td>{html.escape(get(r))}</td>" for r in results)
+        + "</tr>"
+        for label, get in rows
+    )
     return f"<table class='summary'><tr><th></th>{head}</tr>{body}</table>"
 
 
@@ -202,11 +242,12 @@ def _frame_section(frame: ShownFrame, names: list[str]) -> str:
     # small frames are shown enlarged (pixels kept sharp) so differences can be seen
     width = frame.images[0].shape[1] * max(1, math.ceil(480 / frame.images[0].shape[1]))
     size = f" width='{width}'"
-    parts = [f"<h3>Frame {frame.index}{when} — {html.escape(frame.why)}</h3>",
-             "<div class='row'>"]
+    parts = [f"<h3>Frame {frame.index}{when} — {html.escape(frame.why)}</h3>", "<div class='row'>"]
     for name, image in zip(["reference", *names], frame.images):
-        parts.append(f"<figure><img src='{_png(image)}'{size} alt='{html.escape(name)}'>"
-                     f"<figcaption>{html.escape(name)}</figcaption></figure>")
+        parts.append(
+            f"<figure><img src='{_png(image)}'{size} alt='{html.escape(name)}'>"
+            f"<figcaption>{html.escape(name)}</figcaption></figure>"
+        )
     parts.append("</div><div class='row'>")
     ref = frame.images[0]
     for name, image in zip(names, frame.images[1:]):
@@ -215,20 +256,23 @@ def _frame_section(frame: ShownFrame, names: list[str]) -> str:
             f"<img src='{_png(ref)}'{size} alt='reference'>"
             f"<img class='top' src='{_png(image)}'{size} alt='{html.escape(name)}'></div>"
             "<input type='range' min='0' max='100' value='50' "
-            "oninput=\"this.previousElementSibling.lastElementChild.style.clipPath="
+            'oninput="this.previousElementSibling.lastElementChild.style.clipPath='
             "'inset(0 0 0 '+this.value+'%)'\">"
             f"<figcaption>slider: reference (left) | {html.escape(name)} (right)</figcaption>"
-            "</div>")
+            "</div>"
+        )
     parts.append("</div><div class='row'>")
     for name, image in zip(names, frame.images[1:]):
         x, y = largest_difference(ref, image)
         side = min(CROP, ref.shape[0], ref.shape[1])
         for label, source in (("reference", ref), (name, image)):
-            crop = source[y:y + side, x:x + side]
+            crop = source[y : y + side, x : x + side]
             zoom = cv2.resize(crop, (side * 4, side * 4), interpolation=cv2.INTER_NEAREST)
-            parts.append(f"<figure><img class='zoom' src='{_png(zoom)}' alt='zoom'>"
-                         f"<figcaption>{html.escape(label)}, zoom x4 at ({x}, {y})"
-                         "</figcaption></figure>")
+            parts.append(
+                f"<figure><img class='zoom' src='{_png(zoom)}' alt='zoom'>"
+                f"<figcaption>{html.escape(label)}, zoom x4 at ({x}, {y})"
+                "</figcaption></figure>"
+            )
     parts.append("</div>")
     return "".join(parts)
 
@@ -246,16 +290,23 @@ figure{margin:0}img{max-width:100%;image-rendering:pixelated}
 """
 
 
-def render(reference: str | Path, candidates: list[str | Path], results: list[dict[str, Any]],
-           at: float | None = None) -> str:
+def render(
+    reference: str | Path,
+    candidates: list[str | Path],
+    results: list[dict[str, Any]],
+    at: float | None = None,
+) -> str:
     """The page, as text."""
     names = [Path(str(c)).name for c in candidates]
     picks = pick_frames(results, at)
     frames = read_frames(reference, candidates, picks)
     resized = [n for n, r in zip(names, results) if r["size"]["a"] != r["size"]["b"]]
-    note = (f"<p class='note'>{', '.join(map(html.escape, resized))}: another size than the "
-            "reference, resized to it for display (the metrics did the same).</p>"
-            if resized else "")
+    note = (
+        f"<p class='note'>{', '.join(map(html.escape, resized))}: another size than the "
+        "reference, resized to it for display (the metrics did the same).</p>"
+        if resized
+        else ""
+    )
     data = json.dumps(results if len(results) > 1 else results[0]).replace("</", "<\\/")
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
@@ -264,7 +315,8 @@ def render(reference: str | Path, candidates: list[str | Path], results: list[di
         f"<h1>vt compare</h1><p>reference: {html.escape(str(reference))}</p>"
         f"<h2>Summary</h2>{_summary(results, names)}{note}"
         f"<h2>Per frame</h2><div class='chart'>{_chart(results, names, picks)}</div>"
-        "<h2>Frames</h2>" + "".join(_frame_section(f, names) for f in frames)
+        "<h2>Frames</h2>"
+        + "".join(_frame_section(f, names) for f in frames)
         + f"<script type='application/json' id='vt-data'>{data}</script>"
         "</body></html>"
     )

@@ -30,8 +30,13 @@ class Sheet:
     times: list[float | None] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": str(self.path), "size": [self.width, self.height],
-                "grid": [self.columns, self.rows], "frames": self.indices, "times": self.times}
+        return {
+            "path": str(self.path),
+            "size": [self.width, self.height],
+            "grid": [self.columns, self.rows],
+            "frames": self.indices,
+            "times": self.times,
+        }
 
 
 def spaced_indices(total: int, count: int) -> list[int]:
@@ -49,9 +54,15 @@ def _stamp(seconds: float | None) -> str:
     return f"{int(minutes):02d}:{rest:06.3f}"
 
 
-def contact_sheet(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
-                  frames: int = 12, tile_width: int = 320, columns: int | None = None,
-                  overwrite: bool = True) -> Sheet:
+def contact_sheet(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    frames: int = 12,
+    tile_width: int = 320,
+    columns: int | None = None,
+    overwrite: bool = True,
+) -> Sheet:
     """Write a PNG grid of ``frames`` evenly spaced frames of ``source``; return what it holds."""
     import cv2
 
@@ -70,8 +81,9 @@ def contact_sheet(source: str | os.PathLike[str], output: str | os.PathLike[str]
         w, h = max(1, round(video.width * sar)), video.height
         tile_w = min(tile_width, w)
         tile_h = max(1, round(h * tile_w / w))
-        cols = columns or min(len(indices), max(1, math.ceil(math.sqrt(len(indices) * 16 / 9
-                                                                        * tile_h / tile_w))))
+        cols = columns or min(
+            len(indices), max(1, math.ceil(math.sqrt(len(indices) * 16 / 9 * tile_h / tile_w)))
+        )
         rows = math.ceil(len(indices) / cols)
         sheet = np.full((rows * (tile_h + LABEL), cols * tile_w, 3), 24, np.uint8)
         times: list[float | None] = []
@@ -82,11 +94,20 @@ def contact_sheet(source: str | os.PathLike[str], output: str | os.PathLike[str]
                 r, c = divmod(n, cols)
                 y, x = r * (tile_h + LABEL), c * tile_w
                 image = batch.images[k]
-                sheet[y:y + tile_h, x:x + tile_w] = (image >> 8).astype(np.uint8) \
-                    if image.dtype == np.uint16 else image
+                sheet[y : y + tile_h, x : x + tile_w] = (
+                    (image >> 8).astype(np.uint8) if image.dtype == np.uint16 else image
+                )
                 time = batch.times[k]
-                cv2.putText(sheet, f"{_stamp(time)}  #{index}", (x + 4, y + tile_h + 13),
-                            cv2.FONT_HERSHEY_SIMPLEX, 0.4, (235, 235, 235), 1, cv2.LINE_AA)
+                cv2.putText(
+                    sheet,
+                    f"{_stamp(time)}  #{index}",
+                    (x + 4, y + tile_h + 13),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4,
+                    (235, 235, 235),
+                    1,
+                    cv2.LINE_AA,
+                )
                 times.append(time)
                 got.append(index)
     from vt.atomic import atomic_file

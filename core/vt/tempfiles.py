@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MARK = ".vt-tmp-"
+#: a resumable run's state folder beside its output (``vt.media.segments``): never removed
+#: here, whatever its name looks like
+RESUME_SUFFIX = ".vt-resume"
 _STALE = re.compile(r"^\..+\.vt-tmp-(\d+)-[0-9a-f]{8}(\.[^/]*)?$")
 
 
@@ -27,8 +30,12 @@ def temp_path(final: str | os.PathLike[str], suffix: str = "") -> Path:
 
 
 def owner_pid(path: str | os.PathLike[str]) -> int | None:
-    """The PID in a vt temporary name, or None when ``path`` is not one."""
-    match = _STALE.match(Path(path).name)
+    """The PID in a vt temporary name, or None when ``path`` is not one (a resume folder
+    never is, even beside an output whose own name looks like a temporary)."""
+    name = Path(path).name
+    if name.endswith(RESUME_SUFFIX):
+        return None
+    match = _STALE.match(name)
     return int(match.group(1)) if match else None
 
 

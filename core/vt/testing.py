@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def pattern_frame(index: int, width: int, height: int, bit_depth: int = 8) -> np
     size = max(min(width, height) // 4, 2)
     ox = (index * 5) % max(width - size, 1)
     oy = (index * 3) % max(height - size, 1)
-    frame[oy:oy + size, ox:ox + size] = maxval
+    frame[oy : oy + size, ox : ox + size] = maxval
     return frame.astype(np.uint16 if bit_depth > 8 else np.uint8)
 
 
@@ -89,7 +89,7 @@ def make_video(
     with av.open(str(path), "w") as out:
         if metadata:
             out.metadata.update(metadata)
-        vs = out.add_stream(codec, rate=fps, options=dict(options or {}))
+        vs = cast(av.VideoStream, out.add_stream(codec, rate=fps, options=dict(options or {})))
         vs.width, vs.height, vs.pix_fmt = width, height, pixel_format
         vs.codec_context.time_base = tb
         if rotation is not None:
@@ -104,7 +104,9 @@ def make_video(
             a_stream = out.add_stream(audio_codec, rate=audio_rate, layout="stereo")
         s_stream = srt_input = None
         if subtitles:
-            srt_input = av.open(io.BytesIO(_srt(subtitles)), format="srt")
+            srt_input = cast(
+                av.container.InputContainer, av.open(io.BytesIO(_srt(subtitles)), format="srt")
+            )
             s_stream = out.add_stream_from_template(srt_input.streams.subtitles[0])
         src_format = "rgb48le" if bit_depth > 8 else "rgb24"
         for i in range(frames):
@@ -137,14 +139,15 @@ def _write_audio(out: object, stream: object, seconds: float, rate: int) -> None
     signal = 0.2 * np.sin(2 * np.pi * 440 * t)
     for s in range(int(seconds) + 1):  # clicks at whole seconds mark sync
         i = s * rate
-        signal[i:i + rate // 100] = 0.9
+        signal[i : i + rate // 100] = 0.9
     samples = signal.astype(np.float32)
     chunk = 1024
     for start in range(0, total, chunk):
-        block = samples[start:start + chunk]
+        block = samples[start : start + chunk]
         stereo = np.stack([block, block])
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo), format="fltp",
-                                           layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(stereo), format="fltp", layout="stereo"
+        )
         frame.sample_rate = rate
         frame.pts = start
         frame.time_base = Fraction(1, rate)
@@ -159,8 +162,7 @@ def _srt(cues: Sequence[tuple[float, float, str]]) -> bytes:
         ms = int(round(t * 1000))
         return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
-    blocks = [f"{n}\n{stamp(a)} --> {stamp(b)}\n{text}\n" for n, (a, b, text) in
-              enumerate(cues, 1)]
+    blocks = [f"{n}\n{stamp(a)} --> {stamp(b)}\n{text}\n" for n, (a, b, text) in enumerate(cues, 1)]
     return "\n".join(blocks).encode()
 
 
@@ -267,8 +269,9 @@ def tiny_clip_tokenizer(folder: str | Path) -> object:
             vocab.setdefault(token, len(vocab))
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                         model_max_length=77)
+    return CLIPTokenizer(
+        str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77
+    )
 
 
 TINY_BLOCKS = (32, 64)
@@ -284,23 +287,49 @@ def tiny_sd_pipeline(folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     torch.manual_seed(seed)
     unet = diffusers.UNet2DConditionModel(
-        block_out_channels=TINY_BLOCKS, layers_per_block=2, sample_size=16, in_channels=4,
-        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
+        block_out_channels=TINY_BLOCKS,
+        layers_per_block=2,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+    )
     vae = diffusers.AutoencoderKL(
-        block_out_channels=list(TINY_BLOCKS), in_channels=3, out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-        latent_channels=4)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
-        layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=5, pad_token_id=1,
-        vocab_size=1000))
+        block_out_channels=list(TINY_BLOCKS),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=2,
+            hidden_size=32,
+            intermediate_size=37,
+            layer_norm_eps=1e-05,
+            num_attention_heads=4,
+            num_hidden_layers=5,
+            pad_token_id=1,
+            vocab_size=1000,
+        )
+    )
     with tempfile.TemporaryDirectory() as words:
         pipe = diffusers.StableDiffusionPipeline(
-            unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tiny_clip_tokenizer(words),
-            scheduler=diffusers.DDIMScheduler(clip_sample=False, steps_offset=1,
-                                              set_alpha_to_one=False),
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+            unet=unet,
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tiny_clip_tokenizer(words),
+            scheduler=diffusers.DDIMScheduler(
+                clip_sample=False, steps_offset=1, set_alpha_to_one=False
+            ),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
         pipe.save_pretrained(folder)
     return folder
 
@@ -314,12 +343,19 @@ def tiny_controlnet(folder: str | Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     net = diffusers.ControlNetModel(
-        block_out_channels=TINY_BLOCKS, layers_per_block=2, in_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), cross_attention_dim=32,
-        conditioning_embedding_out_channels=(16, 32))
+        block_out_channels=TINY_BLOCKS,
+        layers_per_block=2,
+        in_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        cross_attention_dim=32,
+        conditioning_embedding_out_channels=(16, 32),
+    )
     with torch.no_grad():
-        for module in (*net.controlnet_down_blocks, net.controlnet_mid_block,
-                       net.controlnet_cond_embedding.conv_out):
+        for module in (
+            *net.controlnet_down_blocks,
+            net.controlnet_mid_block,
+            net.controlnet_cond_embedding.conv_out,
+        ):
             for param in module.parameters():
                 param.normal_(0.0, 0.05)
     net.save_pretrained(folder)
@@ -333,6 +369,9 @@ def tiny_motion_adapter(folder: str | Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     diffusers.MotionAdapter(
-        block_out_channels=TINY_BLOCKS, motion_layers_per_block=2, motion_norm_num_groups=2,
-        motion_num_attention_heads=4).save_pretrained(folder)
+        block_out_channels=TINY_BLOCKS,
+        motion_layers_per_block=2,
+        motion_norm_num_groups=2,
+        motion_num_attention_heads=4,
+    ).save_pretrained(folder)
     return Path(folder)

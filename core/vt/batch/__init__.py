@@ -19,12 +19,22 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "DONE": "jobs", "FAILED": "jobs", "PENDING": "jobs", "SKIPPED": "jobs", "Job": "jobs",
+    "DONE": "jobs",
+    "FAILED": "jobs",
+    "PENDING": "jobs",
+    "SKIPPED": "jobs",
+    "Job": "jobs",
     "JobResult": "jobs",
-    "jobs_from_folder": "manifest", "jobs_from_rows": "manifest", "read_manifest": "manifest",
+    "jobs_from_folder": "manifest",
+    "jobs_from_rows": "manifest",
+    "read_manifest": "manifest",
     "read_rows": "manifest",
-    "BatchReport": "runner", "Counts": "runner", "ProgressFn": "runner",
-    "parse_shard": "runner", "run_batch": "runner",
+    "BatchReport": "runner",
+    "Counts": "runner",
+    "JobProgressFn": "runner",
+    "ProgressFn": "runner",
+    "parse_shard": "runner",
+    "run_batch": "runner",
     "read_status": "status",
 }
 __all__ = sorted(_EXPORTS)
@@ -33,7 +43,14 @@ if TYPE_CHECKING:  # pragma: no cover
     # ruff: noqa: F401 - re-exported names, loaded lazily below
     from vt.batch.jobs import DONE, FAILED, PENDING, SKIPPED, Job, JobResult
     from vt.batch.manifest import jobs_from_folder, jobs_from_rows, read_manifest, read_rows
-    from vt.batch.runner import BatchReport, Counts, ProgressFn, parse_shard, run_batch
+    from vt.batch.runner import (
+        BatchReport,
+        Counts,
+        JobProgressFn,
+        ProgressFn,
+        parse_shard,
+        run_batch,
+    )
     from vt.batch.status import read_status
 
 

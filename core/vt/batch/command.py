@@ -14,59 +14,123 @@ ENGINE_PANEL = "Engine"
 
 
 def batch(
-    source: Annotated[str, typer.Argument(
-        help="A manifest (.json, .jsonl, .yaml, .csv, .arrow, .parquet) with command, input, "
-             "output and option keys per row; or a folder of videos (with --command and "
-             "--output-dir).")],
-    command: Annotated[str | None, typer.Option(
-        "--command", help="The command for rows without one (and for a folder).")] = None,
-    output_dir: Annotated[Path | None, typer.Option(
-        "--output-dir", "-O", help="Where rows without an output write: "
-        "DIR/<input stem>-<key><ext>, the key made from input and parameters.")] = None,
-    output_ext: Annotated[str | None, typer.Option(
-        "--output-ext", help="Extension of derived outputs (default: the input's).")] = None,
-    settings: Annotated[list[str] | None, typer.Option(
-        "--set", "-s", help="An option for every job, as key=value (repeatable; a row's own "
-        "value wins), e.g. --set preset=ultrafast --set encoder_option=threads=1.")] = None,
-    status: Annotated[Path | None, typer.Option(
-        "--status", help="Status table (default: <manifest>.status.<ext> beside the "
-        "manifest; format from the suffix).")] = None,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", "-j", help="Jobs at once (default: one per GPU, else 1; Ray: as many "
-        "as the cluster's CPUs allow).")] = None,
-    retries: Annotated[int, typer.Option(
-        "--retries", help="Retries of a failing job before it is marked failed.")] = 1,
-    shard: Annotated[str | None, typer.Option(
-        "--shard", help="Run shard i of n (i/n, 0 <= i < n): rows i+1, i+1+n, …")] = None,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", "-y", help="Replace outputs that vt batch did not write (outputs it "
-        "did write are replaced when their parameters change).")] = False,
-    engine: Annotated[str, typer.Option(
-        "--engine", help="local (worker processes here) or ray.",
-        rich_help_panel=ENGINE_PANEL)] = "local",
-    address: Annotated[str | None, typer.Option(
-        "--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded "
-        "local Ray).", rich_help_panel=ENGINE_PANEL)] = None,
-    cpus_per_job: Annotated[float, typer.Option(
-        "--cpus-per-job", help="Ray: CPUs each actor asks for.",
-        rich_help_panel=ENGINE_PANEL)] = 1.0,
-    gpus_per_job: Annotated[float | None, typer.Option(
-        "--gpus-per-job", help="Ray: GPUs each actor asks for (default: 1 for jobs with a "
-        "model, --ai or a CUDA device when the cluster has GPUs, else 0).",
-        rich_help_panel=ENGINE_PANEL)] = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Validate and say what would run; run nothing.")] = False,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A manifest (.json, .jsonl, .yaml, .csv, .arrow, .parquet) with command, input, "
+            "output and option keys per row; or a folder of videos (with --command and "
+            "--output-dir)."
+        ),
+    ],
+    command: Annotated[
+        str | None,
+        typer.Option("--command", help="The command for rows without one (and for a folder)."),
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            "-O",
+            help="Where rows without an output write: "
+            "DIR/<input stem>-<key><ext>, the key made from input and parameters.",
+        ),
+    ] = None,
+    output_ext: Annotated[
+        str | None,
+        typer.Option("--output-ext", help="Extension of derived outputs (default: the input's)."),
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="An option for every job, as key=value (repeatable; a row's own "
+            "value wins), e.g. --set preset=ultrafast --set encoder_option=threads=1.",
+        ),
+    ] = None,
+    status: Annotated[
+        Path | None,
+        typer.Option(
+            "--status",
+            help="Status table (default: <manifest>.status.<ext> beside the "
+            "manifest; format from the suffix).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-j",
+            help="Jobs at once (default: one per GPU, else 1; Ray: as many "
+            "as the cluster's CPUs allow).",
+        ),
+    ] = None,
+    single_thread: Annotated[
+        bool | None,
+        typer.Option(
+            "--single-thread/--no-single-thread",
+            help="Run each job on one core (one decoder "
+            "and encoder thread). Default: yes when the jobs running at once are at least as "
+            "many as the cores (on Ray: when a job asks for at most one CPU), else no.",
+        ),
+    ] = None,
+    retries: Annotated[
+        int, typer.Option("--retries", help="Retries of a failing job before it is marked failed.")
+    ] = 1,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="Run shard i of n (i/n, 0 <= i < n): rows i+1, i+1+n, …"),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            "-y",
+            help="Replace outputs that vt batch did not write (outputs it "
+            "did write are replaced when their parameters change).",
+        ),
+    ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="local (worker processes here) or ray.", rich_help_panel=ENGINE_PANEL
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray).",
+            rich_help_panel=ENGINE_PANEL,
+        ),
+    ] = None,
+    cpus_per_job: Annotated[
+        float,
+        typer.Option(
+            "--cpus-per-job", help="Ray: CPUs each actor asks for.", rich_help_panel=ENGINE_PANEL
+        ),
+    ] = 1.0,
+    gpus_per_job: Annotated[
+        float | None,
+        typer.Option(
+            "--gpus-per-job",
+            help="Ray: GPUs each actor asks for (default: 1 for jobs with a "
+            "model, --ai or a CUDA device when the cluster has GPUs, else 0).",
+            rich_help_panel=ENGINE_PANEL,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and say what would run; run nothing.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")]
-    = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Run many jobs (any vt command over a table of inputs) on worker processes or Ray.
 
     Finished jobs are skipped on a rerun; a failing job is retried, then recorded as failed.
     The status table is rewritten after every job. Exit 1 when any job failed.
     """
-    from vt.batch.manifest import (jobs_from_folder, manifest_format, parse_settings,
-                                   read_manifest)
+    from vt.batch.manifest import jobs_from_folder, manifest_format, parse_settings, read_manifest
     from vt.batch.runner import parse_shard, run_batch
     from vt.batch.status import default_status_path
 
@@ -92,21 +156,39 @@ def batch(
     try:
         status_fmt = manifest_format(status_path) if status else fmt
     except UsageError:
-        raise UsageError(f"--status {status}: use .json, .jsonl, .yaml, .csv, .arrow or "
-                         ".parquet") from None
+        raise UsageError(
+            f"--status {status}: use .json, .jsonl, .yaml, .csv, .arrow or .parquet"
+        ) from None
     progress, bar = _progress(quiet or as_json)
     try:
         with bar:
             report = run_batch(
-                jobs, workers=workers, retries=retries, engine=engine, address=address,
-                status=status_path, status_format=status_fmt, shard=shard_,
-                overwrite=overwrite, output_dir=output_dir, output_ext=output_ext,
-                defaults=defaults, base=base, progress=progress, cpus_per_job=cpus_per_job,
-                gpus_per_job=gpus_per_job, dry_run=dry_run, name=name,
+                jobs,
+                workers=workers,
+                retries=retries,
+                engine=engine,
+                address=address,
+                status=status_path,
+                status_format=status_fmt,
+                shard=shard_,
+                overwrite=overwrite,
+                output_dir=output_dir,
+                output_ext=output_ext,
+                defaults=defaults,
+                base=base,
+                progress=progress,
+                cpus_per_job=cpus_per_job,
+                gpus_per_job=gpus_per_job,
+                dry_run=dry_run,
+                name=name,
+                single_thread=single_thread,
             )
     except KeyboardInterrupt:
-        typer.echo(f"vt: interrupted; finished jobs are recorded in {status_path} and are "
-                   "skipped when you run the batch again", err=True)
+        typer.echo(
+            f"vt: interrupted; finished jobs are recorded in {status_path} and are "
+            "skipped when you run the batch again",
+            err=True,
+        )
         raise typer.Exit(130) from None
     if dry_run:
         _dry_run(report, as_json)
@@ -122,19 +204,27 @@ def batch(
                 typer.echo(f"vt: row {r.row} ({r.input}): {r.error}", err=True)
             if len(failures) > 10:
                 typer.echo(f"vt: … and {len(failures) - 10} more (see {status_path})", err=True)
-        raise VtError(f"{report.failed} of {report.counts.total} jobs failed "
-                      f"(status: {status_path})")
+        raise VtError(
+            f"{report.failed} of {report.counts.total} jobs failed (status: {status_path})"
+        )
 
 
 def _dry_run(report: Any, as_json: bool) -> None:
     to_run = report.pending
-    data = {"jobs": report.counts.total, "to_run": to_run, "skipped": report.skipped,
-            "refused": report.failed, "status": str(report.status_path)}
+    data = {
+        "jobs": report.counts.total,
+        "to_run": to_run,
+        "skipped": report.skipped,
+        "refused": report.failed,
+        "status": str(report.status_path),
+    }
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    typer.echo(f"{data['jobs']} jobs: {to_run} to run, {report.skipped} finished before, "
-               f"{report.failed} refused (outputs vt did not write)")
+    typer.echo(
+        f"{data['jobs']} jobs: {to_run} to run, {report.skipped} finished before, "
+        f"{report.failed} refused (outputs vt did not write)"
+    )
     for r in report.results:
         if r.status == "failed":
             typer.echo(f"vt: row {r.row}: {r.error}", err=True)
@@ -150,28 +240,54 @@ class _NoBar:
 
 def _progress(silent: bool) -> tuple[Any, Any]:
     """A Rich progress bar over jobs on a terminal (stderr), else nothing."""
+    import sys
+
+    if silent or not sys.stderr.isatty():
+        return None, _NoBar()  # before importing rich: a pipe or a log shows no bar
     from rich.console import Console
 
     console = Console(stderr=True)
-    if silent or not console.is_terminal:
+    if not console.is_terminal:
         return None, _NoBar()
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    bar = Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} "
-                              "failed[/] {task.fields[skipped]} skipped"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                   transient=False)
+    bar = Progress(
+        TextColumn("[bold]batch"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "[green]{task.fields[done]} done[/] [red]{task.fields[failed]} "
+            "failed[/] {task.fields[skipped]} skipped"
+        ),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
     task = bar.add_task("batch", total=None, done=0, failed=0, skipped=0)
 
     def update(result: Any, counts: Any) -> None:
-        bar.update(task, total=counts.total, completed=counts.finished, done=counts.done,
-                   failed=counts.failed, skipped=counts.skipped)
+        bar.update(
+            task,
+            total=counts.total,
+            completed=counts.finished,
+            done=counts.done,
+            failed=counts.failed,
+            skipped=counts.skipped,
+        )
         if result.status == "failed":
             from rich.markup import escape
 
-            bar.console.print(f"[red]row {result.row}[/] ({escape(result.input)}): "
-                              f"{escape(str(result.error))}", highlight=False)
+            bar.console.print(
+                f"[red]row {result.row}[/] ({escape(result.input)}): {escape(str(result.error))}",
+                highlight=False,
+            )
 
     return update, bar

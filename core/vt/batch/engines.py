@@ -5,7 +5,8 @@ and models built once per worker). The runner drives either through the same sma
 interface: ``start``, ``free``, ``submit``, ``wait``, ``close``.
 
 - :class:`LocalEngine`: N processes (forked while torch is not loaded here, else spawned),
-  one task each at a time, each pinned to one GPU where there are GPUs. A worker that dies (a crash, the OOM killer) fails its task's
+  one task each at a time, each pinned to one GPU where there are GPUs. A worker that dies (a
+  crash, the OOM killer) fails its task's
   attempt and is replaced. Workers die with the runner (``PR_SET_PDEATHSIG`` → SIGTERM, so an
   output in progress is cleaned up) instead of outliving a killed ``vt batch``.
 - :class:`RayEngine`: Ray actors, one pool per command/model, each actor asking for
@@ -23,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +79,21 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_main(conn: Any, runner_end: Any, env: dict[str, str], parent: int) -> None:
+def _worker_main(
+    conn: Any, runner_end: Any, env: dict[str, str], parent: int, commands: bool = True
+) -> None:
     """A local worker: build the CLI once, then run tasks until told to stop."""
     runner_end.close()  # a forked child holds the runner's end too: drop it
     os.environ.update(env)
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner handles Ctrl-C and stops us
+
+    def progress(task: Task, done: int, total: int | None) -> None:
+        conn.send(("progress", (task.index, done, total)))
+
     try:
-        executor = Executor()
-        conn.send(("ready", executor.ready()))
+        executor = Executor(progress_sink=progress)
+        conn.send(("ready", executor.ready(commands)))
         while True:
             try:
                 task = conn.recv()
@@ -119,22 +126,34 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, gpus: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        gpus: Sequence[str] | None = None,
+        commands: bool = True,
+        method: str | None = None,
+    ) -> None:
         self.gpus = list(gpu_ids() if gpus is None else gpus)
+        self.commands = commands  # the batch has command jobs: workers build the CLI at start
         self.workers = workers or max(1, len(self.gpus))
         self.startup_s = 0.0
+        #: ``on_progress(task, done, total)``: a running job's own progress (e.g. frames)
+        self.on_progress: Callable[[Task, int, int | None], None] | None = None
         self._pool: list[_Worker] = []
         self._failed_starts = 0
         import multiprocessing
 
-        self._mp = multiprocessing.get_context(start_method())
+        # ``method``: a multiprocessing start method (default: ``start_method()``)
+        self._mp: Any = multiprocessing.get_context(method or start_method())
 
     def _spawn(self, index: int) -> _Worker:
         env = {"CUDA_VISIBLE_DEVICES": self.gpus[index % len(self.gpus)]} if self.gpus else {}
         parent_conn, child_conn = self._mp.Pipe()
-        process = self._mp.Process(target=_worker_main,
-                                   args=(child_conn, parent_conn, env, os.getpid()),
-                                   name=f"vt-batch-{index}")
+        process = self._mp.Process(
+            target=_worker_main,
+            args=(child_conn, parent_conn, env, os.getpid(), self.commands),
+            name=f"vt-batch-{index}",
+        )
         process.start()
         child_conn.close()
         return _Worker(index, process, parent_conn)
@@ -182,6 +201,10 @@ class LocalEngine:
                     elif kind == "done" and w.task is not None:
                         results.append((w.task, payload))
                         w.task = None
+                    elif kind == "progress" and w.task is not None:
+                        index, done, total = payload
+                        if self.on_progress is not None and index == w.task.index:
+                            self.on_progress(w.task, done, total)
                     elif kind == "broken":
                         raise VtError(f"a batch worker cannot start: {payload}")
             except (EOFError, OSError):
@@ -197,13 +220,25 @@ class LocalEngine:
         out = []
         if dead.task is not None:
             now = time.time()
-            out.append((dead.task, Outcome(ok=False, error=f"worker process died ({how})",
-                                           started=now, finished=now, worker=dead.name)))
+            out.append(
+                (
+                    dead.task,
+                    Outcome(
+                        ok=False,
+                        error=f"worker process died ({how})",
+                        started=now,
+                        finished=now,
+                        worker=dead.name,
+                    ),
+                )
+            )
         elif not dead.ready:
             self._failed_starts += 1
             if self._failed_starts > 2 * self.workers:
-                raise VtError(f"batch workers die while starting ({how}); run one job with "
-                              "`vt --debug` to see why")
+                raise VtError(
+                    f"batch workers die while starting ({how}); run one job with "
+                    "`vt --debug` to see why"
+                )
         dead.conn.close()
         self._pool[self._pool.index(dead)] = self._spawn(dead.index)
         return out
@@ -257,9 +292,14 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, workers: int | None = None,
-                 cpus_per_job: float = 1.0, gpus_per_job: float | None = None,
-                 max_restarts: int = 3) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        cpus_per_job: float = 1.0,
+        gpus_per_job: float | None = None,
+        max_restarts: int = 3,
+    ) -> None:
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.workers = workers
         self.cpus_per_job, self.gpus_per_job = cpus_per_job, gpus_per_job
@@ -284,8 +324,12 @@ class RayEngine:
             if self.address:
                 ray.init(address=self.address, **common)
             else:  # "local": a new embedded Ray, never someone else's on this machine
-                ray.init(address="local", include_dashboard=False,
-                         object_store_memory=128 * 1024 * 1024, **common)
+                ray.init(
+                    address="local",
+                    include_dashboard=False,
+                    object_store_memory=128 * 1024 * 1024,
+                    **common,
+                )
             self._owns = True
         resources = ray.cluster_resources()
         self.cluster_gpus = float(resources.get("GPU", 0))
@@ -306,8 +350,10 @@ class RayEngine:
     def _new_actor(self, task: Task) -> Any:
         self._actors += 1
         return self._cls.options(
-            num_cpus=self.cpus_per_job, num_gpus=self._gpus_for(task),
-            max_restarts=self.max_restarts, max_task_retries=self.max_restarts,
+            num_cpus=self.cpus_per_job,
+            num_gpus=self._gpus_for(task),
+            max_restarts=self.max_restarts,
+            max_task_retries=self.max_restarts,
         ).remote()
 
     def free(self) -> int:
@@ -340,14 +386,19 @@ class RayEngine:
             except ray.exceptions.RayActorError as exc:  # lost beyond Ray's own retries
                 self._actors -= 1
                 now = time.time()
-                outcome = Outcome(ok=False, error=f"Ray worker lost: {_first_line(exc)}",
-                                  started=now, finished=now)
+                outcome = Outcome(
+                    ok=False,
+                    error=f"Ray worker lost: {_first_line(exc)}",
+                    started=now,
+                    finished=now,
+                )
                 results.append((task, outcome))
                 continue
             except ray.exceptions.RayError as exc:
                 now = time.time()
-                outcome = Outcome(ok=False, error=f"Ray: {_first_line(exc)}", started=now,
-                                  finished=now)
+                outcome = Outcome(
+                    ok=False, error=f"Ray: {_first_line(exc)}", started=now, finished=now
+                )
             self._idle.setdefault(task.group, []).append(actor)
             results.append((task, outcome))
         return results

@@ -67,6 +67,8 @@ class Task:
     #: pool for engines that keep one set of workers per command/model (Ray)
     group: str = ""
     gpu: bool = False
+    #: run the job on one core (one decoder and encoder thread; see ``run_batch``)
+    single_thread: bool = False
 
 
 @dataclass(slots=True)
@@ -134,7 +136,8 @@ def resolve_callable(fn: Callable[..., Any] | str) -> Callable[..., Any]:
         target = getattr(target, part)
     if not callable(target):
         raise ValueError(f"{fn!r} is not callable")
-    return target
+    resolved: Callable[..., Any] = target
+    return resolved
 
 
 def portable(path: str, base: Path | None) -> str:
@@ -142,16 +145,67 @@ def portable(path: str, base: Path | None) -> str:
     if base is None or "://" in path:
         return path
     root = os.fspath(base).rstrip(os.sep) + os.sep
-    return path[len(root):].replace(os.sep, "/") if path.startswith(root) else path
+    return path[len(root) :].replace(os.sep, "/") if path.startswith(root) else path
 
 
-def job_key(target: str, input: str, args: Sequence[str], options: Mapping[str, Any] | None,
-            base: Path | None) -> str:
+def job_key(
+    target: str,
+    input: str,
+    args: Sequence[str],
+    options: Mapping[str, Any] | None,
+    base: Path | None,
+) -> str:
     """The job's identity: what runs, on which input, with which parameters (not the output,
     so a derived output name can carry it). 16 hex digits of sha256."""
-    payload = [target, portable(input, base), list(args),
-               json.dumps(options or {}, sort_keys=True, default=str)]
+    payload = [
+        target,
+        portable(input, base),
+        list(args),
+        json.dumps(options or {}, sort_keys=True, default=str),
+    ]
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
+
+
+#: bytes hashed at the start, the middle and the end of an input (see ``input_identity``):
+#: headers and indexes change with any re-encode; a rerun of a large batch reads 48 KiB per input
+SAMPLE_BYTES = 16 * 1024
+
+
+def input_identity(path: str) -> dict[str, Any] | None:
+    """What a done marker remembers of a job's input, so that a changed input runs again:
+    size, modification time (ns) and a blake2b digest of 16 KiB at its start, middle and end
+    (the whole file when smaller). A folder (or an image pattern's folder) is its files'
+    count, total size and newest modification time. None for what cannot be looked at here
+    (URLs, a missing path): such inputs are judged by the job's key alone."""
+    if "://" in path:
+        return None
+    folder, name = os.path.split(path.rstrip(os.sep))
+    target = folder if "%" in name else path
+    try:
+        st = os.stat(target)
+    except OSError:
+        return None
+    if os.path.isdir(target):
+        count = size = newest = 0
+        with os.scandir(target) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."):
+                    est = entry.stat(follow_symlinks=False)
+                    count, size = count + 1, size + est.st_size
+                    newest = max(newest, est.st_mtime_ns)
+        return {"files": count, "size": size, "mtime_ns": newest}
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(target, "rb") as f:
+            if st.st_size <= 3 * SAMPLE_BYTES:
+                digest.update(f.read())
+            else:
+                for offset in (0, (st.st_size - SAMPLE_BYTES) // 2, st.st_size - SAMPLE_BYTES):
+                    f.seek(offset)
+                    digest.update(f.read(SAMPLE_BYTES))
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "blake2b": digest.hexdigest()}
 
 
 def derived_output(input: str, key: str, output_dir: Path, ext: str | None = None) -> str:

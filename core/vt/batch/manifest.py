@@ -22,20 +22,63 @@ from typing import Any
 from vt.batch.jobs import Job, derived_output, job_key, resolve_callable
 from vt.errors import UsageError
 
-FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".yaml": "yaml",
-           ".yml": "yaml", ".csv": "csv", ".arrow": "arrow", ".feather": "arrow",
-           ".ipc": "arrow", ".parquet": "parquet", ".pq": "parquet"}
-EXTRAS = {"yaml": ("yaml", "pyyaml", "yaml"), "arrow": ("pyarrow", "pyarrow", "arrow"),
-          "parquet": ("pyarrow", "pyarrow", "arrow")}
+FORMATS = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".csv": "csv",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+EXTRAS = {
+    "yaml": ("yaml", "pyyaml", "yaml"),
+    "arrow": ("pyarrow", "pyarrow", "arrow"),
+    "parquet": ("pyarrow", "pyarrow", "arrow"),
+}
 #: keys every row may carry besides the command's options
 RESERVED = ("command", "input", "output")
 #: commands that are not jobs: they manage vt itself
-NOT_JOBS = frozenset({"batch", "plugins", "list", "install", "uninstall", "decoders",
-                      "processors", "encoders", "models"})
+NOT_JOBS = frozenset(
+    {
+        "batch",
+        "plugins",
+        "list",
+        "install",
+        "uninstall",
+        "decoders",
+        "processors",
+        "encoders",
+        "models",
+    }
+)
 #: what a folder of videos is made of (the containers vt reads)
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts",
-                              ".mts", ".flv", ".nut", ".mxf", ".ogv", ".3gp", ".mpg", ".mpeg",
-                              ".wmv", ".y4m"})
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".ts",
+        ".m2ts",
+        ".mts",
+        ".flv",
+        ".nut",
+        ".mxf",
+        ".ogv",
+        ".3gp",
+        ".mpg",
+        ".mpeg",
+        ".wmv",
+        ".y4m",
+    }
+)
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 
@@ -85,7 +128,7 @@ def _json(path: Path) -> list[Any]:
     if isinstance(data, dict) and isinstance(data.get("jobs"), list):
         data = data["jobs"]
     if not isinstance(data, list):
-        raise UsageError(f"{path.name}: a manifest is a list of objects (or {{\"jobs\": [...]}})")
+        raise UsageError(f'{path.name}: a manifest is a list of objects (or {{"jobs": [...]}})')
     return data
 
 
@@ -116,21 +159,29 @@ def _arrow(path: Path) -> list[Any]:
 
     try:
         with pa.memory_map(str(path)) as source:
-            return pa.ipc.open_file(source).read_all().to_pylist()
+            rows: list[Any] = pa.ipc.open_file(source).read_all().to_pylist()
     except pa.ArrowInvalid:  # the streaming flavour of the IPC format
         with pa.memory_map(str(path)) as source:
-            return pa.ipc.open_stream(source).read_all().to_pylist()
+            rows = pa.ipc.open_stream(source).read_all().to_pylist()
+    return rows
 
 
 def _parquet(path: Path) -> list[Any]:
     need("parquet")
     import pyarrow.parquet as pq
 
-    return pq.read_table(str(path)).to_pylist()
+    rows: list[Any] = pq.read_table(str(path)).to_pylist()
+    return rows
 
 
-_READERS = {"json": _json, "jsonl": _jsonl, "yaml": _yaml, "csv": _csv, "arrow": _arrow,
-            "parquet": _parquet}
+_READERS = {
+    "json": _json,
+    "jsonl": _jsonl,
+    "yaml": _yaml,
+    "csv": _csv,
+    "arrow": _arrow,
+    "parquet": _parquet,
+}
 
 
 def _resolve(value: Any, base: str) -> str:
@@ -143,8 +194,13 @@ def _resolve(value: Any, base: str) -> str:
     return path + os.sep if text.endswith(os.sep) else path  # "out/" means a folder of images
 
 
-def jobs_from_rows(rows: Iterable[Mapping[str, Any]], base: str | os.PathLike[str] | None = None,
-                   *, command: str | None = None, name: str = "manifest") -> list[Job]:
+def jobs_from_rows(
+    rows: Iterable[Mapping[str, Any]],
+    base: str | os.PathLike[str] | None = None,
+    *,
+    command: str | None = None,
+    name: str = "manifest",
+) -> list[Job]:
     """Jobs from manifest rows (what a plugin passes for its own table).
 
     ``base`` is the folder relative paths are relative to (default: the current folder);
@@ -157,41 +213,55 @@ def jobs_from_rows(rows: Iterable[Mapping[str, Any]], base: str | os.PathLike[st
         row = dict(row)
         cmd = row.pop("command", None) or command
         if not cmd:
-            raise UsageError(f"{name} row {n}: no command (add a 'command' key or pass "
-                             "--command)")
+            raise UsageError(f"{name} row {n}: no command (add a 'command' key or pass --command)")
         if "input" not in row:
             raise UsageError(f"{name} row {n}: missing the 'input' key")
         input_ = _resolve(row.pop("input"), folder)
         output = row.pop("output", None)
-        jobs.append(Job(input=input_, output=_resolve(output, folder) if output is not None
-                        else None, command=str(cmd), options=row, row=n))
+        jobs.append(
+            Job(
+                input=input_,
+                output=_resolve(output, folder) if output is not None else None,
+                command=str(cmd),
+                options=row,
+                row=n,
+            )
+        )
     return jobs
 
 
 def read_manifest(path: str | os.PathLike[str], *, command: str | None = None) -> list[Job]:
     """Jobs from a manifest file; paths relative to its folder."""
     path = Path(path)
-    return jobs_from_rows(read_rows(path), path.resolve().parent, command=command,
-                          name=path.name)
+    return jobs_from_rows(read_rows(path), path.resolve().parent, command=command, name=path.name)
 
 
-def jobs_from_folder(folder: str | os.PathLike[str], command: str,
-                     options: Mapping[str, Any] | None = None,
-                     exclude: Sequence[str | os.PathLike[str]] = ()) -> list[Job]:
+def jobs_from_folder(
+    folder: str | os.PathLike[str],
+    command: str,
+    options: Mapping[str, Any] | None = None,
+    exclude: Sequence[str | os.PathLike[str]] = (),
+) -> list[Job]:
     """One job per video under ``folder`` (recursively, sorted; hidden files skipped, and
     nothing under ``exclude``: an output folder inside the input folder is not input).
 
     Outputs are left to the runner's ``output_dir`` (named from input and key)."""
     root = Path(folder).resolve()
     skip = [Path(e).resolve() for e in exclude]
-    files = sorted(p for p in root.rglob("*")
-                   if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts)
-                   and not any(p.is_relative_to(s) for s in skip))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in VIDEO_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and not any(p.is_relative_to(s) for s in skip)
+    )
     if not files:
         raise UsageError(f"no videos in {folder} ({', '.join(sorted(VIDEO_EXTENSIONS))})")
-    return [Job(input=str(p), command=command, options=dict(options or {}), row=n)
-            for n, p in enumerate(files, 1)]
+    return [
+        Job(input=str(p), command=command, options=dict(options or {}), row=n)
+        for n, p in enumerate(files, 1)
+    ]
 
 
 def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
@@ -227,9 +297,11 @@ class CommandInfo:
         params = list(command.params)
         self.arguments = [p for p in params if p.param_type_name == "argument"]
         by_name = {p.name: p for p in params}
-        self.input = next((by_name[n] for n in self.INPUT_NAMES if n in by_name), None) or (
-            self.arguments[0] if self.arguments else None)
-        self.output = next((by_name[n] for n in self.OUTPUT_NAMES if n in by_name), None)
+        # click parameters, or None: problem() refuses such a command before any other use
+        self.input: Any = next((by_name[n] for n in self.INPUT_NAMES if n in by_name), None) or (
+            self.arguments[0] if self.arguments else None
+        )
+        self.output: Any = next((by_name[n] for n in self.OUTPUT_NAMES if n in by_name), None)
         self.keys: dict[str, Any] = {}
         for p in params:
             if p.param_type_name != "option" or p is self.output:
@@ -239,6 +311,7 @@ class CommandInfo:
                 self.keys.setdefault(_norm(opt), p)
         self.json_flag = self._flag("--json")
         self.overwrite_flag = self._flag("--overwrite")
+        self.single_thread_flag = self._flag("--single-thread")
 
     def _flag(self, opt: str) -> str | None:
         for p in self.command.params:
@@ -254,22 +327,29 @@ class CommandInfo:
             return f"command {self.name!r} writes no output file: it cannot run in a batch"
         others = [p.name for p in self.arguments if p is not self.input and p is not self.output]
         if others:
-            return (f"command {self.name!r} takes arguments besides its input and output "
-                    f"({', '.join(others)}): it cannot run in a batch")
+            return (
+                f"command {self.name!r} takes arguments besides its input and output "
+                f"({', '.join(others)}): it cannot run in a batch"
+            )
         return None
 
     def option_args(self, options: Mapping[str, Any], where: str) -> tuple[str, ...]:
         """Options as command-line text, in a canonical order (sorted by parameter)."""
         chosen: dict[str, tuple[Any, Any]] = {}
-        io_keys = {_norm(self.input.name), _norm(self.output.name),
-                   *(_norm(o) for o in getattr(self.output, "opts", ()))}
+        io_keys = {
+            _norm(self.input.name),
+            _norm(self.output.name),
+            *(_norm(o) for o in getattr(self.output, "opts", ())),
+        }
         for key, value in options.items():
             norm = _norm(key)
             param = self.keys.get(norm)
             if param is None:
                 if norm in io_keys:
-                    raise UsageError(f"{where}: {key!r} is the job's input or output: use the "
-                                     "'input' and 'output' keys")
+                    raise UsageError(
+                        f"{where}: {key!r} is the job's input or output: use the "
+                        "'input' and 'output' keys"
+                    )
                 close = difflib.get_close_matches(norm, list(self.keys), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise UsageError(f"{where}: unknown option {key!r} for {self.name}{hint}")
@@ -300,14 +380,25 @@ class CommandInfo:
             raise UsageError(f"{where}: option {opt} takes one value, got a list")
         return [opt, _text(value)]
 
-    def argv(self, input: str, output: str, args: Sequence[str], overwrite: bool) -> list[str]:
+    def argv(
+        self,
+        input: str,
+        output: str,
+        args: Sequence[str],
+        overwrite: bool,
+        single_thread: bool = False,
+    ) -> list[str]:
         """The whole command line after ``vt``: the command, its options, ``--``, then the
-        positionals (so an input named ``-x.mp4`` is not read as an option)."""
+        positionals (so an input named ``-x.mp4`` is not read as an option).
+        ``single_thread`` adds the command's ``--single-thread`` unless the job's own options
+        already say (an execution choice, like ``--json``: not part of the job's key)."""
         options = list(args)
         if self.json_flag:
             options.append(self.json_flag)
         if overwrite and self.overwrite_flag:
             options.append(self.overwrite_flag)
+        if single_thread and self.single_thread_flag and self.single_thread_flag not in args:
+            options.append(self.single_thread_flag)
         positional = []
         for p in self.arguments:
             positional.append(input if p is self.input else output)
@@ -371,7 +462,7 @@ class CommandTable:
             from vt.plugins import get_host
 
             group = typer.main.get_command(create_app(get_host()))  # every command built
-        self.group = group
+        self.group: Any = group  # a click Group
         self._infos: dict[str, CommandInfo] = {}
         self._checked: set[tuple[str, tuple[str, ...]]] = set()
 
@@ -382,8 +473,11 @@ class CommandTable:
         if command is None:
             names = [n for n in self.group.commands if n not in NOT_JOBS]
             close = difflib.get_close_matches(name, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else \
-                f" (batch commands: {', '.join(sorted(names))})"
+            hint = (
+                f" (did you mean {close[0]!r}?)"
+                if close
+                else f" (batch commands: {', '.join(sorted(names))})"
+            )
             raise UsageError(f"{where}: unknown command {name!r}{hint}")
         info = CommandInfo(name, command)
         problem = info.problem()
@@ -395,8 +489,10 @@ class CommandTable:
     def validate(self, job: Job, where: str, defaults: Mapping[str, Any] | None = None) -> None:
         """Check ``job`` and fill in ``job.args`` (its options as command-line text)."""
         info = self.info(str(job.command), where)
-        options = {**{_norm(k): v for k, v in (defaults or {}).items()},
-                   **{_norm(k): v for k, v in job.options.items()}}
+        options = {
+            **{_norm(k): v for k, v in (defaults or {}).items()},
+            **{_norm(k): v for k, v in job.options.items()},
+        }
         job.args = info.option_args(options, where)
         signature = (info.name, job.args)
         if signature not in self._checked:  # rows usually share options: parse each set once
@@ -404,10 +500,16 @@ class CommandTable:
             self._checked.add(signature)
 
 
-def prepare(jobs: list[Job], *, output_dir: str | os.PathLike[str] | None = None,
-            output_ext: str | None = None, defaults: Mapping[str, Any] | None = None,
-            base: Path | None = None, table: CommandTable | None = None,
-            name: str = "manifest") -> list[Job]:
+def prepare(
+    jobs: list[Job],
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    output_ext: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    base: Path | None = None,
+    table: CommandTable | None = None,
+    name: str = "manifest",
+) -> list[Job]:
     """Validate every job, compute its key, derive missing outputs, refuse shared outputs.
 
     Raises ``UsageError`` (exit 2) with one line naming the first bad row.
@@ -442,8 +544,10 @@ def prepare(jobs: list[Job], *, output_dir: str | os.PathLike[str] | None = None
                 try:  # workers are other processes: the callable must travel by reference
                     pickle.dumps(job.fn)
                 except Exception:
-                    raise UsageError(f"{where}: the callable must be a module-level function "
-                                     "(or 'module:function')") from None
+                    raise UsageError(
+                        f"{where}: the callable must be a module-level function "
+                        "(or 'module:function')"
+                    ) from None
             options_for_key = job.options
         else:
             raise UsageError(f"{where}: no command")
@@ -451,13 +555,13 @@ def prepare(jobs: list[Job], *, output_dir: str | os.PathLike[str] | None = None
         job.key = job_key(job.target, job.input, job.args, options_for_key, base)
         if job.output is None:
             if out_dir is None:
-                raise UsageError(f"{where}: no output (add an 'output' key or pass "
-                                 "--output-dir)")
+                raise UsageError(f"{where}: no output (add an 'output' key or pass --output-dir)")
             job.output = derived_output(str(job.input), job.key, out_dir, output_ext)
         output = _resolve(job.output, folder)
         job.output = output
         if output in seen:
-            raise UsageError(f"{name} rows {seen[output]} and {job.row} write the same output "
-                             f"{output}")
+            raise UsageError(
+                f"{name} rows {seen[output]} and {job.row} write the same output {output}"
+            )
         seen[output] = job.row
     return jobs

@@ -10,6 +10,7 @@ retry failures, and record each result as it lands.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -20,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vt.batch.jobs import DONE, FAILED, SKIPPED, Job, JobResult, Task
+from vt.batch.jobs import DONE, FAILED, SKIPPED, Job, JobResult, Task, input_identity
 from vt.batch.manifest import CommandTable, prepare
-from vt.batch.status import RunLock, StatusTable, output_exists, read_marker
+from vt.batch.status import RunLock, StatusTable, marker_path, output_exists, read_marker
 from vt.errors import UsageError
+
+log = logging.getLogger("vt")
 
 
 @dataclass
@@ -42,6 +45,8 @@ class Counts:
 
 
 ProgressFn = Callable[[JobResult, Counts], None]
+#: ``job_progress(result, done, total)``: a running job's own progress (frames, for video)
+JobProgressFn = Callable[[JobResult, int, "int | None"], None]
 
 
 @dataclass
@@ -55,6 +60,8 @@ class BatchReport:
     startup_s: float = 0.0  # engine start-up (workers, Ray) before the first job ran
     status_path: Path | None = None
     counts: Counts = field(default_factory=lambda: Counts(0))
+    single_thread: bool = False  # jobs ran on one core each (see ``single_thread_rule``)
+    stale_removed: int = 0  # temporaries of killed runs removed from the output folders
 
     @property
     def done(self) -> int:
@@ -74,22 +81,38 @@ class BatchReport:
 
     def summary(self) -> str:
         c = self.counts
-        text = (f"{c.total} jobs: {c.done} done, {c.failed} failed, {c.skipped} skipped "
-                f"(finished before)")
+        text = (
+            f"{c.total} jobs: {c.done} done, {c.failed} failed, {c.skipped} skipped "
+            f"(finished before)"
+        )
         if self.pending:
             text += f", {self.pending} not run"
         text += f" in {self.wall_s:.1f} s ({self.engine}, {self.workers} worker"
-        text += f"{'s' if self.workers != 1 else ''}, start-up {self.startup_s:.1f} s)"
+        text += f"{'s' if self.workers != 1 else ''}"
+        text += f"{', single-thread jobs' if self.single_thread else ''}"
+        text += f", start-up {self.startup_s:.1f} s)"
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total": self.counts.total, "done": self.done, "failed": self.failed,
-                "skipped": self.skipped, "pending": self.pending, "engine": self.engine,
-                "workers": self.workers, "wall_s": round(self.wall_s, 3),
-                "startup_s": round(self.startup_s, 3),
-                "status": str(self.status_path) if self.status_path else None,
-                "failures": [{"row": r.row, "input": r.input, "error": r.error}
-                             for r in self.results if r.status == FAILED]}
+        return {
+            "total": self.counts.total,
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "pending": self.pending,
+            "engine": self.engine,
+            "workers": self.workers,
+            "single_thread": self.single_thread,
+            "stale_removed": self.stale_removed,
+            "wall_s": round(self.wall_s, 3),
+            "startup_s": round(self.startup_s, 3),
+            "status": str(self.status_path) if self.status_path else None,
+            "failures": [
+                {"row": r.row, "input": r.input, "error": r.error}
+                for r in self.results
+                if r.status == FAILED
+            ],
+        }
 
 
 def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -114,22 +137,71 @@ def in_shard(job: Job, shard: tuple[int, int] | None) -> bool:
 
 def _gpu_hint(options: Mapping[str, Any]) -> bool:
     """Whether a job looks like GPU work (a model, --ai, a CUDA device)."""
+
     def truthy(value: Any) -> bool:
         return str(value).strip().lower() not in ("", "0", "false", "no", "off", "none")
 
-    return truthy(options.get("model", "")) or truthy(options.get("ai", "")) or \
-        str(options.get("device", "")).startswith("cuda")
+    return (
+        truthy(options.get("model", ""))
+        or truthy(options.get("ai", ""))
+        or str(options.get("device", "")).startswith("cuda")
+    )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def single_thread_rule(
+    engine: str, at_once: int, cpus_per_job: float = 1.0, cores: int | None = None
+) -> bool:
+    """Whether jobs should run single-threaded when the caller does not say: when each job
+    has at most one core to itself. Locally that is when the jobs running at once are at
+    least as many as the usable cores (a job's own decode, process and encode threads would
+    only fight the other jobs for them); on Ray, when an actor asks for at most one CPU."""
+    if engine == "ray":
+        return cpus_per_job <= 1
+    return at_once >= (cores if cores is not None else usable_cores())
+
+
+def clean_output_folders(jobs: Iterable[Job], also: Iterable[Path] = ()) -> int:
+    """Remove the temporaries that killed vt processes left beside the jobs' outputs (and in
+    ``also``); ``vt.tempfiles`` touches only its own names whose process is gone."""
+    from vt.tempfiles import clean_stale
+
+    folders = {os.path.dirname(marker_path(j.output)) for j in jobs if j.output}
+    folders.update(os.fspath(f) for f in also)
+    removed = 0
+    for folder in sorted(folders):
+        if os.path.isdir(folder):
+            removed += clean_stale(folder).removed
+    return removed
 
 
 def _plan(job: Job, overwrite: bool) -> tuple[str, Any]:
-    """``("skip", marker)``, ``("refuse", message)`` or ``("run", may_overwrite)``."""
+    """``("skip", marker)``, ``("refuse", message)`` or ``("run", may_overwrite)``.
+
+    A job is finished when its marker says done with the same key and the same input
+    identity (size, time, sampled hash: a changed input runs again) and its output exists."""
     marker = read_marker(job.output or "")
     exists = output_exists(job.output or "")
-    if marker and marker.get("state") == DONE and marker.get("key") == job.key and exists:
+    if (
+        marker
+        and marker.get("state") == DONE
+        and marker.get("key") == job.key
+        and exists
+        and marker.get("input_id") == input_identity(job.input)
+    ):
         return "skip", marker
     if exists and marker is None and not overwrite and "--overwrite" not in job.args:
-        return "refuse", (f"output exists and was not written by vt batch: {job.output} "
-                          "(use --overwrite to replace it)")
+        return "refuse", (
+            f"output exists and was not written by vt batch: {job.output} "
+            "(use --overwrite to replace it)"
+        )
     return "run", exists  # a marker proves vt made the output: it may be replaced
 
 
@@ -153,6 +225,8 @@ def run_batch(
     gpus_per_job: float | None = None,
     dry_run: bool = False,
     name: str = "jobs",
+    single_thread: bool | None = None,
+    job_progress: JobProgressFn | None = None,
 ) -> BatchReport:
     """Run ``jobs`` and return one :class:`JobResult` per job (in the jobs' order).
 
@@ -163,6 +237,15 @@ def run_batch(
     every job. ``defaults`` are options every job gets unless it sets them; ``base`` is the
     folder keys are made relative to. ``progress(result, counts)`` is called in this process
     as each job finishes. Bad jobs raise ``UsageError`` before anything runs.
+
+    ``single_thread`` runs every job on one core (commands get ``--single-thread``, callables
+    with a ``single_thread`` parameter get ``single_thread=True``; a job whose options set it
+    keeps its own); None decides by :func:`single_thread_rule`. Before the jobs run, the
+    temporaries of killed runs are removed from the output folders.
+
+    ``job_progress(result, done, total)`` is called in this process while a job runs, for
+    callables with a ``progress`` parameter (they call ``progress(done, total)``; a video job
+    counts frames); the local engine relays it, Ray does not (its jobs report when done).
     """
     from vt.batch.manifest import manifest_format
 
@@ -177,15 +260,24 @@ def run_batch(
     job_list = list(jobs)
     table = CommandTable() if any(j.command is not None for j in job_list) else None
     base_path = Path(os.path.abspath(base if base is not None else os.getcwd()))
-    prepare(job_list, output_dir=output_dir, output_ext=output_ext, defaults=defaults,
-            base=base_path, table=table, name=name)
+    prepare(
+        job_list,
+        output_dir=output_dir,
+        output_ext=output_ext,
+        defaults=defaults,
+        base=base_path,
+        table=table,
+        name=name,
+    )
     job_list = [j for j in job_list if in_shard(j, shard)]
     status_path = Path(status).absolute() if status is not None else None
     if status_path is not None and not dry_run:
         status_path.parent.mkdir(parents=True, exist_ok=True)
     fmt = status_format or (manifest_format(status_path) if status_path else "json")
-    results = [JobResult(row=j.row, key=j.key, command=j.target, input=j.input,
-                         output=j.output or "") for j in job_list]
+    results = [
+        JobResult(row=j.row, key=j.key, command=j.target, input=j.input, output=j.output or "")
+        for j in job_list
+    ]
     table_out = StatusTable(status_path, fmt, results)
     counts = Counts(total=len(job_list))
     runner: Any = None
@@ -193,14 +285,18 @@ def run_batch(
         from vt.batch.engines import RayEngine, import_ray
 
         import_ray()  # say how to install it before anything else happens
-        runner = RayEngine(address, workers, cpus_per_job=cpus_per_job,
-                           gpus_per_job=gpus_per_job)
+        runner = RayEngine(address, workers, cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job)
     else:
         from vt.batch.engines import LocalEngine
 
-        runner = LocalEngine(workers)
-    report = BatchReport(table_out.results, engine, runner.workers or 0,
-                         status_path=status_path, counts=counts)
+        runner = LocalEngine(workers, commands=table is not None)
+        if job_progress is not None:
+            runner.on_progress = lambda task, done, total: job_progress(
+                table_out.results[task.index], done, total
+            )
+    report = BatchReport(
+        table_out.results, engine, runner.workers or 0, status_path=status_path, counts=counts
+    )
 
     def finish(index: int, result: JobResult) -> None:
         table_out.results[index] = result
@@ -215,6 +311,12 @@ def run_batch(
 
     lock = RunLock(status_path) if status_path is not None and not dry_run else nullcontext()
     with lock:
+        if not dry_run:  # under the lock: no other run of this batch is writing there
+            report.stale_removed = clean_output_folders(
+                job_list, [status_path.parent] if status_path is not None else []
+            )
+            if report.stale_removed:
+                log.info("removed %d temporaries of killed runs", report.stale_removed)
         queue: deque[tuple[int, int, bool]] = deque()  # (index, attempt, may overwrite)
         for index, job in enumerate(job_list):
             action, detail = _plan(job, overwrite)
@@ -236,10 +338,26 @@ def run_batch(
             for index, _, _ in queue:
                 order.setdefault(_group(job_list[index]), len(order))
             queue = deque(sorted(queue, key=lambda item: order[_group(job_list[item[0]])]))
+        at_once = min(runner.workers or usable_cores(), len(queue))
+        report.single_thread = (
+            single_thread
+            if single_thread is not None
+            else (single_thread_rule(engine, at_once, cpus_per_job))
+        )
         table_out.write()
         if queue:
-            _run(job_list, queue, runner, table, retries, table_out, counts, finish,
-                 report)
+            _run(
+                job_list,
+                queue,
+                runner,
+                table,
+                retries,
+                table_out,
+                counts,
+                finish,
+                report,
+                _sets_single_thread(defaults),
+            )
         table_out.write()
     report.wall_s = time.perf_counter() - clock
     return report
@@ -249,25 +367,67 @@ def _group(job: Job) -> str:
     return f"{job.target}|{job.options.get('model', '')}"
 
 
-def _task(job: Job, index: int, attempt: int, may_overwrite: bool,
-          table: CommandTable | None) -> Task:
-    task = Task(row=job.row, index=index, key=job.key, input=job.input, output=job.output or "",
-                command=job.command, fn=job.fn, options=job.options, attempt=attempt,
-                overwrite=may_overwrite, group=_group(job), gpu=_gpu_hint(job.options))
+def _sets_single_thread(options: Mapping[str, Any] | None) -> bool:
+    return any(str(k).lstrip("-").replace("-", "_") == "single_thread" for k in options or {})
+
+
+def _task(
+    job: Job,
+    index: int,
+    attempt: int,
+    may_overwrite: bool,
+    table: CommandTable | None,
+    single_thread: bool = False,
+) -> Task:
+    """The worker's task for one attempt; ``single_thread`` is the runner's choice, which a
+    job whose options (or the batch's defaults) set ``single_thread`` does not get."""
+    task = Task(
+        row=job.row,
+        index=index,
+        key=job.key,
+        input=job.input,
+        output=job.output or "",
+        command=job.command,
+        fn=job.fn,
+        options=job.options,
+        attempt=attempt,
+        overwrite=may_overwrite,
+        group=_group(job),
+        gpu=_gpu_hint(job.options),
+        single_thread=single_thread,
+    )
     if job.command is not None and table is not None:
         info = table.info(job.command, f"row {job.row}")
-        task.argv = tuple(info.argv(job.input, task.output, job.args, may_overwrite))
+        task.argv = tuple(info.argv(job.input, task.output, job.args, may_overwrite, single_thread))
         task.options = {}
     return task
 
 
-def _run(jobs: list[Job], queue: deque[tuple[int, int, bool]], engine: Any,
-         table: CommandTable | None, retries: int, status: StatusTable, counts: Counts,
-         finish: Callable[[int, JobResult], None], report: BatchReport) -> None:
+def _run(
+    jobs: list[Job],
+    queue: deque[tuple[int, int, bool]],
+    engine: Any,
+    table: CommandTable | None,
+    retries: int,
+    status: StatusTable,
+    counts: Counts,
+    finish: Callable[[int, JobResult], None],
+    report: BatchReport,
+    defaults_set_single_thread: bool = False,
+) -> None:
     retry: deque[tuple[int, int, bool]] = deque()
+
+    def single(job: Job) -> bool:
+        return (
+            report.single_thread
+            and not defaults_set_single_thread
+            and not _sets_single_thread(job.options)
+        )
+
     previous = _sigterm_as_interrupt()
     try:
-        first = _task(jobs[queue[0][0]], queue[0][0], 1, False, table)
+        head = jobs[queue[0][0]]
+        first = _task(head, queue[0][0], 1, False, table, single(head))
         if engine.name == "ray":
             engine.start(len(queue), first)
         else:
@@ -278,7 +438,8 @@ def _run(jobs: list[Job], queue: deque[tuple[int, int, bool]], engine: Any,
         while queue or retry or running:
             while engine.free() and (retry or queue):
                 index, attempt, may_overwrite = (retry or queue).popleft()
-                engine.submit(_task(jobs[index], index, attempt, may_overwrite, table))
+                job = jobs[index]
+                engine.submit(_task(job, index, attempt, may_overwrite, table, single(job)))
                 running += 1
             counts.running = running
             for task, outcome in engine.wait():
@@ -314,6 +475,7 @@ def _run(jobs: list[Job], queue: deque[tuple[int, int, bool]], engine: Any,
 
 def _sigterm_as_interrupt() -> Any:
     """SIGTERM stops a batch like Ctrl-C: workers stopped, status written."""
+
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -331,4 +493,12 @@ def _restore(previous: Any) -> None:
             pass
 
 
-__all__ = ["BatchReport", "Counts", "ProgressFn", "parse_shard", "run_batch"]
+__all__ = [
+    "BatchReport",
+    "Counts",
+    "JobProgressFn",
+    "ProgressFn",
+    "parse_shard",
+    "run_batch",
+    "single_thread_rule",
+]

@@ -27,18 +27,39 @@ from vt.batch.jobs import PENDING, JobResult
 from vt.errors import UsageError
 from vt.tempfiles import temp_path
 
-COLUMNS = ("row", "command", "input", "output", "key", "status", "attempts", "error",
-           "started", "finished", "seconds", "worker", "model_loads", "report")
+COLUMNS = (
+    "row",
+    "command",
+    "input",
+    "output",
+    "key",
+    "status",
+    "attempts",
+    "error",
+    "started",
+    "finished",
+    "seconds",
+    "worker",
+    "model_loads",
+    "report",
+)
 MARKER_SUFFIX = ".vt-batch.json"
 
 
-def default_status_path(manifest: str | os.PathLike[str], fmt: str,
-                        shard: tuple[int, int] | None = None) -> Path:
+def default_status_path(
+    manifest: str | os.PathLike[str], fmt: str, shard: tuple[int, int] | None = None
+) -> Path:
     """``<stem>.status.<ext>`` beside the manifest (``…status.shard-1-of-4.<ext>`` for a
     shard, so shards sharing a folder never write one file)."""
     path = Path(manifest)
-    ext = {"json": ".json", "jsonl": ".jsonl", "yaml": ".yaml", "csv": ".csv",
-           "arrow": ".arrow", "parquet": ".parquet"}[fmt]
+    ext = {
+        "json": ".json",
+        "jsonl": ".jsonl",
+        "yaml": ".yaml",
+        "csv": ".csv",
+        "arrow": ".arrow",
+        "parquet": ".parquet",
+    }[fmt]
     part = f".shard-{shard[0]}-of-{shard[1]}" if shard else ""
     return path.parent / f"{path.stem}.status{part}{ext}"
 
@@ -102,11 +123,16 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def _arrow_table(rows: list[dict[str, Any]]) -> Any:
     import pyarrow as pa
 
-    types = {"row": pa.int64(), "attempts": pa.int64(), "seconds": pa.float64(),
-             "model_loads": pa.int64()}
+    types = {
+        "row": pa.int64(),
+        "attempts": pa.int64(),
+        "seconds": pa.float64(),
+        "model_loads": pa.int64(),
+    }
     schema = pa.schema([(c, types.get(c, pa.string())) for c in COLUMNS])
-    columns = {c: [r[c] if c in types or r[c] is None else str(r[c]) for r in rows]
-               for c in COLUMNS}
+    columns = {
+        c: [r[c] if c in types or r[c] is None else str(r[c]) for r in rows] for c in COLUMNS
+    }
     return pa.table(columns, schema=schema)
 
 
@@ -125,8 +151,14 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
     pq.write_table(_arrow_table(rows), str(path))
 
 
-_WRITERS = {"json": _write_json, "jsonl": _write_jsonl, "yaml": _write_yaml,
-            "csv": _write_csv, "arrow": _write_arrow, "parquet": _write_parquet}
+_WRITERS = {
+    "json": _write_json,
+    "jsonl": _write_jsonl,
+    "yaml": _write_yaml,
+    "csv": _write_csv,
+    "arrow": _write_arrow,
+    "parquet": _write_parquet,
+}
 
 
 def read_status(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -252,8 +284,9 @@ class RunLock:
         except OSError:
             other = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise UsageError(f"another vt batch (pid {other}) is running with the status "
-                             f"table {self.status}") from None
+            raise UsageError(
+                f"another vt batch (pid {other}) is running with the status table {self.status}"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

@@ -11,17 +11,25 @@ from vt.registry import EncoderInfo, OutputTarget
 
 @hookimpl
 def register_encoders(register: Callable[[EncoderInfo], None]) -> None:
-    register(EncoderInfo(
-        name="pyav", open=open_container_writer, targets=("container",),
-        extensions=CONTAINER_EXTENSIONS,
-        codecs=("libx264", "libx265", "libvpx-vp9", "libsvtav1", "ffv1", "prores_ks", "…"),
-        description="FFmpeg encoders and muxers through PyAV; copies audio/subtitles",
-    ))
-    register(EncoderInfo(
-        name="images", open=open_image_writer, targets=("images",),
-        codecs=("png", "jpg", "tiff", "bmp", "webp"),
-        description="image sequences: OUT/%06d.png or a folder",
-    ))
+    register(
+        EncoderInfo(
+            name="pyav",
+            open=open_container_writer,
+            targets=("container",),
+            extensions=CONTAINER_EXTENSIONS,
+            codecs=("libx264", "libx265", "libvpx-vp9", "libsvtav1", "ffv1", "prores_ks", "…"),
+            description="FFmpeg encoders and muxers through PyAV; copies audio/subtitles",
+        )
+    )
+    register(
+        EncoderInfo(
+            name="images",
+            open=open_image_writer,
+            targets=("images",),
+            codecs=("png", "jpg", "tiff", "bmp", "webp"),
+            description="image sequences: OUT/%06d.png or a folder",
+        )
+    )
 
 
 @hookimpl(trylast=True)

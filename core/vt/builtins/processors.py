@@ -11,7 +11,10 @@ from vt.registry import ProcessorInfo
 
 @hookimpl
 def register_processors(register: Callable[[ProcessorInfo], None]) -> None:
-    register(ProcessorInfo(
-        name="resize", factory=Resize,  # formats, devices, batch size: Resize's own
-        description=f"libswscale resampling ({', '.join(METHODS)}); scale= or size=(w, h)",
-    ))
+    register(
+        ProcessorInfo(
+            name="resize",
+            factory=Resize,  # formats, devices, batch size: Resize's own
+            description=f"libswscale resampling ({', '.join(METHODS)}); scale= or size=(w, h)",
+        )
+    )

@@ -28,8 +28,13 @@ MATRICES: dict[str, tuple[int, int, int]] = {
     "bt470bg": (5, 5, 6),  # BT.601 625-line (PAL) primaries
     "bt2020": (9, 9, 14),
 }
-_ALIASES = {"smpte170m": "bt601", "601": "bt601", "709": "bt709", "bt2020nc": "bt2020",
-            "2020": "bt2020"}
+_ALIASES = {
+    "smpte170m": "bt601",
+    "601": "bt601",
+    "709": "bt709",
+    "bt2020nc": "bt2020",
+    "2020": "bt2020",
+}
 #: colorspace code -> the matrix whose primaries/trc fill untagged ones
 _SPACE_MATRIX = {1: "bt709", 5: "bt470bg", 6: "bt601", 9: "bt2020", 10: "bt2020"}
 #: colorspace code -> libswscale's SWS_CS_* constant (what ``reformat`` takes)
@@ -68,8 +73,13 @@ def player_matrix(height: int) -> str:
     return "bt709" if height >= HD_LINES else "bt601"
 
 
-def resolve_colors(codes: tuple[int, int, int, int], height: int, *,
-                   untagged: str | None = None, full_range: bool = False) -> ColorTags:
+def resolve_colors(
+    codes: tuple[int, int, int, int],
+    height: int,
+    *,
+    untagged: str | None = None,
+    full_range: bool = False,
+) -> ColorTags:
     """``codes`` (range, primaries, trc, space) with every missing tag filled in.
 
     ``untagged`` names the matrix for a video without one (default: :func:`player_matrix`);

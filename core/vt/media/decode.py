@@ -40,8 +40,12 @@ class VideoReader:
         """The colour tags this reader's RGB frames were converted with, none left unset:
         the output is encoded back with them and carries them."""
         video = self.info.video
-        return resolve_colors(video.color_codes, video.height, untagged=self.untagged_matrix,
-                              full_range=(video.pixel_format or "").startswith("yuvj"))
+        return resolve_colors(
+            video.color_codes,
+            video.height,
+            untagged=self.untagged_matrix,
+            full_range=(video.pixel_format or "").startswith("yuvj"),
+        )
 
     def frames(
         self,
@@ -76,15 +80,16 @@ class VideoReader:
         from vt.media.info import open_container, scan_packets
 
         if self.source.kind == "frames":
-            raise InputError(f"the {self.decoder_name} decoder cannot list the keyframes of "
-                             f"{self.source.describe()}")
+            raise InputError(
+                f"the {self.decoder_name} decoder cannot list the keyframes of "
+                f"{self.source.describe()}"
+            )
         try:
             with open_container(self.source) as container:
                 vs = container.streams[self.info.video.index]
                 return keyframe_indices(*scan_packets(container, vs))
         except av.error.FFmpegError as exc:
-            raise InputError(f"cannot read keyframes of {self.source.describe()}: {exc}"
-                             ) from None
+            raise InputError(f"cannot read keyframes of {self.source.describe()}: {exc}") from None
 
     def native_timing(self) -> tuple[int | None, float | None]:
         """(frame count, average fps) as this backend reports them. Samplers that must match
@@ -131,9 +136,7 @@ def keyframe_indices(pts: Sequence[int | None], key_pts: Sequence[int]) -> list[
 
 def check_layout(layout: str) -> None:
     if layout not in LAYOUT_DTYPES:
-        raise UsageError(
-            f"frame layout {layout!r} not supported (use {', '.join(LAYOUT_DTYPES)})"
-        )
+        raise UsageError(f"frame layout {layout!r} not supported (use {', '.join(LAYOUT_DTYPES)})")
 
 
 def to_time_base(seconds: float, time_base: Fraction) -> int:
@@ -178,7 +181,8 @@ def open_video(
         reason = info.available()
         if reason:
             raise UsageError(f"decoder {info.name!r} is not available: {reason}")
-        return info.open(src, **kwargs)
+        reader: VideoReader = info.open(src, **kwargs)
+        return reader
     return _open_first(src, decoder_chain(src, priority), kwargs, try_all)[1]
 
 
@@ -202,8 +206,9 @@ def decoder_chain(source: Source, priority: Sequence[str] | None = None) -> list
     return chain + [c for c in candidates if c is not first]
 
 
-def _open_first(src: Source, chain: Sequence[DecoderInfo], kwargs: dict[str, Any],
-                try_all: bool | None) -> tuple[DecoderInfo, VideoReader]:
+def _open_first(
+    src: Source, chain: Sequence[DecoderInfo], kwargs: dict[str, Any], try_all: bool | None
+) -> tuple[DecoderInfo, VideoReader]:
     """The first decoder in ``chain`` that is available and opens ``src``, and its reader."""
     errors: list[str] = []
     first_error: InputError | None = None
@@ -224,8 +229,9 @@ def _open_first(src: Source, chain: Sequence[DecoderInfo], kwargs: dict[str, Any
             log.debug("decoder %s failed on %s: %s", info.name, src.describe(), exc)
             continue
         if errors:
-            log.warning("decoded %s with %s after %s failed", src.describe(), info.name,
-                        ", ".join(errors))
+            log.warning(
+                "decoded %s with %s after %s failed", src.describe(), info.name, ", ".join(errors)
+            )
         return info, reader
     if first_error is None:
         raise InputError(f"no decoder available for {src.describe()}")
@@ -260,8 +266,7 @@ def with_fallback(
     failed: set[str] = set()
     first_error: Exception | None = None
     while True:
-        info, reader = _open_first(src, [c for c in chain if c.name not in failed], kwargs,
-                                   try_all)
+        info, reader = _open_first(src, [c for c in chain if c.name not in failed], kwargs, try_all)
         try:
             return work(reader)
         except Exception as exc:  # noqa: BLE001 - a backend's failure: try the next decoder
@@ -270,9 +275,13 @@ def with_fallback(
             first_error = first_error or exc
             failed.add(info.name)
             remaining = [c.name for c in chain if c.name not in failed]
-            log.warning("decoder %s failed on %s (%s)%s", reader.decoder_name, what,
-                        _first_line(exc),
-                        f"; trying {remaining[0]}" if remaining else "")
+            log.warning(
+                "decoder %s failed on %s (%s)%s",
+                reader.decoder_name,
+                what,
+                _first_line(exc),
+                f"; trying {remaining[0]}" if remaining else "",
+            )
             if not remaining:
                 raise InputError(f"cannot decode {what}: {_first_line(first_error)}") from None
         finally:

@@ -25,6 +25,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+    from typing_extensions import TypeIs
 
 # Pixel layouts a batch can hold: 8-bit and 16-bit interleaved RGB.
 LAYOUT_DTYPES = {"rgb24": np.uint8, "rgb48": np.uint16}
@@ -44,7 +45,7 @@ class FrameFormat:
         return (self.width, self.height)
 
 
-def is_tensor(value: object) -> bool:
+def is_tensor(value: object) -> TypeIs[torch.Tensor]:
     """Whether ``value`` is a torch tensor (without importing torch: if torch is not loaded,
     nothing can be a tensor)."""
     if isinstance(value, np.ndarray):
@@ -54,8 +55,9 @@ def is_tensor(value: object) -> bool:
     return tensor_type is not None and isinstance(value, tensor_type)
 
 
-def array_to_tensor(array: np.ndarray, layout: str, device: Any = "cpu",
-                    dtype: Any = None) -> torch.Tensor:
+def array_to_tensor(
+    array: np.ndarray, layout: str, device: Any = "cpu", dtype: Any = None
+) -> torch.Tensor:
     """``(N, H, W, 3)`` uint8/uint16 array -> ``(N, 3, H, W)`` float tensor in [0, 1] on
     ``device`` (``dtype`` default float32). The integer pixels cross to the device, not floats."""
     import torch
@@ -107,8 +109,10 @@ class FrameBatch:
         self._tensor: torch.Tensor | None = None
         if is_tensor(images):
             if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
-                raise ValueError(f"tensor frames must be (N, 3, H, W) floating point, got "
-                                 f"{tuple(images.shape)} {images.dtype}")
+                raise ValueError(
+                    f"tensor frames must be (N, 3, H, W) floating point, got "
+                    f"{tuple(images.shape)} {images.dtype}"
+                )
             self._tensor = images
         else:
             if images.ndim != 4 or images.shape[-1] != 3:
@@ -133,14 +137,14 @@ class FrameBatch:
             self._array = tensor_to_array(self._tensor, self.layout)
         return self._array
 
-    def to_tensor(self, device: Any = None, dtype: Any = None,
-                  channels_last: bool = False) -> torch.Tensor:
+    def to_tensor(
+        self, device: Any = None, dtype: Any = None, channels_last: bool = False
+    ) -> torch.Tensor:
         """The ``(N, 3, H, W)`` tensor in [0, 1] on ``device`` (default: where the batch's
         tensor is, else the CPU). A tensor already on that device (and of ``dtype``, when one
         is given) comes back as it is; one made from the host array is cached."""
         if self._tensor is None:
-            self._tensor = array_to_tensor(self.images, self.layout, device or "cpu",
-                                           dtype)
+            self._tensor = array_to_tensor(self.images, self.layout, device or "cpu", dtype)
         t = self._tensor
         if device is not None or dtype is not None:
             t = t.to(device=device, dtype=dtype)  # the same tensor when nothing changes
@@ -193,23 +197,22 @@ class FrameBatch:
 
     def __repr__(self) -> str:
         form = f"tensor on {self.device}" if self.has_tensor else "array"
-        return (f"FrameBatch({len(self)}x{self.width}x{self.height} {self.layout}, "
-                f"{form}, indices={self.indices[:1]}..)")
+        return (
+            f"FrameBatch({len(self)}x{self.width}x{self.height} {self.layout}, "
+            f"{form}, indices={self.indices[:1]}..)"
+        )
 
     # -- new batches -----------------------------------------------------------------------
     def with_images(self, images: np.ndarray, layout: str | None = None) -> FrameBatch:
         """The same frames (PTS, indices) with new host pixels, e.g. after a resize."""
-        return FrameBatch(images, self.pts, self.time_base, self.indices,
-                          layout or self.layout)
+        return FrameBatch(images, self.pts, self.time_base, self.indices, layout or self.layout)
 
     def from_tensor(self, tensor: torch.Tensor, layout: str | None = None) -> FrameBatch:
         """The same frames (PTS, indices) with pixels from an ``(N, 3, H, W)`` [0, 1] tensor,
         kept on its device: nothing is copied until a consumer asks for ``images``."""
-        return FrameBatch(tensor, self.pts, self.time_base, self.indices,
-                          layout or self.layout)
+        return FrameBatch(tensor, self.pts, self.time_base, self.indices, layout or self.layout)
 
-    def with_timing(self, pts: list[int | None], time_base: Fraction | None = None
-                    ) -> FrameBatch:
+    def with_timing(self, pts: list[int | None], time_base: Fraction | None = None) -> FrameBatch:
         """The same pixels (whatever forms the batch holds) with new timestamps."""
         if len(pts) != len(self):
             raise ValueError("pts must have one entry per frame")

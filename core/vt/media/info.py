@@ -13,14 +13,46 @@ from vt.media.source import Source
 
 # FFmpeg enum values (libavutil/pixfmt.h) -> names, for reports.
 COLOR_RANGES = {0: None, 1: "tv", 2: "pc"}
-COLOR_PRIMARIES = {1: "bt709", 2: None, 4: "bt470m", 5: "bt470bg", 6: "smpte170m",
-                   7: "smpte240m", 8: "film", 9: "bt2020", 10: "smpte428", 11: "smpte431",
-                   12: "smpte432", 22: "ebu3213"}
-COLOR_TRCS = {1: "bt709", 2: None, 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m",
-              8: "linear", 13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12",
-              16: "smpte2084", 18: "arib-std-b67"}
-COLOR_SPACES = {0: "gbr", 1: "bt709", 2: None, 4: "fcc", 5: "bt470bg", 6: "smpte170m",
-                7: "smpte240m", 8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
+COLOR_PRIMARIES = {
+    1: "bt709",
+    2: None,
+    4: "bt470m",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "film",
+    9: "bt2020",
+    10: "smpte428",
+    11: "smpte431",
+    12: "smpte432",
+    22: "ebu3213",
+}
+COLOR_TRCS = {
+    1: "bt709",
+    2: None,
+    4: "gamma22",
+    5: "gamma28",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "linear",
+    13: "iec61966-2-1",
+    14: "bt2020-10",
+    15: "bt2020-12",
+    16: "smpte2084",
+    18: "arib-std-b67",
+}
+COLOR_SPACES = {
+    0: "gbr",
+    1: "bt709",
+    2: None,
+    4: "fcc",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "ycgco",
+    9: "bt2020nc",
+    10: "bt2020c",
+}
 
 MAX_DIMENSION = 16384
 
@@ -109,7 +141,8 @@ class MediaInfo:
                 return [convert(v) for v in value]
             return value
 
-        return convert(asdict(self))
+        result: dict[str, Any] = convert(asdict(self))
+        return result
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -160,7 +193,8 @@ def open_container(source: Source) -> av.container.InputContainer:
         return av.open(source.open_binary(), "r")
     except av.error.InvalidDataError as exc:
         raise UnreadableInputError(
-            f"not a video file we can read: {source.describe()} ({exc.strerror})") from exc
+            f"not a video file we can read: {source.describe()} ({exc.strerror})"
+        ) from exc
     except av.error.FFmpegError as exc:
         raise InputError(f"cannot open {source.describe()}: {exc.strerror or exc}") from exc
     except OSError as exc:
@@ -181,14 +215,19 @@ def probe_container(
         raise InputError(f"no video stream in {source.describe()}")
     fmt = container.format.name
     if fmt == "tty":  # FFmpeg shows text files as ANSI art: never what a user means
-        raise UnreadableInputError(f"not a video file we can read: {source.describe()} "
-                                   "(a text file)")
-    if source.kind != "frames" and (fmt.endswith("_pipe") or fmt in ("image2", "gif")) and (
-        fmt != "gif"
+        raise UnreadableInputError(
+            f"not a video file we can read: {source.describe()} (a text file)"
+        )
+    if (
+        source.kind != "frames"
+        and (fmt.endswith("_pipe") or fmt in ("image2", "gif"))
+        and (fmt != "gif")
     ):
         kind = fmt.removesuffix("_pipe").upper()
-        raise InputError(f"{source.describe()} is a single {kind} image, not a video "
-                         "(pass a folder or pattern of images for an image sequence)")
+        raise InputError(
+            f"{source.describe()} is a single {kind} image, not a video "
+            "(pass a folder or pattern of images for an image sequence)"
+        )
     cc = vs.codec_context
     if cc is None or not cc.name or cc.name == "none":
         raise InputError(f"unsupported video codec in {source.describe()}")
@@ -272,8 +311,9 @@ def probe_container(
     )
 
 
-def count_packets(container: av.container.InputContainer, vs: Any
-                  ) -> tuple[int | None, bool | None]:
+def count_packets(
+    container: av.container.InputContainer, vs: Any
+) -> tuple[int | None, bool | None]:
     """Count video packets and check whether their durations vary (VFR), without decoding."""
     count = 0
     pts_values: list[int] = []
@@ -298,8 +338,9 @@ def count_packets(container: av.container.InputContainer, vs: Any
     return (count or None), vfr
 
 
-def scan_packets(container: av.container.InputContainer, vs: Any
-                 ) -> tuple[list[int | None], list[int]]:
+def scan_packets(
+    container: av.container.InputContainer, vs: Any
+) -> tuple[list[int | None], list[int]]:
     """PTS of every video packet (None where a packet has none) and of the keyframe packets,
     in demux order, from the start of the stream, without decoding. FFmpeg errors propagate:
     callers decide whether a partial scan is usable."""

@@ -69,13 +69,16 @@ def check_output(target: OutputTarget, source: Source, overwrite: bool) -> None:
 def _check_frame_folder(final: Path, source: Source, overwrite: bool) -> None:
     here = final.resolve()
     if _inside(Path.cwd().resolve(), here):
-        raise UsageError(f"output folder {final} is the working folder (or holds it): "
-                         "write the frames to a new folder")
+        raise UsageError(
+            f"output folder {final} is the working folder (or holds it): "
+            "write the frames to a new folder"
+        )
     inputs = [source.path] if source.path is not None else list(source.paths[:1])
     for item in inputs:
         if item is not None and _inside(item.resolve(), here):
-            raise UsageError(f"output folder {final} holds the input: write the frames to a "
-                             "new folder")
+            raise UsageError(
+                f"output folder {final} holds the input: write the frames to a new folder"
+            )
     if not final.exists():
         return
     if not final.is_dir():
@@ -85,8 +88,10 @@ def _check_frame_folder(final: Path, source: Source, overwrite: bool) -> None:
     if not overwrite:
         raise UsageError(f"output exists: {final} (use --overwrite to replace it)")
     if not is_vt_folder(final):
-        raise UsageError(f"output folder {final} was not written by vt (no {FRAMES_MARKER} "
-                         "marker): refusing to replace it; choose a new or empty folder")
+        raise UsageError(
+            f"output folder {final} was not written by vt (no {FRAMES_MARKER} "
+            "marker): refusing to replace it; choose a new or empty folder"
+        )
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +25,6 @@ from vt.media.decode import VideoReader, open_video
 from vt.media.decoders.pyav_reader import PyAVReader
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
-from vt.media.info import MAX_DIMENSION
 from vt.media.output import atomic_output, check_output, resolve_target
 from vt.media.prefetch import prefetch
 from vt.media.processing import FrameProcessor, ProcessorChain
@@ -57,6 +56,14 @@ class PipelineOptions:
     layout: str | None = None  # rgb24 | rgb48; None: rgb48 for >8-bit input if accepted
     start: float | None = None  # seconds: process only [start, end); output starts at zero
     end: float | None = None
+    fps: Fraction | None = None  # output frame rate: frames picked by time (vt.media.retime)
+    # segmented runs (vt.media.segments): any of these cuts the video at keyframes into
+    # segments encoded separately and joined by stream copy; a plain run is one pass
+    resume: bool = False  # keep finished segments in OUT.vt-resume/ and reuse them
+    workers: int | None = None  # processes; None: 1 (with resume: one per GPU), 0: one per GPU
+    segment_seconds: float | None = None  # target segment length (default 5 s)
+    engine: str = "local"  # where workers run: local processes or ray (RAY_ADDRESS)
+    resume_output: str | Path | None = None  # names OUT.vt-resume (default: the output)
 
 
 @dataclass
@@ -79,6 +86,7 @@ class PipelineReport:
     frame_errors: int = 0
     decode_errors: int = 0
     warnings: list[str] = field(default_factory=list)
+    segments: dict[str, Any] | None = None  # segmented runs: count, reused, workers
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -86,25 +94,34 @@ class PipelineReport:
         return asdict(self)
 
 
-def _prepare_output(target: OutputTarget, source: Source | None, config: EncoderConfig,
-                    overwrite: bool) -> EncoderInfo:
+def _prepare_output(
+    target: OutputTarget, source: Source | None, config: EncoderConfig, overwrite: bool
+) -> EncoderInfo:
     """Check the output can be written and pick the encoder for it (before any decoding)."""
-    from vt.plugins import get_host
-
     # generated video without audio reads nothing: no input path for the output to clash with
     check_output(target, source or Source("bytes", data=b""), overwrite)
     if target.kind == "container":
         config.validate()
+    return choose_encoder(target)
+
+
+def choose_encoder(target: OutputTarget) -> EncoderInfo:
+    """The registered encoder that writes ``target`` (the ``choose_encoder`` hook's pick)."""
+    from vt.plugins import get_host
+
     host = get_host()
     encoders = [e for e in host.encoders.items() if e.accepts(target)]
-    encoder = host.call_first("choose_encoder", target=target, candidates=encoders)
+    encoder: EncoderInfo | None = host.call_first(
+        "choose_encoder", target=target, candidates=encoders
+    )
     if encoder is None:
         raise UsageError(f"no encoder writes {target.path.name}")
     return encoder
 
 
-def _chain_for(processors: Sequence[FrameProcessor] | ProcessorChain,
-               error_policy: str) -> tuple[ProcessorChain, bool]:
+def _chain_for(
+    processors: Sequence[FrameProcessor] | ProcessorChain, error_policy: str
+) -> tuple[ProcessorChain, bool]:
     """The chain to run, and whether this run owns it (builds it now, closes it after)."""
     if isinstance(processors, ProcessorChain):
         return processors, False
@@ -134,14 +151,24 @@ def process_video(
     src = source if isinstance(source, Source) else Source.parse(source)
     if options.start is not None or options.end is not None:
         src = src.with_range(options.start, options.end)
+    from vt.media import segments
+
+    if segments.assigned() is not None:  # a segment worker: this call runs its segment
+        segments.serve(src, processors, config, options, progress)
+    if segments.wanted(options):
+        return segments.process_segmented(src, output, processors, config, options, progress)
     target = resolve_target(output)
     encoder = _prepare_output(target, src, config, options.overwrite)
     chain, owned = _chain_for(processors, options.error_policy)
     errors_before = chain.frame_errors
     started = time.perf_counter()
     try:
-        with open_video(src, decoder=options.decoder, threads=options.threads,
-                        options={"error_policy": options.error_policy}) as reader:
+        with open_video(
+            src,
+            decoder=options.decoder,
+            threads=options.threads,
+            options={"error_policy": options.error_policy},
+        ) as reader:
             info = reader.info
             video = info.video
             layout = options.layout or chain.layout_for(video.bit_depth)
@@ -149,19 +176,36 @@ def process_video(
             fmt_in = FrameFormat(video.width, video.height, layout)
             fmt_out = chain.configure(fmt_in)
             report = PipelineReport(
-                input=src.describe(), output=str(target.path), decoder=reader.decoder_name,
+                input=src.describe(),
+                output=str(target.path),
+                decoder=reader.decoder_name,
                 codec=config.codec if target.kind == "container" else "images",
-                pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size,
+                pixel_format="",
+                size_in=fmt_in.size,
+                size_out=fmt_out.size,
             )
             # the header's count, else an estimate: progress never waits for a packet scan
-            total = video.frame_count or (round(video.duration * float(video.fps))
-                                          if video.duration and video.fps else None)
+            total = video.frame_count or (
+                round(video.duration * float(video.fps)) if video.duration and video.fps else None
+            )
             if total and (src.start is not None or src.end is not None) and video.fps:
                 span_end = src.end if src.end is not None else (video.duration or 0)
                 total = max(0, round((span_end - (src.start or 0)) * float(video.fps)))
+            if total and options.fps and video.fps:
+                total = round(total / video.fps * options.fps)
             with atomic_output(target, options.overwrite) as tmp:
-                writer = encoder.open(tmp, config, fmt_out, src, info, audio=options.audio,
-                                      subtitles=options.subtitles, colors=reader.colors)
+                writer = encoder.open(
+                    tmp,
+                    config,
+                    fmt_out,
+                    src,
+                    info,
+                    audio=options.audio,
+                    subtitles=options.subtitles,
+                    colors=reader.colors,
+                    rate=options.fps,
+                    time_base=_time_base(options.fps),
+                )
                 try:
                     _run(reader, chain, writer, report, options, layout, progress, total)
                     writer.close()
@@ -186,8 +230,11 @@ def process_video(
 
 
 def _span(src: Source, duration: float | None) -> str:
-    asked = f" between {src.start or 0:g} s and {src.end:g} s" if src.end is not None else (
-        f" from {src.start:g} s" if src.start else "")
+    asked = (
+        f" between {src.start or 0:g} s and {src.end:g} s"
+        if src.end is not None
+        else (f" from {src.start:g} s" if src.start else "")
+    )
     return asked + (f" (the clip lasts {duration:.3f} s)" if duration else "")
 
 
@@ -249,9 +296,15 @@ def write_video(
     try:
         fmt_out = chain.configure(fmt_in)
         colors = resolve_colors((0, 2, 2, 2), fmt_out.height, untagged=colorspace)
-        report = PipelineReport(input="<generated>", output=str(target.path), decoder="-",
-                                codec=config.codec if target.kind == "container" else "images",
-                                pixel_format="", size_in=fmt_in.size, size_out=fmt_out.size)
+        report = PipelineReport(
+            input="<generated>",
+            output=str(target.path),
+            decoder="-",
+            codec=config.codec if target.kind == "container" else "images",
+            pixel_format="",
+            size_in=fmt_in.size,
+            size_out=fmt_out.size,
+        )
         seen_in, seen_out = _Tally(), _Tally()
 
         def timed() -> Iterator[FrameBatch]:
@@ -259,16 +312,19 @@ def write_video(
             last: int | None = None
             for batch in itertools.chain([first], iterator):
                 if batch.format != fmt_in:
-                    raise UsageError(f"frame size changed from {fmt_in.width}x{fmt_in.height}"
-                                     f" {fmt_in.layout} to {batch.width}x{batch.height} "
-                                     f"{batch.layout}")
+                    raise UsageError(
+                        f"frame size changed from {fmt_in.width}x{fmt_in.height}"
+                        f" {fmt_in.layout} to {batch.width}x{batch.height} "
+                        f"{batch.layout}"
+                    )
                 pts: list[int | None] = []
                 for p in batch.pts:
                     if p is None:  # frame number at fps, in the output time base
                         p = round((seen_in.count + len(pts)) / (rate * time_base))
                     if last is not None and p <= last:
-                        raise UsageError(f"generated frames must have increasing PTS "
-                                         f"(pts {p} after {last})")
+                        raise UsageError(
+                            f"generated frames must have increasing PTS (pts {p} after {last})"
+                        )
                     pts.append(p)
                     last = p
                 seen_in.add(pts, time_base)
@@ -280,12 +336,27 @@ def write_video(
             yield from chain.flush()
 
         with atomic_output(target, overwrite) as tmp:
-            writer = encoder.open(tmp, config, fmt_out, audio_source, None,
-                                  time_base=time_base, rate=rate, colors=colors,
-                                  metadata=dict(metadata or {}))
+            writer = encoder.open(
+                tmp,
+                config,
+                fmt_out,
+                audio_source,
+                None,
+                time_base=time_base,
+                rate=rate,
+                colors=colors,
+                metadata=dict(metadata or {}),
+            )
             try:
-                _encode(processed(), writer, seen_out, time_base, progress, total,
-                        PipelineOptions.queue_size)
+                _encode(
+                    processed(),
+                    writer,
+                    seen_out,
+                    time_base,
+                    progress,
+                    total,
+                    PipelineOptions.queue_size,
+                )
                 _check_counts(seen_in, seen_out)
                 writer.close()
             except BaseException:
@@ -351,21 +422,22 @@ def _run(
     total: int | None,
 ) -> None:
     tb: Fraction = reader.info.video.time_base
+    out_tb = _time_base(options.fps) or tb  # what the frames handed on are timed in
     seen_in, seen_out = _Tally(), _Tally()
 
+    retime = _retimer(reader, options.fps)
     if chain.native and isinstance(reader, PyAVReader):
         # no processor needs RGB: decoded frames go to the encoder in their own format
-        frames = _decoded((f for _, f in reader.av_frames()), options, "vt-decode")
+        decoded: Iterable[Any] = (f for _, f in reader.av_frames())
+        frames = _decoded(retime(decoded, tb) if retime else decoded, options, "vt-decode")
 
         def processed() -> Iterator[Any]:
             for frame in frames:
-                seen_in.add([frame.pts], tb)
+                seen_in.add([frame.pts], out_tb)
                 yield from chain.process_frame(frame)
     else:
-        frames = _decoded(
-            reader.frames(layout=layout, batch_size=options.batch_size or chain.batch_size),
-            options, "vt-decode",
-        )
+        batches = reader.frames(layout=layout, batch_size=options.batch_size or chain.batch_size)
+        frames = _decoded(retime(batches) if retime else batches, options, "vt-decode")
 
         def processed() -> Iterator[Any]:
             for batch in frames:
@@ -374,28 +446,74 @@ def _run(
             yield from chain.flush()
 
     try:
-        _encode(processed(), writer, seen_out, tb, progress, total,
-                0 if options.single_thread else options.queue_size)
+        _encode(
+            processed(),
+            writer,
+            seen_out,
+            out_tb,
+            progress,
+            total,
+            0 if options.single_thread else options.queue_size,
+        )
     finally:
         frames.close()  # stops the decode thread now, not when the generator is collected
     if seen_in.count == 0:
-        raise UsageError(f"no frames selected from {reader.source.describe()}"
-                         f"{_span(reader.source, reader.info.duration)}: nothing written")
+        raise UsageError(
+            f"no frames selected from {reader.source.describe()}"
+            f"{_span(reader.source, reader.info.duration)}: nothing written"
+        )
     _check_counts(seen_in, seen_out)
     report.frames_in, report.frames_out = seen_in.count, seen_out.count
-    fps = reader.info.video.fps
+    fps = options.fps or reader.info.video.fps
     report.duration_in, report.duration_out = seen_in.duration(fps), seen_out.duration(fps)
 
 
-def _decoded(items: Iterable[T], options: PipelineOptions, name: str) -> Iterator[T]:
+def _time_base(fps: Fraction | None) -> Fraction | None:
+    """Converted frames' time base (one tick per frame), None without conversion."""
+    if not fps:
+        return None
+    from vt.media.retime import time_base_for
+
+    return time_base_for(fps)
+
+
+def _retimer(reader: VideoReader, fps: Fraction | None) -> Callable[..., Iterator[Any]] | None:
+    """Frames (``f(frames, time_base)``) or batches (``f(batches)``) at ``fps``, cut where
+    the source is cut; None without ``fps``."""
+    if not fps:
+        return None
+    from vt.media.retime import retime_batches, retime_frames
+
+    video, src = reader.info.video, reader.source
+    origin = video.start_time or 0.0
+    interval = 1 / (video.fps or fps)  # the last frame's duration: one source frame
+    end = origin + src.end if src.end is not None else None
+    start = origin + src.start if src.start else None
+
+    def retime(items: Iterable[Any], time_base: Fraction | None = None) -> Iterator[Any]:
+        if time_base is not None:
+            return retime_frames(items, fps, time_base, interval, end, start)
+        return retime_batches(items, fps, interval, end, start)
+
+    return retime
+
+
+def _decoded(items: Iterable[T], options: PipelineOptions, name: str) -> Generator[T]:
     """Decoded frames from a thread running ahead, or in this thread for a single-thread job."""
     if options.single_thread:
         return (item for item in items)  # closable like prefetch's, closes ``items`` with it
     return prefetch(items, options.queue_size, name)
 
 
-def _encode(items: Iterator[Any], writer: Any, seen: _Tally, time_base: Fraction,
-            progress: ProgressCallback | None, total: int | None, queue_size: int) -> None:
+def _encode(
+    items: Iterator[Any],
+    writer: Any,
+    seen: _Tally,
+    time_base: Fraction,
+    progress: ProgressCallback | None,
+    total: int | None,
+    queue_size: int,
+) -> None:
     """Hand ``items`` (FrameBatches or decoded frames) to an encoder thread as they come:
     process | encode in two threads, so a cheap processor never serialises I/O. Tensor
     batches become host arrays there, once, at the end of the chain. ``queue_size`` 0
@@ -405,10 +523,12 @@ def _encode(items: Iterator[Any], writer: Any, seen: _Tally, time_base: Fraction
             _write(item, writer, seen, time_base, progress, total)
         return
     encode_stop = threading.Event()
-    q: queue.Queue = queue.Queue(maxsize=max(queue_size, 1))
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(queue_size, 1))
     encoder = threading.Thread(
-        target=_consume, args=(q, writer, seen, time_base, progress, total, encode_stop),
-        name="vt-encode", daemon=True,
+        target=_consume,
+        args=(q, writer, seen, time_base, progress, total, encode_stop),
+        name="vt-encode",
+        daemon=True,
     )
     encoder.start()
     try:
@@ -433,7 +553,7 @@ def _check_counts(seen_in: _Tally, seen_out: _Tally) -> None:
         )
 
 
-def _put(q: queue.Queue, item: Any, consumer: threading.Thread) -> None:
+def _put(q: queue.Queue[Any], item: Any, consumer: threading.Thread) -> None:
     while True:
         if not consumer.is_alive():
             failure = getattr(consumer, "failure", None)
@@ -447,9 +567,15 @@ def _put(q: queue.Queue, item: Any, consumer: threading.Thread) -> None:
             continue
 
 
-def _consume(q: queue.Queue, writer: Any, seen: _Tally, time_base: Fraction,
-             progress: ProgressCallback | None, total: int | None,
-             stop: threading.Event) -> None:
+def _consume(
+    q: queue.Queue[Any],
+    writer: Any,
+    seen: _Tally,
+    time_base: Fraction,
+    progress: ProgressCallback | None,
+    total: int | None,
+    stop: threading.Event,
+) -> None:
     """The encode thread: writes FrameBatches (RGB) or decoded frames (native paths)."""
     thread = threading.current_thread()
     try:
@@ -465,8 +591,14 @@ def _consume(q: queue.Queue, writer: Any, seen: _Tally, time_base: Fraction,
         thread.failure = exc  # type: ignore[attr-defined]
 
 
-def _write(item: Any, writer: Any, seen: _Tally, time_base: Fraction,
-           progress: ProgressCallback | None, total: int | None) -> None:
+def _write(
+    item: Any,
+    writer: Any,
+    seen: _Tally,
+    time_base: Fraction,
+    progress: ProgressCallback | None,
+    total: int | None,
+) -> None:
     """Encode one FrameBatch (RGB) or decoded frame (native paths)."""
     if isinstance(item, FrameBatch):
         seen.add(item.pts, item.time_base)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -16,7 +16,7 @@ T = TypeVar("T")
 _ITEM, _END, _ERROR = 0, 1, 2
 
 
-def prefetch(items: Iterable[T], size: int = 2, name: str = "vt-prefetch") -> Iterator[T]:
+def prefetch(items: Iterable[T], size: int = 2, name: str = "vt-prefetch") -> Generator[T]:
     """Yield ``items`` as a daemon thread named ``name`` produces them, at most ``size`` ahead.
 
     An exception raised while producing is raised here, in the consumer. When the consumer

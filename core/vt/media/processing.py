@@ -3,7 +3,8 @@
 A processor is built once (by its registered factory, or by hand), told the incoming frame
 format by ``configure`` (it answers with the format it emits), then handed batches. Its own
 class attributes say what it needs, and the chain reads them there and nowhere else:
-``layouts``, ``devices``, ``batch_size``, ``temporal`` and ``accepts_av_frames``.
+``layouts``, ``devices``, ``batch_size``, ``temporal``, ``accepts_av_frames``, and for
+segmented runs ``temporal_context`` and ``segmentable``.
 
 :class:`ProcessorChain` is the one way to drive processors, from the CLI or from Python: it
 configures them, cuts the stream into each stage's batch size, checks every frame comes back
@@ -26,6 +27,8 @@ from vt.media.info import MAX_DIMENSION
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
+
+    import av
 
     from vt.media.encode import EncoderConfig
     from vt.media.pipeline import PipelineOptions, PipelineReport, ProgressCallback
@@ -62,6 +65,14 @@ class FrameProcessor:
     #: True when ``process_frame`` can work on decoded ``av.VideoFrame``s in their own pixel
     #: format (e.g. scaling YUV in libswscale): a chain of such processors skips RGB entirely
     accepts_av_frames: bool = False
+    #: for segmented runs (``--resume``, ``--workers``): the frames each output frame depends
+    #: on besides its own, as frames before it, or ``(before, after)``. A segment decodes and
+    #: processes that many frames around it without writing them, so its frames equal one
+    #: pass's. A ``temporal`` processor that leaves it 0 is run in one pass
+    temporal_context: int | tuple[int, int] = 0
+    #: False when no fixed context makes a segment equal one pass (state that reaches back
+    #: to the start of the stream): segmented runs then run in one pass, with a note
+    segmentable: bool = True
 
     def configure(self, fmt: FrameFormat) -> FrameFormat:
         """Accept the input format; return the output format (size may change). Called again
@@ -78,7 +89,7 @@ class FrameProcessor:
         """
         raise NotImplementedError
 
-    def process_frame(self, frame: object) -> object:
+    def process_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
         """Process one decoded ``av.VideoFrame`` (only when ``accepts_av_frames``); keep PTS."""
         raise NotImplementedError
 
@@ -154,8 +165,7 @@ class ProcessorChain:
     of order, repeats one, or returns one it was not given is always an error.
     """
 
-    def __init__(self, processors: Sequence[FrameProcessor],
-                 error_policy: str = "abort") -> None:
+    def __init__(self, processors: Sequence[FrameProcessor], error_policy: str = "abort") -> None:
         if error_policy not in ERROR_POLICIES:
             raise UsageError(f"frame-error policy must be one of {', '.join(ERROR_POLICIES)}")
         self.processors = list(processors)
@@ -187,14 +197,17 @@ class ProcessorChain:
             p = stage.processor
             accepted = processor_attribute(p, "layouts")
             if fmt.layout not in accepted:
-                raise UsageError(f"processor {p.name} takes {'/'.join(accepted)} frames, not "
-                                 f"{fmt.layout}")
+                raise UsageError(
+                    f"processor {p.name} takes {'/'.join(accepted)} frames, not {fmt.layout}"
+                )
             fmt = p.configure(fmt)
             if fmt.width <= 0 or fmt.height <= 0:
                 raise UsageError(f"processor {p.name} would make {fmt.width}x{fmt.height} frames")
             if max(fmt.width, fmt.height) > MAX_DIMENSION:
-                raise UsageError(f"processor {p.name} would make {fmt.width}x{fmt.height} "
-                                 f"frames: at most {MAX_DIMENSION} pixels per side")
+                raise UsageError(
+                    f"processor {p.name} would make {fmt.width}x{fmt.height} "
+                    f"frames: at most {MAX_DIMENSION} pixels per side"
+                )
             self.formats.append(fmt)
             # read after configure: a processor may pick its batch for the frame size
             stage.batch_size = max(int(processor_attribute(p, "batch_size")), 1)
@@ -207,14 +220,16 @@ class ProcessorChain:
         for p in self.processors:
             devices = tuple(processor_attribute(p, "devices"))
             if "cpu" not in devices and not any(_device_available(d) for d in devices):
-                raise VtError(f"processor {p.name} runs on {'/'.join(devices)}, and none is "
-                              "available here")
+                raise VtError(
+                    f"processor {p.name} runs on {'/'.join(devices)}, and none is available here"
+                )
         self._devices_checked = True
 
     def layout_for(self, bit_depth: int) -> str:
         """``rgb48`` for >8-bit video when every processor takes it, else ``rgb24``."""
         deep = bit_depth > 8 and all(
-            "rgb48" in processor_attribute(p, "layouts") for p in self.processors)
+            "rgb48" in processor_attribute(p, "layouts") for p in self.processors
+        )
         return "rgb48" if deep else "rgb24"
 
     @property
@@ -225,8 +240,10 @@ class ProcessorChain:
     @property
     def native(self) -> bool:
         """Whether every processor works on decoded frames directly (none needs RGB)."""
-        return all(processor_attribute(p, "accepts_av_frames")
-                   and not processor_attribute(p, "temporal") for p in self.processors)
+        return all(
+            processor_attribute(p, "accepts_av_frames") and not processor_attribute(p, "temporal")
+            for p in self.processors
+        )
 
     # -- frames ------------------------------------------------------------------------------
     def feed(self, batch: FrameBatch) -> Iterator[FrameBatch]:
@@ -237,9 +254,11 @@ class ProcessorChain:
             self.configure(batch.format)
             self._streaming = True
         elif batch.format != self.formats[0]:
-            raise VtError(f"frames changed from {self.formats[0].width}x"
-                          f"{self.formats[0].height} {self.formats[0].layout} to "
-                          f"{batch.width}x{batch.height} {batch.layout} mid-stream")
+            raise VtError(
+                f"frames changed from {self.formats[0].width}x"
+                f"{self.formats[0].height} {self.formats[0].layout} to "
+                f"{batch.width}x{batch.height} {batch.layout} mid-stream"
+            )
         if len(batch):
             yield from self._push(0, batch)
 
@@ -307,11 +326,11 @@ class ProcessorChain:
             first, last = batch.indices[0], batch.indices[-1]
             where = f"frame {first}" if first == last else f"frames {first}-{last}"
             if self.policy == "abort":
-                raise VtError(f"{stage.name} failed on {where}: {type(exc).__name__}: "
-                              f"{exc}") from exc
+                raise VtError(
+                    f"{stage.name} failed on {where}: {type(exc).__name__}: {exc}"
+                ) from exc
             self.frame_errors += len(batch)
-            log.warning("%s failed on %s (%s): source frame passed through", stage.name,
-                        where, exc)
+            log.warning("%s failed on %s (%s): source frame passed through", stage.name, where, exc)
             for _ in keys:  # these will not come back from the processor
                 stage.outstanding.pop()
             stage.passed.append(self._pass_through(batch, self.formats[i + 1]))
@@ -324,8 +343,9 @@ class ProcessorChain:
         except (KeyboardInterrupt, VtError):
             raise
         except Exception as exc:
-            raise VtError(f"{stage.name} failed at the end of the stream: "
-                          f"{type(exc).__name__}: {exc}") from exc
+            raise VtError(
+                f"{stage.name} failed at the end of the stream: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _returned(self, stage: _Stage, batches: list[FrameBatch]) -> list[FrameBatch]:
         """Check the order of what a processor returned and slot in passed-through frames:
@@ -344,8 +364,9 @@ class ProcessorChain:
                         ready.append(stage.passed.popleft())
             if start < len(batch):
                 ready.append(batch if start == 0 else batch[start:])
-        while stage.passed and (not stage.outstanding
-                                or _first_key(stage.passed[0]) < stage.outstanding[0]):
+        while stage.passed and (
+            not stage.outstanding or _first_key(stage.passed[0]) < stage.outstanding[0]
+        ):
             ready.append(stage.passed.popleft())
         return ready
 
@@ -363,8 +384,10 @@ class ProcessorChain:
                 problem = f"{what} {key} twice (PTS must increase)"
             else:
                 problem = f"{what} {key}, which it was not given"
-            raise VtError(f"processor {stage.name} returned {problem}: frames must come "
-                          "back once each, in the order they went in") from None
+            raise VtError(
+                f"processor {stage.name} returned {problem}: frames must come "
+                "back once each, in the order they went in"
+            ) from None
         for _ in range(position):  # skipped frames were dropped: the frame count says so
             held.popleft()
         held.popleft()
@@ -389,14 +412,21 @@ class ProcessorChain:
                 raise
             except Exception as exc:
                 if self.policy == "abort":
-                    raise VtError(f"{p.name} failed on the frame at pts {frame.pts}: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                    raise VtError(
+                        f"{p.name} failed on the frame at pts {frame.pts}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
                 self.frame_errors += 1
-                log.warning("%s failed on the frame at pts %s (%s): source frame passed "
-                            "through", p.name, frame.pts, exc)
+                log.warning(
+                    "%s failed on the frame at pts %s (%s): source frame passed through",
+                    p.name,
+                    frame.pts,
+                    exc,
+                )
                 target = self.formats[i + 1]
-                frame = reformat(frame, width=target.width, height=target.height,
-                                 interpolation="LANCZOS")
+                frame = reformat(
+                    frame, width=target.width, height=target.height, interpolation="LANCZOS"
+                )
         yield frame
 
     # -- files -------------------------------------------------------------------------------
@@ -417,8 +447,7 @@ class ProcessorChain:
         from vt.media.pipeline import PipelineOptions, process_video
 
         options = replace(options or PipelineOptions(), error_policy=self.policy)
-        return process_video(input, output, self, config=config, options=options,
-                             progress=progress)
+        return process_video(input, output, self, config=config, options=options, progress=progress)
 
     # -- end ---------------------------------------------------------------------------------
     def close(self) -> None:

@@ -61,7 +61,7 @@ class Source:
     @classmethod
     def _from_path(cls, text: str) -> Source:
         if text.startswith("file://"):
-            text = text[len("file://"):]
+            text = text[len("file://") :]
         path = Path(text).expanduser()
         if _PATTERN.search(path.name) or any(ch in path.name for ch in "*?["):
             pattern = _PATTERN.sub("*", str(path)) if _PATTERN.search(path.name) else str(path)

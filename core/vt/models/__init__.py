@@ -13,8 +13,22 @@ from vt.models.loader import FORMAT_PACKAGES, choose_adapter, load_model, resolv
 from vt.models.memo import MemoStats, cached_load, clear_model_memo, is_memoised, memo_stats
 
 __all__ = [
-    "DTYPES", "FORMAT_PACKAGES", "MemoStats", "ModelDescriptor", "Provenance",
-    "SizeRequirements", "Tiling", "UnsupportedModelConfig", "cached_load", "choose_adapter",
-    "clear_model_memo", "cuda_available", "is_memoised", "load_model", "memo_stats",
-    "resolve_device", "resolve_model", "torch_dtype",
+    "DTYPES",
+    "FORMAT_PACKAGES",
+    "MemoStats",
+    "ModelDescriptor",
+    "Provenance",
+    "SizeRequirements",
+    "Tiling",
+    "UnsupportedModelConfig",
+    "cached_load",
+    "choose_adapter",
+    "clear_model_memo",
+    "cuda_available",
+    "is_memoised",
+    "load_model",
+    "memo_stats",
+    "resolve_device",
+    "resolve_model",
+    "torch_dtype",
 ]

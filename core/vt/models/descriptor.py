@@ -104,26 +104,32 @@ class ModelDescriptor:
             raise UsageError(f"unknown dtype {dtype!r} (use fp32, fp16 or bf16)")
         kind = device.partition(":")[0]
         if kind not in self.devices:
-            raise UnsupportedModelConfig(f"{self.name}: the {self.backend} backend runs on "
-                                         f"{'/'.join(self.devices)}, not {device}")
+            raise UnsupportedModelConfig(
+                f"{self.name}: the {self.backend} backend runs on "
+                f"{'/'.join(self.devices)}, not {device}"
+            )
         if dtype not in self.dtypes:
-            raise UnsupportedModelConfig(f"{self.name}: the {self.backend} backend runs in "
-                                         f"{'/'.join(self.dtypes)} only, not {dtype}")
+            raise UnsupportedModelConfig(
+                f"{self.name}: the {self.backend} backend runs in "
+                f"{'/'.join(self.dtypes)} only, not {dtype}"
+            )
         if dtype == "fp16" and not self.supports_half:
-            raise UnsupportedModelConfig(f"{self.name}: this model does not support fp16 "
-                                         "(use fp32 or bf16)")
+            raise UnsupportedModelConfig(
+                f"{self.name}: this model does not support fp16 (use fp32 or bf16)"
+            )
         if dtype == "bf16" and not self.supports_bfloat16:
-            raise UnsupportedModelConfig(f"{self.name}: this model does not support bf16 "
-                                         "(use fp32)")
+            raise UnsupportedModelConfig(
+                f"{self.name}: this model does not support bf16 (use fp32)"
+            )
         if dtype == "fp16" and kind != "cuda":
-            raise UnsupportedModelConfig(f"fp16 needs a CUDA device (device is {device}); use "
-                                         "fp32 or bf16")
+            raise UnsupportedModelConfig(
+                f"fp16 needs a CUDA device (device is {device}); use fp32 or bf16"
+            )
         if dtype == "bf16" and kind == "cuda":
             import torch
 
             if not torch.cuda.is_bf16_supported():
-                raise UnsupportedModelConfig(f"{device} does not support bf16; use fp16 or "
-                                             "fp32")
+                raise UnsupportedModelConfig(f"{device} does not support bf16; use fp16 or fp32")
 
     def to(self, device: str | None = None, dtype: str | None = None) -> ModelDescriptor:
         """Move the model; returns ``self``."""
@@ -152,9 +158,11 @@ class ModelDescriptor:
             "backend": self.backend,
             "scale": self.scale,
             "channels": [self.input_channels, self.output_channels],
-            "size_requirements": {"minimum": self.size_requirements.minimum,
-                                  "multiple_of": self.size_requirements.multiple_of,
-                                  "square": self.size_requirements.square},
+            "size_requirements": {
+                "minimum": self.size_requirements.minimum,
+                "multiple_of": self.size_requirements.multiple_of,
+                "square": self.size_requirements.square,
+            },
             "tiling": Tiling(self.tiling).value,
             "device": self.device,
             "dtype": self.dtype,
@@ -171,5 +179,6 @@ class ModelDescriptor:
 
 
 def unexpected(adapter: str, got: object) -> VtError:
-    return VtError(f"model adapter {adapter!r} returned {type(got).__name__}, not a "
-                   "ModelDescriptor")
+    return VtError(
+        f"model adapter {adapter!r} returned {type(got).__name__}, not a ModelDescriptor"
+    )

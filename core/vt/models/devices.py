@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import sys
 from typing import TYPE_CHECKING
 
 from vt.errors import UsageError, VtError
@@ -19,7 +21,19 @@ def torch_dtype(name: str) -> torch.dtype:
         raise UsageError(f"unknown dtype {name!r} (use fp32, fp16 or bf16)") from None
 
 
+#: device nodes through which Linux exposes GPUs that torch.cuda can use (NVIDIA, ROCm, WSL2)
+_GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia[0-9]*", "/dev/kfd", "/dev/dxg")
+
+
+def no_gpu_device_nodes() -> bool:
+    """True on Linux when no GPU device node exists: no torch build can see a CUDA device,
+    so the answer needs no torch import (~650 MB of RSS and seconds for a CUDA build)."""
+    return sys.platform.startswith("linux") and not any(glob.glob(p) for p in _GPU_NODES)
+
+
 def cuda_available() -> bool:
+    if "torch" not in sys.modules and no_gpu_device_nodes():
+        return False
     try:
         import torch
     except ImportError:

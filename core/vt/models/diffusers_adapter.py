@@ -2,7 +2,8 @@
 
 Loads ``from_pretrained`` folders (a pipeline with ``model_index.json`` or one model with a
 diffusers ``config.json``), Hugging Face ids (resolved to a cache folder by the core), and
-single-file ``.safetensors`` / ``.ckpt`` checkpoints. Weights are read from safetensors, or from pickles
+single-file ``.safetensors`` / ``.ckpt`` checkpoints. Weights are read from safetensors, or from
+pickles
 with ``weights_only`` (diffusers' own default); remote code is never run. Registered only
 when diffusers is importable: the core itself never requires it (``pip install 'vt[diffusers]'``).
 """
@@ -27,14 +28,36 @@ log = logging.getLogger("vt")
 
 OFFLOAD = ("none", "model", "sequential")
 #: state-dict key prefixes of single-file checkpoints diffusers reads
-_SINGLE_FILE_PREFIXES = ("model.diffusion_model.", "first_stage_model.", "encoder.conv_in.",
-                         "decoder.conv_out.", "encoder.down.", "encoder.down_blocks.")
+_SINGLE_FILE_PREFIXES = (
+    "model.diffusion_model.",
+    "first_stage_model.",
+    "encoder.conv_in.",
+    "decoder.conv_out.",
+    "encoder.down.",
+    "encoder.down_blocks.",
+)
 
 
 def available() -> str | None:
     if importlib.util.find_spec("diffusers") is None:
         return "diffusers is not installed (pip install 'vt[diffusers]')"
     return None
+
+
+def quiet_libraries() -> None:
+    """diffusers/transformers progress bars and advice off the terminal (vt prints its own
+    progress); ``--debug``/``VT_DEBUG`` keeps them."""
+    import os
+
+    if os.environ.get("VT_DEBUG") or log.isEnabledFor(logging.DEBUG):
+        return
+    for name in ("diffusers.utils.logging", "transformers.utils.logging"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # pragma: no cover - transformers is optional
+            continue
+        module.set_verbosity_error()
+        module.disable_progress_bar()
 
 
 def _config(folder: Path) -> dict[str, Any] | None:
@@ -63,13 +86,17 @@ def _ckpt_keys(path: Path) -> list[str]:
     ``pickletools`` so nothing in the file runs; legacy (non-zip) pickles give none."""
     try:
         with zipfile.ZipFile(path) as archive:
-            name = next((n for n in archive.namelist() if n.endswith("/data.pkl")
-                         or n == "data.pkl"), None)
+            name = next(
+                (n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None
+            )
             if name is None or archive.getinfo(name).file_size > 200_000_000:
                 return []
             data = archive.read(name)
-        return [arg for op, arg, _ in pickletools.genops(data)
-                if isinstance(arg, str) and "UNICODE" in op.name]
+        return [
+            arg
+            for op, arg, _ in pickletools.genops(data)
+            if isinstance(arg, str) and "UNICODE" in op.name
+        ]
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         return []
 
@@ -85,7 +112,7 @@ def probe(ref: ModelRef) -> bool:
         if (path / "model_index.json").is_file():
             return True
         config = _config(path)
-        return bool(config) and ("_diffusers_version" in config or "_class_name" in config)
+        return config is not None and ("_diffusers_version" in config or "_class_name" in config)
     if path.suffix.lower() in (".safetensors", ".ckpt"):
         return any(k.startswith(_SINGLE_FILE_PREFIXES) for k in _single_file_keys(path))
     return False
@@ -147,6 +174,16 @@ def _compression(vae: Any) -> int:
     return 2 ** (len(blocks) - 1) if blocks else 8
 
 
+def _dtype_keyword() -> str:
+    """diffusers 0.42 renamed ``torch_dtype`` to ``dtype`` (the old name warns, then goes in
+    1.0); older releases know only ``torch_dtype``."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:  # pragma: no cover - diffusers before the rename
+        return "torch_dtype"
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
 def _class(name: str | type | None, default: str) -> Any:
     import diffusers
 
@@ -188,22 +225,25 @@ def load(
     folder = path / subfolder if subfolder else path
     name = ref.name or path.name
     extra = dict(components or {})
+    dtype_arg = {_dtype_keyword(): torch_type}
     try:
         if path.is_file():
             cls = _class(pipeline_class or model_class, _single_file_class(path))
-            kwargs: dict[str, Any] = {"torch_dtype": torch_type, **extra}
+            kwargs: dict[str, Any] = {**dtype_arg, **extra}
             if config:
                 kwargs["config"] = config
             loaded = cls.from_single_file(str(path), **kwargs)
         elif (folder / "model_index.json").is_file() and not model_class:
             cls = _class(pipeline_class, "DiffusionPipeline")
-            loaded = cls.from_pretrained(str(folder), torch_dtype=torch_type,
-                                         use_safetensors=_has_safetensors(folder), **extra)
+            loaded = cls.from_pretrained(
+                str(folder), **dtype_arg, use_safetensors=_has_safetensors(folder), **extra
+            )
         else:
             declared = (_config(folder) or {}).get("_class_name")
             cls = _class(model_class, declared or "AutoencoderKL")
-            loaded = cls.from_pretrained(str(folder), torch_dtype=torch_type,
-                                         use_safetensors=_has_safetensors(folder))
+            loaded = cls.from_pretrained(
+                str(folder), **dtype_arg, use_safetensors=_has_safetensors(folder)
+            )
     except (UsageError, ModelUnavailableError):
         raise
     except Exception as exc:  # noqa: BLE001 - diffusers raises many kinds: one line each

@@ -23,8 +23,12 @@ ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "
 
 def looks_like_hub_id(text: str) -> bool:
     repo, _, _ = text.partition("@")
-    return bool(_ID.match(repo)) and ".." not in repo and not Path(repo).suffix.lower() in (
-        ".pth", ".pt", ".ckpt", ".safetensors", ".onnx", ".param", ".bin")
+    return (
+        bool(_ID.match(repo))
+        and ".." not in repo
+        and Path(repo).suffix.lower()
+        not in (".pth", ".pt", ".ckpt", ".safetensors", ".onnx", ".param", ".bin")
+    )
 
 
 def hub_cache() -> Path:
@@ -33,7 +37,8 @@ def hub_cache() -> Path:
     if explicit:
         return Path(explicit).expanduser()
     home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "huggingface")
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "huggingface"
+    )
     return Path(home).expanduser() / "hub"
 
 
@@ -68,18 +73,29 @@ def resolve_hub_id(text: str, *, download: bool = True) -> ModelRef:
     where = f"not in the Hugging Face cache ({hub_cache()})"
     if offline() or not download:
         reason = "HF_HUB_OFFLINE=1" if offline() else "downloads are off"
-        raise ModelUnavailableError(f"model {text} is {where} and {reason}: download it on a "
-                                    "machine with internet, or pass a local folder")
+        raise ModelUnavailableError(
+            f"model {text} is {where} and {reason}: download it on a "
+            "machine with internet, or pass a local folder"
+        )
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
-        raise ModelUnavailableError(f"model {text} is {where}; downloading needs "
-                                    "huggingface_hub (pip install 'vt[diffusers]')") from None
+        raise ModelUnavailableError(
+            f"model {text} is {where}; downloading needs "
+            "huggingface_hub (pip install 'vt[diffusers]')"
+        ) from None
     try:
-        path = snapshot_download(repo_id, revision=revision, cache_dir=str(hub_cache()),
-                                 allow_patterns=ALLOW_PATTERNS, etag_timeout=10)
+        path = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=str(hub_cache()),
+            allow_patterns=ALLOW_PATTERNS,
+            etag_timeout=10,
+        )
     except Exception as exc:  # noqa: BLE001 - network, auth, missing repo: one line each
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelUnavailableError(f"model {text} is {where} and the hub is unreachable "
-                                    f"({type(exc).__name__}: {first[:200]})") from None
+        raise ModelUnavailableError(
+            f"model {text} is {where} and the hub is unreachable "
+            f"({type(exc).__name__}: {first[:200]})"
+        ) from None
     return ModelRef(Path(path), name=repo_id, source="huggingface", metadata=metadata)

@@ -23,9 +23,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: what to install when no adapter reads a format
 FORMAT_PACKAGES = {
-    ".pth": "vt-upscale", ".pt": "vt-upscale", ".ckpt": "vt-upscale",
+    ".pth": "vt-upscale",
+    ".pt": "vt-upscale",
+    ".ckpt": "vt-upscale",
     ".safetensors": "vt-upscale (super-resolution) or vt[diffusers] (diffusion models)",
-    ".onnx": "vt-upscale and onnxruntime", ".param": "vt-upscale and ncnn",
+    ".onnx": "vt-upscale and onnxruntime",
+    ".param": "vt-upscale and ncnn",
     "dir": "vt[diffusers] (diffusers folders)",
 }
 
@@ -88,8 +91,10 @@ def choose_adapter(ref: ModelRef, adapter: str | None = None) -> ModelAdapterInf
         except RegistryError as exc:
             raise UsageError(str(exc)) from None
         if not info.accepts(ref):
-            raise UsageError(f"the {info.name} adapter cannot load {ref.path.name} (it loads "
-                             f"{', '.join(info.formats)})")
+            raise UsageError(
+                f"the {info.name} adapter cannot load {ref.path.name} (it loads "
+                f"{', '.join(info.formats)})"
+            )
         reason = info.available()
         if reason:
             raise ModelUnavailableError(f"the {info.name} adapter is unavailable: {reason}")
@@ -101,8 +106,9 @@ def choose_adapter(ref: ModelRef, adapter: str | None = None) -> ModelAdapterInf
             reasons = "; ".join(f"{a.name}: {a.available()}" for a in readers)
             raise ModelUnavailableError(f"no adapter can load {ref.path.name} here ({reasons})")
         package = FORMAT_PACKAGES.get(ref.format, "a plugin that reads them")
-        raise ModelUnavailableError(f"no installed adapter loads {ref.format} models "
-                                    f"({ref.path.name}): install {package}")
+        raise ModelUnavailableError(
+            f"no installed adapter loads {ref.format} models ({ref.path.name}): install {package}"
+        )
     chosen = host.call_first("choose_model_adapter", model=ref, candidates=ready)
     return chosen or ready[0]
 
@@ -136,6 +142,11 @@ def load_model(
         raise unexpected(info.name, loaded)
     if loaded.provenance is None:
         loaded.provenance = Provenance(
-            path=ref.path, source=ref.source, sha256=ref.metadata.get("sha256"), name=ref.name,
-            repo_id=ref.metadata.get("repo_id"), revision=ref.metadata.get("revision"))
+            path=ref.path,
+            source=ref.source,
+            sha256=ref.metadata.get("sha256"),
+            name=ref.name,
+            repo_id=ref.metadata.get("repo_id"),
+            revision=ref.metadata.get("revision"),
+        )
     return loaded

@@ -53,12 +53,14 @@ def _freeze(value: Any) -> Hashable:
         items = [_freeze(v) for v in value]
         return tuple(sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items)
     if isinstance(value, os.PathLike):
-        return os.fspath(value)
+        path: str | bytes = os.fspath(value)
+        return path
     try:
         hash(value)
     except TypeError:
         return repr(value)
-    return value
+    hashable: Hashable = value
+    return hashable
 
 
 def memo_key(ref: ModelRef, adapter: str, options: Mapping[str, Any]) -> Hashable:

@@ -22,8 +22,13 @@ METHODS = {
 }
 
 
-def target_size(width: int, height: int, scale: float | None = None,
-                size: tuple[int, int] | None = None, even: bool = False) -> tuple[int, int]:
+def target_size(
+    width: int,
+    height: int,
+    scale: float | None = None,
+    size: tuple[int, int] | None = None,
+    even: bool = False,
+) -> tuple[int, int]:
     """Output size from a scale factor or an explicit (w, h) where -1 keeps the aspect ratio."""
     if size is not None:
         w, h = size
@@ -64,8 +69,13 @@ class Resize(FrameProcessor):
     layouts = ("rgb24", "rgb48")
     accepts_av_frames = True
 
-    def __init__(self, scale: float | None = None, size: tuple[int, int] | None = None,
-                 method: str = "lanczos", even: bool = False) -> None:
+    def __init__(
+        self,
+        scale: float | None = None,
+        size: tuple[int, int] | None = None,
+        method: str = "lanczos",
+        even: bool = False,
+    ) -> None:
         self.scale, self.size, self.method, self.even = scale, size, check_method(method), even
         self.name = f"resize:{self.method}"
         self._out: tuple[int, int] | None = None
@@ -80,13 +90,16 @@ class Resize(FrameProcessor):
 
     def process_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
         assert self._out is not None, "configure() first"
-        return reformat(frame, width=self._out[0], height=self._out[1],
-                        interpolation=METHODS[self.method])
+        return reformat(
+            frame, width=self._out[0], height=self._out[1], interpolation=METHODS[self.method]
+        )
 
 
 #: packed RGB in, planar GBR out: libswscale's fast path, returned as the same RGB array
-_SCALE_FORMATS = {np.dtype(np.uint8): ("rgb24", "gbrp"),
-                  np.dtype(np.uint16): ("rgb48le", "gbrp16le")}
+_SCALE_FORMATS = {
+    np.dtype(np.uint8): ("rgb24", "gbrp"),
+    np.dtype(np.uint16): ("rgb48le", "gbrp16le"),
+}
 
 
 def resize_images(images: np.ndarray, size: tuple[int, int], method: str = "lanczos") -> np.ndarray:
@@ -107,6 +120,7 @@ def resize_images(images: np.ndarray, size: tuple[int, int], method: str = "lanc
     out = np.empty((batch.shape[0], height, width, 3), dtype=batch.dtype)
     for i, image in enumerate(batch):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=packed)
-        out[i] = reformat(frame, width=width, height=height, format=planar,
-                          interpolation=flag).to_ndarray()
+        out[i] = reformat(
+            frame, width=width, height=height, format=planar, interpolation=flag
+        ).to_ndarray()
     return out[0] if single else out

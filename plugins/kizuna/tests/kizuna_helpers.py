@@ -7,6 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
 from vt.media.frames import FrameBatch, FrameFormat
 
 
@@ -14,19 +15,19 @@ def batches(frames: np.ndarray, size: int = 1, start: int = 0) -> list[FrameBatc
     """Frames as FrameBatches of ``size``, PTS = index (time base 1/25)."""
     out = []
     for i in range(0, len(frames), size):
-        chunk = frames[i:i + size]
+        chunk = frames[i : i + size]
         idx = list(range(start + i, start + i + len(chunk)))
         fmt = "rgb48" if frames.dtype == np.uint16 else "rgb24"
         out.append(FrameBatch(np.ascontiguousarray(chunk), idx, Fraction(1, 25), idx, fmt))
     return out
 
 
-def run_chain(stages: list[Any], frames: np.ndarray, size: int = 1,
-              start: int = 0) -> FrameBatch:
+def run_chain(stages: list[Any], frames: np.ndarray, size: int = 1, start: int = 0) -> FrameBatch:
     """Frames through processors in order, flushing at the end, as the pipeline does;
     returns everything that came out, concatenated."""
-    fmt = FrameFormat(frames.shape[2], frames.shape[1],
-                      "rgb48" if frames.dtype == np.uint16 else "rgb24")
+    fmt = FrameFormat(
+        frames.shape[2], frames.shape[1], "rgb48" if frames.dtype == np.uint16 else "rgb24"
+    )
     for stage in stages:
         fmt = stage.configure(fmt)
     out: list[FrameBatch] = []
@@ -69,8 +70,9 @@ def mean_ssim(ref: np.ndarray, out: np.ndarray) -> float:
     return float(np.mean([ssim(a, b) for a, b in zip(ref, out)]))
 
 
-def encode_decode(frames: np.ndarray, codec: str = "libx264",
-                  options: dict[str, str] | None = None) -> np.ndarray:
+def encode_decode(
+    frames: np.ndarray, codec: str = "libx264", options: dict[str, str] | None = None
+) -> np.ndarray:
     """Frames through a lossy codec and back (in memory): real compression artefacts."""
     import av
 

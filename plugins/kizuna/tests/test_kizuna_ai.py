@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from kizuna_helpers import run_chain
 from typer.testing import CliRunner
+
 from vt.cli import create_app
 from vt.errors import ModelUnavailableError, UsageError
 from vt.testing import make_video
@@ -29,8 +30,10 @@ class _TinyX2:
 
         torch.manual_seed(0)
         net = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.PReLU(8),
-            torch.nn.Conv2d(8, 12, 3, padding=1), torch.nn.PixelShuffle(2),
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.PReLU(8),
+            torch.nn.Conv2d(8, 12, 3, padding=1),
+            torch.nn.PixelShuffle(2),
         )
         with torch.no_grad():
             net[2].weight.mul_(0.3)
@@ -47,8 +50,15 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h2", 3: "w2"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_TinyX2.build(), torch.rand(1, 3, 16, 16), str(path), dynamo=False,
-                          input_names=["input"], output_names=["output"], dynamic_axes=axes)
+        torch.onnx.export(
+            _TinyX2.build(),
+            torch.rand(1, 3, 16, 16),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes=axes,
+        )
     return path
 
 
@@ -57,11 +67,17 @@ def _invoke(host, *args: str):
 
 
 def test_onnx_model_through_the_registry_matches_the_raw_model(
-        ai_host, tiny_onnx: Path, carphone_frames: np.ndarray) -> None:
+    ai_host, tiny_onnx: Path, carphone_frames: np.ndarray
+) -> None:
     import onnxruntime as ort
 
-    stages = PipelineConfig(use_ai=True, ai_model_path=str(tiny_onnx), ai_device="cpu",
-                            enable_reconstruct=False, enable_enhance=False).build()
+    stages = PipelineConfig(
+        use_ai=True,
+        ai_model_path=str(tiny_onnx),
+        ai_device="cpu",
+        enable_reconstruct=False,
+        enable_enhance=False,
+    ).build()
     assert [s.name for s in stages] == ["kizuna-normalize", "kizuna-upscale"]
     assert "onnx" in stages[1].describe()
     out = run_chain(stages, carphone_frames[:2]).images
@@ -77,7 +93,8 @@ def test_onnx_model_through_the_registry_matches_the_raw_model(
 
 
 def test_ai_mode_is_deterministic_and_tiles_without_seams(
-        ai_host, tiny_onnx: Path, carphone_frames: np.ndarray) -> None:
+    ai_host, tiny_onnx: Path, carphone_frames: np.ndarray
+) -> None:
     def run(tile: int) -> np.ndarray:
         stage = AIUpscale(str(tiny_onnx), 2, tile=tile, device="cpu")
         try:
@@ -93,8 +110,7 @@ def test_ai_mode_is_deterministic_and_tiles_without_seams(
 
 @pytest.mark.slow  # loads the ncnn network: several seconds
 def test_cli_with_the_packaged_real_esrgan_weights(ai_host, tmp_path: Path) -> None:
-    clip = make_video(tmp_path / "clip.mp4", frames=3, width=32, height=24, fps=25,
-                      audio=True)
+    clip = make_video(tmp_path / "clip.mp4", frames=3, width=32, height=24, fps=25, audio=True)
     out = tmp_path / "ai.mp4"
     result = _invoke(ai_host, str(clip), "-o", str(out), "--ai", "--json", *FAST)
     assert result.exit_code == 0, result.output
@@ -107,20 +123,35 @@ def test_cli_with_the_packaged_real_esrgan_weights(ai_host, tmp_path: Path) -> N
 def test_cli_onnx_model_with_tiles(ai_host, tiny_onnx: Path, tmp_path: Path) -> None:
     clip = make_video(tmp_path / "clip.mp4", frames=4, width=64, height=48, fps=25)
     out = tmp_path / "onnx.mkv"
-    result = _invoke(ai_host, str(clip), "-o", str(out), "--model", str(tiny_onnx),
-                     "--tile", "32", "--no-enhance", "--json", *FAST)
+    result = _invoke(
+        ai_host,
+        str(clip),
+        "-o",
+        str(out),
+        "--model",
+        str(tiny_onnx),
+        "--tile",
+        "32",
+        "--no-enhance",
+        "--json",
+        *FAST,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["frames_out"] == 4 and report["size_out"] == [128, 96]
 
 
-@pytest.mark.parametrize("model, code, words", [
-    ("nowhere/missing.onnx", 2, "model file not found"),
-    ("no-such-model", 2, "unknown model"),
-    ("BROKEN", 1, "broken"),
-])
-def test_missing_or_broken_models_are_one_line_errors(ai_host, tmp_path: Path, model: str,
-                                                       code: int, words: str) -> None:
+@pytest.mark.parametrize(
+    "model, code, words",
+    [
+        ("nowhere/missing.onnx", 2, "model file not found"),
+        ("no-such-model", 2, "unknown model"),
+        ("BROKEN", 1, "broken"),
+    ],
+)
+def test_missing_or_broken_models_are_one_line_errors(
+    ai_host, tmp_path: Path, model: str, code: int, words: str
+) -> None:
     clip = make_video(tmp_path / "clip.mp4", frames=2, width=32, height=24)
     if model == "BROKEN":
         broken = tmp_path / "broken.onnx"

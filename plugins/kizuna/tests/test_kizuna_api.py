@@ -6,6 +6,7 @@ from pathlib import Path
 
 import av
 import pytest
+
 from vt.compare import compare_videos
 from vt.errors import UsageError
 from vt.media.encode import EncoderConfig as CoreEncoderConfig
@@ -47,18 +48,27 @@ def _tags(path: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
 
 @pytest.fixture
 def clip(tmp_path: Path) -> Path:
-    return make_video(tmp_path / "clip.mp4", frames=12, width=64, height=48, fps=24,
-                      audio=True)
+    return make_video(tmp_path / "clip.mp4", frames=12, width=64, height=48, fps=24, audio=True)
 
 
 def test_spec_names_and_defaults() -> None:
     assert EncoderConfig is CoreEncoderConfig  # the core's, not a second copy
     enc = EncoderConfig()
-    assert (enc.codec, enc.crf, enc.preset, enc.bitrate, enc.audio_codec, enc.audio_bitrate) \
-        == ("libx264", 18, "medium", None, "aac", "192k")
+    assert (enc.codec, enc.crf, enc.preset, enc.bitrate, enc.audio_codec, enc.audio_bitrate) == (
+        "libx264",
+        18,
+        "medium",
+        None,
+        "aac",
+        "192k",
+    )
     pipe = PipelineConfig()
-    assert (pipe.use_ai, pipe.ai_model_path, pipe.ai_scale, pipe.shader_scale) == \
-        (False, None, 2, 2)
+    assert (pipe.use_ai, pipe.ai_model_path, pipe.ai_scale, pipe.shader_scale) == (
+        False,
+        None,
+        2,
+        2,
+    )
     assert pipe.enable_reconstruct and pipe.enable_enhance and not pipe.enable_temporal
     assert pipe.temporal_strength == 0.5
     cfg = OfflineProcessorConfig("in.mp4", "out.mp4", pipe)
@@ -73,10 +83,21 @@ def test_process_reports_frames_stages_and_progress(clip: Path, tmp_path: Path) 
     report = OfflineVideoProcessor(config).process(progress=lambda d, t: calls.append((d, t)))
     assert report.frames_in == report.frames_out == 12
     assert report.size_in == (64, 48) and report.size_out == (128, 96)
-    assert report.stages == ["kizuna-source", "kizuna-normalize", "kizuna-reconstruct",
-                             "kizuna-upscale", "kizuna-enhance", "kizuna-temporal"]
-    assert set(report.stage_seconds) == {"kizuna-normalize", "kizuna-reconstruct",
-                                         "kizuna-upscale", "kizuna-enhance", "kizuna-temporal"}
+    assert report.stages == [
+        "kizuna-source",
+        "kizuna-normalize",
+        "kizuna-reconstruct",
+        "kizuna-upscale",
+        "kizuna-enhance",
+        "kizuna-temporal",
+    ]
+    assert set(report.stage_seconds) == {
+        "kizuna-normalize",
+        "kizuna-reconstruct",
+        "kizuna-upscale",
+        "kizuna-enhance",
+        "kizuna-temporal",
+    }
     assert all(v > 0 for v in report.stage_seconds.values())
     assert abs(sum(report.stage_share.values()) - 1) < 1e-9
     assert calls[-1][0] == 12 and [c[0] for c in calls] == sorted(c[0] for c in calls)
@@ -88,12 +109,17 @@ def test_process_reports_frames_stages_and_progress(clip: Path, tmp_path: Path) 
 
 def test_validation_checks_frame_count_and_audio_sync(tmp_path: Path) -> None:
     # 2 s: the clip's audio clicks at 0, 1 and 2 s, so offsets are unambiguous
-    clip = make_video(tmp_path / "long.mp4", frames=48, width=32, height=24, fps=24,
-                      audio=True)
+    clip = make_video(tmp_path / "long.mp4", frames=48, width=32, height=24, fps=24, audio=True)
     out = tmp_path / "checked.mp4"
-    processor = OfflineVideoProcessor(OfflineProcessorConfig(
-        clip, out, PipelineConfig(enable_reconstruct=False, enable_enhance=False), FAST,
-        start=0.25))
+    processor = OfflineVideoProcessor(
+        OfflineProcessorConfig(
+            clip,
+            out,
+            PipelineConfig(enable_reconstruct=False, enable_enhance=False),
+            FAST,
+            start=0.25,
+        )
+    )
     with pytest.raises(UsageError, match="process"):
         processor.validate()
     report = processor.process()
@@ -107,12 +133,18 @@ def test_validation_checks_frame_count_and_audio_sync(tmp_path: Path) -> None:
 
 
 def test_preserve_metadata_copies_container_and_stream_tags(clip: Path, tmp_path: Path) -> None:
-    tagged = _tag(clip, {"title": "Kizuna", "comment": "episode 1"},
-                  {"video": {"title": "main", "language": "jpn"},
-                   "audio": {"title": "Japanese 2.0", "language": "jpn"}})
+    tagged = _tag(
+        clip,
+        {"title": "Kizuna", "comment": "episode 1"},
+        {
+            "video": {"title": "main", "language": "jpn"},
+            "audio": {"title": "Japanese 2.0", "language": "jpn"},
+        },
+    )
     out = tmp_path / "kept.mkv"
-    OfflineVideoProcessor(OfflineProcessorConfig(
-        tagged, out, PipelineConfig(enable_reconstruct=False), FAST)).process()
+    OfflineVideoProcessor(
+        OfflineProcessorConfig(tagged, out, PipelineConfig(enable_reconstruct=False), FAST)
+    ).process()
     container, streams = _tags(out)
     assert container.get("title") == "Kizuna" and container.get("COMMENT") == "episode 1"
     lowered = {k: {n.lower(): v for n, v in t.items()} for k, t in streams.items()}
@@ -124,9 +156,11 @@ def test_preserve_metadata_copies_container_and_stream_tags(clip: Path, tmp_path
 def test_preserve_metadata_false_writes_none(clip: Path, tmp_path: Path) -> None:
     tagged = _tag(clip, {"title": "Kizuna"}, {"audio": {"language": "jpn"}})
     out = tmp_path / "bare.mp4"
-    OfflineVideoProcessor(OfflineProcessorConfig(
-        tagged, out, PipelineConfig(enable_reconstruct=False), FAST,
-        preserve_metadata=False)).process()
+    OfflineVideoProcessor(
+        OfflineProcessorConfig(
+            tagged, out, PipelineConfig(enable_reconstruct=False), FAST, preserve_metadata=False
+        )
+    ).process()
     container, streams = _tags(out)
     assert "title" not in container
     assert streams["audio"].get("language") in (None, "und")
@@ -134,10 +168,15 @@ def test_preserve_metadata_false_writes_none(clip: Path, tmp_path: Path) -> None
 
 def test_audio_passthrough_false_reencodes_and_stays_in_sync(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "reencoded.mp4"
-    report = OfflineVideoProcessor(OfflineProcessorConfig(
-        clip, out, PipelineConfig(enable_enhance=False),
-        EncoderConfig(preset="ultrafast", audio_bitrate="96k"),
-        audio_passthrough=False)).process()
+    report = OfflineVideoProcessor(
+        OfflineProcessorConfig(
+            clip,
+            out,
+            PipelineConfig(enable_enhance=False),
+            EncoderConfig(preset="ultrafast", audio_bitrate="96k"),
+            audio_passthrough=False,
+        )
+    ).process()
     assert report.audio == "re-encoded"
     with av.open(str(out)) as c:
         audio = c.streams.audio[0]
@@ -148,8 +187,11 @@ def test_audio_passthrough_false_reencodes_and_stays_in_sync(clip: Path, tmp_pat
 
 def test_bad_options_fail_before_anything_is_written(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "never.mp4"
-    for bad in (PipelineConfig(shader_scale=3), PipelineConfig(temporal_strength=1.5),
-                PipelineConfig(use_ai=True, ai_scale=3)):
+    for bad in (
+        PipelineConfig(shader_scale=3),
+        PipelineConfig(temporal_strength=1.5),
+        PipelineConfig(use_ai=True, ai_scale=3),
+    ):
         with pytest.raises(UsageError):
             OfflineVideoProcessor(OfflineProcessorConfig(clip, out, bad)).process()
     assert not out.exists() and not list(tmp_path.glob(".*vt-tmp*"))

@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 from typer.testing import CliRunner
+
 from vt.cli import create_app
 from vt.compare import compare_videos
 from vt.metrics import audio_offset, read_audio
@@ -26,10 +27,13 @@ def _probe(path: Path) -> dict:
     with av.open(str(path)) as c:
         video = c.streams.video[0]
         frames = list(c.decode(video=0))
-        return {"size": (video.codec_context.width, video.codec_context.height),
-                "pix_fmt": video.codec_context.pix_fmt, "frames": len(frames),
-                "times": [round(float(f.pts * f.time_base), 4) for f in frames],
-                "audio": [s.codec_context.name for s in c.streams.audio]}
+        return {
+            "size": (video.codec_context.width, video.codec_context.height),
+            "pix_fmt": video.codec_context.pix_fmt,
+            "frames": len(frames),
+            "times": [round(float(f.pts * f.time_base), 4) for f in frames],
+            "audio": [s.codec_context.name for s in c.streams.audio],
+        }
 
 
 def _one_error_line(result) -> str:
@@ -42,14 +46,19 @@ def _one_error_line(result) -> str:
 @pytest.mark.slow  # 720p -> 1440p: about a second a frame on a busy 2-core machine
 def test_real_clip_with_audio_end_to_end(host, bigbuckbunny: Path, tmp_path: Path) -> None:
     out = tmp_path / "bbb.mp4"
-    result = _invoke(host, str(bigbuckbunny), "-o", str(out), "--start", "1", "--end", "1.2",
-                     "--json", *FAST)
+    result = _invoke(
+        host, str(bigbuckbunny), "-o", str(out), "--start", "1", "--end", "1.2", "--json", *FAST
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["frames_in"] == report["frames_out"] == 5
     assert report["size_out"] == [2560, 1440] and report["audio"] == "copied"
-    assert set(report["stage_share"]) == {"kizuna-normalize", "kizuna-reconstruct",
-                                          "kizuna-upscale", "kizuna-enhance"}
+    assert set(report["stage_share"]) == {
+        "kizuna-normalize",
+        "kizuna-reconstruct",
+        "kizuna-upscale",
+        "kizuna-enhance",
+    }
     probe = _probe(out)
     assert probe["frames"] == 5 and probe["size"] == (2560, 1440) and probe["audio"] == ["aac"]
     assert probe["times"][0] == 0.0  # a cut starts at zero, like every vt command
@@ -59,13 +68,12 @@ def test_real_clip_with_audio_end_to_end(host, bigbuckbunny: Path, tmp_path: Pat
     written, _ = read_audio(out, rate)
     span = min(len(written), int(0.2 * rate))
     assert span > 0.15 * rate
-    offset = audio_offset(source[rate:rate + span], written[:span], rate, max_lag=0.05)
+    offset = audio_offset(source[rate : rate + span], written[:span], rate, max_lag=0.05)
     assert abs(offset) < 0.001
 
 
 def test_frame_count_and_audio_sync_hold_with_temporal(host, tmp_path: Path) -> None:
-    clip = make_video(tmp_path / "clip.mp4", frames=30, width=64, height=48, fps=25,
-                      audio=True)
+    clip = make_video(tmp_path / "clip.mp4", frames=30, width=64, height=48, fps=25, audio=True)
     out = tmp_path / "steady.mp4"
     result = _invoke(host, str(clip), "-o", str(out), "--temporal", *FAST)
     assert result.exit_code == 0, result.output
@@ -79,8 +87,18 @@ def test_frame_count_and_audio_sync_hold_with_temporal(host, tmp_path: Path) -> 
 def test_temporal_flushes_held_frames_at_end(host, tmp_path: Path) -> None:
     clip = make_video(tmp_path / "clip.mp4", frames=25, width=48, height=32, fps=25)
     out = tmp_path / "cut.mkv"
-    result = _invoke(host, str(clip), "-o", str(out), "--temporal-strength", "0.8",
-                     "--end", "0.5", "--json", *FAST)
+    result = _invoke(
+        host,
+        str(clip),
+        "-o",
+        str(out),
+        "--temporal-strength",
+        "0.8",
+        "--end",
+        "0.5",
+        "--json",
+        *FAST,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["frames_in"] == report["frames_out"] == 13  # 0.00 .. 0.48 s
@@ -89,8 +107,15 @@ def test_temporal_flushes_held_frames_at_end(host, tmp_path: Path) -> None:
 
 
 def test_ten_bit_input_stays_deep(host, tmp_path: Path) -> None:
-    clip = make_video(tmp_path / "deep.mkv", frames=4, width=48, height=32, fps=25,
-                      pixel_format="yuv420p10le", bit_depth=10)
+    clip = make_video(
+        tmp_path / "deep.mkv",
+        frames=4,
+        width=48,
+        height=32,
+        fps=25,
+        pixel_format="yuv420p10le",
+        bit_depth=10,
+    )
     out = tmp_path / "deep_out.mkv"
     result = _invoke(host, str(clip), "-o", str(out), "--scale", "4", "--json", *FAST)
     assert result.exit_code == 0, result.output
@@ -99,15 +124,19 @@ def test_ten_bit_input_stays_deep(host, tmp_path: Path) -> None:
     assert _probe(out)["size"] == (192, 128)
 
 
-@pytest.mark.parametrize("args, code, words", [
-    (["--scale", "3"], 2, "2 or 4"),
-    (["--temporal-strength", "1.5"], 2, "between 0 and 1"),
-    (["--temporal", "--temporal-strength", "-0.1"], 2, "between 0 and 1"),
-    (["--tile", "64"], 2, "--tile is an AI option"),
-    (["--on-frame-error", "skip"], 2, "abort"),
-])
-def test_bad_options_one_line_nothing_written(host, tmp_path: Path, args: list[str], code: int,
-                                              words: str) -> None:
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["--scale", "3"], 2, "2 or 4"),
+        (["--temporal-strength", "1.5"], 2, "between 0 and 1"),
+        (["--temporal", "--temporal-strength", "-0.1"], 2, "between 0 and 1"),
+        (["--tile", "64"], 2, "--tile is an AI option"),
+        (["--on-frame-error", "skip"], 2, "abort"),
+    ],
+)
+def test_bad_options_one_line_nothing_written(
+    host, tmp_path: Path, args: list[str], code: int, words: str
+) -> None:
     clip = make_video(tmp_path / "clip.mp4", frames=3, width=32, height=24)
     out = tmp_path / "never.mp4"
     result = _invoke(host, str(clip), "-o", str(out), *args)

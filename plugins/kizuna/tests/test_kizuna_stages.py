@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from kizuna_helpers import encode_decode, mean_psnr, mean_ssim, run_chain, to8
+
 from vt.errors import UsageError
 from vt.processors.resize import resize_images
 from vt_kizuna.enhance import Enhance
@@ -40,7 +41,8 @@ def test_normalize_expands_limited_range() -> None:
 
 # -- reconstruct ---------------------------------------------------------------------------
 def test_reconstruct_removes_blocking_on_a_compressed_real_clip(
-        carphone_frames: np.ndarray) -> None:
+    carphone_frames: np.ndarray,
+) -> None:
     pristine = carphone_frames[:4]
     # x264 at crf 40 without its loop filter: real 8x8 / 16x16 blocking
     blocky = encode_decode(pristine, options={"crf": "40", "x264-params": "no-deblock=1"})
@@ -60,8 +62,10 @@ def test_reconstruct_leaves_clean_line_art_and_its_lines_alone(line_art: np.ndar
     out = run_chain([Reconstruct()], small).images
     assert mean_psnr(small, out) > 45  # a clean frame comes out (nearly) as it went in
     dark = luma(to_float(small[0])) < 0.3
-    assert abs(float(luma(to_float(out[0]))[dark].mean() - luma(to_float(small[0]))[dark].mean())) \
+    assert (
+        abs(float(luma(to_float(out[0]))[dark].mean() - luma(to_float(small[0]))[dark].mean()))
         < 1 / 255
+    )
 
 
 def test_reconstruct_denoises_but_keeps_edges(line_art: np.ndarray) -> None:
@@ -188,10 +192,16 @@ def test_enhance_contrast_is_a_gentle_fixed_curve(carphone_frames: np.ndarray) -
 
 
 # -- determinism ---------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [
-    lambda t: Reconstruct(threads=t), lambda t: ShaderUpscale(2, threads=t),
-    lambda t: ShaderUpscale(4, threads=t), lambda t: Enhance(threads=t),
-], ids=["reconstruct", "upscale-x2", "upscale-x4", "enhance"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: Reconstruct(threads=t),
+        lambda t: ShaderUpscale(2, threads=t),
+        lambda t: ShaderUpscale(4, threads=t),
+        lambda t: Enhance(threads=t),
+    ],
+    ids=["reconstruct", "upscale-x2", "upscale-x4", "enhance"],
+)
 def test_strips_give_bit_identical_frames(make: object, bbb_crop: np.ndarray) -> None:
     frames = encode_decode(bbb_crop[:1], options={"crf": "38"})  # some blocking to clean up
     one = run_chain([make(1)], frames).images  # type: ignore[operator]
@@ -200,8 +210,7 @@ def test_strips_give_bit_identical_frames(make: object, bbb_crop: np.ndarray) ->
         assert np.array_equal(run_chain([make(threads)], frames).images, one)  # type: ignore
 
 
-def test_shader_chain_is_deterministic_whatever_the_batch_size(
-        carphone_frames: np.ndarray) -> None:
+def test_shader_chain_is_deterministic_whatever_the_batch_size(carphone_frames: np.ndarray) -> None:
     def chain() -> list[object]:
         return [Normalize(), Reconstruct(), ShaderUpscale(2), Enhance()]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from kizuna_helpers import batches, mean_psnr, run_chain, to8
+
 from vt.errors import UsageError
 from vt.media.frames import FrameFormat
 from vt.metrics import WarpingErrorMeter
@@ -28,7 +29,8 @@ def _warping_ratio(source: np.ndarray, output: np.ndarray) -> float:
 
 
 def test_every_frame_comes_out_once_with_its_pts_held_then_flushed(
-        carphone_frames: np.ndarray) -> None:
+    carphone_frames: np.ndarray,
+) -> None:
     stage = TemporalStabilizer(radius=2)
     assert stage.temporal and stage.context_frames == (2, 2)
     fmt = stage.configure(FrameFormat(176, 144))
@@ -56,8 +58,7 @@ def test_temporal_lowers_the_flicker_per_frame_stages_add(carphone_frames: np.nd
     assert mean_psnr(source, steady) > mean_psnr(source, processed)  # noise averaged out
 
 
-def test_full_chain_with_temporal_flickers_less_on_a_real_clip(
-        carphone_frames: np.ndarray) -> None:
+def test_full_chain_with_temporal_flickers_less_on_a_real_clip(carphone_frames: np.ndarray) -> None:
     pristine = carphone_frames
     small = downscale_x2(pristine)
 
@@ -70,8 +71,9 @@ def test_full_chain_with_temporal_flickers_less_on_a_real_clip(
     assert mean_psnr(pristine, steady) > mean_psnr(pristine, plain) - 0.2
 
 
-def test_nothing_is_blended_across_a_scene_cut(carphone_frames: np.ndarray,
-                                               line_art: np.ndarray) -> None:
+def test_nothing_is_blended_across_a_scene_cut(
+    carphone_frames: np.ndarray, line_art: np.ndarray
+) -> None:
     a = carphone_frames[:3, :128, :176]
     b = np.ascontiguousarray(line_art[:3, :, :176])
     frames = np.concatenate([a, b])
@@ -90,8 +92,11 @@ def test_a_segment_with_its_context_matches_one_pass(carphone_frames: np.ndarray
     full = run_chain([TemporalStabilizer(strength=0.7, radius=2)], processed)
     before, after = TemporalStabilizer(radius=2).context_frames
     start, end = 3, 6  # frames [3, 6), fed with their context
-    part = run_chain([TemporalStabilizer(strength=0.7, radius=2)],
-                     processed[start - before:end + after], start=start - before)
+    part = run_chain(
+        [TemporalStabilizer(strength=0.7, radius=2)],
+        processed[start - before : end + after],
+        start=start - before,
+    )
     keep = [i for i, index in enumerate(part.indices) if start <= index < end]
     assert np.array_equal(part.images[keep], full.images[start:end])
 

@@ -6,8 +6,7 @@ import pytest
 
 from vt.media.decoders.optional_readers import decord_available, torchcodec_available
 
-DECODER_REASONS = {"torchcodec": torchcodec_available(), "decord": decord_available(),
-                   "pyav": None}
+DECODER_REASONS = {"torchcodec": torchcodec_available(), "decord": decord_available(), "pyav": None}
 
 
 def needs_decoder(name: str):

@@ -116,9 +116,14 @@ def test_yaml_config_and_user_profiles(tmp_path, bikes):
 
 
 def test_env_overrides(tmp_path):
-    env = {"VT_QWEN_PROFILE": "qwen3-vl", "VT_QWEN_FPS": "0.5",
-           "VT_QWEN_TOTAL_PIXELS": "1000000", "VT_QWEN_DECODERS": "decord,pyav",
-           "VT_QWEN_NO_CACHE": "1", "VT_QWEN_MAX_DOWNLOAD": "10MB"}
+    env = {
+        "VT_QWEN_PROFILE": "qwen3-vl",
+        "VT_QWEN_FPS": "0.5",
+        "VT_QWEN_TOTAL_PIXELS": "1000000",
+        "VT_QWEN_DECODERS": "decord,pyav",
+        "VT_QWEN_NO_CACHE": "1",
+        "VT_QWEN_MAX_DOWNLOAD": "10MB",
+    }
     cfg = load_config(env=env)
     assert (cfg.profile, cfg.fps, cfg.total_pixels) == ("qwen3-vl", 0.5, 1000000.0)
     assert cfg.decoders == ("decord", "pyav") and cfg.cache is False
@@ -185,10 +190,12 @@ def test_suggested_settings_really_fit(bikes):
     n = int(re.search(r"--nframes (\d+)", message).group(1))
     max_pixels = int(re.search(r"--max-pixels (\d+)", message).group(1))
     assert plan(bikes, profile="llava", nframes=n).tokens.total_tokens <= 4096
-    assert plan(bikes, profile="llava", nframes=n + 2, check_context=False
-                ).tokens.total_tokens > 4096  # the largest that fits
-    assert plan(bikes, profile="llava", nframes=64, max_pixels=max_pixels
-                ).tokens.total_tokens <= 4096
+    assert (
+        plan(bikes, profile="llava", nframes=n + 2, check_context=False).tokens.total_tokens > 4096
+    )  # the largest that fits
+    assert (
+        plan(bikes, profile="llava", nframes=64, max_pixels=max_pixels).tokens.total_tokens <= 4096
+    )
 
 
 def test_bytes_inputs_are_cached_by_content(bikes, tmp_path):
@@ -217,5 +224,7 @@ def test_suggestion_with_a_pixel_floor_fits_too(bikes, tmp_path):
     fitted = plan(bikes, load_config(cfg, env={}, profile="tiny-ctx", fps=2.0, **overrides))
     assert fitted.tokens.total_tokens <= 1000
     fps = float(re.search(r"--fps ([\d.]+)", message).group(1))
-    assert plan(bikes, load_config(cfg, env={}, profile="tiny-ctx", fps=fps)
-                ).tokens.total_tokens <= 1000
+    assert (
+        plan(bikes, load_config(cfg, env={}, profile="tiny-ctx", fps=fps)).tokens.total_tokens
+        <= 1000
+    )

@@ -51,8 +51,9 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-@pytest.mark.parametrize("damage", ["empty", "cut-in-header", "cut-in-data", "extra-bytes",
-                                    "empty-metadata"])
+@pytest.mark.parametrize(
+    "damage", ["empty", "cut-in-header", "cut-in-data", "extra-bytes", "empty-metadata"]
+)
 def test_damaged_entry_is_a_miss_and_is_rewritten(clip, tmp_path, damage):
     cache_dir = tmp_path / "cache"
     first = preprocess(clip, cache_dir=str(cache_dir), **ARGS)
@@ -61,9 +62,14 @@ def test_damaged_entry_is_a_miss_and_is_rewritten(clip, tmp_path, damage):
     if damage == "empty-metadata":
         npy.with_suffix(".json").write_bytes(b"")
     else:
-        npy.write_bytes({"empty": b"", "cut-in-header": good[:60],
-                         "cut-in-data": good[: len(good) // 2],
-                         "extra-bytes": good + b"\0" * 100}[damage])
+        npy.write_bytes(
+            {
+                "empty": b"",
+                "cut-in-header": good[:60],
+                "cut-in-data": good[: len(good) // 2],
+                "extra-bytes": good + b"\0" * 100,
+            }[damage]
+        )
     clear_memory_cache()
     again = preprocess(clip, cache_dir=str(cache_dir), **ARGS)
     assert again.cache_hit is None  # recomputed, not served from the damaged entry
@@ -114,8 +120,9 @@ class _FullDisk:
 
 
 @pytest.mark.parametrize("allowed", [0, 2], ids=["full-from-the-start", "full-mid-entry"])
-def test_cache_write_failure_is_a_warning_not_a_failed_run(clip, tmp_path, monkeypatch,
-                                                           warnings_seen, bikes, allowed):
+def test_cache_write_failure_is_a_warning_not_a_failed_run(
+    clip, tmp_path, monkeypatch, warnings_seen, bikes, allowed
+):
     def open_on_full_disk(file, mode="r", *args, **kwargs):
         fh = builtins.open(file, mode, *args, **kwargs)
         return _FullDisk(fh, allowed) if "w" in mode or "x" in mode else fh

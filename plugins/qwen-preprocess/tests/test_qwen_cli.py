@@ -35,8 +35,9 @@ def test_plan_prints_frames_size_and_tokens(app, bikes):
 
 
 def test_plan_json_for_several_inputs(app, bikes, carphone):
-    result = invoke(app, bikes, carphone, "--plan", "--json", "--profile", "qwen3-vl",
-                    "--nframes", "4")
+    result = invoke(
+        app, bikes, carphone, "--plan", "--json", "--profile", "qwen3-vl", "--nframes", "4"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)["videos"]
     assert [v["num_frames"] for v in data] == [4, 4]
@@ -70,8 +71,20 @@ def test_out_pt_and_folder(app, bikes, tmp_path):
 
 
 def test_openai_json_to_stdout(app, bikes):
-    result = invoke(app, bikes, "--profile", "api", "--nframes", "2", "--format", "openai",
-                    "--json", "--no-cache", "--prompt", "hi")
+    result = invoke(
+        app,
+        bikes,
+        "--profile",
+        "api",
+        "--nframes",
+        "2",
+        "--format",
+        "openai",
+        "--json",
+        "--no-cache",
+        "--prompt",
+        "hi",
+    )
     assert result.exit_code == 0, result.output
     video = json.loads(result.output)["videos"][0]
     assert video["messages"][0]["content"][0]["text"] == "hi"
@@ -93,20 +106,31 @@ def test_console_script_end_to_end(bikes, tmp_path):
     vt = shutil.which("vt", path=str(Path(sys.executable).parent))
     assert vt
     env = {**os.environ, "VT_LOAD_PLUGINS": "qwen-preprocess"}  # other plugins stay out
-    proc = subprocess.run([vt, "qwen-preprocess", str(bikes), "--plan", "--json"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [vt, "qwen-preprocess", str(bikes), "--plan", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["videos"][0]["total_tokens"] == 2300
-    proc = subprocess.run([vt, "qwen-preprocess", "data:video/mp4;base64,@@", "--plan"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [vt, "qwen-preprocess", "data:video/mp4;base64,@@", "--plan"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "invalid base64" in proc.stderr
 
 
 def test_output_and_decoder_spelled_as_in_every_vt_command(app, bikes, tmp_path):
     out = tmp_path / "v.npz"
-    result = invoke(app, bikes, "--nframes", "2", "-o", out, "--no-cache", "--decoder",
-                    "decord", "--json")
+    result = invoke(
+        app, bikes, "--nframes", "2", "-o", out, "--no-cache", "--decoder", "decord", "--json"
+    )
     assert result.exit_code == 0, result.output
     assert out.is_file() and json.loads(result.stdout)["videos"][0]["decoder"] == "decord"
     both = invoke(app, bikes, "--plan", "--decoder", "pyav", "--decoders", "pyav,decord")

@@ -8,8 +8,9 @@ from vt_qwen_preprocess import VideoDataset, collate_videos
 
 
 def test_dataset_items_and_dataloader(bikes, carphone):
-    ds = VideoDataset([bikes, (carphone, {"nframes": 2})], nframes=4, labels=["a", "b"],
-                      cache=False)
+    ds = VideoDataset(
+        [bikes, (carphone, {"nframes": 2})], nframes=4, labels=["a", "b"], cache=False
+    )
     assert len(ds) == 2
     item = ds[0]
     assert item["frames"].shape == (4, 3, 280, 644) and item["label"] == "a"

@@ -117,8 +117,7 @@ def test_redirect_to_ftp_is_refused_before_connecting(server):
     message = str(info.value)
     assert message.startswith("redirect to ftp:// refused") and "\n" not in message
     assert f"ftp://127.0.0.1:{_Handler.ftp_port}/x" in message
-    result = CliRunner().invoke(create_app(), ["qwen-preprocess", f"{server}/to-ftp.mp4",
-                                               "--plan"])
+    result = CliRunner().invoke(create_app(), ["qwen-preprocess", f"{server}/to-ftp.mp4", "--plan"])
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"vt: error: {message}"]
 
@@ -172,8 +171,11 @@ def test_oversized_base64_is_refused_before_decoding(monkeypatch):
 
     monkeypatch.setattr(base64, "b64decode", no_decode)
     uri = "data:video/mp4;base64," + "A" * 4000  # 3000 bytes once decoded
-    with pytest.raises(InputError, match=r"too large: 4000 characters encoded, over the "
-                                         r"1000-byte input limit \(refused before decoding\)"):
+    with pytest.raises(
+        InputError,
+        match=r"too large: 4000 characters encoded, over the "
+        r"1000-byte input limit \(refused before decoding\)",
+    ):
         resolve_input(uri, max_bytes=1000)
 
 
@@ -203,7 +205,7 @@ def test_corrupted_and_empty_videos(tmp_path, bikes):
     with pytest.raises(InputError, match="empty"):
         plan(empty)
     truncated = tmp_path / "truncated.mp4"
-    truncated.write_bytes(Path(bikes).read_bytes()[: 40000])
+    truncated.write_bytes(Path(bikes).read_bytes()[:40000])
     with pytest.raises(InputError):
         preprocess(truncated, cache=False)
     with pytest.raises(InputError, match="not found"):
@@ -239,14 +241,23 @@ def test_frame_lists_of_every_kind(tmp_path):
         p = tmp_path / f"f{i:03d}.png"
         img.save(p)
         paths.append(str(p))
-    uris = ["data:image/png;base64," + base64.b64encode(Path(p).read_bytes()).decode()
-            for p in paths]
+    uris = [
+        "data:image/png;base64," + base64.b64encode(Path(p).read_bytes()).decode() for p in paths
+    ]
     import torch
 
     tensor = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
     outputs = []
-    for value in (arrays, pil, paths, uris, [f"file://{p}" for p in paths], np.stack(arrays),
-                  tensor, str(tmp_path)):
+    for value in (
+        arrays,
+        pil,
+        paths,
+        uris,
+        [f"file://{p}" for p in paths],
+        np.stack(arrays),
+        tensor,
+        str(tmp_path),
+    ):
         r = preprocess(value, cache=False)
         # 5 frames are padded to 6 (the frame factor) by repeating the last, as the reference
         assert r.frames.shape[0] == 6, type(value)

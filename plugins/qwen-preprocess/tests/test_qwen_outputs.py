@@ -67,8 +67,11 @@ def test_rescale_normalize_bgr_and_thwc(base, bikes_module):
 
 def test_uint8_frames_invert_every_transform(base, bikes_module):
     expected = base.frames.permute(0, 2, 3, 1).to(torch.uint8).numpy()
-    for opts in ({"normalize": True}, {"rescale": True, "dtype": "bfloat16"},
-                 {"channel_order": "bgr", "layout": "THWC"}):
+    for opts in (
+        {"normalize": True},
+        {"rescale": True, "dtype": "bfloat16"},
+        {"channel_order": "bgr", "layout": "THWC"},
+    ):
         r = preprocess(bikes_module, nframes=4, cache=False, **opts)
         back = np.stack(list(uint8_frames(r)))
         assert np.abs(back.astype(int) - expected).max() <= (1 if "dtype" not in opts else 2)
@@ -93,8 +96,9 @@ def test_openai_messages_and_api_profile(bikes_module):
     msgs = to_openai_messages(r, prompt="What happens?")
     assert msgs[0]["role"] == "user"
     assert msgs[0]["content"][0] == {"type": "text", "text": "What happens?"}
-    assert all(c["image_url"]["url"].startswith("data:image/jpeg;base64,")
-               for c in msgs[0]["content"][1:])
+    assert all(
+        c["image_url"]["url"].startswith("data:image/jpeg;base64,") for c in msgs[0]["content"][1:]
+    )
     assert r.plan.tokens.total_tokens == 10 * (85 + 170 * 2)  # 640x272 -> 2 tiles
 
 
@@ -102,8 +106,11 @@ def test_api_size_limit_is_enforced(bikes_module, tmp_path):
     import yaml
 
     cfg = tmp_path / "p.yaml"
-    cfg.write_text(yaml.safe_dump({"models": {"tiny-api": {
-        "base": "api", "api_constraints": {"max_image_size": "1KB"}}}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {"models": {"tiny-api": {"base": "api", "api_constraints": {"max_image_size": "1KB"}}}}
+        )
+    )
     from vt_qwen_preprocess import load_config
 
     r = preprocess(bikes_module, load_config(cfg, profile="tiny-api", nframes=2), cache=False)
@@ -123,8 +130,15 @@ def test_hf_dict_carries_real_temporal_positions(base):
 
 def test_metadata_record_has_the_spec_fields(base):
     md = base.metadata
-    for key in ("num_frames", "original_fps", "sample_fps", "duration", "resolution",
-                "total_tokens", "grid_thw"):
+    for key in (
+        "num_frames",
+        "original_fps",
+        "sample_fps",
+        "duration",
+        "resolution",
+        "total_tokens",
+        "grid_thw",
+    ):
         assert key in md
     assert md["grid_thw"] == [2, 20, 46]
     for key in ("extraction_time", "processing_time", "total_time"):
@@ -228,12 +242,18 @@ def test_numpy_conversion_is_bit_identical_to_torch(dtype):
     from vt_qwen_preprocess.convert import ArrayConverter, FrameConverter
 
     frame = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    for mode, order, layout in itertools.product(["plain", "rescale", "normalize"],
-                                                 ["rgb", "bgr"], ["TCHW", "THWC"]):
+    for mode, order, layout in itertools.product(
+        ["plain", "rescale", "normalize"], ["rgb", "bgr"], ["TCHW", "THWC"]
+    ):
         if mode == "normalize" and dtype == "uint8":
             continue
-        cfg = PreprocessConfig(dtype=dtype, rescale=mode == "rescale",
-                               normalize=mode == "normalize", channel_order=order, layout=layout)
+        cfg = PreprocessConfig(
+            dtype=dtype,
+            rescale=mode == "rescale",
+            normalize=mode == "normalize",
+            channel_order=order,
+            layout=layout,
+        )
         ours = ArrayConverter(cfg, CLIP_MEAN, CLIP_STD).convert(frame)
         ref = FrameConverter(cfg, CLIP_MEAN, CLIP_STD).convert(frame).numpy()
         assert ours.dtype == ref.dtype and ours.shape == ref.shape

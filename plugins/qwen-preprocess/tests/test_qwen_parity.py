@@ -4,8 +4,8 @@ sample fps and tokens; pixels equal with bicubic-float and within rounding with 
 from __future__ import annotations
 
 import pytest
-
 from qwen_test_helpers import needs_decoder
+
 from vt_qwen_preprocess import preprocess
 
 vp = pytest.importorskip("qwen_vl_utils.vision_process")
@@ -24,8 +24,14 @@ def reference(path, patch, mode):
 
 def ours(path, profile, mode, **kw):
     return preprocess(
-        path, profile=profile, cache=False, fps=mode.get("fps"), nframes=mode.get("nframes"),
-        start=mode.get("video_start"), end=mode.get("video_end"), **kw,
+        path,
+        profile=profile,
+        cache=False,
+        fps=mode.get("fps"),
+        nframes=mode.get("nframes"),
+        start=mode.get("video_start"),
+        end=mode.get("video_end"),
+        **kw,
     )
 
 
@@ -65,9 +71,10 @@ def test_default_bicubic_is_within_rounding_of_the_float_reference(request, clip
     assert old.mean().item() > diff.mean().item()
 
 
-@pytest.mark.parametrize("decoder", [
-    pytest.param(name, marks=needs_decoder(name)) for name in ("torchcodec", "decord", "pyav")
-])
+@pytest.mark.parametrize(
+    "decoder",
+    [pytest.param(name, marks=needs_decoder(name)) for name in ("torchcodec", "decord", "pyav")],
+)
 def test_bicubic_float_is_bit_exact_with_every_decoder(bikes, decoder):
     video, meta, _ = reference(bikes, 14, {"fps": 2.0})
     result = ours(bikes, "qwen2.5-vl", {"fps": 2.0}, resize="bicubic-float", decoders=(decoder,))
@@ -80,8 +87,9 @@ def test_bicubic_float_is_bit_exact_with_every_decoder(bikes, decoder):
 def test_generated_odd_sizes_match_reference(tmp_path, width, height):
     from vt.testing import make_video
 
-    path = make_video(tmp_path / f"v{width}x{height}.mp4", frames=40, width=width, height=height,
-                      fps=24)
+    path = make_video(
+        tmp_path / f"v{width}x{height}.mp4", frames=40, width=width, height=height, fps=24
+    )
     for profile, patch in PROFILES:
         video, meta, sample_fps = reference(path, patch, {"fps": 2.0})
         result = ours(path, profile, {"fps": 2.0}, resize="bicubic-float")
@@ -93,8 +101,12 @@ def test_generated_odd_sizes_match_reference(tmp_path, width, height):
 
 def test_min_and_max_pixels_match_reference(bikes):
     mode = {"fps": 2.0}
-    for opts in [{"max_pixels": 150000}, {"min_pixels": 300000}, {"total_pixels": 20000 * 28 * 28},
-                 {"max_pixels": 120000, "min_pixels": 50000}]:
+    for opts in [
+        {"max_pixels": 150000},
+        {"min_pixels": 300000},
+        {"total_pixels": 20000 * 28 * 28},
+        {"max_pixels": 120000, "min_pixels": 50000},
+    ]:
         ele = {"video": str(bikes), **mode, **opts}
         video = vp.fetch_video(ele)
         result = preprocess(bikes, cache=False, fps=2.0, **opts)

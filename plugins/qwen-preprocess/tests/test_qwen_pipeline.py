@@ -4,9 +4,9 @@ and a decode thread that ends with the run."""
 from __future__ import annotations
 
 import pytest
+from qwen_test_helpers import needs_decoder
 
 from vt.errors import InputError
-from qwen_test_helpers import needs_decoder
 from vt_qwen_preprocess import preprocess
 
 

@@ -15,6 +15,7 @@ from vt_qwen_preprocess.sizing import (
     video_pixel_budget,
 )
 
+
 @pytest.fixture(scope="module")
 def vp():
     """The reference (a test dependency); only the comparisons skip without it."""
@@ -85,8 +86,9 @@ def test_smart_nframes_nframes_matches_reference(vp, n):
 def test_smart_nframes_min_max_frames_match_reference(vp):
     for lo, hi in [(6, 10), (3, 9), (20, 40), (1, 768)]:
         ele = {"fps": 2.0, "min_frames": lo, "max_frames": hi}
-        assert smart_nframes(250, 25.0, fps=2.0, min_frames=lo, max_frames=hi) == \
-            vp.smart_nframes(ele, 250, 25.0)
+        assert smart_nframes(250, 25.0, fps=2.0, min_frames=lo, max_frames=hi) == vp.smart_nframes(
+            ele, 250, 25.0
+        )
 
 
 def test_more_frames_than_exist_is_a_clear_error():
@@ -98,8 +100,9 @@ def test_more_frames_than_exist_is_a_clear_error():
         smart_nframes(1, 25.0, fps=2.0)
 
 
-@pytest.mark.parametrize(("start", "end"), [(None, None), (1.0, 3.5), (0.33, None), (None, 2.2),
-                                            (4.9, 99.0)])
+@pytest.mark.parametrize(
+    ("start", "end"), [(None, None), (1.0, 3.5), (0.33, None), (None, 2.2), (4.9, 99.0)]
+)
 def test_frame_range_matches_reference(vp, start, end):
     ele = {}
     if start is not None:
@@ -136,8 +139,10 @@ def test_linspace_indices_match_torch_on_random_ranges():
         ref = torch.linspace(first, last, n).round().long().tolist()
         assert linspace_indices(first, last, n) == ref, (first, last, n)
     # beyond exact float64 emulation (a 2**28-frame span) torch itself answers
-    assert linspace_indices(2**29, 2**29 + 7, 8) == torch.linspace(2**29, 2**29 + 7, 8).round(
-        ).long().tolist()
+    assert (
+        linspace_indices(2**29, 2**29 + 7, 8)
+        == torch.linspace(2**29, 2**29 + 7, 8).round().long().tolist()
+    )
 
 
 def test_pixel_budget_follows_reference_formula():

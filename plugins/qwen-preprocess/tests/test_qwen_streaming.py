@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 from qwen_test_helpers import needs_decoder
+
 from vt.errors import InputError, OutputError, UsageError
 from vt_qwen_preprocess import pipeline, preprocess
 from vt_qwen_preprocess.outputs import save, to_numpy
@@ -57,12 +58,16 @@ def test_streamed_safetensors_is_what_the_safetensors_library_writes(bikes, tmp_
     preprocess_to_file(bikes, streamed, nframes=6, cache=False, **opts)
     memory = preprocess(bikes, nframes=6, cache=False, **opts)
     save(memory, saved)
-    save_file({"frames": memory.frames.contiguous()}, str(reference),
-              metadata={"metadata": json.dumps(memory.file_metadata(), default=str)})
+    save_file(
+        {"frames": memory.frames.contiguous()},
+        str(reference),
+        metadata={"metadata": json.dumps(memory.file_metadata(), default=str)},
+    )
     assert streamed.read_bytes() == saved.read_bytes() == reference.read_bytes()
     header = json.loads(load_metadata(streamed)["metadata"])
     assert header["frame_indices"] == memory.plan.indices and header["shape"] == list(
-        memory.frames.shape)
+        memory.frames.shape
+    )
     if opts.get("dtype") != "bfloat16":  # NumPy has no bfloat16 to read it back as
         assert np.array_equal(load_file(str(streamed))["frames"], to_numpy(memory))
 
@@ -105,8 +110,9 @@ def test_streamed_folder_holds_the_resized_frames(bikes, tmp_path):
     names = _leftovers(folder)
     assert names == [".vt-frames", *(f"frame_{i:06d}.png" for i in range(4)), "metadata.json"]
     for i in range(4):  # lossless PNG of the frames before normalisation
-        assert np.array_equal(np.asarray(Image.open(folder / f"frame_{i:06d}.png")),
-                              pixels[i].numpy())
+        assert np.array_equal(
+            np.asarray(Image.open(folder / f"frame_{i:06d}.png")), pixels[i].numpy()
+        )
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["frame_indices"] == result.plan.indices and meta["num_frames"] == 4
 
@@ -129,16 +135,17 @@ def _failing_resizer(monkeypatch, after: int, exc: BaseException) -> None:
 
 
 @pytest.mark.parametrize("name", ["out.npy", "out.npz", "out.safetensors", "frames"])
-@pytest.mark.parametrize("exc", [InputError("decoding failed mid-stream"), KeyboardInterrupt()],
-                         ids=["error", "ctrl-c"])
-def test_a_failure_midway_leaves_nothing_under_the_final_name(bikes, tmp_path, monkeypatch,
-                                                              name, exc):
+@pytest.mark.parametrize(
+    "exc", [InputError("decoding failed mid-stream"), KeyboardInterrupt()], ids=["error", "ctrl-c"]
+)
+def test_a_failure_midway_leaves_nothing_under_the_final_name(
+    bikes, tmp_path, monkeypatch, name, exc
+):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     _failing_resizer(monkeypatch, 3, exc)
     with pytest.raises(type(exc)):
-        preprocess_to_file(bikes, out_dir / name, nframes=8, cache=False,
-                           decoders=("pyav",))
+        preprocess_to_file(bikes, out_dir / name, nframes=8, cache=False, decoders=("pyav",))
     assert _leftovers(out_dir) == []  # no final file, no temporary left behind
 
 
@@ -168,8 +175,7 @@ def test_pt_and_json_are_not_streamed(bikes, tmp_path):
 def _peak_bytes(clip, path, nframes: int) -> int:
     tracemalloc.start()
     try:
-        preprocess_to_file(clip, path, nframes=nframes, cache=False, decoders=("pyav",),
-                           threads=1)
+        preprocess_to_file(clip, path, nframes=nframes, cache=False, decoders=("pyav",), threads=1)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -196,8 +202,9 @@ def test_disk_cache_fills_from_and_serves_streamed_outputs(bikes, tmp_path, monk
     from vt.media.decoders.pyav_reader import PyAVReader
 
     cache = tmp_path / "cache"
-    first = preprocess_to_file(bikes, tmp_path / "a.npy", nframes=6, cache_dir=str(cache),
-                               dtype="uint8", layout="THWC")
+    first = preprocess_to_file(
+        bikes, tmp_path / "a.npy", nframes=6, cache_dir=str(cache), dtype="uint8", layout="THWC"
+    )
     assert first.cache_hit is None
     entries = [p for p in cache.iterdir() if p.suffix == ".npy"]
     assert len(entries) == 1
@@ -207,8 +214,9 @@ def test_disk_cache_fills_from_and_serves_streamed_outputs(bikes, tmp_path, monk
         raise AssertionError("decoded although the disk cache holds the frames")
 
     monkeypatch.setattr(PyAVReader, "frames_at", no_decoding)
-    second = preprocess_to_file(bikes, tmp_path / "b.safetensors", nframes=6,
-                                cache_dir=str(cache), normalize=True)
+    second = preprocess_to_file(
+        bikes, tmp_path / "b.safetensors", nframes=6, cache_dir=str(cache), normalize=True
+    )
     assert second.cache_hit == "disk"
     monkeypatch.undo()
     memory = preprocess(bikes, nframes=6, cache=False, normalize=True)
@@ -229,27 +237,66 @@ print("torch" in sys.modules)
 """
 
 
-@pytest.mark.parametrize("kind,name,imports_torch", [
-    ("uint8", "x.npy", False), ("float32", "x.safetensors", False), ("float32", "x.npz", False),
-    ("float32", "frames", False), ("bf16", "x.npy", True),  # bfloat16 needs torch: checked too
-])
+@pytest.mark.parametrize(
+    "kind,name,imports_torch",
+    [
+        ("uint8", "x.npy", False),
+        ("float32", "x.safetensors", False),
+        ("float32", "x.npz", False),
+        ("float32", "frames", False),
+        ("bf16", "x.npy", True),  # bfloat16 needs torch: checked too
+    ],
+)
 def test_file_outputs_do_not_import_torch(bikes, tmp_path, kind, name, imports_torch):
     env = {**os.environ, "VT_LOAD_PLUGINS": "qwen-preprocess"}  # other plugins stay out
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH_CHILD, kind, str(tmp_path / name),
-                           str(bikes), str(tmp_path / "cache")],
-                          check=False, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_TORCH_CHILD,
+            kind,
+            str(tmp_path / name),
+            str(bikes),
+            str(tmp_path / "cache"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(imports_torch)
 
 
 def test_cli_streams_without_torch(bikes, tmp_path):
-    child = ("import sys\nfrom vt.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
-             "    assert not e.code, e.code\nprint('torch' in sys.modules)\n")
+    child = (
+        "import sys\nfrom vt.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
+        "    assert not e.code, e.code\nprint('torch' in sys.modules)\n"
+    )
     out = tmp_path / "x.npy"
     env = {**os.environ, "VT_LOAD_PLUGINS": "qwen-preprocess"}
-    proc = subprocess.run([sys.executable, "-c", child, "qwen-preprocess", str(bikes),
-                           "--dtype", "uint8", "--nframes", "4", "-o", str(out), "--no-cache"],
-                          check=False, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            child,
+            "qwen-preprocess",
+            str(bikes),
+            "--dtype",
+            "uint8",
+            "--nframes",
+            "4",
+            "-o",
+            str(out),
+            "--no-cache",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False"
     assert np.load(out).shape == (4, 3, 280, 644)
@@ -279,6 +326,7 @@ def test_a_decoder_failing_midway_restarts_the_streamed_file(bikes, tmp_path, mo
 
 def test_cli_writes_safetensors_and_refuses_an_existing_file(bikes, tmp_path):
     from typer.testing import CliRunner
+
     from vt.cli import create_app
 
     out = tmp_path / "x.safetensors"

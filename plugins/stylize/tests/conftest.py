@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vt.plugins import PluginHost, set_host
 
 pytest.importorskip("diffusers")
@@ -48,14 +49,18 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from vt.testing import tiny_controlnet, tiny_motion_adapter, tiny_sd_pipeline
 
     root = tmp_path_factory.mktemp("tiny-models")
-    return {"sd": tiny_sd_pipeline(root / "sd"), "controlnet": tiny_controlnet(root / "cn"),
-            "motion": tiny_motion_adapter(root / "motion")}
+    return {
+        "sd": tiny_sd_pipeline(root / "sd"),
+        "controlnet": tiny_controlnet(root / "cn"),
+        "motion": tiny_motion_adapter(root / "motion"),
+    }
 
 
 @pytest.fixture(scope="session")
 def carphone_frames() -> np.ndarray:
     """The first 4 frames of the real carphone clip, (4, 144, 176, 3) uint8."""
     import av
+
     from vt.testing import sample_clip
 
     with av.open(str(sample_clip("carphone_pristine"))) as c:

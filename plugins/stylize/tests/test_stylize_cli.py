@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from stylize_helpers import fake_hub, frames_of
 from typer.testing import CliRunner
+
 from vt.cli import create_app
 from vt.media.info import probe
 from vt.metrics import read_audio
@@ -41,10 +42,21 @@ def _source_pts(path: Path, count: int) -> list[int]:
 
 
 def test_default_output_keeps_frames_timing_and_reports_json(
-        host: object, models: dict[str, Path], tmp_path: Path) -> None:
+    host: object, models: dict[str, Path], tmp_path: Path
+) -> None:
     clip = _clip(tmp_path)
-    result = _invoke(host, str(clip), "-p", "anime style", "-m", str(models["sd"]), *FAST,
-                     "--end", "0.1", "--json")
+    result = _invoke(
+        host,
+        str(clip),
+        "-p",
+        "anime style",
+        "-m",
+        str(models["sd"]),
+        *FAST,
+        "--end",
+        "0.1",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     out = tmp_path / "carphone_stylized.mp4"
     images, pts, facts = frames_of(out)
@@ -59,12 +71,26 @@ def test_default_output_keeps_frames_timing_and_reports_json(
     assert w["pairs"] == 2 and w["ratio"] > 0 and np.isfinite(w["ratio"])
 
 
-def test_audio_and_length_follow_the_source(host: object, models: dict[str, Path],
-                                            tmp_path: Path) -> None:
+def test_audio_and_length_follow_the_source(
+    host: object, models: dict[str, Path], tmp_path: Path
+) -> None:
     clip = _clip(tmp_path, "bigbuckbunny")
     out = tmp_path / "bunny.mkv"
-    result = _invoke(host, str(clip), "-p", "oil painting", "-m", str(models["sd"]), *FAST,
-                     "--end", "0.2", "-o", str(out), "--json", "--cross-frame-attention")
+    result = _invoke(
+        host,
+        str(clip),
+        "-p",
+        "oil painting",
+        "-m",
+        str(models["sd"]),
+        *FAST,
+        "--end",
+        "0.2",
+        "-o",
+        str(out),
+        "--json",
+        "--cross-frame-attention",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["audio"] == "copied" and report["frames_in"] == report["frames_out"]
@@ -73,29 +99,46 @@ def test_audio_and_length_follow_the_source(host: object, models: dict[str, Path
     assert abs(len(samples) / rate - 0.2) < 0.05
 
 
-def test_vfr_timestamps_and_rotation_are_kept(host: object, models: dict[str, Path],
-                                              tmp_path: Path) -> None:
+def test_vfr_timestamps_and_rotation_are_kept(
+    host: object, models: dict[str, Path], tmp_path: Path
+) -> None:
     pts = [0, 40, 120, 130, 300]
-    clip = make_video(tmp_path / "vfr.mp4", frames=5, width=64, height=48, pts=pts,
-                      rotation=90)
+    clip = make_video(tmp_path / "vfr.mp4", frames=5, width=64, height=48, pts=pts, rotation=90)
     result = _invoke(host, str(clip), "-p", "sketch", "-m", str(models["sd"]), *FAST)
     assert result.exit_code == 0, result.output
     out = tmp_path / "vfr_stylized.mp4"
     src, dst = frames_of(clip), frames_of(out)
-    assert [p * src[2]["time_base"] for p in src[1]] == [p * dst[2]["time_base"]
-                                                         for p in dst[1]]
+    assert [p * src[2]["time_base"] for p in src[1]] == [p * dst[2]["time_base"] for p in dst[1]]
     assert probe(out).video.rotation == probe(clip).video.rotation == 90
 
 
 def test_same_seed_same_video_and_cpu_only_options_are_notes(
-        host: object, models: dict[str, Path], tmp_path: Path) -> None:
+    host: object, models: dict[str, Path], tmp_path: Path
+) -> None:
     clip = _clip(tmp_path)
     outs = []
     for name, extra in (("a.mkv", ["--cpu-offload", "--xformers"]), ("b.mkv", [])):
         outs.append(tmp_path / name)
-        result = _invoke(host, str(clip), "-p", "anime style", "-m", str(models["sd"]),
-                         *FAST, "--end", "0.05", "--codec", "ffv1", "-o", str(outs[-1]),
-                         "--noise", "fresh", "--seed", "11", *extra)
+        result = _invoke(
+            host,
+            str(clip),
+            "-p",
+            "anime style",
+            "-m",
+            str(models["sd"]),
+            *FAST,
+            "--end",
+            "0.05",
+            "--codec",
+            "ffv1",
+            "-o",
+            str(outs[-1]),
+            "--noise",
+            "fresh",
+            "--seed",
+            "11",
+            *extra,
+        )
         assert result.exit_code == 0, result.output
         if extra:
             assert "vt: note: --cpu-offload needs a CUDA device" in result.stderr
@@ -105,17 +148,36 @@ def test_same_seed_same_video_and_cpu_only_options_are_notes(
 
 
 @pytest.mark.parametrize("kind", ["controlnet", "animatediff", "animatediff-controlnet"])
-def test_controlnet_and_animatediff_end_to_end(host: object, models: dict[str, Path],
-                                               tmp_path: Path, kind: str) -> None:
+def test_controlnet_and_animatediff_end_to_end(
+    host: object, models: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
     clip = _clip(tmp_path)
     extra = []
     if "controlnet" in kind:
         extra += ["-c", str(models["controlnet"])]
     if "animatediff" in kind:
-        extra += ["--animatediff", "--motion-adapter", str(models["motion"]), "--window", "4",
-                  "--overlap", "2"]
-    result = _invoke(host, str(clip), "-p", "anime style", "-m", str(models["sd"]), *FAST,
-                     "--end", "0.2", "--json", *extra)
+        extra += [
+            "--animatediff",
+            "--motion-adapter",
+            str(models["motion"]),
+            "--window",
+            "4",
+            "--overlap",
+            "2",
+        ]
+    result = _invoke(
+        host,
+        str(clip),
+        "-p",
+        "anime style",
+        "-m",
+        str(models["sd"]),
+        *FAST,
+        "--end",
+        "0.2",
+        "--json",
+        *extra,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["stylize"]["pipeline"] == kind
@@ -123,19 +185,38 @@ def test_controlnet_and_animatediff_end_to_end(host: object, models: dict[str, P
     assert len(images) == 6 and pts == _source_pts(clip, 6) and facts["size"] == (72, 56)
 
 
-def test_hub_id_resolves_from_the_cache_offline(host: object, models: dict[str, Path],
-                                                tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_id_resolves_from_the_cache_offline(
+    host: object, models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = fake_hub(tmp_path / "hub", "tiny-org/tiny-sd", models["sd"])
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     clip = _clip(tmp_path)
-    result = _invoke(host, str(clip), "-p", "anime style", "-m", "tiny-org/tiny-sd", *FAST,
-                     "--end", "0.04", "--json")
+    result = _invoke(
+        host,
+        str(clip),
+        "-p",
+        "anime style",
+        "-m",
+        "tiny-org/tiny-sd",
+        *FAST,
+        "--end",
+        "0.04",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     model = json.loads(result.stdout)["stylize"]["model"]
     assert model["source"] == "huggingface-cache" and model["repo_id"] == "tiny-org/tiny-sd"
-    result = _invoke(host, str(clip), "-p", "anime style", "-m", "tiny-org/missing", *FAST,
-                     "-o", str(tmp_path / "missing.mp4"))
+    result = _invoke(
+        host,
+        str(clip),
+        "-p",
+        "anime style",
+        "-m",
+        "tiny-org/missing",
+        *FAST,
+        "-o",
+        str(tmp_path / "missing.mp4"),
+    )
     assert result.exit_code == 1
     assert "tiny-org/missing is not in the Hugging Face cache" in result.stderr
     assert "HF_HUB_OFFLINE=1" in result.stderr and "Traceback" not in result.output
@@ -143,12 +224,23 @@ def test_hub_id_resolves_from_the_cache_offline(host: object, models: dict[str, 
 
 
 def _upscale_args(models: dict[str, Path], *extra: str) -> list[str]:
-    return ["-p", "anime style", "-m", str(models["sd"]), *FAST, "--end", "0.05", "--upscale",
-            "--json", *extra]
+    return [
+        "-p",
+        "anime style",
+        "-m",
+        str(models["sd"]),
+        *FAST,
+        "--end",
+        "0.05",
+        "--upscale",
+        "--json",
+        *extra,
+    ]
 
 
-def test_upscale_with_packaged_realesrgan(host: object, models: dict[str, Path],
-                                          tmp_path: Path) -> None:
+def test_upscale_with_packaged_realesrgan(
+    host: object, models: dict[str, Path], tmp_path: Path
+) -> None:
     clip = _clip(tmp_path)
     result = _invoke(host, str(clip), *_upscale_args(models, "--upscale-height", "0"))
     assert result.exit_code == 0, result.output
@@ -160,10 +252,12 @@ def test_upscale_with_packaged_realesrgan(host: object, models: dict[str, Path],
 
 
 def test_two_passes_keep_audio_and_remove_their_temporary_folder(
-        host: object, models: dict[str, Path], tmp_path: Path) -> None:
+    host: object, models: dict[str, Path], tmp_path: Path
+) -> None:
     clip = _clip(tmp_path, "bigbuckbunny")
-    result = _invoke(host, str(clip), *_upscale_args(models, "--upscale-height", "64",
-                                                     "--two-pass"))
+    result = _invoke(
+        host, str(clip), *_upscale_args(models, "--upscale-height", "64", "--two-pass")
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["stylize"]["two_pass"] is True and report["audio"] == "copied"
@@ -176,9 +270,10 @@ def test_two_passes_keep_audio_and_remove_their_temporary_folder(
 
 
 def test_out_of_memory_with_both_models_switches_to_two_passes(
-        host: object, models: dict[str, Path], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    host: object, models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
+
     from vt_stylize.upscaling import UpscaleStage
 
     original = UpscaleStage.process
@@ -188,7 +283,8 @@ def test_out_of_memory_with_both_models_switches_to_two_passes(
         calls["n"] += 1
         if calls["n"] == 1:
             self.inner.process = lambda b: (_ for _ in ()).throw(  # type: ignore[union-attr]
-                torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+                torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            )
         return original(self, batch)
 
     monkeypatch.setattr(UpscaleStage, "process", first_call_oom)
@@ -204,38 +300,48 @@ def test_out_of_memory_with_both_models_switches_to_two_passes(
 
 @pytest.mark.slow  # a fresh interpreter importing torch and diffusers
 def test_upscale_without_vt_upscale_warns_and_keeps_the_stylised_frames(
-        models: dict[str, Path], tmp_path: Path) -> None:
+    models: dict[str, Path], tmp_path: Path
+) -> None:
     clip = _clip(tmp_path)
     env = dict(os.environ, VT_LOAD_PLUGINS="stylize", OMP_NUM_THREADS="1")
     vt = [sys.executable, "-m", "vt"]
-    proc = subprocess.run([*vt, "stylize", str(clip), *_upscale_args(models)],
-                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    proc = subprocess.run(
+        [*vt, "stylize", str(clip), *_upscale_args(models)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "vt: warning: upscaling skipped: vt-upscale is not installed" in proc.stderr
     report = json.loads(proc.stdout)
     assert report["size_out"] == [72, 56] and report["stylize"]["upscale"]["model"] is None
 
 
-@pytest.mark.parametrize("args,code,message", [
-    (["-p", ""], 2, "the prompt is empty"),
-    (["-m", "nowhere/at/all.safetensors"], 2, "--model-id: no such file or folder"),
-    (["-m", "sd15"], 2, "expected a diffusers folder, a .safetensors/.ckpt file or a Hugging"),
-    (["-m", "{controlnet}"], 2, "not a Stable Diffusion pipeline"),
-    (["--strength", "1.5"], 2, "--strength must be between 0 and 1"),
-    (["--steps", "1", "--strength", "0.5"], 2, "runs no denoising step"),
-    (["--two-pass"], 2, "--two-pass is for --upscale"),
-    (["--upscale", "--keep-size"], 2, "choose one"),
-    (["--animatediff", "--cross-frame-attention"], 2, "use one or the other"),
-    (["--max-res", "huge"], 2, "--max-res must be like 480p"),
-    (["--dtype", "fp16"], 2, "fp16 needs a CUDA device"),
-    (["--lora", "no-such-lora.safetensors"], 2, "--lora: no such file or folder"),
-    (["-c", "{controlnet}", "--control", "lineart"], 1, "pip install 'vt-stylize[lineart]'"),
-    (["-c", "{controlnet}", "--control", "depth"], 1, "not in the Hugging Face cache"),
-    (["--noise", "pink"], 2, "--noise must be one of"),
-])
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["-p", ""], 2, "the prompt is empty"),
+        (["-m", "nowhere/at/all.safetensors"], 2, "--model-id: no such file or folder"),
+        (["-m", "sd15"], 2, "expected a diffusers folder, a .safetensors/.ckpt file or a Hugging"),
+        (["-m", "{controlnet}"], 2, "not a Stable Diffusion pipeline"),
+        (["--strength", "1.5"], 2, "--strength must be between 0 and 1"),
+        (["--steps", "1", "--strength", "0.5"], 2, "runs no denoising step"),
+        (["--two-pass"], 2, "--two-pass is for --upscale"),
+        (["--upscale", "--keep-size"], 2, "choose one"),
+        (["--animatediff", "--cross-frame-attention"], 2, "use one or the other"),
+        (["--max-res", "huge"], 2, "--max-res must be like 480p"),
+        (["--dtype", "fp16"], 2, "fp16 needs a CUDA device"),
+        (["--lora", "no-such-lora.safetensors"], 2, "--lora: no such file or folder"),
+        (["-c", "{controlnet}", "--control", "lineart"], 1, "pip install 'vt-stylize[lineart]'"),
+        (["-c", "{controlnet}", "--control", "depth"], 1, "not in the Hugging Face cache"),
+        (["--noise", "pink"], 2, "--noise must be one of"),
+    ],
+)
 def test_bad_options_are_one_line_and_write_nothing(
-        host: object, models: dict[str, Path], tmp_path: Path, args: list[str], code: int,
-        message: str) -> None:
+    host: object, models: dict[str, Path], tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
     clip = _clip(tmp_path)
     args = [a.replace("{controlnet}", str(models["controlnet"])) for a in args]
     base = ["-p", "anime style", "-m", str(models["sd"]), *FAST, "--end", "0.04"]
@@ -248,15 +354,15 @@ def test_bad_options_are_one_line_and_write_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["carphone.mp4"]
 
 
-def test_missing_input_and_cuda_are_runtime_errors(host: object, models: dict[str, Path],
-                                                   tmp_path: Path) -> None:
+def test_missing_input_and_cuda_are_runtime_errors(
+    host: object, models: dict[str, Path], tmp_path: Path
+) -> None:
     result = _invoke(host, str(tmp_path / "none.mp4"), "-p", "x", "-m", str(models["sd"]))
     assert result.exit_code == 1 and "vt: error:" in result.stderr
     clip = _clip(tmp_path)
     import torch
 
     if not torch.cuda.is_available():
-        result = _invoke(host, str(clip), "-p", "x", "-m", str(models["sd"]), "--device",
-                         "cuda")
+        result = _invoke(host, str(clip), "-p", "x", "-m", str(models["sd"]), "--device", "cuda")
         assert result.exit_code == 1 and "CUDA is not available" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["carphone.mp4"]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from stylize_helpers import batch
+
 from vt.media.frames import FrameFormat
 from vt_stylize import StylizeProcessor
 from vt_stylize.coherence import (
@@ -32,8 +33,14 @@ def _still(frame: np.ndarray, count: int = 3) -> np.ndarray:
 
 
 def _stylize(models: dict[str, Path], images: np.ndarray, **options: object) -> np.ndarray:
-    options = {"prompt": "anime style", "model": str(models["sd"]), "steps": 2,
-               "strength": 0.5, "max_res": 32, **options}
+    options = {
+        "prompt": "anime style",
+        "model": str(models["sd"]),
+        "steps": 2,
+        "strength": 0.5,
+        "max_res": 32,
+        **options,
+    }
     p = StylizeProcessor(**options)
     try:
         h, w = images.shape[1:3]
@@ -45,7 +52,8 @@ def _stylize(models: dict[str, Path], images: np.ndarray, **options: object) -> 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_still_clip_shared_noise_gives_identical_frames_fresh_noise_does_not(
-        models: dict[str, Path], carphone_frames: np.ndarray, batch_size: int) -> None:
+    models: dict[str, Path], carphone_frames: np.ndarray, batch_size: int
+) -> None:
     still = _still(carphone_frames[0])
     shared = _stylize(models, still, noise="shared", batch_size=batch_size)
     assert shared.shape == (3, 32, 40, 3)
@@ -57,14 +65,16 @@ def test_still_clip_shared_noise_gives_identical_frames_fresh_noise_does_not(
 
 
 def test_still_clip_with_cross_frame_attention_stays_identical(
-        models: dict[str, Path], carphone_frames: np.ndarray) -> None:
+    models: dict[str, Path], carphone_frames: np.ndarray
+) -> None:
     still = _still(carphone_frames[0], 4)
     out = _stylize(models, still, cross_frame_attention=True, batch_size=2)
     assert all(np.array_equal(out[0], out[k]) for k in range(1, 4))
 
 
 def test_cross_frame_attention_changes_every_frame_but_the_anchor(
-        models: dict[str, Path], carphone_frames: np.ndarray) -> None:
+    models: dict[str, Path], carphone_frames: np.ndarray
+) -> None:
     """The anchor attends to itself (output unchanged); later frames, also those in later
     calls where the anchor rides along, attend to it instead of themselves."""
     frames = carphone_frames[[0, 1, 2, 3]]
@@ -76,8 +86,7 @@ def test_cross_frame_attention_changes_every_frame_but_the_anchor(
 
 def test_frame_noise_depends_on_the_frame_not_the_batch() -> None:
     alone = frame_noise(frame_generators(7, [5], "fresh"), (4, 3, 3), "cpu", torch.float32)
-    among = frame_noise(frame_generators(7, [4, 5, 6], "fresh"), (4, 3, 3), "cpu",
-                        torch.float32)
+    among = frame_noise(frame_generators(7, [4, 5, 6], "fresh"), (4, 3, 3), "cpu", torch.float32)
     assert torch.equal(alone[0], among[1]) and not torch.equal(among[0], among[1])
     shared = frame_noise(frame_generators(7, [0, 9], "shared"), (4, 3, 3), "cpu", torch.float32)
     assert torch.equal(shared[0], shared[1])
@@ -91,8 +100,9 @@ def _attention() -> torch.nn.Module:
     return Attention(query_dim=16, heads=2, dim_head=8).eval()
 
 
-def _reference(attn: torch.nn.Module, queries_from: torch.Tensor,
-               keys_from: torch.Tensor) -> torch.Tensor:
+def _reference(
+    attn: torch.nn.Module, queries_from: torch.Tensor, keys_from: torch.Tensor
+) -> torch.Tensor:
     """Plain attention of one frame's queries over another frame's keys/values."""
     q = attn.to_q(queries_from)
     k, v = attn.to_k(keys_from), attn.to_v(keys_from)
@@ -116,8 +126,8 @@ def test_cross_frame_attention_uses_the_anchors_keys_and_values() -> None:
         out = attn(x)
         for k in range(2 * frames):
             anchor = (k // frames) * frames
-            expected = _reference(attn, x[k:k + 1], x[anchor:anchor + 1])
-            assert torch.allclose(out[k:k + 1], expected, atol=1e-5), k
+            expected = _reference(attn, x[k : k + 1], x[anchor : anchor + 1])
+            assert torch.allclose(out[k : k + 1], expected, atol=1e-5), k
         # frame 2 does not see frame 1: changing frame 1 leaves frame 2 alone…
         y = x.clone()
         y[1] += 1.0
@@ -146,13 +156,11 @@ def test_only_spatial_self_attention_is_swapped_and_restorable(models: dict[str,
     unet = diffusers.UNet2DConditionModel.from_pretrained(models["sd"] / "unet")
     before = dict(unet.attn_processors)
     restore = enable_cross_frame_attention(unet, AnchorLayout(2))
-    swapped = {n for n, p in unet.attn_processors.items()
-               if isinstance(p, CrossFrameAttnProcessor)}
+    swapped = {n for n, p in unet.attn_processors.items() if isinstance(p, CrossFrameAttnProcessor)}
     assert swapped and all(n.endswith("attn1.processor") for n in swapped)
     assert swapped == {n for n in before if n.endswith("attn1.processor")}
     restore()
-    assert not any(isinstance(p, CrossFrameAttnProcessor)
-                   for p in unet.attn_processors.values())
+    assert not any(isinstance(p, CrossFrameAttnProcessor) for p in unet.attn_processors.values())
 
 
 # -- overlapping windows ---------------------------------------------------------------------

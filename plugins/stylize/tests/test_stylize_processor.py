@@ -7,23 +7,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 from stylize_helpers import batch, tiny_depth_model, tiny_lora
+
 from vt.errors import UsageError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt_stylize import StylizeProcessor, StylizeSettings, processing_size
 from vt_stylize.settings import parse_resolution
 
 
-@pytest.mark.parametrize("size,max_res,multiple,expected", [
-    ((854, 480), 480, 8, (856, 480)),  # 854/8 = 106.75 -> 107 * 8
-    ((1920, 1080), 480, 8, (856, 480)),
-    ((1080, 1920), 480, 8, (480, 856)),  # portrait: the shorter side is capped
-    ((176, 144), 480, 8, (176, 144)),  # never enlarged
-    ((176, 144), 48, 8, (56, 48)),
-    ((100, 60), None, 8, (96, 64)),  # rounded to the model's multiple
-    ((3, 3), None, 8, (8, 8)),
-])
-def test_processing_size(size: tuple[int, int], max_res: int | None, multiple: int,
-                         expected: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    "size,max_res,multiple,expected",
+    [
+        ((854, 480), 480, 8, (856, 480)),  # 854/8 = 106.75 -> 107 * 8
+        ((1920, 1080), 480, 8, (856, 480)),
+        ((1080, 1920), 480, 8, (480, 856)),  # portrait: the shorter side is capped
+        ((176, 144), 480, 8, (176, 144)),  # never enlarged
+        ((176, 144), 48, 8, (56, 48)),
+        ((100, 60), None, 8, (96, 64)),  # rounded to the model's multiple
+        ((3, 3), None, 8, (8, 8)),
+    ],
+)
+def test_processing_size(
+    size: tuple[int, int], max_res: int | None, multiple: int, expected: tuple[int, int]
+) -> None:
     assert processing_size(*size, max_res, multiple) == expected
 
 
@@ -35,23 +40,26 @@ def test_resolutions_parse() -> None:
             parse_resolution(bad)
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"prompt": "  "}, "prompt is empty"),
-    ({"strength": 1.5}, "--strength must be between 0 and 1"),
-    ({"strength": float("nan")}, "--strength must be between"),
-    ({"steps": 0}, "--steps must be between"),
-    ({"steps": 2, "strength": 0.2}, "runs no denoising step"),
-    ({"noise": "pink"}, "--noise must be one of shared, fresh"),
-    ({"control": "pose"}, "--control must be one of"),
-    ({"animatediff": True, "overlap": 16}, "--overlap must be between"),
-    ({"animatediff": True, "cross_frame_attention": True}, "AnimateDiff's motion modules"),
-    ({"batch_size": -1}, "--batch-size"),
-    ({"dtype": "fp8"}, "--dtype must be one of"),
-    ({"guidance": -1.0}, "--guidance"),
-    ({"seed": -3}, "--seed"),
-    ({"colour": "red"}, "no option"),
-    ({"model_config": "/tmp"}, "--model-config is for single-file checkpoints"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"prompt": "  "}, "prompt is empty"),
+        ({"strength": 1.5}, "--strength must be between 0 and 1"),
+        ({"strength": float("nan")}, "--strength must be between"),
+        ({"steps": 0}, "--steps must be between"),
+        ({"steps": 2, "strength": 0.2}, "runs no denoising step"),
+        ({"noise": "pink"}, "--noise must be one of shared, fresh"),
+        ({"control": "pose"}, "--control must be one of"),
+        ({"animatediff": True, "overlap": 16}, "--overlap must be between"),
+        ({"animatediff": True, "cross_frame_attention": True}, "AnimateDiff's motion modules"),
+        ({"batch_size": -1}, "--batch-size"),
+        ({"dtype": "fp8"}, "--dtype must be one of"),
+        ({"guidance": -1.0}, "--guidance"),
+        ({"seed": -3}, "--seed"),
+        ({"colour": "red"}, "no option"),
+        ({"model_config": "/tmp"}, "--model-config is for single-file checkpoints"),
+    ],
+)
 def test_settings_refuse_what_cannot_run(options: dict[str, object], message: str) -> None:
     options = {"prompt": "anime style", **options}
     with pytest.raises(UsageError, match=message):
@@ -59,8 +67,14 @@ def test_settings_refuse_what_cannot_run(options: dict[str, object], message: st
 
 
 def _processor(models: dict[str, Path], **options: object) -> StylizeProcessor:
-    options = {"prompt": "anime style", "model": str(models["sd"]), "steps": 2,
-               "strength": 0.5, "max_res": 32, **options}
+    options = {
+        "prompt": "anime style",
+        "model": str(models["sd"]),
+        "steps": 2,
+        "strength": 0.5,
+        "max_res": 32,
+        **options,
+    }
     return StylizeProcessor(**options)
 
 
@@ -70,15 +84,16 @@ def _run(p: StylizeProcessor, frames: np.ndarray, chunk: int) -> list[FrameBatch
     p.configure(FrameFormat(w, h))
     out = []
     for start in range(0, len(frames), chunk):
-        got = p.process(batch(frames[start:start + chunk], start))
+        got = p.process(batch(frames[start : start + chunk], start))
         if got is not None and len(got):
             out.append(got)
     out.extend(p.flush())
     return out
 
 
-def test_seed_makes_the_output_repeatable(models: dict[str, Path],
-                                          carphone_frames: np.ndarray) -> None:
+def test_seed_makes_the_output_repeatable(
+    models: dict[str, Path], carphone_frames: np.ndarray
+) -> None:
     runs = []
     for seed in (3, 3, 4):
         p = _processor(models, seed=seed, noise="fresh")
@@ -89,8 +104,9 @@ def test_seed_makes_the_output_repeatable(models: dict[str, Path],
     assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
 
 
-def test_keep_size_returns_frames_at_the_source_size(models: dict[str, Path],
-                                                     carphone_frames: np.ndarray) -> None:
+def test_keep_size_returns_frames_at_the_source_size(
+    models: dict[str, Path], carphone_frames: np.ndarray
+) -> None:
     p = _processor(models, keep_size=True)
     try:
         fmt = p.configure(FrameFormat(176, 144))
@@ -101,14 +117,25 @@ def test_keep_size_returns_frames_at_the_source_size(models: dict[str, Path],
         p.close()
 
 
-@pytest.mark.parametrize("frames,window,overlap,chunk", [(7, 4, 2, 2), (5, 4, 1, 3),
-                                                         (3, 4, 2, 2), (9, 4, 3, 1)])
+@pytest.mark.parametrize(
+    "frames,window,overlap,chunk", [(7, 4, 2, 2), (5, 4, 1, 3), (3, 4, 2, 2), (9, 4, 3, 1)]
+)
 def test_animatediff_windows_return_every_frame_once_in_order(
-        models: dict[str, Path], carphone_frames: np.ndarray, frames: int, window: int,
-        overlap: int, chunk: int) -> None:
+    models: dict[str, Path],
+    carphone_frames: np.ndarray,
+    frames: int,
+    window: int,
+    overlap: int,
+    chunk: int,
+) -> None:
     clip = carphone_frames[np.arange(frames) % len(carphone_frames)]
-    p = _processor(models, animatediff=True, motion_adapter=str(models["motion"]),
-                   window=window, overlap=overlap)
+    p = _processor(
+        models,
+        animatediff=True,
+        motion_adapter=str(models["motion"]),
+        window=window,
+        overlap=overlap,
+    )
     try:
         out = _run(p, clip, chunk)
         assert p.batch_size == window - overlap  # what the core hands over at a time
@@ -119,8 +146,9 @@ def test_animatediff_windows_return_every_frame_once_in_order(
     assert all(b.images.shape[1:] == (32, 40, 3) for b in out)
 
 
-def test_animatediff_overlap_blends_neighbouring_windows(models: dict[str, Path],
-                                                         carphone_frames: np.ndarray) -> None:
+def test_animatediff_overlap_blends_neighbouring_windows(
+    models: dict[str, Path], carphone_frames: np.ndarray
+) -> None:
     """Frames shared by two windows are a cross-fade of both windows' outputs: neither
     window's own output for them, and between the two."""
     clip = carphone_frames[[0, 1, 2, 3, 2, 1]]
@@ -139,13 +167,17 @@ def test_animatediff_overlap_blends_neighbouring_windows(models: dict[str, Path]
     assert not np.array_equal(blended[2:4], alone[2:4])
 
 
-def test_controlnet_conditions_on_canny_edges(models: dict[str, Path],
-                                              carphone_frames: np.ndarray) -> None:
+def test_controlnet_conditions_on_canny_edges(
+    models: dict[str, Path], carphone_frames: np.ndarray
+) -> None:
     """The control image reaches the UNet: at conditioning scale 0 the ControlNet pipeline
     gives plain img2img's frames, at 1 it does not."""
     outputs = []
-    for options in ({}, {"controlnet": str(models["controlnet"]), "controlnet_scale": 0.0},
-                    {"controlnet": str(models["controlnet"])}):
+    for options in (
+        {},
+        {"controlnet": str(models["controlnet"]), "controlnet_scale": 0.0},
+        {"controlnet": str(models["controlnet"])},
+    ):
         p = _processor(models, **options)
         try:
             outputs.append(_run(p, carphone_frames[:2], 2)[0].images)
@@ -169,12 +201,13 @@ def test_processor_is_registered_for_other_commands(host: object) -> None:
         info.factory(prompt="")
 
 
-def test_depth_control_from_a_transformers_model(models: dict[str, Path],
-                                                 carphone_frames: np.ndarray,
-                                                 tmp_path: Path) -> None:
+def test_depth_control_from_a_transformers_model(
+    models: dict[str, Path], carphone_frames: np.ndarray, tmp_path: Path
+) -> None:
     depth = tiny_depth_model(tmp_path / "dpt")
-    p = _processor(models, controlnet=str(models["controlnet"]), control="depth",
-                   control_model=str(depth))
+    p = _processor(
+        models, controlnet=str(models["controlnet"]), control="depth", control_model=str(depth)
+    )
     try:
         out = _run(p, carphone_frames[:2], 2)
         assert p.detector is not None and p.detector.name == "depth"
@@ -193,15 +226,18 @@ def test_canny_takes_no_detector_model(models: dict[str, Path]) -> None:
     p.close()
 
 
-def test_lora_changes_the_output_and_scale_zero_does_not(models: dict[str, Path],
-                                                         carphone_frames: np.ndarray,
-                                                         tmp_path: Path) -> None:
+def test_lora_changes_the_output_and_scale_zero_does_not(
+    models: dict[str, Path], carphone_frames: np.ndarray, tmp_path: Path
+) -> None:
     pytest.importorskip("peft")
     lora = tiny_lora(tmp_path / "lora", models["sd"])
     runs = {}
-    for name, options in {"none": {}, "file": {"lora": str(lora)},
-                          "folder": {"lora": str(lora.parent)},
-                          "zero": {"lora": str(lora), "lora_scale": 0.0}}.items():
+    for name, options in {
+        "none": {},
+        "file": {"lora": str(lora)},
+        "folder": {"lora": str(lora.parent)},
+        "zero": {"lora": str(lora), "lora_scale": 0.0},
+    }.items():
         p = _processor(models, **options)
         try:
             runs[name] = _run(p, carphone_frames[:1], 1)[0].images.astype(int)
@@ -212,14 +248,18 @@ def test_lora_changes_the_output_and_scale_zero_does_not(models: dict[str, Path]
     assert np.abs(runs["none"] - runs["zero"]).max() <= 1
 
 
-def test_lora_without_peft_says_what_to_install(models: dict[str, Path], tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lora_without_peft_says_what_to_install(
+    models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vt.errors import ModelUnavailableError
     from vt_stylize import pipelines
 
     real = pipelines.importlib.util.find_spec
-    monkeypatch.setattr(pipelines.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "peft" else real(name, *a))
+    monkeypatch.setattr(
+        pipelines.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "peft" else real(name, *a),
+    )
     p = _processor(models, lora=str(tmp_path / "x.safetensors"))
     with pytest.raises(ModelUnavailableError, match=r"--lora needs peft.*pip install peft"):
         p.configure(FrameFormat(64, 48))
@@ -227,9 +267,10 @@ def test_lora_without_peft_says_what_to_install(models: dict[str, Path], tmp_pat
 
 
 def test_out_of_memory_halves_the_batch_then_says_what_to_try(
-        models: dict[str, Path], carphone_frames: np.ndarray,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    models: dict[str, Path], carphone_frames: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
+
     from vt_stylize import GpuOutOfMemory, StylizeWarning
 
     p = _processor(models, batch_size=4)
@@ -246,7 +287,9 @@ def test_out_of_memory_halves_the_batch_then_says_what_to_try(
     with pytest.warns(StylizeWarning) as record:
         out = p.process(batch(carphone_frames))
     assert [str(w.message).split(": ")[1] for w in record] == [
-        "continuing with 2 frame(s) per call", "continuing with 1 frame(s) per call"]
+        "continuing with 2 frame(s) per call",
+        "continuing with 1 frame(s) per call",
+    ]
     assert calls == [4, 2, 1, 1, 1, 1] and p.call_batch == 1
     assert out is not None and out.indices == [0, 1, 2, 3]
 

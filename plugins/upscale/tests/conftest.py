@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from upscale_helpers import tiny_compact
 
 from vt.plugins import PluginHost
-
-from upscale_helpers import tiny_compact
 
 
 @pytest.fixture
@@ -23,8 +22,9 @@ def host(host: PluginHost) -> PluginHost:
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory,
-                   monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """An empty model cache per test, and no downloads unless a test allows them."""
     cache = tmp_path_factory.mktemp("model-cache")
     monkeypatch.setenv("VT_MODEL_CACHE", str(cache))

@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from upscale_helpers import tiny_compact
 
 from vt.errors import ModelUnavailableError, UsageError, VtError
 from vt.registry import ModelRef
 from vt_upscale.adapters import load_model
-
-from upscale_helpers import tiny_compact
 
 
 def _reference(x: torch.Tensor) -> torch.Tensor:
@@ -77,9 +76,15 @@ def _export_onnx(path: Path, dynamic: bool, size: int = 16) -> None:
     axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h2", 3: "w2"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(tiny_compact(), torch.rand(1, 3, size, size), str(path),
-                          dynamo=False, input_names=["input"], output_names=["output"],
-                          dynamic_axes=axes if dynamic else None)
+        torch.onnx.export(
+            tiny_compact(),
+            torch.rand(1, 3, size, size),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes=axes if dynamic else None,
+        )
 
 
 def test_onnx_model_scale_from_a_probe_run(host, tmp_path: Path) -> None:
@@ -122,11 +127,12 @@ def test_ncnn_adapter_runs_packaged_weights(host) -> None:
 
 
 def test_real_esrgan_ncnn_files_pick_ncnn_on_cpu_fp32_and_torch_otherwise(
-        host, tmp_path: Path) -> None:
+    host, tmp_path: Path
+) -> None:
     from dataclasses import replace
 
-    from vt_upscale.adapters import choose
     from vt.models import resolve_model as resolve
+    from vt_upscale.adapters import choose
 
     assert load_model("realesr-animevideov3-x2", device="cpu").backend == "ncnn"
     bf16 = load_model("realesr-animevideov3-x2", device="cpu", dtype="bf16")
@@ -139,8 +145,9 @@ def test_real_esrgan_ncnn_files_pick_ncnn_on_cpu_fp32_and_torch_otherwise(
     other = ModelRef(path=tmp_path / "other.param", metadata={"device": "cuda"})
     other.path.write_text("7767517\n2 2\nInput data 0 1 data\nSigmoid s 1 1 data out\n")
     assert choose(other, candidates).name == "ncnn"
-    assert host.call_first("choose_model_adapter", model=other,
-                           candidates=candidates).name == "ncnn"
+    assert (
+        host.call_first("choose_model_adapter", model=other, candidates=candidates).name == "ncnn"
+    )
 
 
 def test_backend_that_cannot_load_the_file_is_a_usage_error(host, tiny_pth: Path) -> None:
@@ -158,8 +165,8 @@ def test_adapters_are_registered_for_other_plugins(host, tiny_pth: Path) -> None
 
 
 def test_size_requirements_pad_the_input_and_crop_the_output() -> None:
-    from vt_upscale.adapters.torch_spandrel import TorchSRModel
     from vt.models import SizeRequirements
+    from vt_upscale.adapters.torch_spandrel import TorchSRModel
 
     seen: list[tuple[int, int]] = []
 
@@ -168,8 +175,13 @@ def test_size_requirements_pad_the_input_and_crop_the_output() -> None:
             seen.append(tuple(x.shape[-2:]))
             return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
 
-    model = TorchSRModel(Nearest(), name="needs-16", scale=2, supports_half=False,
-                         size_requirements=SizeRequirements(minimum=16, multiple_of=8))
+    model = TorchSRModel(
+        Nearest(),
+        name="needs-16",
+        scale=2,
+        supports_half=False,
+        size_requirements=SizeRequirements(minimum=16, multiple_of=8),
+    )
     x = torch.rand(1, 3, 10, 13)
     y = model(x)
     assert seen == [(16, 16)]
@@ -181,7 +193,8 @@ def test_size_requirements_pad_the_input_and_crop_the_output() -> None:
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_torchscript_loads_only_when_trusted_or_its_sha256_is_registered(
-        host, torchscript_pt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    host, torchscript_pt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dataclasses import replace
 
     from vt.errors import UntrustedModelError
@@ -199,8 +212,11 @@ def test_torchscript_loads_only_when_trusted_or_its_sha256_is_registered(
             load_state_dict(torchscript_pt, known_sha256="0" * 64)
     assert load_model(torchscript_pt, device="cpu", trust_model=True).scale == 2
     # a registered model whose published sha256 is this file's: no flag needed
-    info = replace(models.BY_NAME["realesr-general-x4v3"], name="tiny-script",
-                   sha256=models.sha256_of(torchscript_pt))
+    info = replace(
+        models.BY_NAME["realesr-general-x4v3"],
+        name="tiny-script",
+        sha256=models.sha256_of(torchscript_pt),
+    )
     monkeypatch.setitem(models.BY_NAME, "tiny-script", info)
     ref = ModelRef(torchscript_pt, name="tiny-script", source="cache")
     assert load_model(ref, device="cpu").scale == 2

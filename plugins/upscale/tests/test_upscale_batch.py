@@ -12,18 +12,31 @@ from vt.batch import read_status
 from vt.testing import make_video
 
 
-def test_one_worker_loads_the_model_once_for_all_its_jobs(tmp_path: Path,
-                                                          tiny_pth: Path) -> None:
+def test_one_worker_loads_the_model_once_for_all_its_jobs(tmp_path: Path, tiny_pth: Path) -> None:
     for n in range(3):
         make_video(tmp_path / f"clip{n}.mp4", frames=4, width=24, height=16)
-    rows = [{"command": "upscale", "input": f"clip{n}.mp4", "output": f"up/{n}.mp4",
-             "model": str(tiny_pth), "device": "cpu", "preset": "ultrafast"}
-            for n in range(3)]
+    rows = [
+        {
+            "command": "upscale",
+            "input": f"clip{n}.mp4",
+            "output": f"up/{n}.mp4",
+            "model": str(tiny_pth),
+            "device": "cpu",
+            "preset": "ultrafast",
+        }
+        for n in range(3)
+    ]
     (tmp_path / "jobs.json").write_text(json.dumps(rows))
     vt = Path(sys.executable).parent / "vt"
     env = dict(os.environ, VT_LOAD_PLUGINS="upscale", VT_OFFLINE="1")
-    done = subprocess.run([str(vt), "batch", "jobs.json", "--workers", "1"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(vt), "batch", "jobs.json", "--workers", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     status = read_status(tmp_path / "jobs.status.json")
     assert [r["status"] for r in status] == ["done"] * 3

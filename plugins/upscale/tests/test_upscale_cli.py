@@ -68,8 +68,9 @@ def test_existing_output_is_not_overwritten_without_overwrite(host, clip: Path) 
 
 def test_vfr_timestamps_survive(host, tmp_path: Path) -> None:
     pts = [0, 40, 120, 130, 300, 310]
-    clip = make_video(tmp_path / "vfr.mkv", frames=6, width=32, height=24, pts=pts,
-                      time_base=Fraction(1, 1000))
+    clip = make_video(
+        tmp_path / "vfr.mkv", frames=6, width=32, height=24, pts=pts, time_base=Fraction(1, 1000)
+    )
     result = _invoke(host, str(clip), "--method", "bicubic", "--scale", "1.5", *FAST)
     assert result.exit_code == 0, result.output
     dst = _streams(tmp_path / "vfr_upscaled.mkv")
@@ -91,21 +92,32 @@ def test_ai_without_model_runs_packaged_weights_offline(host, tmp_path: Path) ->
 def test_any_model_file_and_a_non_native_scale(host, tmp_path: Path, tiny_pth: Path) -> None:
     clip = make_video(tmp_path / "tiny.mp4", frames=3, width=32, height=24)
     out = tmp_path / "x3.mp4"
-    result = _invoke(host, str(clip), "--model", str(tiny_pth), "--scale", "3", "--tile", "16",
-                     "-o", str(out), *FAST)
+    result = _invoke(
+        host,
+        str(clip),
+        "--model",
+        str(tiny_pth),
+        "--scale",
+        "3",
+        "--tile",
+        "16",
+        "-o",
+        str(out),
+        *FAST,
+    )
     assert result.exit_code == 0, result.output
     assert "+ lanczos to x3" in result.output
     assert _streams(out)["size"] == (96, 72)
 
 
-def test_missing_model_file_is_a_usage_error_with_or_without_strict(
-        host, tmp_path: Path) -> None:
+def test_missing_model_file_is_a_usage_error_with_or_without_strict(host, tmp_path: Path) -> None:
     # a typo is not a model that cannot run: no silent fallback to Lanczos
     clip = make_video(tmp_path / "tiny.mp4", frames=3, width=32, height=24)
     missing = tmp_path / "nope.pth"
     for extra in ([], ["--strict"]):
-        result = _invoke(host, str(clip), "--model", str(missing), *extra,
-                         "-o", str(tmp_path / "a.mp4"), *FAST)
+        result = _invoke(
+            host, str(clip), "--model", str(missing), *extra, "-o", str(tmp_path / "a.mp4"), *FAST
+        )
         assert result.exit_code == 2, result.output
         assert "model file not found" in result.output
         assert "falling back" not in result.output
@@ -123,8 +135,9 @@ def test_torchscript_needs_trust_model(host, tmp_path: Path, torchscript_pt: Pat
         "Pass --trust-model (trust_model=True in Python) only if you trust its source"
     ]
     assert not out.exists()
-    result = _invoke(host, str(clip), "--model", str(torchscript_pt), "--trust-model",
-                     "-o", str(out), *FAST)
+    result = _invoke(
+        host, str(clip), "--model", str(torchscript_pt), "--trust-model", "-o", str(out), *FAST
+    )
     assert result.exit_code == 0, result.output
     assert "tiny_script [torch" in result.output
     assert _streams(out)["size"] == (64, 48)
@@ -167,8 +180,9 @@ def test_processors_are_registered_for_other_commands(host, tiny_pth: Path) -> N
     assert torch.is_grad_enabled()  # no global state leaked from inference_mode
 
 
-def test_ten_bit_input_runs_at_16_bits_through_the_model(host, tmp_path: Path, tiny_pth: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ten_bit_input_runs_at_16_bits_through_the_model(
+    host, tmp_path: Path, tiny_pth: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vt_upscale import Upscaler
 
     seen: list[tuple[str, str]] = []
@@ -180,14 +194,32 @@ def test_ten_bit_input_runs_at_16_bits_through_the_model(host, tmp_path: Path, t
         return out
 
     monkeypatch.setattr(Upscaler, "upscale_batch", spy)
-    clip = make_video(tmp_path / "deep.mkv", frames=3, width=32, height=24, bit_depth=10,
-                      pixel_format="yuv420p10le", codec="libx265", options={"x265-params":
-                                                                          "log-level=error"})
+    clip = make_video(
+        tmp_path / "deep.mkv",
+        frames=3,
+        width=32,
+        height=24,
+        bit_depth=10,
+        pixel_format="yuv420p10le",
+        codec="libx265",
+        options={"x265-params": "log-level=error"},
+    )
     out = tmp_path / "deep_up.mkv"
-    result = _invoke(host, str(clip), "--model", str(tiny_pth), "-o", str(out), "--codec",
-                     "libx265", "--json", "-e", "x265-params=log-level=error")
+    result = _invoke(
+        host,
+        str(clip),
+        "--model",
+        str(tiny_pth),
+        "-o",
+        str(out),
+        "--codec",
+        "libx265",
+        "--json",
+        "-e",
+        "x265-params=log-level=error",
+    )
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output[result.output.index("{"):])
+    report = json.loads(result.output[result.output.index("{") :])
     assert report["size_out"] == [64, 48] and report["frames_out"] == 3
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.pix_fmt.startswith("yuv420p10")

@@ -48,8 +48,9 @@ def test_other_options_or_new_weights_load_again(host, tiny_pth: Path) -> None:
     assert memo_stats().loads == 3
 
 
-def test_the_memo_is_a_small_lru(host, tiny_pth: Path, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_memo_is_a_small_lru(
+    host, tiny_pth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     monkeypatch.setenv("VT_MODEL_MEMO", "1")

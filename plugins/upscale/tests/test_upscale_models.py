@@ -12,9 +12,9 @@ import pytest
 from vt.cachedirs import cache_dir
 from vt.download import download
 from vt.errors import DownloadError, ModelUnavailableError, UsageError
-from vt_upscale import models
 from vt.models import resolve_model as resolve
 from vt.testing import FileHandler, serve_http
+from vt_upscale import models
 from vt_upscale.models import BY_NAME, default_model, fetch, locate
 
 
@@ -34,8 +34,9 @@ def release_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield url
 
 
-def test_cache_dir_honours_vt_model_cache_then_xdg(monkeypatch: pytest.MonkeyPatch,
-                                                   tmp_path: Path) -> None:
+def test_cache_dir_honours_vt_model_cache_then_xdg(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("VT_CACHE_DIR", raising=False)
     monkeypatch.setenv("VT_MODEL_CACHE", str(tmp_path / "explicit"))
     assert cache_dir("models") == tmp_path / "explicit"
@@ -47,11 +48,16 @@ def test_cache_dir_honours_vt_model_cache_then_xdg(monkeypatch: pytest.MonkeyPat
     assert cache_dir("models") == tmp_path / "home" / ".cache" / "vt" / "models"
 
 
-@pytest.mark.parametrize(("scale", "name"), [(2, "realesr-animevideov3-x2"),
-                                             (1.5, "realesr-animevideov3-x2"),
-                                             (3, "realesr-animevideov3-x3"),
-                                             (4, "realesr-animevideov3-x4"),
-                                             (8, "realesr-animevideov3-x4")])
+@pytest.mark.parametrize(
+    ("scale", "name"),
+    [
+        (2, "realesr-animevideov3-x2"),
+        (1.5, "realesr-animevideov3-x2"),
+        (3, "realesr-animevideov3-x3"),
+        (4, "realesr-animevideov3-x4"),
+        (8, "realesr-animevideov3-x4"),
+    ],
+)
 def test_default_model_for_each_scale_is_packaged(scale: float, name: str) -> None:
     assert default_model(scale) == name
     ref = resolve(name)
@@ -94,7 +100,8 @@ def test_missing_file_path_is_reported(host, tmp_path: Path) -> None:
 
 
 def test_download_only_model_fails_offline_saying_where_to_put_it(
-        isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def refused(url: str, dest: Path, **kwargs: object) -> None:
         raise DownloadError(f"download failed: no network ({url})")
 
@@ -117,12 +124,17 @@ def test_vt_offline_forbids_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _fake_release(server: str, payload: bytes, sha: str) -> models.SRModelInfo:
     _Release.files["/release/tiny.pth"] = payload
-    return replace(BY_NAME["realesr-general-x4v3"], url=f"{server}/release/tiny.pth",
-                   sha256=sha, cache_files=("tiny.pth",))
+    return replace(
+        BY_NAME["realesr-general-x4v3"],
+        url=f"{server}/release/tiny.pth",
+        sha256=sha,
+        cache_files=("tiny.pth",),
+    )
 
 
-def test_download_is_verified_and_cached(isolated_cache: Path, release_server: str,
-                                         tiny_pth: Path) -> None:
+def test_download_is_verified_and_cached(
+    isolated_cache: Path, release_server: str, tiny_pth: Path
+) -> None:
     payload = tiny_pth.read_bytes()
     info = _fake_release(release_server, payload, hashlib.sha256(payload).hexdigest())
     ref = fetch(info)
@@ -132,8 +144,9 @@ def test_download_is_verified_and_cached(isolated_cache: Path, release_server: s
     assert locate(info).source == "cache"  # found there next time
 
 
-def test_download_with_a_wrong_sha256_saves_nothing(isolated_cache: Path,
-                                                    release_server: str) -> None:
+def test_download_with_a_wrong_sha256_saves_nothing(
+    isolated_cache: Path, release_server: str
+) -> None:
     info = _fake_release(release_server, b"not the weights", "0" * 64)
     with pytest.raises(ModelUnavailableError, match="failed verification"):
         fetch(info)
@@ -141,9 +154,9 @@ def test_download_with_a_wrong_sha256_saves_nothing(isolated_cache: Path,
     assert list(isolated_cache.iterdir()) == []
 
 
-def test_partial_downloads_of_killed_runs_are_cleaned(isolated_cache: Path,
-                                                      release_server: str,
-                                                      tiny_pth: Path) -> None:
+def test_partial_downloads_of_killed_runs_are_cleaned(
+    isolated_cache: Path, release_server: str, tiny_pth: Path
+) -> None:
     import os
     import subprocess
 
@@ -160,8 +173,14 @@ def test_partial_downloads_of_killed_runs_are_cleaned(isolated_cache: Path,
 
 def test_models_are_registered_with_the_core(host) -> None:
     names = host.models.names()
-    for name in ("realesr-animevideov3-x2", "realesr-animevideov3-x3", "realesr-animevideov3-x4",
-                 "RealESRGAN_x4plus", "RealESRGAN_x4plus_anime_6B", "realesr-general-x4v3"):
+    for name in (
+        "realesr-animevideov3-x2",
+        "realesr-animevideov3-x3",
+        "realesr-animevideov3-x4",
+        "RealESRGAN_x4plus",
+        "RealESRGAN_x4plus_anime_6B",
+        "realesr-general-x4v3",
+    ):
         assert name in names
     spec = host.models.get("RealESRGAN_x4plus")
     assert spec.task == "super-resolution"

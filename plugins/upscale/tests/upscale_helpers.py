@@ -11,8 +11,7 @@ def tiny_compact(scale: int = 2, num_conv: int = 2, num_feat: int = 8, seed: int
     from spandrel.architectures.Compact import Compact
 
     torch.manual_seed(seed)
-    model = Compact(num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_conv=num_conv,
-                    upscale=scale)
+    model = Compact(num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_conv=num_conv, upscale=scale)
     with torch.no_grad():  # non-trivial PReLU slopes
         for module in model.modules():
             if isinstance(module, torch.nn.PReLU):

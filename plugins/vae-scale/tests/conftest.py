@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vt.plugins import PluginHost
 
 
@@ -27,8 +28,7 @@ def host(host: PluginHost) -> PluginHost:
 
 
 @pytest.fixture(autouse=True)
-def offline_hub(tmp_path_factory: pytest.TempPathFactory,
-                monkeypatch: pytest.MonkeyPatch) -> Path:
+def offline_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty Hugging Face cache and no downloads: nothing reaches the network."""
     hub = tmp_path_factory.mktemp("hf") / "hub"
     hub.mkdir()
@@ -37,10 +37,17 @@ def offline_hub(tmp_path_factory: pytest.TempPathFactory,
     return hub
 
 
-def solid_clip(path: Path, width: int, height: int, frames: int = 4, audio: bool = False,
-               color: tuple[int, int, int] = (200, 150, 90)) -> Path:
+def solid_clip(
+    path: Path,
+    width: int,
+    height: int,
+    frames: int = 4,
+    audio: bool = False,
+    color: tuple[int, int, int] = (200, 150, 90),
+) -> Path:
     """A clip of one bright colour with light noise: its non-pad area is easy to measure."""
     import av
+
     from vt.testing import make_video
 
     if audio:  # make_video's pattern with a tone; the content test clips need no audio
@@ -84,10 +91,16 @@ def save_tiny_vae(folder: Path) -> Path:
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=[8, 16], in_channels=3, out_channels=3,
-                        down_block_types=["DownEncoderBlock2D"] * 2,
-                        up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4,
-                        norm_num_groups=4, layers_per_block=1)
+    vae = AutoencoderKL(
+        block_out_channels=[8, 16],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+    )
     vae.save_pretrained(str(folder))
     return folder
 

@@ -14,8 +14,12 @@ import pytest
 
 from conftest import content_box, read_frames, solid_clip
 
-CLIPS = {"land/clip.mp4": (64, 36), "port/clip.mp4": (36, 64), "sq.mp4": (48, 48),
-         "odd.mp4": (45, 27)}
+CLIPS = {
+    "land/clip.mp4": (64, 36),
+    "port/clip.mp4": (36, 64),
+    "sq.mp4": (48, 48),
+    "odd.mp4": (45, 27),
+}
 
 
 def project(root: Path, clips: dict[str, tuple[int, int]] = CLIPS, frames: int = 3) -> Path:
@@ -42,17 +46,27 @@ def write(table: object, path: Path) -> Path:
 
 def vt(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "VT_LOAD_PLUGINS": "vae-scale"}
-    return subprocess.run([sys.executable, "-m", "vt", "vae-scale", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "vt", "vae-scale", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_letterbox_table_every_shape_is_square_with_its_aspect(tmp_path: Path) -> None:
     import pyarrow as pa
+
     from vt_vae_scale import stage3_scale_videos
 
     root = project(tmp_path)
-    meta = write(pa.table({"video_path": list(CLIPS), "label": [0, 1, 2, 3]}),
-                 root / "augmented_metadata.arrow")
+    meta = write(
+        pa.table({"video_path": list(CLIPS), "label": [0, 1, 2, 3]}),
+        root / "augmented_metadata.arrow",
+    )
     out = stage3_scale_videos(str(root), meta, "scaled", "resolution", 64, preset="ultrafast")
     rows = out.to_pylist()
     assert [r["status"] for r in rows] == ["done"] * 4
@@ -76,14 +90,22 @@ def test_letterbox_table_every_shape_is_square_with_its_aspect(tmp_path: Path) -
 @pytest.mark.parametrize("suffix", [".arrow", ".parquet", ".csv"])
 def test_table_formats_round_trip_extra_columns(tmp_path: Path, suffix: str) -> None:
     import pyarrow as pa
+
     from vt_vae_scale.table import read_table
 
     root = project(tmp_path, {"a/x.mp4": (32, 24)}, frames=2)
-    src = pa.table({"clip_id": ["c1", "c2"], "video_path": ["a/x.mp4", "gone.mp4"],
-                    "score": [0.5, 1.25], "n": [7, 8]})
+    src = pa.table(
+        {
+            "clip_id": ["c1", "c2"],
+            "video_path": ["a/x.mp4", "gone.mp4"],
+            "score": [0.5, 1.25],
+            "n": [7, 8],
+        }
+    )
     meta = write(src, root / f"meta{suffix}")
-    result = vt("--metadata", str(meta), "--target-size", "32", "--preset", "ultrafast",
-                "--json", cwd=root)
+    result = vt(
+        "--metadata", str(meta), "--target-size", "32", "--preset", "ultrafast", "--json", cwd=root
+    )
     assert result.returncode == 1, result.stderr  # one row failed
     summary = json.loads(result.stdout)
     assert summary["done"] == 1 and summary["failed"] == 1
@@ -102,10 +124,21 @@ def test_bad_rows_fail_with_their_reason_and_the_rest_go_on(tmp_path: Path) -> N
     root = project(tmp_path, {"good.mp4": (32, 24)}, frames=2)
     (root / "corrupt.mp4").write_bytes(b"\x00not a video" * 100)
     (root / "empty.mp4").write_bytes(b"")
-    meta = write(pa.table({"video_path": ["good.mp4", "missing.mp4", "corrupt.mp4",
-                                          "empty.mp4", None]}), root / "meta.parquet")
-    result = vt("--metadata", str(meta), "-o", "out", "--target-size", "32", "--preset",
-                "ultrafast", cwd=root)
+    meta = write(
+        pa.table({"video_path": ["good.mp4", "missing.mp4", "corrupt.mp4", "empty.mp4", None]}),
+        root / "meta.parquet",
+    )
+    result = vt(
+        "--metadata",
+        str(meta),
+        "-o",
+        "out",
+        "--target-size",
+        "32",
+        "--preset",
+        "ultrafast",
+        cwd=root,
+    )
     assert result.returncode == 1
     assert "failed row 2" in result.stderr and "Traceback" not in result.stderr
     from vt_vae_scale.table import read_table
@@ -123,8 +156,17 @@ def test_no_audio_is_honoured_and_audio_kept_by_default(tmp_path: Path) -> None:
     assert probe(clip).audio
     for flag, expect in (((), True), (("--no-audio",), False)):
         out = tmp_path / ("kept" if expect else "dropped")
-        result = vt(str(clip), "-o", str(out), "--target-size", "32", "--preset", "ultrafast",
-                    *flag, cwd=tmp_path)
+        result = vt(
+            str(clip),
+            "-o",
+            str(out),
+            "--target-size",
+            "32",
+            "--preset",
+            "ultrafast",
+            *flag,
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr
         (video,) = out.glob("*.mp4")
         assert bool(probe(video).audio) is expect
@@ -132,8 +174,19 @@ def test_no_audio_is_honoured_and_audio_kept_by_default(tmp_path: Path) -> None:
 
 def test_max_frames_caps_each_clip(tmp_path: Path) -> None:
     clip = solid_clip(tmp_path / "long.mp4", 32, 24, frames=10)
-    result = vt(str(clip), "-o", "out", "--target-size", "32", "--max-frames", "4",
-                "--preset", "ultrafast", "--json", cwd=tmp_path)
+    result = vt(
+        str(clip),
+        "-o",
+        "out",
+        "--target-size",
+        "32",
+        "--max-frames",
+        "4",
+        "--preset",
+        "ultrafast",
+        "--json",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     (video,) = (tmp_path / "out").glob("*.mp4")
     assert len(read_frames(video)) == 4
@@ -159,16 +212,33 @@ def test_resume_after_sigkill_redoes_nothing_finished(tmp_path: Path) -> None:
     root = project(tmp_path, clips, frames=48)
     meta = write(pa.table({"video_path": list(clips)}), root / "m.arrow")
     env = {**os.environ, "VT_LOAD_PLUGINS": "vae-scale"}
-    args = [sys.executable, "-m", "vt", "vae-scale", "--metadata", str(meta), "-o", "out",
-            "--target-size", "96", "--preset", "slow", "--json"]
-    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    args = [
+        sys.executable,
+        "-m",
+        "vt",
+        "vae-scale",
+        "--metadata",
+        str(meta),
+        "-o",
+        "out",
+        "--target-size",
+        "96",
+        "--preset",
+        "slow",
+        "--json",
+    ]
+    proc = subprocess.Popen(
+        args, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     out = root / "out"
     deadline = time.monotonic() + 120
     finished: list[Path] = []
     while time.monotonic() < deadline and proc.poll() is None:
-        finished = [p for p in out.glob(".*.vt-batch.json")
-                    if json.loads(p.read_text() or "{}").get("state") == "done"]
+        finished = [
+            p
+            for p in out.glob(".*.vt-batch.json")
+            if json.loads(p.read_text() or "{}").get("state") == "done"
+        ]
         if finished:
             break
         time.sleep(0.02)
@@ -178,8 +248,9 @@ def test_resume_after_sigkill_redoes_nothing_finished(tmp_path: Path) -> None:
     done_before = {p.name for p in finished}
     assert done_before, "nothing finished before the kill"
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
-    rerun = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, check=False,
-                           timeout=300)
+    rerun = subprocess.run(
+        args, cwd=root, env=env, capture_output=True, text=True, check=False, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
     assert summary["skipped"] >= len(done_before)
@@ -197,8 +268,16 @@ def test_resume_after_sigkill_redoes_nothing_finished(tmp_path: Path) -> None:
 
 def test_missing_model_path_exits_2_before_anything(tmp_path: Path) -> None:
     clip = solid_clip(tmp_path / "a.mp4", 32, 24, frames=2)
-    result = vt(str(clip), "-o", "out", "--method", "autoencoder", "--autoencoder-model",
-                str(tmp_path / "no-such-vae"), cwd=tmp_path)
+    result = vt(
+        str(clip),
+        "-o",
+        "out",
+        "--method",
+        "autoencoder",
+        "--autoencoder-model",
+        str(tmp_path / "no-such-vae"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "not found" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -208,12 +287,26 @@ def test_fallback_uncached_hub_id_and_unloadable_folder(tmp_path: Path) -> None:
     """Both still produce letterboxed outputs; the reason is in every row, warned once."""
     clips = [solid_clip(tmp_path / f"{n}.mp4", 32, 24, frames=2) for n in ("a", "b")]
     (tmp_path / "not-a-model").mkdir()
-    for model, why in (("someone/uncached-vae", "HF_HUB_OFFLINE"),
-                       (str(tmp_path / "not-a-model"), "cannot load")):
+    for model, why in (
+        ("someone/uncached-vae", "HF_HUB_OFFLINE"),
+        (str(tmp_path / "not-a-model"), "cannot load"),
+    ):
         out = tmp_path / f"out-{len(why)}"
-        result = vt(*map(str, clips), "-o", str(out), "--method", "autoencoder",
-                    "--autoencoder-model", model, "--target-size", "32", "--preset",
-                    "ultrafast", "--json", cwd=tmp_path)
+        result = vt(
+            *map(str, clips),
+            "-o",
+            str(out),
+            "--method",
+            "autoencoder",
+            "--autoencoder-model",
+            model,
+            "--target-size",
+            "32",
+            "--preset",
+            "ultrafast",
+            "--json",
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr
         assert result.stderr.count("warning") == 1 and why in result.stderr
         summary = json.loads(result.stdout)
@@ -221,8 +314,7 @@ def test_fallback_uncached_hub_id_and_unloadable_folder(tmp_path: Path) -> None:
         assert len(list(out.glob("*.mp4"))) == 2
 
 
-def test_autoencoder_batch_and_a_folder_that_fails_to_load(tmp_path: Path,
-                                                             tiny_vae: Path) -> None:
+def test_autoencoder_batch_and_a_folder_that_fails_to_load(tmp_path: Path, tiny_vae: Path) -> None:
     """The autoencoder method through the batch (workers load the model), and a folder that
     looks like a model but does not load: letterboxed, reason recorded per row."""
     import pyarrow as pa
@@ -236,9 +328,25 @@ def test_autoencoder_batch_and_a_folder_that_fails_to_load(tmp_path: Path,
 
     for model, method in ((tiny_vae, "autoencoder"), (broken, "letterbox")):
         out = root / f"out-{method}"
-        result = vt("--metadata", str(meta), "-o", str(out), "--method", "autoencoder",
-                    "--autoencoder-model", str(model), "--target-size", "32", "--device",
-                    "cpu", "--chunk-size", "2", "--preset", "ultrafast", cwd=root)
+        result = vt(
+            "--metadata",
+            str(meta),
+            "-o",
+            str(out),
+            "--method",
+            "autoencoder",
+            "--autoencoder-model",
+            str(model),
+            "--target-size",
+            "32",
+            "--device",
+            "cpu",
+            "--chunk-size",
+            "2",
+            "--preset",
+            "ultrafast",
+            cwd=root,
+        )
         assert result.returncode == 0, result.stderr
         rows = read_table(out / "scaled_metadata.parquet").to_pylist()
         assert [r["method"] for r in rows] == [method, method]
@@ -255,11 +363,13 @@ def test_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     import pyarrow as pa
 
     meta = write(pa.table({"path": ["a.mp4"]}), tmp_path / "m.csv")
-    for args, text in ((("--metadata", str(meta)), "no column 'video_path'"),
-                       (("--metadata", str(tmp_path / "nope.csv")), "not found"),
-                       (("x.mp4", "--method", "magic"), "unknown method"),
-                       (("x.mp4", "--target-size", "33"), "even"),
-                       ((), "give input videos")):
+    for args, text in (
+        (("--metadata", str(meta)), "no column 'video_path'"),
+        (("--metadata", str(tmp_path / "nope.csv")), "not found"),
+        (("x.mp4", "--method", "magic"), "unknown method"),
+        (("x.mp4", "--target-size", "33"), "even"),
+        ((), "give input videos"),
+    ):
         result = vt(*args, cwd=tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert text in result.stderr and "Traceback" not in result.stderr
@@ -268,6 +378,7 @@ def test_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
 
 def test_shards_split_the_rows_and_write_their_own_tables(tmp_path: Path) -> None:
     import pyarrow as pa
+
     from vt_vae_scale.table import read_table
 
     clips = {f"s{i}.mp4": (32, 24) for i in range(3)}
@@ -275,11 +386,22 @@ def test_shards_split_the_rows_and_write_their_own_tables(tmp_path: Path) -> Non
     meta = write(pa.table({"video_path": list(clips)}), root / "m.csv")
     statuses = []
     for shard in ("0/2", "1/2"):
-        result = vt("--metadata", str(meta), "--target-size", "32", "--preset", "ultrafast",
-                    "--shard", shard, "-q", cwd=root)
+        result = vt(
+            "--metadata",
+            str(meta),
+            "--target-size",
+            "32",
+            "--preset",
+            "ultrafast",
+            "--shard",
+            shard,
+            "-q",
+            cwd=root,
+        )
         assert result.returncode == 0, result.stderr
         part = shard.replace("/", "-of-")
-        rows = read_table(root / "data" / "scaled_videos" /
-                          f"scaled_metadata.shard-{part}.csv").to_pylist()
+        rows = read_table(
+            root / "data" / "scaled_videos" / f"scaled_metadata.shard-{part}.csv"
+        ).to_pylist()
         statuses.append([r["status"] for r in rows])
     assert statuses == [["done", None, "done"], [None, "done", None]]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vt.errors import ModelUnavailableError, UsageError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import ProcessorChain
@@ -25,8 +26,9 @@ def pad_mask(image: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
     return np.all(image == np.array(color, np.uint8), axis=-1)
 
 
-def check_letterboxed(images: np.ndarray, width: int, height: int, target: int,
-                      color: tuple[int, int, int]) -> None:
+def check_letterboxed(
+    images: np.ndarray, width: int, height: int, target: int, color: tuple[int, int, int]
+) -> None:
     assert images.shape[1:3] == (target, target)
     for image in images:
         content = ~pad_mask(image, color)
@@ -38,9 +40,9 @@ def check_letterboxed(images: np.ndarray, width: int, height: int, target: int,
         assert max(w, h) == target  # fills the long side
         # the aspect ratio is kept to the even-size rounding (<= 2 px on the short side)
         assert abs(w / h - width / height) <= 2.5 / min(w, h) * (width / height)
-        assert content[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean() > 0.98
-        assert not content[:rows[0]].any() and not content[rows[-1] + 1:].any()
-        assert not content[:, :cols[0]].any() and not content[:, cols[-1] + 1:].any()
+        assert content[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].mean() > 0.98
+        assert not content[: rows[0]].any() and not content[rows[-1] + 1 :].any()
+        assert not content[:, : cols[0]].any() and not content[:, cols[-1] + 1 :].any()
         # centred: the margins differ by at most the even alignment
         assert abs(cols[0] - (target - 1 - cols[-1])) <= 2
         assert abs(rows[0] - (target - 1 - rows[-1])) <= 2
@@ -53,14 +55,16 @@ def test_letterbox_keeps_aspect_and_pads_exactly(width: int, height: int) -> Non
     color = (0, 160, 0)
     with ProcessorChain([Letterbox(64, pad_color=color)]) as chain:
         assert chain.configure(FrameFormat(width, height)).size == (64, 64)
-        out = [b.images for b in chain.feed(batch_of(width, height))] + \
-              [b.images for b in chain.flush()]
+        out = [b.images for b in chain.feed(batch_of(width, height))] + [
+            b.images for b in chain.flush()
+        ]
     check_letterboxed(np.concatenate(out), width, height, 64, color)
 
 
 def test_letterbox_yuv_path_matches_geometry() -> None:
     """The decoded-frame path (no RGB) pads the same area as the RGB path."""
     import av
+
     from vt_vae_scale.letterbox import Letterbox, fit
 
     box = Letterbox(64)
@@ -72,8 +76,8 @@ def test_letterbox_yuv_path_matches_geometry() -> None:
     assert (out.width, out.height, out.format.name, out.pts) == (64, 64, "yuv420p", 7)
     rgb = out.to_ndarray(format="rgb24")
     w, h, x, y = fit(45, 27, 64)
-    assert rgb[y + 2:y + h - 2, x + 2:x + w - 2].min() > 150
-    assert rgb[:y - 1].max() < 30 and rgb[y + h + 1:].max() < 30
+    assert rgb[y + 2 : y + h - 2, x + 2 : x + w - 2].min() > 150
+    assert rgb[: y - 1].max() < 30 and rgb[y + h + 1 :].max() < 30
 
 
 @pytest.mark.parametrize("text", ["purple", "#12345", "1,2", "300,0,0"])
@@ -103,6 +107,7 @@ def test_roundtrip_then_letterbox(tiny_vae: Path, width: int, height: int) -> No
 
 def test_roundtrip_is_deterministic_with_mean_and_keeps_size(tiny_vae: Path) -> None:
     import torch
+
     from vt_vae_scale.roundtrip import VaeRoundtrip
 
     vae = VaeRoundtrip(str(tiny_vae), device="cpu")
@@ -171,22 +176,27 @@ def test_out_of_memory_halves_the_batch_then_gives_up(tiny_vae: Path) -> None:
         vae.process(batch)
 
 
-def test_out_of_memory_falls_back_to_letterbox_for_the_clip(tiny_vae: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch,
-                                                              host: object) -> None:
+def test_out_of_memory_falls_back_to_letterbox_for_the_clip(
+    tiny_vae: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: object
+) -> None:
+    from conftest import solid_clip
     from vt_vae_scale import jobs
     from vt_vae_scale.roundtrip import VaeRoundtrip
-
-    from conftest import solid_clip
 
     def always_oom(self, x):
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(VaeRoundtrip, "roundtrip", always_oom)
     clip = solid_clip(tmp_path / "in.mp4", 45, 27)
-    report = jobs.scale_clip(str(clip), str(tmp_path / "out.mp4"), method="autoencoder",
-                             model=str(tiny_vae), device="cpu", target_size=32,
-                             preset="ultrafast")
+    report = jobs.scale_clip(
+        str(clip),
+        str(tmp_path / "out.mp4"),
+        method="autoencoder",
+        model=str(tiny_vae),
+        device="cpu",
+        target_size=32,
+        preset="ultrafast",
+    )
     assert report["method"] == "letterbox"
     assert "out of memory" in report["fallback_reason"]
     assert (report["scaled_width"], report["scaled_height"]) == (32, 32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import Any
@@ -43,16 +44,40 @@ def image_sequence_info(source: Source) -> MediaInfo:
     fps = source.fps or DEFAULT_SEQUENCE_FPS
     count = len(source.paths)
     video = VideoStreamInfo(
-        index=0, codec="image", profile=None, width=width, height=height,
+        index=0,
+        codec="image",
+        profile=None,
+        width=width,
+        height=height,
         pixel_format="rgb48le" if first.dtype == np.uint16 else "rgb24",
-        bit_depth=16 if first.dtype == np.uint16 else 8, has_alpha=False,
-        sample_aspect_ratio=None, rotation=0, color_range=None, color_primaries=None,
-        color_trc=None, color_space=None, color_codes=(0, 2, 2, 2), fps=fps, real_fps=fps,
-        time_base=1 / fps, start_time=0.0, duration=float(count / fps), frame_count=count,
-        frame_count_exact=True, vfr=False, bit_rate=None,
+        bit_depth=16 if first.dtype == np.uint16 else 8,
+        has_alpha=False,
+        sample_aspect_ratio=None,
+        rotation=0,
+        color_range=None,
+        color_primaries=None,
+        color_trc=None,
+        color_space=None,
+        color_codes=(0, 2, 2, 2),
+        fps=fps,
+        real_fps=fps,
+        time_base=1 / fps,
+        start_time=0.0,
+        duration=float(count / fps),
+        frame_count=count,
+        frame_count_exact=True,
+        vfr=False,
+        bit_rate=None,
     )
-    return MediaInfo(source=source.describe(), container="image2", duration=video.duration,
-                     bit_rate=None, size_bytes=None, metadata={}, video=video)
+    return MediaInfo(
+        source=source.describe(),
+        container="image2",
+        duration=video.duration,
+        bit_rate=None,
+        size_bytes=None,
+        metadata={},
+        video=video,
+    )
 
 
 class ImageSequenceReader(VideoReader):
@@ -82,7 +107,7 @@ class ImageSequenceReader(VideoReader):
         interpolation: str = "bicubic",
     ) -> Iterator[FrameBatch]:
         fps = self.info.video.fps or DEFAULT_SEQUENCE_FPS
-        first = int(np.ceil((self.source.start or 0) * fps))
+        first = math.ceil((self.source.start or 0) * fps)
         last = len(self.source.paths)
         if self.source.end is not None:
             last = min(last, int(np.ceil(self.source.end * fps)))
@@ -99,12 +124,19 @@ class ImageSequenceReader(VideoReader):
     ) -> Iterator[FrameBatch]:
         wanted = sorted(set(int(i) for i in indices))
         if wanted and not 0 <= wanted[0] <= wanted[-1] < len(self.source.paths):
-            raise InputError(f"frame index out of range: the sequence has "
-                             f"{len(self.source.paths)} images")
+            raise InputError(
+                f"frame index out of range: the sequence has {len(self.source.paths)} images"
+            )
         return self._read(wanted, size, layout, batch_size, interpolation)
 
-    def _read(self, indices: Iterable[int], size: tuple[int, int] | None, layout: str,
-              batch_size: int, interpolation: str) -> Iterator[FrameBatch]:
+    def _read(
+        self,
+        indices: Iterable[int],
+        size: tuple[int, int] | None,
+        layout: str,
+        batch_size: int,
+        interpolation: str,
+    ) -> Iterator[FrameBatch]:
         check_layout(layout)
         fps = self.info.video.fps or DEFAULT_SEQUENCE_FPS
         expected = (self.info.video.height, self.info.video.width)

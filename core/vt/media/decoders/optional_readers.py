@@ -73,8 +73,12 @@ class _IndexedReader(VideoReader):
         return range(first, last)
 
     def _batches(
-        self, indices: Iterable[int], size: tuple[int, int] | None, layout: str,
-        batch_size: int, interpolation: str,
+        self,
+        indices: Iterable[int],
+        size: tuple[int, int] | None,
+        layout: str,
+        batch_size: int,
+        interpolation: str,
     ) -> Iterator[FrameBatch]:
         check_layout(layout)
         if layout != "rgb24":
@@ -86,20 +90,32 @@ class _IndexedReader(VideoReader):
                 f"frame {wanted[-1]} requested but {self.source.describe()} has {total} frames"
             )
         for start in range(0, len(wanted), max(batch_size, 1)):
-            chunk = wanted[start:start + max(batch_size, 1)]
+            chunk = wanted[start : start + max(batch_size, 1)]
             images, seconds = self._get(chunk)
             images = np.stack([resize_rgb(im, size, interpolation) for im in images])
-            pts = [int(round(s / float(self.time_base))) for s in seconds]
+            pts: list[int | None] = [round(s / float(self.time_base)) for s in seconds]
             yield FrameBatch(images, pts, self.time_base, chunk, layout)
 
-    def frames(self, *, size=None, layout="rgb24", batch_size=1,
-               interpolation="bicubic") -> Iterator[FrameBatch]:
+    def frames(
+        self,
+        *,
+        size: tuple[int, int] | None = None,
+        layout: str = "rgb24",
+        batch_size: int = 1,
+        interpolation: str = "bicubic",
+    ) -> Iterator[FrameBatch]:
         # decode in small groups: sequential access is what these decoders do fastest
-        return self._batches(self._range(), size, layout, max(batch_size, 8),
-                             interpolation)
+        return self._batches(self._range(), size, layout, max(batch_size, 8), interpolation)
 
-    def frames_at(self, indices, *, size=None, layout="rgb24", interpolation="bicubic",
-                  batch_size=1) -> Iterator[FrameBatch]:
+    def frames_at(
+        self,
+        indices: Iterable[int],
+        *,
+        size: tuple[int, int] | None = None,
+        layout: str = "rgb24",
+        interpolation: str = "bicubic",
+        batch_size: int = 1,
+    ) -> Iterator[FrameBatch]:
         wanted = sorted(set(int(i) for i in indices))
         return self._batches(wanted, size, layout, batch_size, interpolation)
 
@@ -113,7 +129,9 @@ class TorchcodecReader(_IndexedReader):
         super().__init__(source)
         try:
             self.decoder = VideoDecoder(
-                source_path(source), num_ffmpeg_threads=threads, seek_mode=seek_mode,
+                source_path(source),
+                num_ffmpeg_threads=threads,
+                seek_mode=seek_mode,
                 dimension_order="NHWC",
             )
         except Exception as exc:
@@ -124,8 +142,10 @@ class TorchcodecReader(_IndexedReader):
 
     def native_timing(self) -> tuple[int | None, float | None]:
         md = self.decoder.metadata
-        return (int(md.num_frames) if md.num_frames else None,
-                float(md.average_fps) if md.average_fps else None)
+        return (
+            int(md.num_frames) if md.num_frames else None,
+            float(md.average_fps) if md.average_fps else None,
+        )
 
     def _get(self, indices: list[int]) -> tuple[np.ndarray, list[float]]:
         batch = self.decoder.get_frames_at(indices=indices)
@@ -164,5 +184,3 @@ def open_torchcodec(source: Source, threads: int = 0, **kwargs: Any) -> Torchcod
 
 def open_decord(source: Source, threads: int = 0, **kwargs: Any) -> DecordReader:
     return DecordReader(source, threads=threads, **kwargs)
-
-

@@ -6,7 +6,7 @@ import bisect
 import logging
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -29,15 +29,26 @@ from vt.media.swscale import reformat
 log = logging.getLogger("vt")
 
 _AV_FORMATS = {"rgb24": "rgb24", "rgb48": "rgb48le"}
-_SWS = {"area": "AREA", "bilinear": "BILINEAR", "bicubic": "BICUBIC", "lanczos": "LANCZOS",
-        "nearest": "POINT"}
+_SWS = {
+    "area": "AREA",
+    "bilinear": "BILINEAR",
+    "bicubic": "BICUBIC",
+    "lanczos": "LANCZOS",
+    "nearest": "POINT",
+}
 
 
 class PyAVReader(VideoReader):
     decoder_name = "pyav"
 
-    def __init__(self, source: Source, threads: int = 0, count_frames: bool = False,
-                 error_policy: str = "abort", untagged_matrix: str | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        threads: int = 0,
+        count_frames: bool = False,
+        error_policy: str = "abort",
+        untagged_matrix: str | None = None,
+    ) -> None:
         self.source = source
         self.threads = threads
         self.error_policy = error_policy
@@ -58,7 +69,7 @@ class PyAVReader(VideoReader):
         if first is None:
             self.container.close()
             raise InputError(f"no decodable video frames in {source.describe()}")
-        self.stream = self.container.streams[self.info.video.index]
+        self.stream = cast(av.VideoStream, self.container.streams[self.info.video.index])
         #: packets the decoder rejected (corrupt data); the pipeline reports them
         self.decode_errors = 0
         self._scan: tuple[list[int | None], list[int]] | None = None  # see _packets
@@ -80,8 +91,12 @@ class PyAVReader(VideoReader):
     def reopen_full(self) -> PyAVReader:
         from dataclasses import replace
 
-        return PyAVReader(replace(self.source, start=None, end=None), self.threads,
-                          error_policy=self.error_policy, untagged_matrix=self.untagged_matrix)
+        return PyAVReader(
+            replace(self.source, start=None, end=None),
+            self.threads,
+            error_policy=self.error_policy,
+            untagged_matrix=self.untagged_matrix,
+        )
 
     # -- frames ------------------------------------------------------------------------------
     def av_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
@@ -89,7 +104,8 @@ class PyAVReader(VideoReader):
         vs = self.stream
         tb = vs.time_base or Fraction(1, 1)
         video = self.info.video
-        start_pts = end_pts = None
+        start_pts: int | None = None
+        end_pts: int | None = None
         origin = vs.start_time or 0
         if self.source.start:
             start_pts = origin + to_time_base(self.source.start, tb)
@@ -103,7 +119,7 @@ class PyAVReader(VideoReader):
         step = max(int(round(1 / (fps * tb))), 1) if tb else 1
         checked = start_pts is None
         for frame in self._decode():
-            if not checked:
+            if not checked and start_pts is not None:
                 checked = True
                 if frame.pts is not None and frame.pts > start_pts:
                     # the demuxer landed past the start: decode from the beginning instead
@@ -124,8 +140,9 @@ class PyAVReader(VideoReader):
             counter += 1
             yield index, frame
 
-    def _from_start(self, start_pts: int, end_pts: int | None, origin: int, tb: Fraction,
-                    fps: Fraction) -> Iterator[tuple[int, av.VideoFrame]]:
+    def _from_start(
+        self, start_pts: int, end_pts: int | None, origin: int, tb: Fraction, fps: Fraction
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
         self._rewind()
         for frame in self._decode():
             if frame.pts is None or frame.pts < start_pts:
@@ -163,13 +180,15 @@ class PyAVReader(VideoReader):
                 continue
             yield from frames
 
-    def _corrupt(self, packet: av.Packet | None, exc: av.error.FFmpegError) -> None:
+    def _corrupt(self, packet: av.Packet[Any] | None, exc: av.error.FFmpegError) -> None:
         self.decode_errors += 1
         where = "at the end"
         if packet is not None and packet.pts is not None and packet.time_base is not None:
             where = f"at {float(packet.pts * packet.time_base):.3f} s"
-        message = f"corrupt video data {where} in {self.source.describe()}: " \
-                  f"{getattr(exc, 'strerror', None) or exc}"
+        message = (
+            f"corrupt video data {where} in {self.source.describe()}: "
+            f"{getattr(exc, 'strerror', None) or exc}"
+        )
         if self.error_policy == "abort":
             raise InputError(message + " (--on-frame-error pass decodes what it can)")
         log.warning("%s: skipped", message)
@@ -188,8 +207,7 @@ class PyAVReader(VideoReader):
         pts: list[int | None] = []
         indices: list[int] = []
         for index, frame in self.av_frames():
-            images.append(frame_to_array(frame, layout, size, interpolation,
-                                          self.sws_colorspace))
+            images.append(frame_to_array(frame, layout, size, interpolation, self.sws_colorspace))
             pts.append(frame.pts)
             indices.append(index)
             if len(images) >= batch_size:
@@ -223,15 +241,15 @@ class PyAVReader(VideoReader):
             raise InputError(f"frame index {wanted[0]} is negative")
         timeline = self._timeline()
         if timeline is None:
-            yield from self._frames_at_sequential(wanted, size, layout, interpolation,
-                                                  batch_size)
+            yield from self._frames_at_sequential(wanted, size, layout, interpolation, batch_size)
             return
         all_pts, key_pts = timeline
         if wanted[-1] >= len(all_pts):
-            raise InputError(f"frame {wanted[-1]} requested but {self.source.describe()} has "
-                             f"only {len(all_pts)} frames")
-        yield from self._sparse(wanted, all_pts, key_pts, size, layout, interpolation,
-                                batch_size)
+            raise InputError(
+                f"frame {wanted[-1]} requested but {self.source.describe()} has "
+                f"only {len(all_pts)} frames"
+            )
+        yield from self._sparse(wanted, all_pts, key_pts, size, layout, interpolation, batch_size)
 
     def _packets(self) -> tuple[list[int | None], list[int]]:
         """The demux-only packet scan, done once per reader: random access and the keyframe
@@ -244,8 +262,7 @@ class PyAVReader(VideoReader):
         try:
             pts, key_pts = self._packets()
         except av.error.FFmpegError as exc:
-            raise InputError(f"cannot read keyframes of {self.source.describe()}: {exc}"
-                             ) from None
+            raise InputError(f"cannot read keyframes of {self.source.describe()}: {exc}") from None
         return keyframe_indices(pts, key_pts)
 
     def _timeline(self) -> tuple[list[int], list[int]] | None:
@@ -261,9 +278,16 @@ class PyAVReader(VideoReader):
             return None
         return all_pts, sorted(key_pts)
 
-    def _sparse(self, wanted: list[int], all_pts: list[int], key_pts: list[int],
-                size: tuple[int, int] | None, layout: str, interpolation: str,
-                batch_size: int) -> Iterator[FrameBatch]:
+    def _sparse(
+        self,
+        wanted: list[int],
+        all_pts: list[int],
+        key_pts: list[int],
+        size: tuple[int, int] | None,
+        layout: str,
+        interpolation: str,
+        batch_size: int,
+    ) -> Iterator[FrameBatch]:
         vs = self.stream
         tb = vs.time_base or Fraction(1, 1)
         wanted_pts = [all_pts[i] for i in wanted]
@@ -279,12 +303,12 @@ class PyAVReader(VideoReader):
                 if frame.pts not in remaining:
                     continue
                 remaining.discard(frame.pts)
-                images.append(frame_to_array(frame, layout, size, interpolation,
-                                             self.sws_colorspace))
+                images.append(
+                    frame_to_array(frame, layout, size, interpolation, self.sws_colorspace)
+                )
                 got.append(index_of[frame.pts])
                 if len(images) >= batch_size or not remaining:
-                    yield FrameBatch(np.stack(images), [all_pts[i] for i in got], tb, got,
-                                     layout)
+                    yield FrameBatch(np.stack(images), [all_pts[i] for i in got], tb, got, layout)
                     images, got = [], []
 
         def next_wanted() -> int:
@@ -310,8 +334,12 @@ class PyAVReader(VideoReader):
                     if k >= 0 and key_pts[k] > packet.pts:
                         seek_to = key_pts[k]
                         break
-                if (length_size is not None and packet.size and packet.pts not in remaining
-                        and _h264_disposable(bytes(packet), length_size)):
+                if (
+                    length_size is not None
+                    and packet.size
+                    and packet.pts not in remaining
+                    and _h264_disposable(bytes(packet), length_size)
+                ):
                     continue  # nothing references this picture and nobody wants it
                 try:
                     frames = packet.decode()
@@ -333,15 +361,23 @@ class PyAVReader(VideoReader):
             self._seek(seek_to)
             landed_at = seek_to
         if remaining:
-            raise InputError(f"decoded {len(wanted_pts) - len(remaining)} of {len(wanted_pts)} "
-                             f"wanted frames from {self.source.describe()}")
+            raise InputError(
+                f"decoded {len(wanted_pts) - len(remaining)} of {len(wanted_pts)} "
+                f"wanted frames from {self.source.describe()}"
+            )
 
-    def _frames_at_sequential(self, wanted: list[int], size: tuple[int, int] | None,
-                              layout: str, interpolation: str,
-                              batch_size: int) -> Iterator[FrameBatch]:
+    def _frames_at_sequential(
+        self,
+        wanted: list[int],
+        size: tuple[int, int] | None,
+        layout: str,
+        interpolation: str,
+        batch_size: int,
+    ) -> Iterator[FrameBatch]:
         """Decode everything; convert only the wanted frames."""
-        reader = self if self.source.start is None and self.source.end is None else (
-            self.reopen_full())
+        reader = (
+            self if self.source.start is None and self.source.end is None else (self.reopen_full())
+        )
         tb = self.stream.time_base or Fraction(1, 1)
         images: list[np.ndarray] = []
         pts: list[int | None] = []
@@ -350,8 +386,7 @@ class PyAVReader(VideoReader):
         for index, frame in reader.av_frames():
             if index != wanted[position]:
                 continue
-            images.append(frame_to_array(frame, layout, size, interpolation,
-                                          self.sws_colorspace))
+            images.append(frame_to_array(frame, layout, size, interpolation, self.sws_colorspace))
             pts.append(frame.pts)
             got.append(index)
             position += 1
@@ -394,7 +429,7 @@ def _nal_headers(data: bytes, length_size: int | None) -> Iterator[int]:
     if length_size:
         i = 0
         while i + length_size < n:
-            size = int.from_bytes(data[i:i + length_size], "big")
+            size = int.from_bytes(data[i : i + length_size], "big")
             i += length_size
             if size <= 0 or i + size > n:
                 return
@@ -420,12 +455,21 @@ def frame_to_array(
     if colorspace is not None:
         kwargs["src_colorspace"] = colorspace
     if size is not None and (frame.width, frame.height) != tuple(size):
-        kwargs.update(width=int(size[0]), height=int(size[1]),
-                      interpolation=_SWS.get(interpolation, "BICUBIC"))
+        kwargs.update(
+            width=int(size[0]),
+            height=int(size[1]),
+            interpolation=_SWS.get(interpolation, "BICUBIC"),
+        )
     return reformat(frame, **kwargs).to_ndarray()
 
 
-def open_pyav(source: Source, threads: int = 0, error_policy: str = "abort",
-              untagged_matrix: str | None = None, **_: Any) -> PyAVReader:
-    return PyAVReader(source, threads=threads, error_policy=error_policy,
-                      untagged_matrix=untagged_matrix)
+def open_pyav(
+    source: Source,
+    threads: int = 0,
+    error_policy: str = "abort",
+    untagged_matrix: str | None = None,
+    **_: Any,
+) -> PyAVReader:
+    return PyAVReader(
+        source, threads=threads, error_policy=error_policy, untagged_matrix=untagged_matrix
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import cast
 
 import av
 
@@ -15,10 +16,30 @@ from vt.media.info import MediaInfo
 
 log = logging.getLogger("vt")
 
-_SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
-                "medium": 6, "slow": 4, "slower": 3, "veryslow": 2, "placebo": 1}
-_VPX_SPEED = {"ultrafast": 8, "superfast": 7, "veryfast": 6, "faster": 5, "fast": 4,
-              "medium": 2, "slow": 1, "slower": 0, "veryslow": 0, "placebo": 0}
+_SVT_PRESETS = {
+    "ultrafast": 12,
+    "superfast": 11,
+    "veryfast": 10,
+    "faster": 9,
+    "fast": 8,
+    "medium": 6,
+    "slow": 4,
+    "slower": 3,
+    "veryslow": 2,
+    "placebo": 1,
+}
+_VPX_SPEED = {
+    "ultrafast": 8,
+    "superfast": 7,
+    "veryfast": 6,
+    "faster": 5,
+    "fast": 4,
+    "medium": 2,
+    "slow": 1,
+    "slower": 0,
+    "veryslow": 0,
+    "placebo": 0,
+}
 
 
 @dataclass
@@ -84,8 +105,8 @@ def _check_encoder_options(codec: av.Codec, options: dict[str, str]) -> None:
     """Open the encoder on a tiny frame with the user's ``-e`` options: FFmpeg hands back
     the options it did not use (misspelt or meant for another encoder); those are errors."""
 
-    def opened(opts: dict[str, str]) -> av.CodecContext:
-        cc = av.CodecContext.create(codec, "w")
+    def opened(opts: dict[str, str]) -> av.VideoCodecContext:
+        cc = cast(av.VideoCodecContext, av.CodecContext.create(codec, "w"))
         cc.width = cc.height = 64
         formats = [f.name for f in codec.video_formats or []]
         cc.pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
@@ -102,11 +123,15 @@ def _check_encoder_options(codec: av.Codec, options: dict[str, str]) -> None:
             opened({})
         except (av.error.FFmpegError, ValueError):
             return  # the encoder cannot open here at all (e.g. no GPU): it fails later
-        raise UsageError(f"encoder option(s) {_pairs(options)} rejected by {codec.name}: "
-                         f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise UsageError(
+            f"encoder option(s) {_pairs(options)} rejected by {codec.name}: "
+            f"{getattr(exc, 'strerror', None) or exc}"
+        ) from None
     if unused:
-        raise UsageError(f"unknown option(s) for encoder {codec.name}: {_pairs(unused)} "
-                         f"(see: ffmpeg -h encoder={codec.name})")
+        raise UsageError(
+            f"unknown option(s) for encoder {codec.name}: {_pairs(unused)} "
+            f"(see: ffmpeg -h encoder={codec.name})"
+        )
 
 
 def _pairs(options: dict[str, str]) -> str:
@@ -130,8 +155,13 @@ _PREFERRED_ALPHA = ("yuva420p", "yuva444p10le", "yuva444p", "rgba", "bgra")
 _PREFERRED_8BIT = ("yuv420p", "yuvj420p", "yuv422p", "yuv444p", "nv12", "rgb24", "bgr0")
 
 
-def choose_pixel_format(codec_name: str, info: MediaInfo | None, requested: str | None,
-                        size: tuple[int, int] | None = None, bit_depth: int = 8) -> str:
+def choose_pixel_format(
+    codec_name: str,
+    info: MediaInfo | None,
+    requested: str | None,
+    size: tuple[int, int] | None = None,
+    bit_depth: int = 8,
+) -> str:
     """The encoder's format closest to the input's (bit depth, chroma, alpha); 4:4:4 when the
     frames have an odd size that 4:2:0 cannot hold. Without a source (``info`` None, generated
     frames) the frames' ``bit_depth`` decides."""
@@ -144,17 +174,28 @@ def choose_pixel_format(codec_name: str, info: MediaInfo | None, requested: str 
         return chosen
     if chosen.startswith(("yuv420", "yuvj420", "nv12", "p010", "yuva420")):
         supported = [f.name for f in (av.Codec(codec_name, "w").video_formats or [])]
-        for name in (chosen.replace("420", "444"), "yuv444p10le" if "10" in chosen
-                     else "yuv444p", "yuv444p", "gbrp", "rgb24"):
+        for name in (
+            chosen.replace("420", "444"),
+            "yuv444p10le" if "10" in chosen else "yuv444p",
+            "yuv444p",
+            "gbrp",
+            "rgb24",
+        ):
             if name in supported:
-                log.warning("%dx%d frames cannot be stored as %s: using %s", size[0], size[1],
-                            chosen, name)
+                log.warning(
+                    "%dx%d frames cannot be stored as %s: using %s", size[0], size[1], chosen, name
+                )
                 return name
     return chosen
 
 
-def _closest_pixel_format(codec_name: str, source_format: str | None, bit_depth: int,
-                          has_alpha: bool, requested: str | None) -> str:
+def _closest_pixel_format(
+    codec_name: str,
+    source_format: str | None,
+    bit_depth: int,
+    has_alpha: bool,
+    requested: str | None,
+) -> str:
     codec = av.Codec(codec_name, "w")
     supported = [f.name for f in (codec.video_formats or [])]
     if requested:
@@ -166,8 +207,11 @@ def _closest_pixel_format(codec_name: str, source_format: str | None, bit_depth:
         return requested
     if not supported:
         return source_format or "yuv420p"
-    if source_format is not None and source_format in supported and not (
-            source_format.startswith(("yuvj", "pal"))):
+    if (
+        source_format is not None
+        and source_format in supported
+        and not (source_format.startswith(("yuvj", "pal")))
+    ):
         return source_format
     if has_alpha:
         for name in _PREFERRED_ALPHA:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -23,8 +23,22 @@ from vt.registry import OutputTarget
 
 log = logging.getLogger("vt")
 
-CONTAINER_EXTENSIONS = ("mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "m2ts", "mts", "flv",
-                        "nut", "mxf", "ogv", "3gp")
+CONTAINER_EXTENSIONS = (
+    "mp4",
+    "m4v",
+    "mov",
+    "mkv",
+    "webm",
+    "avi",
+    "ts",
+    "m2ts",
+    "mts",
+    "flv",
+    "nut",
+    "mxf",
+    "ogv",
+    "3gp",
+)
 # Container keys the muxer writes itself; copying them would misreport the new file.
 _TECHNICAL_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
 
@@ -33,8 +47,15 @@ def _format_name(target: OutputTarget, config: EncoderConfig) -> str | None:
     if config.format:
         return config.format
     ext = target.extension
-    return {"mkv": "matroska", "webm": "webm", "m4v": "mp4", "ts": "mpegts", "m2ts": "mpegts",
-            "mts": "mpegts", "3gp": "3gp"}.get(ext)
+    return {
+        "mkv": "matroska",
+        "webm": "webm",
+        "m4v": "mp4",
+        "ts": "mpegts",
+        "m2ts": "mpegts",
+        "mts": "mpegts",
+        "3gp": "3gp",
+    }.get(ext)
 
 
 #: a decode timestamp further than this many seconds before its presentation time is noise
@@ -107,14 +128,26 @@ class ContainerWriter:
         # generated video: audio may not run past the last frame, so none is muxed ahead
         self._trim_to_video = info is None
         try:
-            self._setup_video(fmt, time_base or info.video.time_base,  # type: ignore[union-attr]
-                              rate, colors)
+            self._setup_video(
+                fmt,
+                time_base or info.video.time_base,  # type: ignore[union-attr]
+                rate,
+                colors,
+            )
             # after the video: the video stream comes first in the output
-            self.side: SideStreams = SideStreams(self.out, config, source, info, audio=audio,
-                                    subtitles=subtitles, cut_start=cut_start, cut_end=cut_end,
-                                    shift=self._shift,
-                                    lookahead=0.0 if self._trim_to_video else 0.5,
-                                    warn=self._warn)
+            self.side: SideStreams = SideStreams(
+                self.out,
+                config,
+                source,
+                info,
+                audio=audio,
+                subtitles=subtitles,
+                cut_start=cut_start,
+                cut_end=cut_end,
+                shift=self._shift,
+                lookahead=0.0 if self._trim_to_video else 0.5,
+                warn=self._warn,
+            )
             self._copy_metadata(metadata)
         except BaseException:
             self.abort()
@@ -131,22 +164,30 @@ class ContainerWriter:
         return self.side.subtitle_mode
 
     # -- setup -------------------------------------------------------------------------------
-    def _setup_video(self, fmt: FrameFormat, time_base: Fraction, rate: Fraction | None,
-                     colors: ColorTags | None) -> None:
+    def _setup_video(
+        self, fmt: FrameFormat, time_base: Fraction, rate: Fraction | None, colors: ColorTags | None
+    ) -> None:
         cfg, info = self.config, self.info
         video = info.video if info is not None else None
         self.pixel_format = choose_pixel_format(
-            cfg.codec, info, cfg.pixel_format, fmt.size,
-            bit_depth=16 if fmt.layout == "rgb48" else 8)
+            cfg.codec,
+            info,
+            cfg.pixel_format,
+            fmt.size,
+            bit_depth=16 if fmt.layout == "rgb48" else 8,
+        )
         if rate is None:
             rate = (video.fps or video.real_fps if video is not None else None) or Fraction(25)
         codec_opts = cfg.video_options()
         try:
-            vs = self.out.add_stream(cfg.codec, rate=rate, options=codec_opts)
+            # validated as a video encoder by EncoderConfig.validate
+            vs = cast(av.VideoStream, self.out.add_stream(cfg.codec, rate=rate, options=codec_opts))
         except (av.error.FFmpegError, ValueError) as exc:
             raise UsageError(f"cannot use encoder {cfg.codec}: {exc}") from exc
-        if cfg.codec in ("libx264", "libx265") and (fmt.width % 2 or fmt.height % 2) and (
-            self.pixel_format.startswith(("yuv420", "yuvj420", "nv12", "p010"))
+        if (
+            cfg.codec in ("libx264", "libx265")
+            and (fmt.width % 2 or fmt.height % 2)
+            and (self.pixel_format.startswith(("yuv420", "yuvj420", "nv12", "p010")))
         ):
             raise UsageError(
                 f"{cfg.codec} with {self.pixel_format} needs even dimensions, frames are "
@@ -198,7 +239,8 @@ class ContainerWriter:
     def write_frame(self, frame: av.VideoFrame) -> None:
         """Encode one frame (any pixel format) at its own PTS."""
         if frame.format.name != self.pixel_format or (frame.width, frame.height) != (
-            self.fmt.width, self.fmt.height
+            self.fmt.width,
+            self.fmt.height,
         ):
             kwargs: dict[str, Any] = {}
             if frame.format.name.startswith(("rgb", "bgr", "gbr")):
@@ -206,8 +248,13 @@ class ContainerWriter:
                     kwargs["dst_colorspace"] = self._colorspace
                 if self._color_range is not None:
                     kwargs["dst_color_range"] = self._color_range
-            frame = reformat(frame, width=self.fmt.width, height=self.fmt.height,
-                             format=self.pixel_format, **kwargs)
+            frame = reformat(
+                frame,
+                width=self.fmt.width,
+                height=self.fmt.height,
+                format=self.pixel_format,
+                **kwargs,
+            )
         pts = frame.pts
         if pts is not None and self._shift:
             pts = pts - int(round(self._shift / self.time_base))
@@ -217,8 +264,10 @@ class ContainerWriter:
             # timestamps repeat, which encoders reject; move the frame one tick on and say so
             if not self._warned_repeats:
                 self._warned_repeats = True
-                self._warn(f"the input repeats timestamps (pts {pts} after {self._last_pts}): "
-                           "such frames are written one tick later")
+                self._warn(
+                    f"the input repeats timestamps (pts {pts} after {self._last_pts}): "
+                    "such frames are written one tick later"
+                )
             pts = self._last_pts + 1
             frame.pts = pts
         self._last_pts = pts
@@ -250,15 +299,16 @@ class ContainerWriter:
         """Flush the encoders, copy remaining side packets and finish the file."""
         self._mux_video(self.stream.encode(None))
         if self._trim_to_video and self._last_pts is not None:  # audio ends with the video
-            self.side.cut_end = (float(self._last_pts * self.time_base)
-                                 + float(self.frame_duration))
+            self.side.cut_end = float(self._last_pts * self.time_base) + float(self.frame_duration)
         self.side.finish()
         self.out.close()
 
     def abort(self) -> None:
         # closing a broken demuxer or muxer must not hide the real error
-        for close in (getattr(getattr(self, "side", None), "close", None),
-                      getattr(getattr(self, "out", None), "close", None)):
+        for close in (
+            getattr(getattr(self, "side", None), "close", None),
+            getattr(getattr(self, "out", None), "close", None),
+        ):
             if close is not None:
                 try:
                     close()
@@ -266,7 +316,12 @@ class ContainerWriter:
                     pass
 
 
-def open_container_writer(target: OutputTarget, config: EncoderConfig, fmt: FrameFormat,
-                          source: Source | None, info: MediaInfo | None,
-                          **kwargs: Any) -> ContainerWriter:
+def open_container_writer(
+    target: OutputTarget,
+    config: EncoderConfig,
+    fmt: FrameFormat,
+    source: Source | None,
+    info: MediaInfo | None,
+    **kwargs: Any,
+) -> ContainerWriter:
     return ContainerWriter(target, config, fmt, source, info, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -20,16 +20,29 @@ from vt.registry import OutputTarget
 
 log = logging.getLogger("vt")
 
-_IMAGE_CODECS = {"png": ("png", None), "tif": ("tiff", None), "tiff": ("tiff", None),
-                 "jpg": ("mjpeg", "yuvj444p"), "jpeg": ("mjpeg", "yuvj444p"),
-                 "bmp": ("bmp", "bgr24"), "webp": ("libwebp", "yuv420p")}
+_IMAGE_CODECS = {
+    "png": ("png", None),
+    "tif": ("tiff", None),
+    "tiff": ("tiff", None),
+    "jpg": ("mjpeg", "yuvj444p"),
+    "jpeg": ("mjpeg", "yuvj444p"),
+    "bmp": ("bmp", "bgr24"),
+    "webp": ("libwebp", "yuv420p"),
+}
 
 
 class ImageSequenceWriter:
     """Writes each frame as an image file: ``%06d`` numbered from 1 (PNG keeps 16-bit)."""
 
-    def __init__(self, target: OutputTarget, config: EncoderConfig, fmt: FrameFormat,
-                 source: Source | None, info: MediaInfo | None, **_: Any) -> None:
+    def __init__(
+        self,
+        target: OutputTarget,
+        config: EncoderConfig,
+        fmt: FrameFormat,
+        source: Source | None,
+        info: MediaInfo | None,
+        **_: Any,
+    ) -> None:
         self.pattern = target.path
         self.fmt = fmt
         self.warnings: list[str] = []
@@ -59,11 +72,12 @@ class ImageSequenceWriter:
         ext = path.suffix.lower().lstrip(".")
         codec_name, pix_fmt = _IMAGE_CODECS.get(ext, ("png", None))
         deep = image.dtype == np.uint16
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image),
-                                           format="rgb48le" if deep else "rgb24")
+        frame = av.VideoFrame.from_ndarray(
+            np.ascontiguousarray(image), format="rgb48le" if deep else "rgb24"
+        )
         if pix_fmt is None:
             pix_fmt = "rgb48be" if deep else "rgb24"
-        codec = av.CodecContext.create(codec_name, "w")
+        codec = cast(av.VideoCodecContext, av.CodecContext.create(codec_name, "w"))
         codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, pix_fmt
         codec.time_base = Fraction(1, 25)
         frame = reformat(frame, format=pix_fmt)
@@ -80,8 +94,12 @@ class ImageSequenceWriter:
         pass
 
 
-
-def open_image_writer(target: OutputTarget, config: EncoderConfig, fmt: FrameFormat,
-                      source: Source | None, info: MediaInfo | None,
-                      **kwargs: Any) -> ImageSequenceWriter:
+def open_image_writer(
+    target: OutputTarget,
+    config: EncoderConfig,
+    fmt: FrameFormat,
+    source: Source | None,
+    info: MediaInfo | None,
+    **kwargs: Any,
+) -> ImageSequenceWriter:
     return ImageSequenceWriter(target, config, fmt, source, info, **kwargs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import av
 
@@ -43,10 +43,21 @@ class SideStreams:
     warning goes to ``warn``. ``audio_mode`` and ``subtitle_mode`` say what was done.
     """
 
-    def __init__(self, out: Any, config: EncoderConfig, source: Source | None,
-                 info: MediaInfo | None, *, audio: bool, subtitles: bool,
-                 cut_start: float | None, cut_end: float | None, shift: float,
-                 lookahead: float, warn: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        out: Any,
+        config: EncoderConfig,
+        source: Source | None,
+        info: MediaInfo | None,
+        *,
+        audio: bool,
+        subtitles: bool,
+        cut_start: float | None,
+        cut_end: float | None,
+        shift: float,
+        lookahead: float,
+        warn: Callable[[str], None],
+    ) -> None:
         self.out = out
         self.config = config
         self.info = info
@@ -85,8 +96,13 @@ class SideStreams:
             wanted_subs = [s.index for s in self.info.subtitles] if subtitles else []
             if self.info.subtitles and not subtitles:
                 self.subtitle_mode = "dropped"
-            if not (wanted_audio or wanted_subs or self.info.attachments or self.info.data
-                    or self.info.extra_video):
+            if not (
+                wanted_audio
+                or wanted_subs
+                or self.info.attachments
+                or self.info.data
+                or self.info.extra_video
+            ):
                 return
             self._input = open_container(source)
         fmt_name = self.out.format.name.split(",")[0]
@@ -97,16 +113,19 @@ class SideStreams:
                 self._copies[index] = self.out.add_stream_from_template(template)
                 self.audio_mode = "copied"
             else:
-                ctx = template.codec_context
+                ctx = cast(av.AudioCodecContext, template.codec_context)
                 codec = self._audio_codec_for(fmt_name)
-                enc = self.out.add_stream(codec, rate=ctx.sample_rate,
-                                          layout=ctx.layout.name if ctx.layout else "stereo")
+                enc = self.out.add_stream(
+                    codec, rate=ctx.sample_rate, layout=ctx.layout.name if ctx.layout else "stereo"
+                )
                 enc.bit_rate = parse_bitrate(self.config.audio_bitrate)
                 self._encoders[index] = (enc, None)
                 self.audio_mode = "re-encoded"
-                self.warn(f"audio stream {index} ({ctx.name}) cannot go into "
-                          f"{self.out.format.name}: re-encoded to {codec} "
-                          f"{self.config.audio_bitrate}")
+                self.warn(
+                    f"audio stream {index} ({ctx.name}) cannot go into "
+                    f"{self.out.format.name}: re-encoded to {codec} "
+                    f"{self.config.audio_bitrate}"
+                )
         for index in wanted_subs:
             template = streams[index]
             codec_name = template.codec_context.name if template.codec_context else None
@@ -117,14 +136,18 @@ class SideStreams:
                 self._subtitles[index] = converted
                 if self.subtitle_mode != "copied":
                     self.subtitle_mode = "converted"
-                self.warn(f"subtitle stream {index} ({codec_name}) cannot go into "
-                          f"{self.out.format.name} as it is: converted to "
-                          f"{converted.codec_context.name}")
+                self.warn(
+                    f"subtitle stream {index} ({codec_name}) cannot go into "
+                    f"{self.out.format.name} as it is: converted to "
+                    f"{converted.codec_context.name}"
+                )
             else:
                 if self.subtitle_mode == "none":
                     self.subtitle_mode = "dropped"
-                self.warn(f"subtitle stream {index} ({codec_name}) cannot go into "
-                          f"{self.out.format.name}: not copied (use .mkv to keep it)")
+                self.warn(
+                    f"subtitle stream {index} ({codec_name}) cannot go into "
+                    f"{self.out.format.name}: not copied (use .mkv to keep it)"
+                )
         if self.info is not None:
             self._report_unmuxed(streams, fmt_name)
         side = [streams[i] for i in (*self._copies, *self._subtitles, *self._encoders)]
@@ -145,13 +168,17 @@ class SideStreams:
                 mimetype = att.metadata.get("mimetype", "application/octet-stream")
                 self.out.add_attachment(name, mimetype, template.data)
             else:
-                self.warn(f"attachment {att.index} cannot go into {self.out.format.name}: "
-                          "not copied (use .mkv to keep it)")
+                self.warn(
+                    f"attachment {att.index} cannot go into {self.out.format.name}: "
+                    "not copied (use .mkv to keep it)"
+                )
         for data in self.info.data:
             self.warn(f"data stream {data.index} ({data.codec}) not copied")
         for extra in self.info.extra_video:
-            self.warn(f"extra video stream {extra.index} ({extra.codec}) not copied: vt "
-                      "processes the main video stream")
+            self.warn(
+                f"extra video stream {extra.index} ({extra.codec}) not copied: vt "
+                "processes the main video stream"
+            )
 
     def _text_subtitle_stream(self, template: Any) -> Any | None:
         """An output stream in the container's own text subtitle codec (mov_text for MP4,
@@ -179,7 +206,7 @@ class SideStreams:
         supported = self.out.supported_codecs
         if wanted in supported or not supported:
             return wanted
-        fallback = self.out.default_audio_codec
+        fallback: str | None = self.out.default_audio_codec
         if fallback and fallback != "none":
             self.warn(f"{fmt_name} cannot hold {wanted} audio: using {fallback}")
             return fallback
@@ -241,8 +268,9 @@ class SideStreams:
         for frame in frames:
             if resampler is None:
                 fmt = enc.codec_context.codec.audio_formats[0].name
-                resampler = av.AudioResampler(format=fmt, layout=enc.layout.name,
-                                              rate=enc.sample_rate)
+                resampler = av.AudioResampler(
+                    format=fmt, layout=enc.layout.name, rate=enc.sample_rate
+                )
                 self._encoders[index] = (enc, resampler)
             for out_frame in resampler.resample(frame):
                 self.out.mux(enc.encode(out_frame))
@@ -256,8 +284,10 @@ class SideStreams:
                 return
             out = stream.codec_context.encode_subtitle(subtitle)
         except av.error.FFmpegError as exc:
-            self.warn(f"subtitle at {float(packet.pts * packet.time_base):.3f} s could not be "
-                      f"converted: {exc}")
+            self.warn(
+                f"subtitle at {float(packet.pts * packet.time_base):.3f} s could not be "
+                f"converted: {exc}"
+            )
             return
         ms = Fraction(1, 1000)
         out.stream, out.time_base = stream, ms

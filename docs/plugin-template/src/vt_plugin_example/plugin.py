@@ -36,13 +36,13 @@ class ApplyModel(vt.FrameProcessor):
     def __init__(self, model: str, device: str = "auto", dtype: str = "fp32") -> None:
         self.model = vt.load_model(model, device=device, dtype=dtype)
         if self.model.task not in ("super-resolution", "restoration"):
-            raise vt.UsageError(f"{self.model.name} is a {self.model.task} model, not an "
-                                "image-to-image one")
+            raise vt.UsageError(
+                f"{self.model.name} is a {self.model.task} model, not an image-to-image one"
+            )
 
     def configure(self, fmt: vt.FrameFormat) -> vt.FrameFormat:
         scale = self.model.scale
-        return vt.FrameFormat(round(fmt.width * scale), round(fmt.height * scale),
-                              fmt.layout)
+        return vt.FrameFormat(round(fmt.width * scale), round(fmt.height * scale), fmt.layout)
 
     def process(self, batch: vt.FrameBatch) -> vt.FrameBatch:
         import torch
@@ -89,8 +89,11 @@ def apply_model(
 def register_processors(register):
     # pixel formats, devices, batch size: read from each processor class itself
     register(vt.ProcessorInfo("invert", Invert, description="invert colours"))
-    register(vt.ProcessorInfo("apply-model", ApplyModel,
-                              description="run an image-to-image model on every frame"))
+    register(
+        vt.ProcessorInfo(
+            "apply-model", ApplyModel, description="run an image-to-image model on every frame"
+        )
+    )
 
 
 @vt.hookimpl

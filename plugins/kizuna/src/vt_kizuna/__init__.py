@@ -7,16 +7,18 @@ spec's Python API; the five stages are also registered processors (``kizuna-norm
 
 from __future__ import annotations
 
-from vt_kizuna.api import (
-    EncoderConfig,
-    OfflineProcessorConfig,
-    OfflineVideoProcessor,
-    PipelineConfig,
-    ProcessingReport,
-    Validation,
-    validate,
-)
+from vt.lazy import lazy_exports
 
 __version__ = "0.1.0"
-__all__ = ["EncoderConfig", "OfflineProcessorConfig", "OfflineVideoProcessor", "PipelineConfig",
-           "ProcessingReport", "Validation", "__version__", "validate"]
+__all__ = [
+    "EncoderConfig",
+    "OfflineProcessorConfig",
+    "OfflineVideoProcessor",
+    "PipelineConfig",
+    "ProcessingReport",
+    "Validation",
+    "__version__",
+    "validate",
+]
+# loaded on first use: vt imports this package with its plugins, and the API needs OpenCV
+__getattr__, __dir__ = lazy_exports(__name__, {n: ".api" for n in __all__ if n != "__version__"})

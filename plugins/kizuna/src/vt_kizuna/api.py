@@ -28,7 +28,6 @@ from vt.media.pipeline import PipelineOptions, PipelineReport, process_video
 from vt.media.processing import FrameProcessor
 from vt.media.source import Source
 from vt.tempfiles import temp_path
-
 from vt_kizuna.enhance import Enhance
 from vt_kizuna.normalize import Normalize
 from vt_kizuna.reconstruct import Reconstruct
@@ -72,11 +71,13 @@ class PipelineConfig:
         else:
             check_scale(self.shader_scale, "shader scale")
         if not 0.0 <= self.temporal_strength <= 1.0:
-            raise UsageError(f"temporal strength must be between 0 and 1, got "
-                             f"{self.temporal_strength}")
+            raise UsageError(
+                f"temporal strength must be between 0 and 1, got {self.temporal_strength}"
+            )
         if not 0.0 <= self.reconstruct_strength <= 1.0:
-            raise UsageError(f"reconstruct strength must be between 0 and 1, got "
-                             f"{self.reconstruct_strength}")
+            raise UsageError(
+                f"reconstruct strength must be between 0 and 1, got {self.reconstruct_strength}"
+            )
 
     def build(self) -> list[FrameProcessor]:
         """The processors, in order (temporal adds its source tap first). Loads the model in
@@ -93,9 +94,16 @@ class PipelineConfig:
             if self.enable_reconstruct:
                 stages.append(Reconstruct(self.reconstruct_strength))
             if self.use_ai:
-                stages.append(AIUpscale(self.ai_model_path, self.ai_scale, self.ai_tile,
-                                        device=self.ai_device, dtype=self.ai_dtype,
-                                        batch=self.ai_batch))
+                stages.append(
+                    AIUpscale(
+                        self.ai_model_path,
+                        self.ai_scale,
+                        self.ai_tile,
+                        device=self.ai_device,
+                        dtype=self.ai_dtype,
+                        batch=self.ai_batch,
+                    )
+                )
             else:
                 stages.append(ShaderUpscale(self.shader_scale))
             if self.enable_enhance:
@@ -128,6 +136,11 @@ class OfflineProcessorConfig:
     decoder: str | None = None
     threads: int = 0
     progress_callback: Progress | None = None
+    # segmented runs (vt.media.segments): --resume, --workers, --segment-seconds, --engine
+    resume: bool = False
+    workers: int | None = None
+    segment_seconds: float | None = None
+    engine: str = "local"
 
 
 @dataclass
@@ -157,13 +170,21 @@ class ProcessingReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "input": self.input, "output": self.output, "frames_in": self.frames_in,
-            "frames_out": self.frames_out, "size_in": list(self.size_in),
-            "size_out": list(self.size_out), "wall_time": self.wall_time, "fps": self.fps,
-            "stages": list(self.stages), "details": dict(self.details),
+            "input": self.input,
+            "output": self.output,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "size_in": list(self.size_in),
+            "size_out": list(self.size_out),
+            "wall_time": self.wall_time,
+            "fps": self.fps,
+            "stages": list(self.stages),
+            "details": dict(self.details),
             "stage_seconds": dict(self.stage_seconds),
-            "stage_share": self.stage_share, "warnings": list(self.warnings),
-            "audio": self.audio, "pipeline": self.pipeline,
+            "stage_share": self.stage_share,
+            "warnings": list(self.warnings),
+            "audio": self.audio,
+            "pipeline": self.pipeline,
         }
 
 
@@ -182,8 +203,12 @@ class Validation:
         return self.frames_in == self.frames_out and synced
 
     def to_dict(self) -> dict[str, Any]:
-        return {"frames_in": self.frames_in, "frames_out": self.frames_out,
-                "audio_offset": self.audio_offset, "ok": self.ok}
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "audio_offset": self.audio_offset,
+            "ok": self.ok,
+        }
 
 
 class OfflineVideoProcessor:
@@ -212,12 +237,23 @@ class OfflineVideoProcessor:
         # tags and audio re-encoding beyond the core's writer need one remux at the end: the
         # pipeline then writes a temporary file beside the output first
         finishing = target.kind == "container" and (
-            not cfg.preserve_metadata or not cfg.audio_passthrough or _has_stream_tags(source))
+            not cfg.preserve_metadata or not cfg.audio_passthrough or _has_stream_tags(source)
+        )
         written = temp_path(target.path, target.path.suffix) if finishing else target.path
         options = PipelineOptions(
-            overwrite=cfg.overwrite and not finishing, audio=cfg.audio,
-            subtitles=cfg.subtitles, error_policy=cfg.error_policy, decoder=cfg.decoder,
-            threads=cfg.threads, start=cfg.start, end=cfg.end,
+            overwrite=cfg.overwrite and not finishing,
+            audio=cfg.audio,
+            subtitles=cfg.subtitles,
+            error_policy=cfg.error_policy,
+            decoder=cfg.decoder,
+            threads=cfg.threads,
+            start=cfg.start,
+            end=cfg.end,
+            resume=cfg.resume,
+            workers=cfg.workers,
+            segment_seconds=cfg.segment_seconds,
+            engine=cfg.engine,
+            resume_output=target.path,  # not the temporary name: a rerun must find it
         )
         started = time.perf_counter()
         try:
@@ -226,15 +262,24 @@ class OfflineVideoProcessor:
             if finishing:
                 from vt_kizuna.streams import finish, needs_finish
 
-                if needs_finish(cfg.input_path, written, cfg.preserve_metadata,
-                                not cfg.audio_passthrough, report.audio):
+                if needs_finish(
+                    cfg.input_path,
+                    written,
+                    cfg.preserve_metadata,
+                    not cfg.audio_passthrough,
+                    report.audio,
+                ):
                     warnings += finish(
-                        Path(written), target, cfg.input_path,
+                        Path(written),
+                        target,
+                        cfg.input_path,
                         preserve_metadata=cfg.preserve_metadata,
                         reencode_audio=not cfg.audio_passthrough and report.audio == "copied",
                         audio_codec=cfg.encoder_config.audio_codec,
                         audio_bitrate=cfg.encoder_config.audio_bitrate,
-                        overwrite=cfg.overwrite, container_format=cfg.encoder_config.format)
+                        overwrite=cfg.overwrite,
+                        container_format=cfg.encoder_config.format,
+                    )
                     if not cfg.audio_passthrough and report.audio == "copied":
                         report.audio = "re-encoded"
                 else:
@@ -255,15 +300,26 @@ class OfflineVideoProcessor:
         """The spec's validation of the last ``process()``: frames in == out, A/V offset."""
         if self.report is None:
             raise UsageError("validate() needs a finished process() first")
-        return validate(self.config.input_path, self.config.output_path,
-                        self.report.frames_in, self.config.start, max_offset)
+        return validate(
+            self.config.input_path,
+            self.config.output_path,
+            self.report.frames_in,
+            self.config.start,
+            max_offset,
+        )
 
 
-def validate(input_path: str | Path, output_path: str | Path, frames_in: int,
-             start: float | None = None, max_offset: float = 0.001) -> Validation:
+def validate(
+    input_path: str | Path,
+    output_path: str | Path,
+    frames_in: int,
+    start: float | None = None,
+    max_offset: float = 0.001,
+) -> Validation:
     """Count the output's video frames (its packets: no decoding) and cross-correlate its
     audio with the input's from ``start`` (``vt.metrics.audio_offset``, as ``vt compare``)."""
     import av
+
     from vt.metrics import audio_offset, read_audio
 
     with av.open(str(output_path)) as c:
@@ -281,8 +337,9 @@ def validate(input_path: str | Path, output_path: str | Path, frames_in: int,
         source = source[skip:]
         span = min(len(source), len(written))
         if span > rate // 10:  # at least 0.1 s to correlate
-            offset = audio_offset(source[:span], written[:span], rate,
-                                  max_lag=min(1.0, span / rate / 2))
+            offset = audio_offset(
+                source[:span], written[:span], rate, max_lag=min(1.0, span / rate / 2)
+            )
     return Validation(frames_in, frames_out, offset, max_offset)
 
 
@@ -300,8 +357,13 @@ def _has_stream_tags(source: Source) -> bool:
     return any(video) or any(tags["audio"]) or any(tags["subtitle"])
 
 
-def _report(cfg: OfflineProcessorConfig, report: PipelineReport, stages: list[Any],
-            warnings: list[str], wall: float) -> ProcessingReport:
+def _report(
+    cfg: OfflineProcessorConfig,
+    report: PipelineReport,
+    stages: list[Any],
+    warnings: list[str],
+    wall: float,
+) -> ProcessingReport:
     seconds: dict[str, float] = {}
     names: list[str] = []
     for stage in stages:
@@ -312,14 +374,29 @@ def _report(cfg: OfflineProcessorConfig, report: PipelineReport, stages: list[An
     data = report.to_dict()
     data["output"] = str(cfg.output_path)
     return ProcessingReport(
-        input=str(cfg.input_path), output=str(cfg.output_path), frames_in=report.frames_in,
-        frames_out=report.frames_out, size_in=tuple(report.size_in),
-        size_out=tuple(report.size_out), wall_time=wall,
-        fps=report.frames_out / wall if wall else 0.0, stages=names,
-        details={stage.name: stage.describe() for stage in stages}, stage_seconds=seconds,
-        warnings=warnings, audio=report.audio, pipeline=data,
+        input=str(cfg.input_path),
+        output=str(cfg.output_path),
+        frames_in=report.frames_in,
+        frames_out=report.frames_out,
+        size_in=tuple(report.size_in),
+        size_out=tuple(report.size_out),
+        wall_time=wall,
+        fps=report.frames_out / wall if wall else 0.0,
+        stages=names,
+        details={stage.name: stage.describe() for stage in stages},
+        stage_seconds=seconds,
+        warnings=warnings,
+        audio=report.audio,
+        pipeline=data,
     )
 
 
-__all__ = ["EncoderConfig", "OfflineProcessorConfig", "OfflineVideoProcessor", "PipelineConfig",
-           "ProcessingReport", "Validation", "validate"]
+__all__ = [
+    "EncoderConfig",
+    "OfflineProcessorConfig",
+    "OfflineVideoProcessor",
+    "PipelineConfig",
+    "ProcessingReport",
+    "Validation",
+    "validate",
+]

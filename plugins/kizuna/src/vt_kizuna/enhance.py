@@ -21,8 +21,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-from vt.errors import UsageError
 
+from vt.errors import UsageError
 from vt_kizuna.working import FloatStage, add_luma, luma
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
@@ -36,11 +36,22 @@ class Enhance(FloatStage):
 
     name = "kizuna-enhance"
 
-    def __init__(self, sharpen: float = 0.6, darken: float = 0.4, thin: float = 0.3,
-                 contrast: float = 0.1, sigma: float = 1.0, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        sharpen: float = 0.6,
+        darken: float = 0.4,
+        thin: float = 0.3,
+        contrast: float = 0.1,
+        sigma: float = 1.0,
+        threads: int | None = None,
+    ) -> None:
         super().__init__(threads)
-        for label, value in (("sharpen", sharpen), ("darken", darken), ("thin", thin),
-                             ("contrast", contrast)):
+        for label, value in (
+            ("sharpen", sharpen),
+            ("darken", darken),
+            ("thin", thin),
+            ("contrast", contrast),
+        ):
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"enhance {label} must be between 0 and 1, got {value}")
         if sigma <= 0:
@@ -67,8 +78,9 @@ class Enhance(FloatStage):
             cv2.addWeighted(y, 1.0 - self.contrast, t2, self.contrast, 0.0, dst=y)
         lo = cv2.erode(y, _KERNEL3, dst=buf["lo"], borderType=cv2.BORDER_REFLECT)
         hi = cv2.dilate(y, _KERNEL3, dst=buf["hi"], borderType=cv2.BORDER_REFLECT)
-        blur = cv2.GaussianBlur(y, (0, 0), self.sigma, dst=buf["blur"],
-                                borderType=cv2.BORDER_REFLECT)
+        blur = cv2.GaussianBlur(
+            y, (0, 0), self.sigma, dst=buf["blur"], borderType=cv2.BORDER_REFLECT
+        )
         out = buf["out"]
         np.copyto(out, y)
         if self.sharpen > 0:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from vt.errors import UsageError
 from vt.media.frames import FrameBatch
-
 from vt_kizuna.working import FloatStage
 
 RANGES = ("full", "limited")
@@ -30,8 +30,7 @@ class Normalize(FloatStage):
     def __init__(self, input_range: str = "full", threads: int | None = None) -> None:
         super().__init__(threads)
         if input_range not in RANGES:
-            raise UsageError(f"input_range must be one of {', '.join(RANGES)}, got "
-                             f"{input_range!r}")
+            raise UsageError(f"input_range must be one of {', '.join(RANGES)}, got {input_range!r}")
         self.input_range = input_range
 
     def apply(self, x: np.ndarray, context: Any = None) -> np.ndarray:
@@ -46,5 +45,6 @@ class Normalize(FloatStage):
         if batch.layout == "rgb48":
             return batch  # already the working space
         # exact 8 -> 16 bit: v * 257 maps 0..255 onto 0..65535
-        return batch.with_images(np.multiply(batch.images, np.uint16(257), dtype=np.uint16),
-                                 "rgb48")
+        return batch.with_images(
+            np.multiply(batch.images, np.uint16(257), dtype=np.uint16), "rgb48"
+        )

@@ -12,8 +12,14 @@ from vt.registry import CommandSpec, ProcessorInfo
 def register_commands(register: Callable[[CommandSpec], None]) -> None:
     from vt_kizuna.cli import kizuna
 
-    register(CommandSpec("kizuna", kizuna, help="KizunaSR offline quality path for anime: "
-                         "normalize, reconstruct, upscale (shader or AI), enhance, temporal."))
+    register(
+        CommandSpec(
+            "kizuna",
+            kizuna,
+            help="KizunaSR offline quality path for anime: "
+            "normalize, reconstruct, upscale (shader or AI), enhance, temporal.",
+        )
+    )
 
 
 @hookimpl

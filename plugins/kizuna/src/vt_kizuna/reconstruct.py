@@ -24,8 +24,8 @@ import math
 
 import cv2
 import numpy as np
-from vt.errors import UsageError
 
+from vt.errors import UsageError
 from vt_kizuna.working import FloatStage, add_luma, luma, to_float
 
 BLOCK = 8
@@ -38,8 +38,9 @@ _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 def noise_sigma(y: np.ndarray) -> float:
     """Standard deviation of white noise in luma (Immerkær 1996), edges excluded."""
     response = np.abs(cv2.filter2D(y, cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_REFLECT))
-    gradient = cv2.magnitude(cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3),
-                             cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3))
+    gradient = cv2.magnitude(
+        cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3)
+    )
     # the flatter 60 % (threshold from every 4th pixel each way): texture and edges out
     flat = gradient < np.percentile(gradient[::4, ::4], 60)
     if not flat.any():
@@ -61,8 +62,9 @@ def blockiness(y: np.ndarray, block: int = BLOCK) -> float:
     return float(max(np.mean(excess), 0.0)) if excess else 0.0
 
 
-def _deblock_axis(x: np.ndarray, y: np.ndarray, axis: int, alpha: float, beta: float,
-                  block: int) -> None:
+def _deblock_axis(
+    x: np.ndarray, y: np.ndarray, axis: int, alpha: float, beta: float, block: int
+) -> None:
     """Weak H.264-style filter across the block boundaries of one axis, in place."""
     n = x.shape[axis]
     last = (n - 2) // block * block  # boundaries b with b - 2 >= 0 and b + 1 < n
@@ -102,8 +104,14 @@ class Reconstruct(FloatStage):
     name = "kizuna-reconstruct"
     align = BLOCK  # strips start on the codec's block grid
 
-    def __init__(self, strength: float = 1.0, deblock: bool = True, denoise: bool = True,
-                 radius: int = 2, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        strength: float = 1.0,
+        deblock: bool = True,
+        denoise: bool = True,
+        radius: int = 2,
+        threads: int | None = None,
+    ) -> None:
         super().__init__(threads)
         if not 0.0 <= strength <= 1.0:
             raise UsageError(f"reconstruct strength must be between 0 and 1, got {strength}")
@@ -125,8 +133,10 @@ class Reconstruct(FloatStage):
         return self._measure_luma(y)
 
     def _measure_luma(self, y: np.ndarray) -> dict[str, float]:
-        found = {"blockiness": blockiness(y) if self.deblock else 0.0,
-                 "noise_sigma": noise_sigma(y) if self.denoise else 0.0}
+        found = {
+            "blockiness": blockiness(y) if self.deblock else 0.0,
+            "noise_sigma": noise_sigma(y) if self.denoise else 0.0,
+        }
         self.last = found
         return found
 

@@ -26,8 +26,8 @@ import math
 
 import cv2
 import numpy as np
-from vt.errors import UsageError
 
+from vt.errors import UsageError
 from vt_kizuna.working import Scratch, add_luma, luma
 
 SCALES = (2, 4)
@@ -41,8 +41,11 @@ _EDGE_TAU = 0.02  # gradient magnitude (in [0, 1] units per pixel) for a full-st
 def _keys(x: np.ndarray, a: float = -0.5) -> np.ndarray:
     """Keys' cubic convolution kernel."""
     x = np.abs(x)
-    return np.where(x <= 1, (a + 2) * x**3 - (a + 3) * x**2 + 1,
-                    np.where(x < 2, a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a, 0.0))
+    return np.where(
+        x <= 1,
+        (a + 2) * x**3 - (a + 3) * x**2 + 1,
+        np.where(x < 2, a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a, 0.0),
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -68,11 +71,11 @@ def consistency_prefilter(taps: int = 9, regularization: float = 1e-3) -> np.nda
         m = m[(m >= 0) & (m < 2 * n)]
         w = _keys((m - centre) / 2)
         lr[j] = float(np.sum(w * hr[m]) / np.sum(w))
-    h = lr[n // 2 - 6:n // 2 + 7]
+    h = lr[n // 2 - 6 : n // 2 + 7]
     rows = taps + len(h) - 1
     conv = np.zeros((rows, taps))
     for i in range(taps):
-        conv[i:i + len(h), i] = h
+        conv[i : i + len(h), i] = h
     target = np.zeros(rows)
     target[(rows - 1) // 2] = 1.0
     p = np.linalg.solve(conv.T @ conv + regularization * np.eye(taps), conv.T @ target)
@@ -87,12 +90,16 @@ class EdgeDirectedUpscaler:
     result is clamped to the input neighbourhood's range.
     """
 
-    def __init__(self, scale: int = 2, sharpness: float = 1.0, edge: float = 1.0,
-                 anti_ringing: float = 1.0) -> None:
+    def __init__(
+        self, scale: int = 2, sharpness: float = 1.0, edge: float = 1.0, anti_ringing: float = 1.0
+    ) -> None:
         if scale not in SCALES:
             raise UsageError(f"shader scale must be 2 or 4, got {scale}")
-        for label, value in (("sharpness", sharpness), ("edge", edge),
-                             ("anti_ringing", anti_ringing)):
+        for label, value in (
+            ("sharpness", sharpness),
+            ("edge", edge),
+            ("anti_ringing", anti_ringing),
+        ):
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"{label} must be between 0 and 1, got {value}")
         self.scale = scale
@@ -126,10 +133,20 @@ class EdgeDirectedUpscaler:
     def _x2(self, x: np.ndarray, tag: str) -> np.ndarray:
         s = self.scratch
         h, w = x.shape[:2]
-        xp = cv2.sepFilter2D(x, -1, self._prefilter, self._prefilter,
-                             dst=s.get(tag + "xp", x.shape), borderType=cv2.BORDER_REFLECT)
-        out = cv2.resize(xp, (2 * w, 2 * h), dst=s.get(tag + "out", (2 * h, 2 * w, 3)),
-                         interpolation=cv2.INTER_CUBIC)
+        xp = cv2.sepFilter2D(
+            x,
+            -1,
+            self._prefilter,
+            self._prefilter,
+            dst=s.get(tag + "xp", x.shape),
+            borderType=cv2.BORDER_REFLECT,
+        )
+        out = cv2.resize(
+            xp,
+            (2 * w, 2 * h),
+            dst=s.get(tag + "out", (2 * h, 2 * w, 3)),
+            interpolation=cv2.INTER_CUBIC,
+        )
         if self.edge > 0:
             self._along_edges(x, xp, out, tag)
         if self.anti_ringing > 0:
@@ -161,8 +178,9 @@ class EdgeDirectedUpscaler:
         coherence = cv2.divide(half_gap, cv2.add(trace, 1e-8), scale=2.0)
         strength = cv2.sqrt(cv2.max(trace, 0.0))
         cv2.min(cv2.multiply(strength, 1 / _EDGE_TAU), 1.0, dst=strength)
-        weight = cv2.multiply(cv2.multiply(coherence, coherence), strength,
-                              scale=self.edge * _ALONG_GAIN * 0.5)
+        weight = cv2.multiply(
+            cv2.multiply(coherence, coherence), strength, scale=self.edge * _ALONG_GAIN * 0.5
+        )
         # the edge runs at phi + 90 degrees: unit tangent (tx, ty)
         angle = cv2.phase(half_diff, jxy)  # 2phi in [0, 2pi)
         angle *= 0.5
@@ -188,13 +206,20 @@ class EdgeDirectedUpscaler:
         for sign in (1.0, -1.0):
             cv2.scaleAdd(tx_up, sign, grid_x, dst=map_x)
             cv2.scaleAdd(ty_up, sign, grid_y, dst=map_y)
-            cv2.remap(yp, map_x, map_y, cv2.INTER_LINEAR, dst=total if sign > 0 else sample,
-                      borderMode=cv2.BORDER_REPLICATE)
+            cv2.remap(
+                yp,
+                map_x,
+                map_y,
+                cv2.INTER_LINEAR,
+                dst=total if sign > 0 else sample,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
         cv2.add(total, sample, dst=total)
         centre = cv2.resize(yp, size, dst=sample, interpolation=cv2.INTER_LINEAR)
         cv2.scaleAdd(centre, -2.0, total, dst=total)  # f(+t) + f(-t) - 2 f(0)
-        cv2.multiply(total, cv2.resize(weight, size, dst=tx_up, interpolation=cv2.INTER_NEAREST),
-                     dst=total)
+        cv2.multiply(
+            total, cv2.resize(weight, size, dst=tx_up, interpolation=cv2.INTER_NEAREST), dst=total
+        )
         add_luma(out, total, out, s.get(tag + "rgb", out.shape))
 
     def _grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,8 +228,10 @@ class EdgeDirectedUpscaler:
         def build() -> tuple[np.ndarray, np.ndarray]:
             xs = (np.arange(2 * w, dtype=np.float32) + 0.5) / 2 - 0.5
             ys = (np.arange(2 * h, dtype=np.float32) + 0.5) / 2 - 0.5
-            return (np.ascontiguousarray(np.broadcast_to(xs, (2 * h, 2 * w))),
-                    np.ascontiguousarray(np.broadcast_to(ys[:, None], (2 * h, 2 * w))))
+            return (
+                np.ascontiguousarray(np.broadcast_to(xs, (2 * h, 2 * w))),
+                np.ascontiguousarray(np.broadcast_to(ys[:, None], (2 * h, 2 * w))),
+            )
 
         return self.scratch.cached("grid", (h, w), build)
 
@@ -216,10 +243,12 @@ class EdgeDirectedUpscaler:
         lo = cv2.erode(x, kernel, dst=s.get(tag + "lo", x.shape), borderType=cv2.BORDER_REFLECT)
         hi = cv2.dilate(x, kernel, dst=s.get(tag + "hi", x.shape), borderType=cv2.BORDER_REFLECT)
         size = (2 * w, 2 * h)
-        lo_up = cv2.resize(lo, size, dst=s.get(tag + "lo2", out.shape),
-                           interpolation=cv2.INTER_NEAREST)
-        hi_up = cv2.resize(hi, size, dst=s.get(tag + "hi2", out.shape),
-                           interpolation=cv2.INTER_NEAREST)
+        lo_up = cv2.resize(
+            lo, size, dst=s.get(tag + "lo2", out.shape), interpolation=cv2.INTER_NEAREST
+        )
+        hi_up = cv2.resize(
+            hi, size, dst=s.get(tag + "hi2", out.shape), interpolation=cv2.INTER_NEAREST
+        )
         if self.anti_ringing >= 1.0:
             cv2.min(out, hi_up, dst=out)
             cv2.max(out, lo_up, dst=out)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+
 from vt.media.encode import parse_bitrate
 from vt.media.output import atomic_output
 from vt.registry import OutputTarget
@@ -22,9 +23,20 @@ from vt.registry import OutputTarget
 log = logging.getLogger("vt")
 
 #: tags muxers write themselves (or statistics of the old file): never copied
-_TECHNICAL = {"duration", "encoder", "vendor_id", "major_brand", "minor_version",
-              "compatible_brands", "number_of_frames", "number_of_bytes", "bps",
-              "_statistics_tags", "_statistics_writing_app", "_statistics_writing_date_utc"}
+_TECHNICAL = {
+    "duration",
+    "encoder",
+    "vendor_id",
+    "major_brand",
+    "minor_version",
+    "compatible_brands",
+    "number_of_frames",
+    "number_of_bytes",
+    "bps",
+    "_statistics_tags",
+    "_statistics_writing_app",
+    "_statistics_writing_date_utc",
+}
 _KINDS = ("video", "audio", "subtitle")
 
 
@@ -58,8 +70,13 @@ def _lower(tags: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in tags.items()}
 
 
-def needs_finish(input_path: str | Path, output_path: str | Path, preserve_metadata: bool,
-                 reencode_audio: bool, audio_mode: str) -> bool:
+def needs_finish(
+    input_path: str | Path,
+    output_path: str | Path,
+    preserve_metadata: bool,
+    reencode_audio: bool,
+    audio_mode: str,
+) -> bool:
     """Whether the written file differs from what was asked (tags, audio copied)."""
     if reencode_audio and audio_mode == "copied":
         return True
@@ -75,17 +92,28 @@ def needs_finish(input_path: str | Path, output_path: str | Path, preserve_metad
     return False
 
 
-def finish(written: Path, target: OutputTarget, input_path: str | Path, *,
-           preserve_metadata: bool, reencode_audio: bool, audio_codec: str,
-           audio_bitrate: str, overwrite: bool,
-           container_format: str | None = None) -> list[str]:
+def finish(
+    written: Path,
+    target: OutputTarget,
+    input_path: str | Path,
+    *,
+    preserve_metadata: bool,
+    reencode_audio: bool,
+    audio_codec: str,
+    audio_bitrate: str,
+    overwrite: bool,
+    container_format: str | None = None,
+) -> list[str]:
     """Remux ``written`` into ``target`` with the input's tags (or none) and, when asked,
     audio re-encoded; returns warnings. ``written`` is left for the caller to remove."""
     warnings: list[str] = []
     want = read_tags(input_path) if preserve_metadata else None
     # the temporary name keeps the suffix: FFmpeg picks the same muxer the core did
-    with atomic_output(target, overwrite) as tmp, av.open(str(written)) as src, \
-            av.open(str(tmp.path), "w", format=container_format) as out:
+    with (
+        atomic_output(target, overwrite) as tmp,
+        av.open(str(written)) as src,
+        av.open(str(tmp.path), "w", format=container_format) as out,
+    ):
         if want is not None:
             out.metadata.update(want["container"])
         streams: dict[int, Any] = {}
@@ -95,8 +123,11 @@ def finish(written: Path, target: OutputTarget, input_path: str | Path, *,
             kind = s.type
             if kind == "audio" and reencode_audio:
                 ctx = s.codec_context
-                enc = out.add_stream(audio_codec, rate=ctx.sample_rate,
-                                     layout=ctx.layout.name if ctx.layout else "stereo")
+                enc = out.add_stream(
+                    audio_codec,
+                    rate=ctx.sample_rate,
+                    layout=ctx.layout.name if ctx.layout else "stereo",
+                )
                 enc.bit_rate = parse_bitrate(audio_bitrate)
                 encoders[s.index] = [enc, None]
                 made = enc
@@ -121,15 +152,16 @@ def finish(written: Path, target: OutputTarget, input_path: str | Path, *,
                 continue  # a stream not copied, or a flush packet
             packet.stream = streams[index]
             out.mux(packet)
-        for index, state in encoders.items():
+        for state in encoders.values():
             enc, resampler = state
             if resampler is not None:
                 for frame in resampler.resample(None):
                     out.mux(enc.encode(frame))
             out.mux(enc.encode(None))
     if reencode_audio and encoders:
-        warnings.append(f"audio re-encoded to {audio_codec} {audio_bitrate} "
-                        "(audio_passthrough=False)")
+        warnings.append(
+            f"audio re-encoded to {audio_codec} {audio_bitrate} (audio_passthrough=False)"
+        )
     return warnings
 
 
@@ -139,7 +171,8 @@ def _encode_audio(out: Any, packet: Any, state: list[Any]) -> None:
     for frame in frames:
         if resampler is None:
             fmt = enc.codec_context.codec.audio_formats[0].name
-            resampler = state[1] = av.AudioResampler(format=fmt, layout=enc.layout.name,
-                                                     rate=enc.sample_rate)
+            resampler = state[1] = av.AudioResampler(
+                format=fmt, layout=enc.layout.name, rate=enc.sample_rate
+            )
         for converted in resampler.resample(frame):
             out.mux(enc.encode(converted))

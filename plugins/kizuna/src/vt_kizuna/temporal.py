@@ -36,12 +36,12 @@ from fractions import Fraction
 
 import cv2
 import numpy as np
+
 from vt.errors import UsageError
 from vt.media.frames import LAYOUT_DTYPES, FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
 from vt.metrics import flow as optical_flow
 from vt.metrics import occlusion_mask, warp
-
 from vt_kizuna.working import from_float, timed, to_float
 
 log = logging.getLogger("vt")
@@ -106,15 +106,21 @@ class TemporalStabilizer(FrameProcessor):
     temporal = True
     seconds: float = 0.0
 
-    def __init__(self, strength: float = 0.5, radius: int = 1, scene_threshold: float = 0.12,
-                 max_motion: float = 0.08, match_threshold: float = 0.06,
-                 flow_width: int = 640, tap: SourceTap | None = None) -> None:
+    def __init__(
+        self,
+        strength: float = 0.5,
+        radius: int = 1,
+        scene_threshold: float = 0.12,
+        max_motion: float = 0.08,
+        match_threshold: float = 0.06,
+        flow_width: int = 640,
+        tap: SourceTap | None = None,
+    ) -> None:
         if not 0.0 <= strength <= 1.0:
             raise UsageError(f"temporal strength must be between 0 and 1, got {strength}")
         if radius < 1 or radius > 4:
             raise UsageError(f"temporal radius must be between 1 and 4, got {radius}")
-        if not 0 < scene_threshold <= 1 or not 0 < max_motion <= 1 or \
-                not 0 < match_threshold <= 1:
+        if not 0 < scene_threshold <= 1 or not 0 < max_motion <= 1 or not 0 < match_threshold <= 1:
             raise UsageError("scene_threshold, max_motion and match_threshold must be in (0, 1]")
         if flow_width < 16:
             raise UsageError(f"flow_width must be at least 16, got {flow_width}")
@@ -127,6 +133,7 @@ class TemporalStabilizer(FrameProcessor):
         self.source_tap = tap
         #: frames of context needed before and after a frame for its exact output
         self.context_frames = (radius, radius)
+        self.temporal_context = self.context_frames  # segmented runs feed this much context
         self.batch_size = 1
         self._window: deque[_Frame] = deque()
         self._flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -206,15 +213,22 @@ class TemporalStabilizer(FrameProcessor):
             frame.emitted = True
             ready.append(frame)
         # keep the emitted frames later frames still need as context, drop the rest
-        while self._window and self._window[0].emitted and (
-            sum(1 for f in self._window if f.emitted) > self.radius
+        while (
+            self._window
+            and self._window[0].emitted
+            and (sum(1 for f in self._window if f.emitted) > self.radius)
         ):
             gone = self._window.popleft()
             self._flows = {k: v for k, v in self._flows.items() if gone.index not in k}
         if not ready:
             return None
-        return FrameBatch(np.stack(images), [f.pts for f in ready], self._time_base,
-                          [f.index for f in ready], self._layout)
+        return FrameBatch(
+            np.stack(images),
+            [f.pts for f in ready],
+            self._time_base,
+            [f.index for f in ready],
+            self._layout,
+        )
 
     def _neighbours(self, window: list[_Frame], pos: int) -> list[int]:
         """Positions within ``radius`` of ``pos`` with no scene cut in between."""
@@ -244,8 +258,9 @@ class TemporalStabilizer(FrameProcessor):
             raise
         except Exception as exc:  # noqa: BLE001 - never lose a frame: stabilizing is optional
             self.stats["fallbacks"] += 1
-            log.warning("temporal stage skipped frame %d (%s: %s)", frame.index,
-                        type(exc).__name__, exc)
+            log.warning(
+                "temporal stage skipped frame %d (%s: %s)", frame.index, type(exc).__name__, exc
+            )
             return frame.image
 
     def _detail(self, frame: _Frame) -> np.ndarray:
@@ -255,8 +270,9 @@ class TemporalStabilizer(FrameProcessor):
             if frame.source is not None:
                 base = cv2.resize(to_float(frame.source), (w, h), interpolation=cv2.INTER_CUBIC)
             else:  # no tap: the frame's own x2 low-pass stands in for the source
-                half = cv2.resize(processed, (max(1, w // 2), max(1, h // 2)),
-                                  interpolation=cv2.INTER_AREA)
+                half = cv2.resize(
+                    processed, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA
+                )
                 base = cv2.resize(half, (w, h), interpolation=cv2.INTER_CUBIC)
             frame.detail = cv2.subtract(processed, base)
         return frame.detail
@@ -300,16 +316,18 @@ class TemporalStabilizer(FrameProcessor):
             fwd, weight = found
             fh, fw = fwd.shape[:2]
             if grid_x is None:
-                grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32),
-                                             np.arange(h, dtype=np.float32))
+                grid_x, grid_y = np.meshgrid(
+                    np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)
+                )
             # flow and weight to the output size (flow vectors scaled with it)
             up = cv2.resize(fwd, (w, h), interpolation=cv2.INTER_LINEAR)
             map_x = up[..., 0] * np.float32(w / fw)
             map_x += grid_x
             map_y = up[..., 1] * np.float32(h / fh)
             map_y += grid_y
-            moved = cv2.remap(self._detail(other), map_x, map_y, cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+            moved = cv2.remap(
+                self._detail(other), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
             weight_up = cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR)
             cv2.subtract(moved, d_t, dst=moved)
             acc += moved * weight_up[..., None]

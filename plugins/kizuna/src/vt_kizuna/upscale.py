@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from vt.errors import ModelUnavailableError, UsageError, VtError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
-
 from vt_kizuna.shader import SCALES, EdgeDirectedUpscaler
 from vt_kizuna.working import FloatStage, timed
 
@@ -37,12 +37,19 @@ class ShaderUpscale(FloatStage):
 
     name = "kizuna-upscale"
 
-    def __init__(self, scale: int = 2, sharpness: float = 1.0, edge: float = 1.0,
-                 anti_ringing: float = 1.0, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        scale: int = 2,
+        sharpness: float = 1.0,
+        edge: float = 1.0,
+        anti_ringing: float = 1.0,
+        threads: int | None = None,
+    ) -> None:
         super().__init__(threads)
         self.scale = check_scale(scale)
-        self.upscaler = EdgeDirectedUpscaler(self.scale, sharpness=sharpness, edge=edge,
-                                             anti_ringing=anti_ringing)
+        self.upscaler = EdgeDirectedUpscaler(
+            self.scale, sharpness=sharpness, edge=edge, anti_ringing=anti_ringing
+        )
         self.halo = self.upscaler.reach
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
@@ -67,9 +74,16 @@ class AIUpscale(FrameProcessor):
     devices = ("cpu", "cuda")
     seconds: float = 0.0
 
-    def __init__(self, model: str | None = None, scale: int = 2, tile: int = 0,
-                 device: str = "auto", dtype: str = "fp32", batch: int = 1,
-                 threads: int = 0) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        scale: int = 2,
+        tile: int = 0,
+        device: str = "auto",
+        dtype: str = "fp32",
+        batch: int = 1,
+        threads: int = 0,
+    ) -> None:
         from vt.models import load_model
         from vt.plugins import get_host
 
@@ -81,7 +95,8 @@ class AIUpscale(FrameProcessor):
         if "sr-model" not in host.processors:
             raise ModelUnavailableError(
                 f"AI mode needs a super-resolution runner and model adapters, which no "
-                f"installed plugin provides ({AI_PLUGIN_HINT})")
+                f"installed plugin provides ({AI_PLUGIN_HINT})"
+            )
         self.model_name = model or DEFAULT_MODEL.format(scale=self.scale)
         try:
             self.model = load_model(self.model_name, device=device, dtype=dtype, threads=threads)
@@ -89,12 +104,14 @@ class AIUpscale(FrameProcessor):
             raise
         except Exception as exc:  # an adapter's own exception: a broken or foreign file
             first = (str(exc).strip().splitlines() or [""])[0]
-            raise ModelUnavailableError(f"cannot load model {self.model_name}: "
-                                        f"{type(exc).__name__}: {first}") from exc
+            raise ModelUnavailableError(
+                f"cannot load model {self.model_name}: {type(exc).__name__}: {first}"
+            ) from exc
         try:
             factory = host.processors.get("sr-model").factory
-            self.runner = factory(model=self.model, scale=self.scale, tile=tile, batch=batch,
-                                  strict=True)
+            self.runner = factory(
+                model=self.model, scale=self.scale, tile=tile, batch=batch, strict=True
+            )
         except BaseException:
             self._close_model()
             raise
@@ -133,8 +150,9 @@ class AIUpscale(FrameProcessor):
             self._close_model()
 
 
-def upscale_stage(mode: str = "shader", scale: int = 2, model: str | None = None,
-                  tile: int = 0, **options: Any) -> FrameProcessor:
+def upscale_stage(
+    mode: str = "shader", scale: int = 2, model: str | None = None, tile: int = 0, **options: Any
+) -> FrameProcessor:
     """The ``kizuna-upscale`` factory: ``mode="shader"`` (default) or ``"ai"``."""
     if mode == "shader":
         if model is not None or tile:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import cv2
 import numpy as np
+
 from vt.errors import VtError
 from vt.media.frames import LAYOUT_DTYPES, FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
@@ -110,8 +111,9 @@ def luma(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return y.reshape(x.shape[:2])
 
 
-def add_luma(x: np.ndarray, delta: np.ndarray, out: np.ndarray,
-             spare: np.ndarray | None = None) -> np.ndarray:
+def add_luma(
+    x: np.ndarray, delta: np.ndarray, out: np.ndarray, spare: np.ndarray | None = None
+) -> np.ndarray:
     """``x + delta`` on each channel: RGB moved by a luma change (chroma kept). ``spare`` is
     a buffer shaped like ``x`` to use (OpenCV's merge + add is 2x NumPy's broadcasting)."""
     spare = cv2.merge((delta, delta, delta), dst=spare)
@@ -152,8 +154,7 @@ class FloatStage(FrameProcessor):
 
     def configure(self, fmt: FrameFormat) -> FrameFormat:
         if fmt.layout not in self.layouts:
-            raise VtError(f"{self.name} takes {' or '.join(self.layouts)} frames, not "
-                          f"{fmt.layout}")
+            raise VtError(f"{self.name} takes {' or '.join(self.layouts)} frames, not {fmt.layout}")
         self.fmt_in = fmt
         width, height = self.output_size(fmt.width, fmt.height)
         self.fmt_out = FrameFormat(width, height, self.output_layout or fmt.layout)
@@ -206,7 +207,7 @@ class FloatStage(FrameProcessor):
             part = image[lo:hi]
             x = to_float(part, self.scratch.get("in", part.shape))
             y = self.apply(x, context)
-            from_float(y[(a - lo) * scale:(b - lo) * scale], out[a * scale:b * scale])
+            from_float(y[(a - lo) * scale : (b - lo) * scale], out[a * scale : b * scale])
 
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"vt-{self.name}")

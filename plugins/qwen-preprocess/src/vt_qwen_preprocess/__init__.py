@@ -5,27 +5,28 @@ streams the frames into a file; ``plan(video)`` answers the frame count, size an
 without decoding pixels. Parity target: qwen-vl-utils 0.0.14.
 """
 
-from typing import Any
+from vt.lazy import lazy_exports
 
 #: exported name -> module that defines it (loaded on first use: vt imports this package
 #: when it loads plugins, and most commands never need numpy or the pipeline)
 _EXPORTS = {
-    "PreprocessConfig": "config", "load_config": "config",
-    "ProcessedVideo": "pipeline", "VideoPlan": "pipeline", "iter_frames": "pipeline",
-    "plan": "pipeline", "preprocess": "pipeline", "preprocess_to_file": "pipeline",
-    "BUILTIN_PROFILES": "profiles", "ModelProfile": "profiles", "load_profiles": "profiles",
-    "smart_nframes": "sizing", "smart_resize": "sizing",
-    "VideoDataset": "dataset", "collate_videos": "dataset",  # needs torch.utils.data
+    "PreprocessConfig": ".config",
+    "load_config": ".config",
+    "ProcessedVideo": ".pipeline",
+    "VideoPlan": ".pipeline",
+    "iter_frames": ".pipeline",
+    "plan": ".pipeline",
+    "preprocess": ".pipeline",
+    "preprocess_to_file": ".pipeline",
+    "BUILTIN_PROFILES": ".profiles",
+    "ModelProfile": ".profiles",
+    "load_profiles": ".profiles",
+    "smart_nframes": ".sizing",
+    "smart_resize": ".sizing",
+    "VideoDataset": ".dataset",
+    "collate_videos": ".dataset",  # needs torch.utils.data
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vt_qwen_preprocess' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"vt_qwen_preprocess.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

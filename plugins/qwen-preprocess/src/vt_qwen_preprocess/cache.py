@@ -28,8 +28,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from vt.cachedirs import cache_dir
 from vt.atomic import atomic_file
+from vt.cachedirs import cache_dir
 from vt.errors import InputError
 from vt.tempfiles import clean_stale, owner_pid, pid_alive, size_of
 
@@ -68,8 +68,9 @@ def file_identity(path: Path, *, content_only: bool = False) -> list[Any]:
 
 
 def make_key(identity: Any, params: Mapping[str, Any]) -> str:
-    payload = json.dumps({"v": CACHE_VERSION, "id": identity, "params": params},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {"v": CACHE_VERSION, "id": identity, "params": params}, sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:40]
 
 
@@ -101,8 +102,9 @@ class MemoryCache:
                 self._bytes -= self._items.pop(key)[1]
             self._items[key] = (value, nbytes)
             self._bytes += nbytes
-            while self._items and (len(self._items) > self.max_entries
-                                   or self._bytes > self.max_bytes):
+            while self._items and (
+                len(self._items) > self.max_entries or self._bytes > self.max_bytes
+            ):
                 _, (_, size) = self._items.popitem(last=False)
                 self._bytes -= size
 
@@ -133,8 +135,9 @@ class DiskCache:
     def _paths(self, key: str) -> tuple[Path, Path]:
         return self.directory / f"{key}.npy", self.directory / f"{key}.json"
 
-    def load(self, key: str, shape: tuple[int, ...] | None = None
-             ) -> tuple[np.ndarray, dict[str, Any]] | None:
+    def load(
+        self, key: str, shape: tuple[int, ...] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]] | None:
         """Memory-mapped frames and metadata, or None on a miss. A damaged entry, or one whose
         shape is not ``shape`` (or not uint8 frames), is removed and is a miss too."""
         data_path, meta_path = self._paths(key)
@@ -167,8 +170,9 @@ class DiskCache:
             pass
         return frames, meta
 
-    def load_stream(self, key: str, shape: tuple[int, ...]
-                    ) -> tuple[Iterator[np.ndarray], dict[str, Any]] | None:
+    def load_stream(
+        self, key: str, shape: tuple[int, ...]
+    ) -> tuple[Iterator[np.ndarray], dict[str, Any]] | None:
         """Like ``load``, but the frames come one at a time from ordinary reads (for outputs
         streamed to a file: touching a memory map would keep every page read resident)."""
         loaded = self.load(key, shape)
@@ -184,8 +188,12 @@ class DiskCache:
         return _read_frames(fh, offset, count, frame_shape), meta
 
     def _discard(self, key: str, why: str) -> None:
-        log.warning("frame cache entry %s in %s is damaged (%s): removed, recomputing", key,
-                    self.directory, why)
+        log.warning(
+            "frame cache entry %s in %s is damaged (%s): removed, recomputing",
+            key,
+            self.directory,
+            why,
+        )
         self.remove(key)
 
     def writer(self, key: str, shape: tuple[int, int, int, int]) -> CacheWriter | None:
@@ -256,8 +264,9 @@ class DiskCache:
             self.remove(key)
 
 
-def _read_frames(fh: BinaryIO, offset: int, count: int, shape: tuple[int, ...]
-                 ) -> Iterator[np.ndarray]:
+def _read_frames(
+    fh: BinaryIO, offset: int, count: int, shape: tuple[int, ...]
+) -> Iterator[np.ndarray]:
     """``count`` uint8 frames of ``shape`` from ``fh`` at ``offset``, one array each (the
     open handle keeps the entry readable even if another run removes it meanwhile)."""
     size = int(np.prod(shape))
@@ -271,8 +280,11 @@ def _read_frames(fh: BinaryIO, offset: int, count: int, shape: tuple[int, ...]
 
 
 def warn_unwritable(directory: Path, exc: BaseException) -> None:
-    log.warning("cannot write the frame cache in %s (%s): continuing without caching",
-                directory, _reason(exc))
+    log.warning(
+        "cannot write the frame cache in %s (%s): continuing without caching",
+        directory,
+        _reason(exc),
+    )
 
 
 class CacheWriter:

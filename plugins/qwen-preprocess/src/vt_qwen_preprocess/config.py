@@ -43,8 +43,28 @@ LAYOUTS = ("TCHW", "THWC")
 # unreferenced H.264 pictures skipped), measured faster and leaner than torchcodec here
 # (docs/benchmarks.md); the spec's torchcodec -> decord chain follows as the fallback.
 DEFAULT_DECODERS = ("pyav", "torchcodec", "decord")
-VIDEO_FORMATS = ("mp4", "mov", "avi", "mkv", "webm", "m4v", "flv", "ts", "mpg", "mpeg", "wmv",
-                 "3gp", "gif", "ogv", "mts", "m2ts", "y4m", "h264", "hevc", "nut")
+VIDEO_FORMATS = (
+    "mp4",
+    "mov",
+    "avi",
+    "mkv",
+    "webm",
+    "m4v",
+    "flv",
+    "ts",
+    "mpg",
+    "mpeg",
+    "wmv",
+    "3gp",
+    "gif",
+    "ogv",
+    "mts",
+    "m2ts",
+    "y4m",
+    "h264",
+    "hevc",
+    "nut",
+)
 
 
 @dataclass(frozen=True)
@@ -92,15 +112,28 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         if self.fps is not None and self.nframes is not None:
             raise UsageError("give either --fps or --nframes, not both")
-        for name, allowed in (("dtype", DTYPES), ("resize", RESIZE_METHODS),
-                              ("channel_order", CHANNEL_ORDERS), ("layout", LAYOUTS)):
+        for name, allowed in (
+            ("dtype", DTYPES),
+            ("resize", RESIZE_METHODS),
+            ("channel_order", CHANNEL_ORDERS),
+            ("layout", LAYOUTS),
+        ):
             if getattr(self, name) not in allowed:
-                raise UsageError(f"{name} must be one of {', '.join(allowed)}, "
-                                 f"got {getattr(self, name)!r}")
+                raise UsageError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
         if (self.resized_height is None) != (self.resized_width is None):
             raise UsageError("give both resized_height and resized_width, or neither")
-        for name in ("fps", "min_pixels", "max_pixels", "total_pixels", "nframes", "threads",
-                     "factor", "total_pixels_ratio"):
+        for name in (
+            "fps",
+            "min_pixels",
+            "max_pixels",
+            "total_pixels",
+            "nframes",
+            "threads",
+            "factor",
+            "total_pixels_ratio",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise UsageError(f"{name} must not be negative, got {value}")
@@ -165,8 +198,9 @@ def _normalise_decoders(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def config_from_mapping(block: Mapping[str, Any], base: PreprocessConfig | None = None
-                        ) -> PreprocessConfig:
+def config_from_mapping(
+    block: Mapping[str, Any], base: PreprocessConfig | None = None
+) -> PreprocessConfig:
     """Apply a ``video_processing`` mapping on top of ``base``."""
     changes: dict[str, Any] = {}
     for key, value in block.items():
@@ -235,8 +269,11 @@ def load_config(
         block = data.get("video_processing") or {}
         if not isinstance(block, dict):
             raise UsageError("video_processing must be a mapping")
-        base = replace(PreprocessConfig(), profiles_file=str(path)) if data.get("models") \
+        base = (
+            replace(PreprocessConfig(), profiles_file=str(path))
+            if data.get("models")
             else PreprocessConfig()
+        )
         values = {k: v for k, v in asdict(config_from_mapping(block, base)).items()}
     else:
         values = asdict(PreprocessConfig())
@@ -285,6 +322,7 @@ def resolve(config: PreprocessConfig) -> Resolved:
         fps=fps,
         nframes=nframes,
         min_frames=config.min_frames if config.min_frames is not None else profile.min_frames,
-        max_frames=config.max_frames if config.max_frames is not None else (
-            None if profile.max_frames == 768 else profile.max_frames),
+        max_frames=config.max_frames
+        if config.max_frames is not None
+        else (None if profile.max_frames == 768 else profile.max_frames),
     )

@@ -13,8 +13,12 @@ import numpy as np
 from vt.errors import UsageError
 from vt_qwen_preprocess.config import PreprocessConfig
 
-_TORCH_DTYPES = {"uint8": "uint8", "float32": "float32", "float16": "float16",
-                 "bfloat16": "bfloat16"}
+_TORCH_DTYPES = {
+    "uint8": "uint8",
+    "float32": "float32",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+}
 
 
 def frame_shape(config: PreprocessConfig, height: int, width: int) -> tuple[int, int, int]:
@@ -54,8 +58,9 @@ class FrameConverter:
         return (3, height, width) if self.chw else (height, width, 3)
 
     def allocate(self, n: int, height: int, width: int) -> Any:
-        return self.torch.empty((n, *self.frame_shape(height, width)), dtype=self.dtype,
-                                device=self.config.device)
+        return self.torch.empty(
+            (n, *self.frame_shape(height, width)), dtype=self.dtype, device=self.config.device
+        )
 
     def convert(self, frame: Any) -> Any:
         """One output frame from a (3, H, W) uint8 tensor or an (H, W, 3) uint8 array."""
@@ -136,9 +141,12 @@ def file_dtype(config: PreprocessConfig, raw_bfloat16: bool) -> np.dtype:
     return np.dtype(np.uint16) if raw_bfloat16 else np.dtype(np.float32)
 
 
-def file_frame_converter(config: PreprocessConfig, mean: tuple[float, ...],
-                         std: tuple[float, ...], raw_bfloat16: bool = False
-                         ) -> Callable[[np.ndarray], np.ndarray]:
+def file_frame_converter(
+    config: PreprocessConfig,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    raw_bfloat16: bool = False,
+) -> Callable[[np.ndarray], np.ndarray]:
     """(H, W, 3) uint8 RGB -> one frame as a file stores it (``file_dtype``), on the CPU
     whatever ``config.device`` says. NumPy's conversion; torch's only for bfloat16."""
     if ArrayConverter.supports(config):

@@ -96,8 +96,9 @@ def _spool(data: bytes, suffix: str = ".bin") -> Path:
             fh.write(data)
     except OSError as exc:
         path.unlink(missing_ok=True)
-        raise InputError(f"cannot spool the input bytes to {path.parent}: "
-                         f"{exc.strerror or exc}") from None
+        raise InputError(
+            f"cannot spool the input bytes to {path.parent}: {exc.strerror or exc}"
+        ) from None
     return path
 
 
@@ -120,8 +121,10 @@ def decode_data_uri(uri: str, max_bytes: int | None = None) -> tuple[str, bytes]
         # base64 spends 4 characters per 3 bytes, percent-encoding 1 to 3 per byte
         limit = max_encoded_length(max_bytes) if base64_encoded else 3 * max_bytes + 64
         if len(payload) > limit:
-            raise InputError(f"data URI is too large: {len(payload)} characters encoded, over "
-                             f"the {max_bytes}-byte input limit (refused before decoding)")
+            raise InputError(
+                f"data URI is too large: {len(payload)} characters encoded, over "
+                f"the {max_bytes}-byte input limit (refused before decoding)"
+            )
     if not base64_encoded:
         data = urllib.parse.unquote_to_bytes(payload)
     else:
@@ -178,8 +181,9 @@ def resolve_input(
         if len(data) > max_bytes:
             raise InputError(f"input is too large: {len(data)} bytes > limit {max_bytes}")
         path = _spool(data)
-        return VideoInput(source=Source.parse(path), original=f"<{len(data)} bytes>",
-                          temp_files=[path])
+        return VideoInput(
+            source=Source.parse(path), original=f"<{len(data)} bytes>", temp_files=[path]
+        )
     if hasattr(value, "read") and not isinstance(value, str):
         data = value.read(max_bytes + 1)
         if len(data) > max_bytes:
@@ -190,15 +194,20 @@ def resolve_input(
     if isinstance(value, np.ndarray) and value.ndim == 4:
         return VideoInput(frames=frames_from_array(value, fps), original="<array>")
     if _is_tensor(value) and value.ndim == 4:
-        return VideoInput(frames=frames_from_array(_tensor_frames(value), fps),
-                          original="<tensor>")
+        return VideoInput(frames=frames_from_array(_tensor_frames(value), fps), original="<tensor>")
     if isinstance(value, (list, tuple)):
         return VideoInput(frames=frame_list(value, fps=fps), original=f"<{len(value)} frames>")
     raise InputError(f"unsupported input type {type(value).__name__}")
 
 
-def _resolve_text(text: str, max_bytes: int, max_download: int, timeout: float,
-                  supported: Sequence[str], fps: float | None) -> VideoInput:
+def _resolve_text(
+    text: str,
+    max_bytes: int,
+    max_download: int,
+    timeout: float,
+    supported: Sequence[str],
+    fps: float | None,
+) -> VideoInput:
     if not text.strip():
         raise InputError("input is an empty string")
     match = _SCHEME.match(text)
@@ -221,8 +230,9 @@ def _resolve_text(text: str, max_bytes: int, max_download: int, timeout: float,
     if scheme == "file":
         text = urllib.parse.unquote(urllib.parse.urlparse(text).path)
     elif scheme is not None:
-        raise InputError(f"unsupported URL scheme {scheme}:// (use a path, file://, http(s):// "
-                         "or a data: URI)")
+        raise InputError(
+            f"unsupported URL scheme {scheme}:// (use a path, file://, http(s):// or a data: URI)"
+        )
     src = Source.parse(text)
     if src.kind == "frames":
         paths = list(src.paths)
@@ -329,5 +339,6 @@ def frame_list(items: Sequence[Any], fps: float | None = None) -> FrameList:
 def frames_from_array(array: np.ndarray, fps: float | None = None) -> FrameList:
     if array.shape[0] == 0:
         raise InputError("the frame array is empty")
-    return FrameList(int(array.shape[0]), lambda i: to_rgb_array(array[i]), fps,
-                     f"<{array.shape[0]} frames>")
+    return FrameList(
+        int(array.shape[0]), lambda i: to_rgb_array(array[i]), fps, f"<{array.shape[0]} frames>"
+    )

@@ -78,8 +78,9 @@ def encode_image(frame: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> byt
     return buf.getvalue()
 
 
-def to_base64(result: ProcessedVideo, fmt: str = "jpeg", quality: int | None = None,
-              data_uri: bool = True) -> list[str]:
+def to_base64(
+    result: ProcessedVideo, fmt: str = "jpeg", quality: int | None = None, data_uri: bool = True
+) -> list[str]:
     """Frames as base64 strings (data URIs by default). JPEG quality steps down until each
     frame fits the profile's ``max_image_bytes``; a frame that never fits is an error."""
     profile = result.config.get_profile()
@@ -94,15 +95,18 @@ def to_base64(result: ProcessedVideo, fmt: str = "jpeg", quality: int | None = N
             q -= 15
             data = encode_image(frame, fmt, q)
         if limit and len(data) > limit:
-            raise OutputError(f"frame {i} is {len(data)} bytes encoded, over the "
-                              f"{profile.name} limit of {limit} (lower --max-pixels)")
+            raise OutputError(
+                f"frame {i} is {len(data)} bytes encoded, over the "
+                f"{profile.name} limit of {limit} (lower --max-pixels)"
+            )
         text = base64.b64encode(data).decode("ascii")
         out.append(f"data:{mime};base64,{text}" if data_uri else text)
     return out
 
 
-def to_openai_messages(result: ProcessedVideo, prompt: str | None = None,
-                       detail: str = "auto") -> list[dict[str, Any]]:
+def to_openai_messages(
+    result: ProcessedVideo, prompt: str | None = None, detail: str = "auto"
+) -> list[dict[str, Any]]:
     """One user message: optional text, then every frame as a base64 JPEG ``image_url``."""
     content: list[dict[str, Any]] = []
     if prompt:
@@ -152,8 +156,14 @@ def _write_file(path: Path, overwrite: bool, write: Callable[[Path], Any]) -> No
 
 def default_format_for(path: Path) -> str:
     suffix = path.suffix.lower()
-    return {".pt": "tensor", ".pth": "tensor", ".npz": "numpy", ".npy": "numpy",
-            ".safetensors": "numpy", ".json": "metadata"}.get(suffix, "images")
+    return {
+        ".pt": "tensor",
+        ".pth": "tensor",
+        ".npz": "numpy",
+        ".npy": "numpy",
+        ".safetensors": "numpy",
+        ".json": "metadata",
+    }.get(suffix, "images")
 
 
 def file_frames(result: ProcessedVideo, raw_bfloat16: bool = False) -> Iterator[np.ndarray]:
@@ -164,14 +174,24 @@ def file_frames(result: ProcessedVideo, raw_bfloat16: bool = False) -> Iterator[
     for frame in result.frames:
         frame = frame.detach().to("cpu")
         if frame.dtype == torch.bfloat16:
-            yield (frame.contiguous().view(torch.int16).numpy().view(np.uint16) if raw_bfloat16
-                   else frame.to(torch.float32).numpy())
+            yield (
+                frame.contiguous().view(torch.int16).numpy().view(np.uint16)
+                if raw_bfloat16
+                else frame.to(torch.float32).numpy()
+            )
         else:
             yield frame.numpy()
 
 
-def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
-         overwrite: bool = False, prompt: str | None = None, image_format: str = "png") -> Path:
+def save(
+    result: ProcessedVideo,
+    path: str | Path,
+    fmt: str | None = None,
+    *,
+    overwrite: bool = False,
+    prompt: str | None = None,
+    image_format: str = "png",
+) -> Path:
     """Write ``result`` to ``path``: ``.pt`` (torch dict), ``.npy``, ``.npz``,
     ``.safetensors``, ``.json`` (metadata, base64 or openai messages) or a folder of images
     plus ``metadata.json``. (``preprocess_to_file`` streams the same files without holding
@@ -186,18 +206,26 @@ def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
         import torch
 
         check_target(path, overwrite)
-        payload = {"frames": result.frames, "metadata": record,
-                   "video_metadata": result.video_metadata(),
-                   "fps": result.plan.sampling.sample_fps}
+        payload = {
+            "frames": result.frames,
+            "metadata": record,
+            "video_metadata": result.video_metadata(),
+            "fps": result.plan.sampling.sample_fps,
+        }
         _write_file(path, overwrite, lambda p: torch.save(payload, p))
         return path
     if suffix in STREAM_SUFFIXES:
         check_array_format(suffix, fmt)
         check_target(path, overwrite)
         if suffix == ".safetensors":
-            with SafetensorsWriter(path, result.plan.nframes, result.frames_shape[1:],
-                                   result.config.dtype, result.file_metadata(),
-                                   overwrite) as writer:
+            with SafetensorsWriter(
+                path,
+                result.plan.nframes,
+                result.frames_shape[1:],
+                result.config.dtype,
+                result.file_metadata(),
+                overwrite,
+            ) as writer:
                 for frame in file_frames(result, raw_bfloat16=True):
                     writer.write(frame)
                 writer.finish(record)
@@ -210,9 +238,12 @@ def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
                 if suffix == ".npy":
                     np.save(fh, arr)
                 else:
-                    np.savez(fh, frames=arr,
-                             frame_indices=np.asarray(result.plan.indices, dtype=np.int64),
-                             metadata=np.asarray(meta))
+                    np.savez(
+                        fh,
+                        frames=arr,
+                        frame_indices=np.asarray(result.plan.indices, dtype=np.int64),
+                        metadata=np.asarray(meta),
+                    )
 
         _write_file(path, overwrite, write_npz)
         return path
@@ -226,12 +257,14 @@ def save(result: ProcessedVideo, path: str | Path, fmt: str | None = None, *,
             data = record
         else:
             raise UsageError(f"--format {fmt} cannot be written as JSON (use .pt or .npz)")
-        _write_file(path, overwrite,
-                    lambda p: p.write_text(json.dumps(data, indent=2, default=str)))
+        _write_file(
+            path, overwrite, lambda p: p.write_text(json.dumps(data, indent=2, default=str))
+        )
         return path
     if suffix:
-        raise UsageError(f"unknown output type {suffix!r} (use .pt, .npy, .npz, .safetensors, "
-                         ".json or a folder)")
+        raise UsageError(
+            f"unknown output type {suffix!r} (use .pt, .npy, .npz, .safetensors, .json or a folder)"
+        )
     # a folder of images, written whole under a temporary name like vt's frame folders
     check_target(path, overwrite, folder=True)
     ext = "jpg" if image_format in ("jpg", "jpeg") else image_format

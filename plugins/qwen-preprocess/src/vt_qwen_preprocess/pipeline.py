@@ -40,8 +40,15 @@ if TYPE_CHECKING:  # vt.media.decode imports PyAV: loaded when a video is opened
     from vt.media.decode import VideoReader
 
 # ProcessedVideo and VideoPlan are re-exported: callers import them from here
-__all__ = ["ProcessedVideo", "VideoPlan", "clear_memory_cache", "iter_frames", "plan",
-           "preprocess", "preprocess_to_file"]
+__all__ = [
+    "ProcessedVideo",
+    "VideoPlan",
+    "clear_memory_cache",
+    "iter_frames",
+    "plan",
+    "preprocess",
+    "preprocess_to_file",
+]
 
 _MEMORY_CACHE = MemoryCache(max_entries=16, max_bytes=1024**3)
 
@@ -68,9 +75,12 @@ def _decoder_options(c: PreprocessConfig) -> dict[str, Any]:
     """How qwen opens videos: ``--decoders`` is the chain's order; qwen-vl-utils' decoders
     read untagged video with FFmpeg's BT.601 whatever its height; a file FFmpeg cannot open
     is not tried with other backends unless the user chose them."""
-    return {"priority": list(c.decoders), "threads": c.threads,
-            "options": {"untagged_matrix": "bt601"},
-            "try_all": tuple(c.decoders) != DEFAULT_DECODERS}
+    return {
+        "priority": list(c.decoders),
+        "threads": c.threads,
+        "options": {"untagged_matrix": "bt601"},
+        "try_all": tuple(c.decoders) != DEFAULT_DECODERS,
+    }
 
 
 def _open_reader(inp: VideoInput, c: PreprocessConfig) -> VideoReader:
@@ -104,8 +114,9 @@ def _resolve(video: Any, cfg: PreprocessConfig) -> VideoInput:
     )
 
 
-def preprocess(video: Any, config: PreprocessConfig | None = None, **overrides: Any
-               ) -> ProcessedVideo:
+def preprocess(
+    video: Any, config: PreprocessConfig | None = None, **overrides: Any
+) -> ProcessedVideo:
     """Sample, resize and convert ``video`` (any supported input) for the configured model."""
     cfg = (config or PreprocessConfig()).updated(**overrides)
     r = resolve(cfg)
@@ -129,9 +140,16 @@ class FileTarget:
     image_format: str = "png"
 
 
-def preprocess_to_file(video: Any, path: str | Path, config: PreprocessConfig | None = None,
-                       *, fmt: str | None = None, overwrite: bool = False,
-                       image_format: str = "png", **overrides: Any) -> ProcessedVideo:
+def preprocess_to_file(
+    video: Any,
+    path: str | Path,
+    config: PreprocessConfig | None = None,
+    *,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    image_format: str = "png",
+    **overrides: Any,
+) -> ProcessedVideo:
     """``preprocess`` ``video`` into ``path`` (``.npy``, ``.npz``, ``.safetensors`` or a folder
     of images), each frame written as soon as it is converted: memory stays a few frames
     whatever the frame count. The file holds the bytes ``save(preprocess(...), path)`` writes
@@ -144,8 +162,10 @@ def preprocess_to_file(video: Any, path: str | Path, config: PreprocessConfig | 
         check_array_format(target_path.suffix.lower(), fmt)
     kind = stream_kind(target_path, fmt)
     if kind is None:
-        raise UsageError(f"{target_path.name}: only .npy, .npz, .safetensors and folders are "
-                         "streamed (use preprocess() and save() for .pt and .json)")
+        raise UsageError(
+            f"{target_path.name}: only .npy, .npz, .safetensors and folders are "
+            "streamed (use preprocess() and save() for .pt and .json)"
+        )
     check_target(target_path, overwrite, folder=kind == "folder")  # before any decoding
     target = FileTarget(target_path, kind, overwrite, image_format)
     cfg = (config or PreprocessConfig()).updated(**overrides)
@@ -160,8 +180,9 @@ def preprocess_to_file(video: Any, path: str | Path, config: PreprocessConfig | 
     return result
 
 
-def iter_frames(video: Any, config: PreprocessConfig | None = None, **overrides: Any
-                ) -> Iterator[tuple[int, float, Any]]:
+def iter_frames(
+    video: Any, config: PreprocessConfig | None = None, **overrides: Any
+) -> Iterator[tuple[int, float, Any]]:
     """Stream ``(frame index, timestamp, frame)`` one at a time (nothing accumulated)."""
     cfg = (config or PreprocessConfig()).updated(**overrides)
     r = resolve(cfg)
@@ -191,8 +212,9 @@ class _Output:
     """Where converted frames go, position by position: a preallocated tensor (in memory) or
     a streaming file writer (positions must then come in order)."""
 
-    def __init__(self, p: VideoPlan, r: Resolved, target: FileTarget | None,
-                 decoder: str | None) -> None:
+    def __init__(
+        self, p: VideoPlan, r: Resolved, target: FileTarget | None, decoder: str | None
+    ) -> None:
         cfg = r.config
         mean, std = r.profile.image_mean, r.profile.image_std
         self.plan, self.config, self.decoder = p, cfg, decoder
@@ -203,12 +225,18 @@ class _Output:
             conv = FrameConverter(cfg, mean, std)
             self.frames = conv.allocate(p.nframes, p.resized_height, p.resized_width)
             self.shape = tuple(self.frames.shape)
-            self._write: Callable[[int, Any], None] = (
-                lambda pos, image: conv.write(self.frames, pos, image))
+            self._write: Callable[[int, Any], None] = lambda pos, image: conv.write(
+                self.frames, pos, image
+            )
             return
         self.shape = (p.nframes, *frame_shape(cfg, p.resized_height, p.resized_width))
-        self.writer = open_writer(target.kind, target.path, self.result({}),
-                                  overwrite=target.overwrite, image_format=target.image_format)
+        self.writer = open_writer(
+            target.kind,
+            target.path,
+            self.result({}),
+            overwrite=target.overwrite,
+            image_format=target.image_format,
+        )
         writer = self.writer
         if writer.wants_images:
             self._write = lambda pos, image: writer.write(image)
@@ -223,24 +251,29 @@ class _Output:
         self._write(position, image)
 
     def result(self, timing: dict[str, float], cache_hit: str | None = None) -> ProcessedVideo:
-        return ProcessedVideo(self.frames, self.plan, self.config, self.decoder, dict(timing),
-                              cache_hit, shape=self.shape,
-                              output=self.target.path if self.target else None)
+        return ProcessedVideo(
+            self.frames,
+            self.plan,
+            self.config,
+            self.decoder,
+            dict(timing),
+            cache_hit,
+            shape=self.shape,
+            output=self.target.path if self.target else None,
+        )
 
     def open(self) -> Any:
         """A context for the writing: the streaming writer's (commits or discards it)."""
         return self.writer if self.writer is not None else nullcontext()
 
-    def finish(self, timing: dict[str, float], cache_hit: str | None = None
-               ) -> ProcessedVideo:
+    def finish(self, timing: dict[str, float], cache_hit: str | None = None) -> ProcessedVideo:
         result = self.result(timing, cache_hit)
         if self.writer is not None:
             self.writer.finish(result.record())
         return result
 
 
-def _run_frames(inp: VideoInput, r: Resolved, target: FileTarget | None = None
-                ) -> ProcessedVideo:
+def _run_frames(inp: VideoInput, r: Resolved, target: FileTarget | None = None) -> ProcessedVideo:
     cfg = r.config
     t0 = time.perf_counter()
     frames = inp.frames
@@ -258,13 +291,16 @@ def _run_frames(inp: VideoInput, r: Resolved, target: FileTarget | None = None
             output.put(pos, resize(frame))
             extract += tb - ta
             process += time.perf_counter() - tb
-        timing = {"extraction_time": extract, "processing_time": process,
-                  "plan_time": 0.0, "wall_time": time.perf_counter() - t0}
+        timing = {
+            "extraction_time": extract,
+            "processing_time": process,
+            "plan_time": 0.0,
+            "wall_time": time.perf_counter() - t0,
+        }
         return output.finish(timing)
 
 
-def _run_video(inp: VideoInput, r: Resolved, target: FileTarget | None = None
-               ) -> ProcessedVideo:
+def _run_video(inp: VideoInput, r: Resolved, target: FileTarget | None = None) -> ProcessedVideo:
     """Plan and extract with the first decoder of ``--decoders`` that can; when one fails
     while decoding, the next one starts over (the core's decoder fallback chain; a streamed
     file starts over too: the failed attempt's temporary is removed)."""
@@ -284,8 +320,14 @@ def _run_video(inp: VideoInput, r: Resolved, target: FileTarget | None = None
     return with_fallback(inp.source, run, describe=inp.describe(), **_decoder_options(r.config))
 
 
-def _extract(inp: VideoInput, reader: VideoReader, p: VideoPlan, r: Resolved, t_plan: float,
-             target: FileTarget | None = None) -> ProcessedVideo:
+def _extract(
+    inp: VideoInput,
+    reader: VideoReader,
+    p: VideoPlan,
+    r: Resolved,
+    t_plan: float,
+    target: FileTarget | None = None,
+) -> ProcessedVideo:
     cfg = r.config
     memory_key = disk = key = None
     shape = (p.nframes, p.resized_height, p.resized_width, 3)  # what the frame cache holds
@@ -295,12 +337,15 @@ def _extract(inp: VideoInput, reader: VideoReader, p: VideoPlan, r: Resolved, t_
             params = _cache_params(r, p)
             key = make_key(identity, params)
             if target is None:  # the memory cache holds in-memory results only
-                memory_key = make_key(identity, {**params, "out": asdict(replace(
-                    cfg, start=None, end=None, cache_dir=None))})
+                memory_key = make_key(
+                    identity,
+                    {**params, "out": asdict(replace(cfg, start=None, end=None, cache_dir=None))},
+                )
                 hit = _MEMORY_CACHE.get(memory_key)
                 if hit is not None:
-                    return replace(hit, timing={**hit.timing, "plan_time": t_plan},
-                                   cache_hit="memory")
+                    return replace(
+                        hit, timing={**hit.timing, "plan_time": t_plan}, cache_hit="memory"
+                    )
             disk = DiskCache(cfg.cache_dir, cfg.cache_max_bytes)
             # streamed outputs read frames with ordinary reads: a memory map's pages would
             # stay resident (in RSS) once touched
@@ -312,9 +357,14 @@ def _extract(inp: VideoInput, reader: VideoReader, p: VideoPlan, r: Resolved, t_
                 with output.open():
                     for pos, frame in enumerate(frames):
                         output.put(pos, frame)
-                    result = output.finish({"plan_time": t_plan, "extraction_time": 0.0,
-                                            "processing_time": time.perf_counter() - t1},
-                                           "disk")
+                    result = output.finish(
+                        {
+                            "plan_time": t_plan,
+                            "extraction_time": 0.0,
+                            "processing_time": time.perf_counter() - t1,
+                        },
+                        "disk",
+                    )
                 if memory_key is not None:
                     _remember(memory_key, result)
                 return result
@@ -366,8 +416,9 @@ def _extract(inp: VideoInput, reader: VideoReader, p: VideoPlan, r: Resolved, t_
             raise InputError(f"decoded {done} of {n} sampled frames from {inp.describe()}")
         if writer is not None:
             writer.commit({"decoder": reader.decoder_name, "plan": p.to_dict()})
-        result = output.finish({"plan_time": t_plan, "extraction_time": extract,
-                                "processing_time": process})
+        result = output.finish(
+            {"plan_time": t_plan, "extraction_time": extract, "processing_time": process}
+        )
     if memory_key is not None:
         _remember(memory_key, result)
     return result

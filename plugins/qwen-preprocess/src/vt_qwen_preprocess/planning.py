@@ -105,8 +105,7 @@ def sampling_request(r: Resolved) -> SamplingRequest:
     )
 
 
-def size_plan(r: Resolved, nframes: int, height: int, width: int
-              ) -> tuple[int, int, float, float]:
+def size_plan(r: Resolved, nframes: int, height: int, width: int) -> tuple[int, int, float, float]:
     """(resized_height, resized_width, min_pixels, max_pixels) for frames of height x width."""
     c, p = r.config, r.profile
     budget = video_pixel_budget(
@@ -129,23 +128,50 @@ def size_plan(r: Resolved, nframes: int, height: int, width: int
     return rh, rw, budget.min_pixels, hi
 
 
-def _finish_plan(r: Resolved, *, input_name: str, kind: str, decoder: str | None, width: int,
-                 height: int, total: int, fps: float, sampling: SamplingPlan, padded: int = 0
-                 ) -> VideoPlan:
+def _finish_plan(
+    r: Resolved,
+    *,
+    input_name: str,
+    kind: str,
+    decoder: str | None,
+    width: int,
+    height: int,
+    total: int,
+    fps: float,
+    sampling: SamplingPlan,
+    padded: int = 0,
+) -> VideoPlan:
     n = len(sampling.indices) + padded
     rh, rw, lo, hi = size_plan(r, n, height, width)
     tokens = count_tokens(r.profile, n, rh, rw)
-    plan = VideoPlan(input_name, kind, decoder, width, height, total, fps,
-                     total / fps if fps else 0.0, sampling, rh, rw, lo, hi, tokens,
-                     r.profile.name, padded)
+    plan = VideoPlan(
+        input_name,
+        kind,
+        decoder,
+        width,
+        height,
+        total,
+        fps,
+        total / fps if fps else 0.0,
+        sampling,
+        rh,
+        rw,
+        lo,
+        hi,
+        tokens,
+        r.profile.name,
+        padded,
+    )
     if r.config.check_context and tokens.total_tokens > tokens.max_context_tokens:
-        raise context_error(tokens, r.profile, _fitting_hint(r, n, height, width, fps,
-                                                              sampling.range_frames))
+        raise context_error(
+            tokens, r.profile, _fitting_hint(r, n, height, width, fps, sampling.range_frames)
+        )
     return plan
 
 
-def _fitting_hint(r: Resolved, n: int, height: int, width: int, video_fps: float,
-                  range_frames: int) -> str:
+def _fitting_hint(
+    r: Resolved, n: int, height: int, width: int, video_fps: float, range_frames: int
+) -> str:
     """A frame count (as --nframes or --fps) and a --max-pixels that fit the context, found by
     re-running the size rules (pixel budgets grow as frames drop, so scaling is not enough)."""
     limit = r.profile.max_context_tokens
@@ -164,7 +190,7 @@ def _fitting_hint(r: Resolved, n: int, height: int, width: int, video_fps: float
         else:
             seconds = range_frames / video_fps
             hints.append(f"--fps {math.floor(fit_n / seconds * 100) / 100:g}")
-    f2 = r.profile.factor ** 2
+    f2 = r.profile.factor**2
     floor = r.config.min_pixels or r.profile.min_tokens * f2
     lo, hi = f2, int(size_plan(r, n, height, width)[3])
     if tokens(n, max_pixels=lo, min_pixels=lo) <= limit:
@@ -182,8 +208,12 @@ def plan_video_reader(reader: Any, r: Resolved, input_name: str) -> VideoPlan:
     video = reader.info.video
     c = r.config
     duration = total / fps
-    if c.max_video_duration and duration > c.max_video_duration and c.start is None \
-            and c.end is None:
+    if (
+        c.max_video_duration
+        and duration > c.max_video_duration
+        and c.start is None
+        and c.end is None
+    ):
         raise InputError(
             f"{input_name} lasts {duration:.1f}s, over the {c.max_video_duration:g}s limit "
             "(raise max_video_duration or pick a --start/--end range)"
@@ -194,16 +224,28 @@ def plan_video_reader(reader: Any, r: Resolved, input_name: str) -> VideoPlan:
     if video.rotation % 180 == 90 and reader.decoder_name == "pyav":
         pass  # PyAV hands out frames as stored; rotation is metadata only
     sampling = plan_sampling(
-        sampling_request(r), total, fps,
+        sampling_request(r),
+        total,
+        fps,
         keyframes=reader.keyframes,
         change_scores=lambda first, last: change_scores(reader, first, last),
     )
-    return _finish_plan(r, input_name=input_name, kind="video", decoder=reader.decoder_name,
-                        width=width, height=height, total=total, fps=fps, sampling=sampling)
+    return _finish_plan(
+        r,
+        input_name=input_name,
+        kind="video",
+        decoder=reader.decoder_name,
+        width=width,
+        height=height,
+        total=total,
+        fps=fps,
+        sampling=sampling,
+    )
 
 
-def plan_frame_list(frames: FrameList, r: Resolved, first_frame: np.ndarray, input_name: str
-                    ) -> VideoPlan:
+def plan_frame_list(
+    frames: FrameList, r: Resolved, first_frame: np.ndarray, input_name: str
+) -> VideoPlan:
     """Frame lists: every frame (padded with the last to the frame factor, as the reference),
     or an even subset when ``nframes`` is asked for."""
     c = r.config
@@ -217,8 +259,25 @@ def plan_frame_list(frames: FrameList, r: Resolved, first_frame: np.ndarray, inp
         indices = list(range(count))
         padded = ceil_by_factor(count, factor) - count
     n = len(indices) + padded
-    sampling = SamplingPlan("list", indices, 0, count - 1, count, fps,
-                            sample_fps=fps if c.nframes is None else n / count * fps)
+    sampling = SamplingPlan(
+        "list",
+        indices,
+        0,
+        count - 1,
+        count,
+        fps,
+        sample_fps=fps if c.nframes is None else n / count * fps,
+    )
     h, w = first_frame.shape[:2]
-    return _finish_plan(r, input_name=input_name, kind="frames", decoder=None, width=w,
-                        height=h, total=count, fps=fps, sampling=sampling, padded=padded)
+    return _finish_plan(
+        r,
+        input_name=input_name,
+        kind="frames",
+        decoder=None,
+        width=w,
+        height=h,
+        total=count,
+        fps=fps,
+        sampling=sampling,
+        padded=padded,
+    )

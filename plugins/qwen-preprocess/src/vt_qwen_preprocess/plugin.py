@@ -12,5 +12,10 @@ from vt.registry import CommandSpec
 def register_commands(register: Callable[[CommandSpec], None]) -> None:
     from vt_qwen_preprocess.cli import qwen_preprocess
 
-    register(CommandSpec("qwen-preprocess", qwen_preprocess,
-                         help="Sample, resize and tokenise video for multimodal models."))
+    register(
+        CommandSpec(
+            "qwen-preprocess",
+            qwen_preprocess,
+            help="Sample, resize and tokenise video for multimodal models.",
+        )
+    )

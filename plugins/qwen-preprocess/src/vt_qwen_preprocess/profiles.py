@@ -107,14 +107,21 @@ BUILTIN_PROFILES: dict[str, ModelProfile] = {
         ),
     )
 }
-ALIASES = {"qwen2_5_vl": "qwen2.5-vl", "qwen25-vl": "qwen2.5-vl", "qwen3_vl": "qwen3-vl",
-           "gpt4v": "api", "openai": "api", "qwen2_vl": "qwen2-vl"}
+ALIASES = {
+    "qwen2_5_vl": "qwen2.5-vl",
+    "qwen25-vl": "qwen2.5-vl",
+    "qwen3_vl": "qwen3-vl",
+    "gpt4v": "api",
+    "openai": "api",
+    "qwen2_vl": "qwen2-vl",
+}
 
 _FIELD_NAMES = {f.name for f in fields(ModelProfile)}
 
 
-def profile_from_mapping(name: str, data: dict[str, Any], profiles: dict[str, ModelProfile]
-                         ) -> ModelProfile:
+def profile_from_mapping(
+    name: str, data: dict[str, Any], profiles: dict[str, ModelProfile]
+) -> ModelProfile:
     """A profile from a YAML mapping. ``base`` names a profile to start from; ``factor`` /
     ``image_factor`` (the spec's spelling) sets the spatial factor with merge_size 1."""
     data = dict(data)
@@ -168,8 +175,9 @@ def parse_size(value: int | float | str) -> int:
         raise UsageError(f"not a size: {value!r} (e.g. 500MB)") from None
 
 
-def load_profiles(path: str | Path | None = None, data: dict[str, Any] | None = None
-                  ) -> dict[str, ModelProfile]:
+def load_profiles(
+    path: str | Path | None = None, data: dict[str, Any] | None = None
+) -> dict[str, ModelProfile]:
     """Built-in profiles plus the ``models:`` of a YAML file (or an already-parsed mapping)."""
     profiles = dict(BUILTIN_PROFILES)
     if data is None and path is not None:

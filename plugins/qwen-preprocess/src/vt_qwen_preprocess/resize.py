@@ -48,10 +48,14 @@ class KeysResizer:
         import av
 
         graph = av.filter.Graph()
-        src = graph.add_buffer(width=width, height=height, format="rgb24",
-                               time_base=Fraction(1, 25))
-        scale = graph.add("scale", f"w={self.size[1]}:h={self.size[0]}:"
-                                   "flags=bicubic+accurate_rnd+bitexact:param0=0:param1=0.5")
+        src = graph.add_buffer(
+            width=width, height=height, format="rgb24", time_base=Fraction(1, 25)
+        )
+        scale = graph.add(
+            "scale",
+            f"w={self.size[1]}:h={self.size[0]}:"
+            "flags=bicubic+accurate_rnd+bitexact:param0=0:param1=0.5",
+        )
         # planar GBR out: swscale's fast path; to_ndarray hands it back as (h, w, 3) RGB
         planar = graph.add("format", "gbrp")
         sink = graph.add("buffersink")
@@ -89,8 +93,9 @@ def make_resizer(method: str, height: int, width: int) -> Resizer:
         def resize_torch(frame: np.ndarray) -> np.ndarray:
             if same(frame):
                 return frame
-            out = F.interpolate(_chw(frame)[None], size=size, mode="bicubic",
-                                align_corners=False, antialias=True)
+            out = F.interpolate(
+                _chw(frame)[None], size=size, mode="bicubic", align_corners=False, antialias=True
+            )
             return out[0].permute(1, 2, 0).numpy()
 
         return resize_torch
@@ -101,8 +106,13 @@ def make_resizer(method: str, height: int, width: int) -> Resizer:
         def resize_float(frame: np.ndarray) -> np.ndarray:
             if same(frame):
                 return frame
-            out = F.interpolate(_chw(frame)[None].float(), size=size, mode="bicubic",
-                                align_corners=False, antialias=True)
+            out = F.interpolate(
+                _chw(frame)[None].float(),
+                size=size,
+                mode="bicubic",
+                align_corners=False,
+                antialias=True,
+            )
             return out.clamp_(0, 255).round_().to(torch.uint8)[0].permute(1, 2, 0).numpy()
 
         return resize_float

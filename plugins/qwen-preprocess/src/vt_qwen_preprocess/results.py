@@ -74,8 +74,10 @@ class ProcessedVideo:
     def file_metadata(self) -> dict[str, Any]:
         """The record without what only the end of a run knows (timing, cache hits): what a
         streamed file's header carries, the same whether frames are streamed or saved."""
-        data = {**self.plan.to_dict(), **{k: v for k, v in self.metadata.items()
-                                          if k not in ("timestamps",)}}
+        data = {
+            **self.plan.to_dict(),
+            **{k: v for k, v in self.metadata.items() if k not in ("timestamps",)},
+        }
         data["resolution"] = list(self.metadata["resolution"])
         data["source_resolution"] = list(self.metadata["source_resolution"])
         data["shape"] = list(self.frames_shape)

@@ -160,10 +160,12 @@ def linspace_indices(first: int, last: int, n: int) -> list[int]:
         return torch.linspace(first, last, n).round().long().tolist()
     k = np.arange(n, dtype=np.float64)
     half = n // 2
-    values = np.concatenate([
-        np.float64(step) * k[:half] + np.float64(start),
-        np.float64(end) - np.float64(step) * (n - 1 - k[half:]),
-    ]).astype(np.float32)
+    values = np.concatenate(
+        [
+            np.float64(step) * k[:half] + np.float64(start),
+            np.float64(end) - np.float64(step) * (n - 1 - k[half:]),
+        ]
+    ).astype(np.float32)
     return np.rint(values).astype(np.int64).tolist()
 
 

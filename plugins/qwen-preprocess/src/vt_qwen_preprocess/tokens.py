@@ -41,15 +41,24 @@ def count_tokens(profile: ModelProfile, nframes: int, height: int, width: int) -
         tiles = math.ceil(height / 512) * math.ceil(width / 512)
         per_frame = 85 + 170 * tiles
         grid = (nframes, math.ceil(height / 512), math.ceil(width / 512))
-        return TokenReport(nframes, height, width, grid, per_frame, per_frame * nframes,
-                           profile.max_context_tokens, memory)
+        return TokenReport(
+            nframes,
+            height,
+            width,
+            grid,
+            per_frame,
+            per_frame * nframes,
+            profile.max_context_tokens,
+            memory,
+        )
     p = profile.patch_size
     t = math.ceil(nframes / profile.temporal_patch_size)
     grid = (t, height // p, width // p)
     total = t * grid[1] * grid[2] // (profile.merge_size**2)
     per_frame = total / nframes if nframes else 0.0
-    return TokenReport(nframes, height, width, grid, per_frame, total,
-                       profile.max_context_tokens, memory)
+    return TokenReport(
+        nframes, height, width, grid, per_frame, total, profile.max_context_tokens, memory
+    )
 
 
 def context_error(report: TokenReport, profile: ModelProfile, hint: str) -> UsageError:

@@ -23,9 +23,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
 import numpy as np
+
 from vt.atomic import FRAMES_MARKER, AtomicWrite, atomic_file, atomic_folder, is_vt_folder
 from vt.errors import OutputError, UsageError
-
 from vt_qwen_preprocess.convert import file_dtype
 
 if TYPE_CHECKING:
@@ -69,8 +69,10 @@ def check_target(path: Path, overwrite: bool, folder: bool = False) -> None:
             if not overwrite:
                 raise OutputError(f"folder {path} is not empty (use --overwrite)")
             if not is_vt_folder(path):
-                raise OutputError(f"folder {path} was not written by vt (no {FRAMES_MARKER} "
-                                  "marker): refusing to replace it; choose a new or empty folder")
+                raise OutputError(
+                    f"folder {path} was not written by vt (no {FRAMES_MARKER} "
+                    "marker): refusing to replace it; choose a new or empty folder"
+                )
         path.parent.mkdir(parents=True, exist_ok=True)
         return
     if path.exists() and not overwrite and not path.is_dir():
@@ -81,8 +83,14 @@ def check_target(path: Path, overwrite: bool, folder: bool = False) -> None:
         raise OutputError(f"folder {path.parent} does not exist")
 
 
-def open_writer(kind: str, path: Path, result: ProcessedVideo, *, overwrite: bool = False,
-                image_format: str = "png") -> StreamWriter:
+def open_writer(
+    kind: str,
+    path: Path,
+    result: ProcessedVideo,
+    *,
+    overwrite: bool = False,
+    image_format: str = "png",
+) -> StreamWriter:
     """The ``kind`` writer (``stream_kind``) for ``result``'s frames, checked against the
     target: enter it to start writing."""
     cfg = result.config
@@ -93,8 +101,9 @@ def open_writer(kind: str, path: Path, result: ProcessedVideo, *, overwrite: boo
     if kind == "npz":
         return NpzWriter(path, count, frame_shape, file_dtype(cfg, False), overwrite)
     if kind == "safetensors":
-        return SafetensorsWriter(path, count, frame_shape, cfg.dtype, result.file_metadata(),
-                                 overwrite)
+        return SafetensorsWriter(
+            path, count, frame_shape, cfg.dtype, result.file_metadata(), overwrite
+        )
     if kind == "folder":
         return FolderWriter(path, count, image_format, overwrite)
     raise ValueError(f"no streaming writer for {kind!r}")
@@ -105,8 +114,11 @@ def npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
     (format 1.0, or 2.0 when the header does not fit)."""
     import io
 
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
-              "shape": tuple(int(n) for n in shape)}
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": tuple(int(n) for n in shape),
+    }
     buf = io.BytesIO()
     try:
         np.lib.format.write_array_header_1_0(buf, header)
@@ -116,8 +128,9 @@ def npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
     return buf.getvalue()
 
 
-def safetensors_header(name: str, code: str, shape: tuple[int, ...], nbytes: int,
-                       metadata: dict[str, str]) -> bytes:
+def safetensors_header(
+    name: str, code: str, shape: tuple[int, ...], nbytes: int, metadata: dict[str, str]
+) -> bytes:
     """The header the safetensors library writes for one tensor: the little-endian u64
     length, then compact JSON (``__metadata__`` first) padded with spaces to 8 bytes."""
     body: dict[str, Any] = {}
@@ -190,8 +203,12 @@ class StreamWriter:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         failure = exc
         if failure is None and not self.finished:
             failure = OutputError(f"{self.path}: writing stopped before the last frame")
@@ -244,16 +261,24 @@ class _FileWriter(StreamWriter):
 
 def _frame_bytes(frame: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> memoryview:
     if tuple(frame.shape) != tuple(shape) or frame.dtype != dtype:
-        raise OutputError(f"frame {frame.dtype} {tuple(frame.shape)} does not match the "
-                          f"header's {dtype} {tuple(shape)}")
+        raise OutputError(
+            f"frame {frame.dtype} {tuple(frame.shape)} does not match the "
+            f"header's {dtype} {tuple(shape)}"
+        )
     return memoryview(np.ascontiguousarray(frame)).cast("B")
 
 
 class NpyWriter(_FileWriter):
     """``.npy``: ``np.save``'s header for the whole (T, ...) array, then the frames."""
 
-    def __init__(self, path: Path, count: int, frame_shape: tuple[int, ...], dtype: Any,
-                 overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        count: int,
+        frame_shape: tuple[int, ...],
+        dtype: Any,
+        overwrite: bool = False,
+    ) -> None:
         super().__init__(path, count, overwrite)
         self.frame_shape, self.dtype = tuple(frame_shape), np.dtype(dtype)
 
@@ -271,8 +296,15 @@ class SafetensorsWriter(_FileWriter):
     timing). ``dtype`` is the output dtype name; bfloat16 frames arrive as their raw bits
     (a uint16 view)."""
 
-    def __init__(self, path: Path, count: int, frame_shape: tuple[int, ...], dtype: str,
-                 metadata: dict[str, Any], overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        count: int,
+        frame_shape: tuple[int, ...],
+        dtype: str,
+        metadata: dict[str, Any],
+        overwrite: bool = False,
+    ) -> None:
         super().__init__(path, count, overwrite)
         if dtype not in SAFETENSORS_DTYPES:
             raise UsageError(f"cannot write {dtype} frames to safetensors")
@@ -284,8 +316,11 @@ class SafetensorsWriter(_FileWriter):
     def _header(self) -> None:
         assert self.fh is not None
         nbytes = self.count * int(np.prod(self.frame_shape)) * self.dtype.itemsize
-        self.fh.write(safetensors_header("frames", self.code, (self.count, *self.frame_shape),
-                                         nbytes, self.metadata))
+        self.fh.write(
+            safetensors_header(
+                "frames", self.code, (self.count, *self.frame_shape), nbytes, self.metadata
+            )
+        )
 
     def _finish(self, record: dict[str, Any]) -> None:
         pass
@@ -295,16 +330,21 @@ class NpzWriter(StreamWriter):
     """``.npz`` as ``np.savez`` lays it out: ``frames.npy`` (streamed into the zip member),
     then ``frame_indices.npy`` and ``metadata.npy`` (the record as JSON, timing included)."""
 
-    def __init__(self, path: Path, count: int, frame_shape: tuple[int, ...], dtype: Any,
-                 overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        count: int,
+        frame_shape: tuple[int, ...],
+        dtype: Any,
+        overwrite: bool = False,
+    ) -> None:
         super().__init__(path, count, overwrite)
         self.frame_shape, self.dtype = tuple(frame_shape), np.dtype(dtype)
         self.zip: zipfile.ZipFile | None = None
         self.member: BinaryIO | None = None
 
     def _open(self, tmp: Path) -> None:
-        self.zip = zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED,
-                                   allowZip64=True)
+        self.zip = zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self.member = self.zip.open("frames.npy", "w", force_zip64=True)  # type: ignore[assignment]
         assert self.member is not None
         self.member.write(npy_header((self.count, *self.frame_shape), self.dtype))
@@ -316,8 +356,10 @@ class NpzWriter(StreamWriter):
     def _finish(self, record: dict[str, Any]) -> None:
         assert self.zip is not None and self.member is not None
         self.member.close()
-        extras = {"frame_indices": np.asarray(record["frame_indices"], dtype=np.int64),
-                  "metadata": np.asarray(json.dumps(record, default=str))}
+        extras = {
+            "frame_indices": np.asarray(record["frame_indices"], dtype=np.int64),
+            "metadata": np.asarray(json.dumps(record, default=str)),
+        }
         for name, value in extras.items():
             with self.zip.open(f"{name}.npy", "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, value, allow_pickle=False)
@@ -338,8 +380,9 @@ class FolderWriter(StreamWriter):
 
     wants_images = True
 
-    def __init__(self, path: Path, count: int, image_format: str = "png",
-                 overwrite: bool = False) -> None:
+    def __init__(
+        self, path: Path, count: int, image_format: str = "png", overwrite: bool = False
+    ) -> None:
         super().__init__(path, count, overwrite)
         self.ext = "jpg" if image_format in ("jpg", "jpeg") else image_format
         self.tmp: Path | None = None

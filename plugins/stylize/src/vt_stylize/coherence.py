@@ -37,8 +37,9 @@ def frame_generators(seed: int, indices: Sequence[int], noise: str) -> list[torc
     return [torch.Generator("cpu").manual_seed(frame_seed(seed, i, noise)) for i in indices]
 
 
-def frame_noise(generators: Sequence[torch.Generator], shape: Sequence[int],
-                device: Any, dtype: Any) -> torch.Tensor:
+def frame_noise(
+    generators: Sequence[torch.Generator], shape: Sequence[int], device: Any, dtype: Any
+) -> torch.Tensor:
     """``(len(generators), *shape)`` standard normal noise, one draw per frame's generator."""
     import torch
 
@@ -67,10 +68,16 @@ class CrossFrameAttnProcessor:
     def __init__(self, layout: AnchorLayout) -> None:
         self.layout = layout
 
-    def __call__(self, attn: Any, hidden_states: torch.Tensor,
-                 encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
-                 *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         import torch.nn.functional as F
 
         residual = hidden_states
@@ -80,12 +87,12 @@ class CrossFrameAttnProcessor:
         if ndim == 4:
             b, c, h, w = hidden_states.shape
             hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
-        batch, length, _ = (hidden_states.shape if encoder_hidden_states is None
-                            else encoder_hidden_states.shape)
+        batch, length, _ = (
+            hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+        )
         if attention_mask is not None:
             attention_mask = attn.prepare_attention_mask(attention_mask, length, batch)
-            attention_mask = attention_mask.view(batch, attn.heads, -1,
-                                                 attention_mask.shape[-1])
+            attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
         query = attn.to_q(hidden_states)
@@ -104,9 +111,9 @@ class CrossFrameAttnProcessor:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
-        hidden_states = F.scaled_dot_product_attention(query, key, value,
-                                                       attn_mask=attention_mask, dropout_p=0.0,
-                                                       is_causal=False)
+        hidden_states = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
+        )
         hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states.to(query.dtype)))
         if ndim == 4:
@@ -132,8 +139,12 @@ def enable_cross_frame_attention(unet: Any, layout: AnchorLayout) -> Callable[[]
     """Swap the UNet's spatial self-attention processors; returns the undo function."""
     previous = dict(unet.attn_processors)
     shared = CrossFrameAttnProcessor(layout)
-    unet.set_attn_processor({name: shared if is_spatial_self_attention(name) else proc
-                             for name, proc in previous.items()})
+    unet.set_attn_processor(
+        {
+            name: shared if is_spatial_self_attention(name) else proc
+            for name, proc in previous.items()
+        }
+    )
 
     def restore() -> None:
         unet.set_attn_processor(previous)

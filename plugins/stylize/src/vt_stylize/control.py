@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
 from vt.errors import ModelUnavailableError, UsageError
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
@@ -56,11 +57,13 @@ class Depth:
         try:
             self.processor = AutoImageProcessor.from_pretrained(str(ref.path))
             self.model = AutoModelForDepthEstimation.from_pretrained(
-                str(ref.path), use_safetensors=any(ref.path.glob("*.safetensors")) or None)
+                str(ref.path), use_safetensors=any(ref.path.glob("*.safetensors")) or None
+            )
         except Exception as exc:  # noqa: BLE001 - one line for any loading failure
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelUnavailableError(f"cannot load the depth model {ref.name}: "
-                                        f"{first[:200]}") from None
+            raise ModelUnavailableError(
+                f"cannot load the depth model {ref.name}: {first[:200]}"
+            ) from None
         self.model.to(device).eval()
         self.device = device
 
@@ -71,8 +74,9 @@ class Depth:
         inputs = self.processor(images=list(images), return_tensors="pt").to(self.device)
         with torch.inference_mode():
             depth = self.model(**inputs).predicted_depth  # (N, h', w')
-            depth = torch.nn.functional.interpolate(depth[:, None].float(), size=(h, w),
-                                                    mode="bicubic", align_corners=False)[:, 0]
+            depth = torch.nn.functional.interpolate(
+                depth[:, None].float(), size=(h, w), mode="bicubic", align_corners=False
+            )[:, 0]
         flat = depth.reshape(n, -1)
         low, high = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
         scaled = ((depth - low) / (high - low).clamp_min(1e-6) * 255).round().clamp(0, 255)
@@ -87,9 +91,12 @@ class Lineart:
 
     def __init__(self, model: str | None = None, device: str = "cpu") -> None:
         if importlib.util.find_spec("controlnet_aux") is None:
-            raise ModelUnavailableError("--control lineart needs the controlnet_aux detectors "
-                                        "(pip install 'vt-stylize[lineart]')")
+            raise ModelUnavailableError(
+                "--control lineart needs the controlnet_aux detectors "
+                "(pip install 'vt-stylize[lineart]')"
+            )
         from controlnet_aux import LineartDetector
+
         from vt.models import resolve_model
 
         ref = resolve_model(model or DEFAULT_LINEART_MODEL)
@@ -97,8 +104,9 @@ class Lineart:
             self.detector = LineartDetector.from_pretrained(str(ref.path)).to(device)
         except Exception as exc:  # noqa: BLE001
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelUnavailableError(f"cannot load the lineart detector: {first[:200]}") \
-                from None
+            raise ModelUnavailableError(
+                f"cannot load the lineart detector: {first[:200]}"
+            ) from None
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         import cv2
@@ -106,8 +114,9 @@ class Lineart:
         h, w = images.shape[1:3]
         out = np.empty_like(images)
         for i, image in enumerate(images):
-            lines: Any = self.detector(image, detect_resolution=max(h, w),
-                                       image_resolution=max(h, w), output_type="np")
+            lines: Any = self.detector(
+                image, detect_resolution=max(h, w), image_resolution=max(h, w), output_type="np"
+            )
             lines = np.asarray(lines)
             if lines.shape[:2] != (h, w):
                 lines = cv2.resize(lines, (w, h), interpolation=cv2.INTER_AREA)

@@ -38,8 +38,9 @@ def is_oom(exc: BaseException) -> bool:
     except (ImportError, AttributeError):  # pragma: no cover
         pass
     text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text
-                                              or "failed to allocate" in text)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "failed to allocate" in text
+    )
 
 
 def free_memory() -> None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from vt.errors import ModelUnavailableError, UsageError, VtError
 from vt.models import load_model, resolve_device
 from vt.models.hub import looks_like_hub_id
-
 from vt_stylize.coherence import (
     AnchorLayout,
     enable_cross_frame_attention,
@@ -41,27 +40,6 @@ PIPELINE_CLASSES = {
 }
 
 
-def quiet_libraries() -> None:
-    """diffusers/transformers progress bars and advice stay off the terminal (vt prints its
-    own progress); ``--debug``/``VT_DEBUG`` keeps them."""
-    if os.environ.get("VT_DEBUG") or log.isEnabledFor(logging.DEBUG):
-        return
-    try:
-        import diffusers.utils.logging as dlog
-
-        dlog.set_verbosity_error()
-        dlog.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import transformers.utils.logging as tlog
-
-        tlog.set_verbosity_error()
-        tlog.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
-
-
 def _check_model_name(option: str, value: str) -> None:
     """A bare word is neither a path nor a hub id: say what is expected (the core would
     suggest super-resolution model names)."""
@@ -70,8 +48,10 @@ def _check_model_name(option: str, value: str) -> None:
         return
     if path.suffix or "/" in value or os.sep in value:
         raise UsageError(f"{option}: no such file or folder: {value}")
-    raise UsageError(f"{option} {value!r}: expected a diffusers folder, a .safetensors/.ckpt "
-                     "file or a Hugging Face id (org/name)")
+    raise UsageError(
+        f"{option} {value!r}: expected a diffusers folder, a .safetensors/.ckpt "
+        "file or a Hugging Face id (org/name)"
+    )
 
 
 def _config_folder(value: str) -> str:
@@ -83,8 +63,10 @@ def _config_folder(value: str) -> str:
         from vt.models import resolve_model
 
         return str(resolve_model(value).path)
-    raise UsageError(f"--model-config: no such folder: {value} (a diffusers pipeline folder "
-                     "or a Hugging Face id)")
+    raise UsageError(
+        f"--model-config: no such folder: {value} (a diffusers pipeline folder "
+        "or a Hugging Face id)"
+    )
 
 
 class StylizePipeline:
@@ -98,8 +80,9 @@ class StylizePipeline:
         self.descriptor: Any = None
         self.device = resolve_device(settings.device)
         self.cuda = self.device.startswith("cuda")
-        self.dtype = settings.dtype if settings.dtype != "auto" else (
-            "fp16" if self.cuda else "fp32")
+        self.dtype = (
+            settings.dtype if settings.dtype != "auto" else ("fp16" if self.cuda else "fp32")
+        )
         self.multiple_of = 8
         self.layout = AnchorLayout()
         self._embeds: tuple[Any, Any] | None = None
@@ -115,6 +98,8 @@ class StylizePipeline:
         if self.pipe is not None:
             return self
         s = self.settings
+        from vt.models.diffusers_adapter import quiet_libraries
+
         quiet_libraries()
         _check_model_name("--model-id", s.model)
         if s.controlnet:
@@ -130,13 +115,25 @@ class StylizePipeline:
         parts_device = "cpu" if offload != "none" else self.device
         components: dict[str, Any] = {}
         if s.controlnet:
-            cn = load_model(s.controlnet, adapter="diffusers", device=parts_device,
-                            dtype=self.dtype, model_class="ControlNetModel", cache=False)
+            cn = load_model(
+                s.controlnet,
+                adapter="diffusers",
+                device=parts_device,
+                dtype=self.dtype,
+                model_class="ControlNetModel",
+                cache=False,
+            )
             components["controlnet"] = cn.model
             self.loaded_from["controlnet"] = _origin(cn)
         if s.animatediff:
-            ma = load_model(s.motion_adapter, adapter="diffusers", device=parts_device,
-                            dtype=self.dtype, model_class="MotionAdapter", cache=False)
+            ma = load_model(
+                s.motion_adapter,
+                adapter="diffusers",
+                device=parts_device,
+                dtype=self.dtype,
+                model_class="MotionAdapter",
+                cache=False,
+            )
             components["motion_adapter"] = ma.model
             self.loaded_from["motion_adapter"] = _origin(ma)
         extra: dict[str, Any] = {}
@@ -145,13 +142,23 @@ class StylizePipeline:
         # uncached: LoRA, attention processors and offload hooks change this pipeline, and
         # the process-wide memo would hand the changed one to the next user
         descriptor = load_model(
-            s.model, adapter="diffusers", device=self.device, dtype=self.dtype, cache=False,
-            pipeline_class=PIPELINE_CLASSES[self.kind], components=components, offload=offload,
-            vae_slicing=cuda, vae_tiling=s.vae_tiling, **extra)
-        if not getattr(descriptor, "is_pipeline", False) or not hasattr(descriptor.model,
-                                                                        "unet"):
-            raise UsageError(f"{s.model} holds a {type(descriptor.model).__name__}, not a "
-                             "Stable Diffusion pipeline (a folder with model_index.json)")
+            s.model,
+            adapter="diffusers",
+            device=self.device,
+            dtype=self.dtype,
+            cache=False,
+            pipeline_class=PIPELINE_CLASSES[self.kind],
+            components=components,
+            offload=offload,
+            vae_slicing=cuda,
+            vae_tiling=s.vae_tiling,
+            **extra,
+        )
+        if not getattr(descriptor, "is_pipeline", False) or not hasattr(descriptor.model, "unet"):
+            raise UsageError(
+                f"{s.model} holds a {type(descriptor.model).__name__}, not a "
+                "Stable Diffusion pipeline (a folder with model_index.json)"
+            )
         self.descriptor = descriptor
         self.loaded_from["model"] = _origin(descriptor)
         pipe = self.pipe = descriptor.model
@@ -160,9 +167,11 @@ class StylizePipeline:
             want = pipe.unet.config.cross_attention_dim
             got = components["controlnet"].config.cross_attention_dim
             if want != got:
-                raise UsageError(f"ControlNet {s.controlnet} was trained for another base model "
-                                 f"(text width {got}, the model's is {want}): use a ControlNet "
-                                 "made for this model's family (SD 1.5 or SD 2)")
+                raise UsageError(
+                    f"ControlNet {s.controlnet} was trained for another base model "
+                    f"(text width {got}, the model's is {want}): use a ControlNet "
+                    "made for this model's family (SD 1.5 or SD 2)"
+                )
         if s.lora:
             self._load_lora(s.lora, s.lora_scale)
         if s.attention_slicing:
@@ -177,15 +186,19 @@ class StylizePipeline:
         if not cuda:
             note("--xformers needs a CUDA device: PyTorch's attention is used")
         elif importlib.util.find_spec("xformers") is None:
-            note("xformers is not installed (pip install 'vt-stylize[xformers]'): PyTorch's "
-                 "attention is used")
+            note(
+                "xformers is not installed (pip install 'vt-stylize[xformers]'): PyTorch's "
+                "attention is used"
+            )
         else:
             self.pipe.enable_xformers_memory_efficient_attention()
 
     def _load_lora(self, lora: str, scale: float) -> None:
         if importlib.util.find_spec("peft") is None:
-            raise ModelUnavailableError("--lora needs peft, a dependency of vt-stylize that is "
-                                        "missing here (pip install peft)")
+            raise ModelUnavailableError(
+                "--lora needs peft, a dependency of vt-stylize that is "
+                "missing here (pip install peft)"
+            )
         path = Path(lora).expanduser()
         if path.is_file():
             folder, weight_name = str(path.parent), path.name
@@ -220,13 +233,16 @@ class StylizePipeline:
             tokenizer = pipe.tokenizer
             limit = getattr(tokenizer, "model_max_length", 77)
             if len(tokenizer(s.prompt).input_ids) > limit:
-                warn(f"the prompt is longer than the text encoder's {limit} tokens: the end "
-                     "is ignored")
+                warn(
+                    f"the prompt is longer than the text encoder's {limit} tokens: the end "
+                    "is ignored"
+                )
             import torch
 
             with torch.no_grad():
                 positive, negative = pipe.encode_prompt(
-                    s.prompt, pipe._execution_device, 1, self.guided, s.negative_prompt or None)
+                    s.prompt, pipe._execution_device, 1, self.guided, s.negative_prompt or None
+                )
             self._embeds = (positive, negative if self.guided else None)
         return self._embeds
 
@@ -246,23 +262,34 @@ class StylizePipeline:
     def compute_dtype(self) -> Any:
         return self.load().pipe.unet.dtype
 
-    def img2img(self, images: torch.Tensor, indices: list[int],
-                control: torch.Tensor | None = None) -> torch.Tensor:
+    def img2img(
+        self, images: torch.Tensor, indices: list[int], control: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``(N, 3, H, W)`` frames in [0, 1] -> stylised, same shape; frame ``indices[k]``'s
         noise comes from its own generator."""
         s, pipe = self.settings, self.load().pipe
         n = int(images.shape[0])
         kwargs: dict[str, Any] = dict(
-            image=images, strength=s.strength, num_inference_steps=s.steps,
-            guidance_scale=s.guidance, generator=frame_generators(s.seed, indices, s.noise),
-            output_type="pt", **self._prompt_kwargs(n))
+            image=images,
+            strength=s.strength,
+            num_inference_steps=s.steps,
+            guidance_scale=s.guidance,
+            generator=frame_generators(s.seed, indices, s.noise),
+            output_type="pt",
+            **self._prompt_kwargs(n),
+        )
         if control is not None:
             kwargs.update(control_image=control, controlnet_conditioning_scale=s.controlnet_scale)
         self.layout.frames = n
         return pipe(**kwargs).images
 
-    def video2video(self, frames: torch.Tensor, indices: list[int],
-                    control: torch.Tensor | None = None, chunk: int = 1) -> torch.Tensor:
+    def video2video(
+        self,
+        frames: torch.Tensor,
+        indices: list[int],
+        control: torch.Tensor | None = None,
+        chunk: int = 1,
+    ) -> torch.Tensor:
         """One AnimateDiff window: ``(F, 3, H, W)`` in [0, 1] -> stylised, same shape.
 
         The initial latents are made here, not by diffusers, so that every frame's VAE sample
@@ -278,27 +305,33 @@ class StylizePipeline:
             video = frames.to(device=device, dtype=pipe.vae.dtype) * 2 - 1
             means, stds = [], []
             for start in range(0, count, max(chunk, 1)):
-                dist = pipe.vae.encode(video[start:start + chunk]).latent_dist
+                dist = pipe.vae.encode(video[start : start + chunk]).latent_dist
                 means.append(dist.mean)
                 stds.append(dist.std)
             mean, std = torch.cat(means), torch.cat(stds)
             eps = frame_noise(generators, mean.shape[1:], device, mean.dtype)
             latents = (mean + std * eps) * pipe.vae.config.scaling_factor
             pipe.scheduler.set_timesteps(s.steps, device=device)
-            timesteps, _ = pipe.get_timesteps(s.steps, pipe.scheduler.timesteps, s.strength,
-                                              device)
+            timesteps, _ = pipe.get_timesteps(s.steps, pipe.scheduler.timesteps, s.strength, device)
             noise = frame_noise(generators, latents.shape[1:], device, latents.dtype)
             latents = pipe.scheduler.add_noise(latents, noise, timesteps[:1].repeat(count))
             latents = latents.to(dtype).permute(1, 0, 2, 3).unsqueeze(0)  # (1, C, F, h, w)
         kwargs: dict[str, Any] = dict(
-            latents=latents, strength=s.strength, num_inference_steps=s.steps,
-            guidance_scale=s.guidance, height=height, width=width, output_type="pt",
-            generator=torch.Generator("cpu").manual_seed(frame_seed(s.seed, indices[0],
-                                                                    s.noise)),
-            decode_chunk_size=max(chunk, 1), **self._prompt_kwargs(1))
+            latents=latents,
+            strength=s.strength,
+            num_inference_steps=s.steps,
+            guidance_scale=s.guidance,
+            height=height,
+            width=width,
+            output_type="pt",
+            generator=torch.Generator("cpu").manual_seed(frame_seed(s.seed, indices[0], s.noise)),
+            decode_chunk_size=max(chunk, 1),
+            **self._prompt_kwargs(1),
+        )
         if control is not None:
-            kwargs.update(conditioning_frames=list(control),
-                          controlnet_conditioning_scale=s.controlnet_scale)
+            kwargs.update(
+                conditioning_frames=list(control), controlnet_conditioning_scale=s.controlnet_scale
+            )
         return pipe(**kwargs).frames[0]
 
     # -- reporting and release -------------------------------------------------------------
@@ -310,10 +343,11 @@ class StylizePipeline:
             parts.append(f"{s.control} control")
         if s.lora:
             parts.append(f"LoRA x{s.lora_scale:g}")
-        return (f"{name} [{', '.join(parts)}, {self.device}, {self.dtype}], strength "
-                f"{s.strength:g}, {s.steps} steps, guidance {s.guidance:g}, seed {s.seed}, "
-                f"{s.noise} noise" + (", cross-frame attention" if s.cross_frame_attention
-                                      else ""))
+        return (
+            f"{name} [{', '.join(parts)}, {self.device}, {self.dtype}], strength "
+            f"{s.strength:g}, {s.steps} steps, guidance {s.guidance:g}, seed {s.seed}, "
+            f"{s.noise} noise" + (", cross-frame attention" if s.cross_frame_attention else "")
+        )
 
     def close(self) -> None:
         """Drop the pipeline and give its memory back."""
@@ -329,6 +363,9 @@ class StylizePipeline:
 
 def _origin(descriptor: Any) -> dict[str, Any]:
     p = descriptor.provenance
-    return {"name": descriptor.name, "source": p.source if p else None,
-            "path": str(p.path) if p and p.path else None,
-            "repo_id": p.repo_id if p else None}
+    return {
+        "name": descriptor.name,
+        "source": p.source if p else None,
+        "path": str(p.path) if p and p.path else None,
+        "repo_id": p.repo_id if p else None,
+    }

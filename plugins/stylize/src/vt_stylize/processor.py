@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from vt.errors import UsageError, VtError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
 from vt.processors.resize import resize_images
-
 from vt_stylize.coherence import WindowBlender
 from vt_stylize.control import Detector, make_detector, to_tensor
 from vt_stylize.errors import free_memory, is_oom, oom_error, warn
@@ -23,15 +23,18 @@ from vt_stylize.pipelines import StylizePipeline
 from vt_stylize.settings import StylizeSettings
 
 
-def processing_size(width: int, height: int, max_res: int | None,
-                    multiple: int = 8) -> tuple[int, int]:
+def processing_size(
+    width: int, height: int, max_res: int | None, multiple: int = 8
+) -> tuple[int, int]:
     """(width, height) the model sees: the shorter side capped at ``max_res`` (never
     enlarged), the aspect ratio kept, each side rounded to ``multiple``."""
     short = min(width, height)
     scale = max_res / short if max_res and short > max_res else 1.0
     w, h = width * scale, height * scale
-    return (max(multiple, round(w / multiple) * multiple),
-            max(multiple, round(h / multiple) * multiple))
+    return (
+        max(multiple, round(w / multiple) * multiple),
+        max(multiple, round(h / multiple) * multiple),
+    )
 
 
 def _slice(batch: FrameBatch, start: int, stop: int) -> FrameBatch:
@@ -50,10 +53,18 @@ class StylizeProcessor(FrameProcessor):
 
     name = "stylize"
     layouts = ("rgb24",)
+    # cross-frame attention anchors every frame to the clip's first; AnimateDiff windows
+    # start at the stream's start: a segment cannot reproduce either
+    segmentable = False
 
-    def __init__(self, settings: StylizeSettings | None = None, *,
-                 pipeline: StylizePipeline | None = None, measure: bool = False,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        settings: StylizeSettings | None = None,
+        *,
+        pipeline: StylizePipeline | None = None,
+        measure: bool = False,
+        **options: Any,
+    ) -> None:
         given = [settings is not None, pipeline is not None, bool(options)]
         if sum(given) > 1:
             raise UsageError("give StylizeProcessor settings, a pipeline or options: one")
@@ -109,8 +120,9 @@ class StylizeProcessor(FrameProcessor):
         assert self.size is not None, "configure() first"
         small = batch.with_images(resize_images(batch.images, self.size, "lanczos"))
         if self.settings.animatediff:
-            self._pending = small if self._pending is None else \
-                FrameBatch.concat([self._pending, small])
+            self._pending = (
+                small if self._pending is None else FrameBatch.concat([self._pending, small])
+            )
             ready = []
             while self._pending is not None and len(self._pending) >= self.settings.window:
                 ready.append(self._window(final=False))
@@ -127,8 +139,11 @@ class StylizeProcessor(FrameProcessor):
                 free_memory()
                 if self.call_batch == 1:
                     w, h = self.size
-                    raise oom_error(f"stylizing {w}x{h} frames", exc,
-                                    "--max-res 360p, --cpu-offload or --batch-size 1") from None
+                    raise oom_error(
+                        f"stylizing {w}x{h} frames",
+                        exc,
+                        "--max-res 360p, --cpu-offload or --batch-size 1",
+                    ) from None
                 self.call_batch //= 2
                 warn(f"out of GPU memory: continuing with {self.call_batch} frame(s) per call")
                 continue
@@ -181,15 +196,19 @@ class StylizeProcessor(FrameProcessor):
         p = self.pipeline
         x = window.to_tensor(p.execution_device, p.compute_dtype)
         try:
-            out = p.video2video(x, list(window.indices), self._control(window),
-                                chunk=self.call_batch)
+            out = p.video2video(
+                x, list(window.indices), self._control(window), chunk=self.call_batch
+            )
         except Exception as exc:
             if not is_oom(exc):
                 raise
             free_memory()
             w, h = self.size or (0, 0)
-            raise oom_error(f"stylizing a {len(window)}-frame AnimateDiff window at {w}x{h}",
-                            exc, "--window 8, --max-res 360p or --cpu-offload") from None
+            raise oom_error(
+                f"stylizing a {len(window)}-frame AnimateDiff window at {w}x{h}",
+                exc,
+                "--window 8, --max-res 360p or --cpu-offload",
+            ) from None
         return window.from_tensor(out).images
 
     def _control(self, frames: FrameBatch) -> Any:

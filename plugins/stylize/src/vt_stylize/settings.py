@@ -31,8 +31,9 @@ def parse_resolution(text: str | int | None) -> int | None:
             return None
         match = _RES.match(text)
         if not match:
-            raise UsageError(f"--max-res must be like 480p, 720p or 1080 (or 'source'), "
-                             f"got {text!r}")
+            raise UsageError(
+                f"--max-res must be like 480p, 720p or 1080 (or 'source'), got {text!r}"
+            )
         value = int(match.group(1))
     if value == 0:
         return None
@@ -86,8 +87,9 @@ class StylizeSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise UsageError(f"stylize has no option(s) {', '.join(unknown)} "
-                             f"(known: {', '.join(sorted(known))})")
+            raise UsageError(
+                f"stylize has no option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
         settings = cls(**options)
         if isinstance(settings.max_res, str):
             settings.max_res = parse_resolution(settings.max_res)
@@ -100,47 +102,57 @@ class StylizeSettings:
             raise UsageError("the prompt is empty: describe the style, e.g. -p 'anime style'")
         if not self.model or not str(self.model).strip():
             raise UsageError("--model-id is empty")
-        if self.model_config and not str(self.model).lower().endswith((".safetensors",
-                                                                        ".ckpt")):
-            raise UsageError("--model-config is for single-file checkpoints "
-                             "(.safetensors/.ckpt --model-id)")
-        for name, value, low, high in (("--strength", self.strength, 0.0, 1.0),
-                                       ("--controlnet-scale", self.controlnet_scale, 0.0, 10.0),
-                                       ("--guidance", self.guidance, 0.0, 50.0),
-                                       ("--lora-scale", self.lora_scale, -10.0, 10.0)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value)
-                    and low <= value <= high):
+        if self.model_config and not str(self.model).lower().endswith((".safetensors", ".ckpt")):
+            raise UsageError(
+                "--model-config is for single-file checkpoints (.safetensors/.ckpt --model-id)"
+            )
+        for name, value, low, high in (
+            ("--strength", self.strength, 0.0, 1.0),
+            ("--controlnet-scale", self.controlnet_scale, 0.0, 10.0),
+            ("--guidance", self.guidance, 0.0, 50.0),
+            ("--lora-scale", self.lora_scale, -10.0, 10.0),
+        ):
+            if not (
+                isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high
+            ):
                 raise UsageError(f"{name} must be between {low:g} and {high:g}, got {value}")
         if not 1 <= self.steps <= 1000:
             raise UsageError(f"--steps must be between 1 and 1000, got {self.steps}")
         if int(self.steps * self.strength) < 1:
-            raise UsageError(f"--strength {self.strength:g} with --steps {self.steps} runs no "
-                             "denoising step (steps x strength < 1): raise either")
+            raise UsageError(
+                f"--strength {self.strength:g} with --steps {self.steps} runs no "
+                "denoising step (steps x strength < 1): raise either"
+            )
         if self.seed < 0 or self.seed >= 2**63 - 2**32:
             raise UsageError(f"--seed must be a non-negative integer, got {self.seed}")
         if self.noise not in NOISE_MODES:
-            raise UsageError(f"--noise must be one of {', '.join(NOISE_MODES)}, "
-                             f"got {self.noise!r}")
+            raise UsageError(f"--noise must be one of {', '.join(NOISE_MODES)}, got {self.noise!r}")
         if self.control not in CONTROLS:
-            raise UsageError(f"--control must be one of {', '.join(CONTROLS)}, "
-                             f"got {self.control!r}")
+            raise UsageError(
+                f"--control must be one of {', '.join(CONTROLS)}, got {self.control!r}"
+            )
         if self.dtype not in DTYPES:
             raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.batch_size < 0 or self.batch_size > 64:
-            raise UsageError(f"--batch-size must be between 1 and 64 (0: auto), "
-                             f"got {self.batch_size}")
+            raise UsageError(
+                f"--batch-size must be between 1 and 64 (0: auto), got {self.batch_size}"
+            )
         if self.max_res is not None and not 8 <= self.max_res <= MAX_SIDE:
             raise UsageError(f"--max-res must be between 8 and {MAX_SIDE} lines")
         if self.animatediff:
             if not 2 <= self.window <= 64:
                 raise UsageError(f"--window must be between 2 and 64 frames, got {self.window}")
             if not 0 <= self.overlap < self.window:
-                raise UsageError(f"--overlap must be between 0 and --window - 1 "
-                                 f"({self.window - 1}), got {self.overlap}")
+                raise UsageError(
+                    f"--overlap must be between 0 and --window - 1 "
+                    f"({self.window - 1}), got {self.overlap}"
+                )
             if self.cross_frame_attention:
-                raise UsageError("--cross-frame-attention is for img2img; AnimateDiff's motion "
-                                 "modules already link the frames of a window: use one or "
-                                 "the other")
+                raise UsageError(
+                    "--cross-frame-attention is for img2img; AnimateDiff's motion "
+                    "modules already link the frames of a window: use one or "
+                    "the other"
+                )
         if self.lora is not None and not str(self.lora).strip():
             raise UsageError("--lora is empty")
 

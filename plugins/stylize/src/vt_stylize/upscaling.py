@@ -15,7 +15,6 @@ from typing import Any
 from vt.errors import VtError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
-
 from vt_stylize.errors import GpuOutOfMemory, is_oom, note, warn
 from vt_stylize.settings import DEFAULT_UPSCALE_MODEL
 
@@ -44,10 +43,22 @@ class UpscaleStage(FrameProcessor):
     name = "upscale"
     layouts = ("rgb24",)
 
-    def __init__(self, lines: int | None = 1080, *, model: str = DEFAULT_UPSCALE_MODEL,
-                 device: str = "cpu", dtype: str = "fp32", tile: int = TILE) -> None:
-        self.lines, self.model, self.device, self.dtype, self.tile = (lines, model, device,
-                                                                      dtype, tile)
+    def __init__(
+        self,
+        lines: int | None = 1080,
+        *,
+        model: str = DEFAULT_UPSCALE_MODEL,
+        device: str = "cpu",
+        dtype: str = "fp32",
+        tile: int = TILE,
+    ) -> None:
+        self.lines, self.model, self.device, self.dtype, self.tile = (
+            lines,
+            model,
+            device,
+            dtype,
+            tile,
+        )
         self.inner: FrameProcessor | None = None
         self.skipped: str | None = None
         self.size: tuple[int, int] | None = None
@@ -63,16 +74,26 @@ class UpscaleStage(FrameProcessor):
         try:
             info = get_host().processors.get(SR_PROCESSOR)
         except VtError:
-            return self._skip(fmt, "vt-upscale is not installed (pip install vt-upscale), so "
-                              "its sr-model processor is missing")
+            return self._skip(
+                fmt,
+                "vt-upscale is not installed (pip install vt-upscale), so "
+                "its sr-model processor is missing",
+            )
         width, height = upscaled_size(fmt.width, fmt.height, self.lines)
         import torch
 
         try:
             # CPU backends (ncnn) get torch's thread budget: the two models take turns
-            inner = info.factory(model=self.model, width=width, height=height,
-                                 device=self.device, dtype=self.dtype, tile=self.tile,
-                                 threads=torch.get_num_threads(), strict=True)
+            inner = info.factory(
+                model=self.model,
+                width=width,
+                height=height,
+                device=self.device,
+                dtype=self.dtype,
+                tile=self.tile,
+                threads=torch.get_num_threads(),
+                strict=True,
+            )
             out = inner.configure(fmt)
         except Exception as exc:  # noqa: BLE001 - any failure: stylised frames as they are
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -95,8 +116,7 @@ class UpscaleStage(FrameProcessor):
             return self.inner.process(batch)
         except Exception as exc:
             if is_oom(exc) or (isinstance(exc, VtError) and "out of memory" in str(exc)):
-                raise GpuOutOfMemory(f"out of GPU memory upscaling: {str(exc)[:160]}") \
-                    from None
+                raise GpuOutOfMemory(f"out of GPU memory upscaling: {str(exc)[:160]}") from None
             raise
 
     def describe(self) -> str:
@@ -105,8 +125,11 @@ class UpscaleStage(FrameProcessor):
         return self.inner.describe()
 
     def report(self) -> dict[str, Any]:
-        return {"model": self.model_description,
-                "size": list(self.size) if self.size else None, "skipped": self.skipped}
+        return {
+            "model": self.model_description,
+            "size": list(self.size) if self.size else None,
+            "skipped": self.skipped,
+        }
 
     def close(self) -> None:
         if self.inner is not None:
@@ -120,6 +143,7 @@ class ReplayProcessor(FrameProcessor):
 
     name = "stylized-frames"
     layouts = ("rgb24",)
+    segmentable = False  # replays pass 1's frames in order, from the start
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -132,8 +156,7 @@ class ReplayProcessor(FrameProcessor):
 
         self._reader = open_video(self.path, decoder="pyav")
         video = self._reader.info.video
-        self._frames = (image for b in self._reader.frames(layout="rgb24")
-                        for image in b.images)
+        self._frames = (image for b in self._reader.frames(layout="rgb24") for image in b.images)
         return FrameFormat(video.width, video.height, "rgb24")
 
     def process(self, batch: FrameBatch) -> FrameBatch:
@@ -145,8 +168,9 @@ class ReplayProcessor(FrameProcessor):
             try:
                 images.append(next(self._frames))
             except StopIteration:
-                raise VtError("the stylised frames of pass 1 ran out before the source's: "
-                              "output discarded") from None
+                raise VtError(
+                    "the stylised frames of pass 1 ran out before the source's: output discarded"
+                ) from None
         return batch.with_images(np.stack(images))
 
     def close(self) -> None:

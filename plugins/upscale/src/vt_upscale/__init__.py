@@ -6,15 +6,8 @@ Names load on first use, so vt's plugin loading (which imports this package) sta
 
 from __future__ import annotations
 
-from typing import Any
+from vt.lazy import lazy_exports
 
 __version__ = "0.1.0"
 __all__ = ["Upscaler", "UpscaleWarning", "upscale_video", "__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("Upscaler", "UpscaleWarning", "upscale_video"):
-        from vt_upscale import upscaler
-
-        return getattr(upscaler, name)
-    raise AttributeError(f"module 'vt_upscale' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {n: ".upscaler" for n in __all__[:-1]})

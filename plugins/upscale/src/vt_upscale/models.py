@@ -59,10 +59,13 @@ def _animevideo(scale: int) -> SRModelInfo:
         name=f"realesr-animevideov3-x{scale}",
         scale=scale,
         description=f"Real-ESRGAN animevideov3 x{scale}: small and fast, for anime and video "
-        "(SRVGGNetCompact)" + ("" if scale == 4 else ", x4 network + bicubic to x" f"{scale}"),
+        "(SRVGGNetCompact)" + ("" if scale == 4 else f", x4 network + bicubic to x{scale}"),
         architecture="Compact",
-        cache_files=(f"realesr-animevideov3-x{scale}.param", "realesr-animevideov3.pth",
-                     "realesr-animevideov3.safetensors"),
+        cache_files=(
+            f"realesr-animevideov3-x{scale}.param",
+            "realesr-animevideov3.pth",
+            "realesr-animevideov3.safetensors",
+        ),
         package_file=f"realesr-animevideov3-x{scale}.param",
         url=_ANIMEVIDEO_URL,
         sha256=_ANIMEVIDEO_SHA,
@@ -81,8 +84,11 @@ MODELS: tuple[SRModelInfo, ...] = (
         description="Real-ESRGAN x4plus: general photos and live action (RRDBNet, 23 blocks; "
         "slow on CPU)",
         architecture="ESRGAN",
-        cache_files=("RealESRGAN_x4plus.pth", "RealESRGAN_x4plus.safetensors",
-                     "realesrgan-x4plus.param"),
+        cache_files=(
+            "RealESRGAN_x4plus.pth",
+            "RealESRGAN_x4plus.safetensors",
+            "realesrgan-x4plus.param",
+        ),
         package_file="realesrgan-x4plus.param",
         url=f"{_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth",
         sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
@@ -92,8 +98,11 @@ MODELS: tuple[SRModelInfo, ...] = (
         scale=4,
         description="Real-ESRGAN x4plus anime: anime stills (RRDBNet, 6 blocks)",
         architecture="ESRGAN",
-        cache_files=("RealESRGAN_x4plus_anime_6B.pth", "RealESRGAN_x4plus_anime_6B.safetensors",
-                     "realesrgan-x4plus-anime.param"),
+        cache_files=(
+            "RealESRGAN_x4plus_anime_6B.pth",
+            "RealESRGAN_x4plus_anime_6B.safetensors",
+            "realesrgan-x4plus-anime.param",
+        ),
         package_file="realesrgan-x4plus-anime.param",
         url=f"{_RELEASES}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
         sha256="f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
@@ -121,8 +130,11 @@ MODELS: tuple[SRModelInfo, ...] = (
 BY_NAME = {m.name: m for m in MODELS} | {a: m for m in MODELS for a in m.aliases}
 
 #: the model ``--ai`` uses without ``--model``, by the scale asked for
-DEFAULT_BY_SCALE = {2: "realesr-animevideov3-x2", 3: "realesr-animevideov3-x3",
-                    4: "realesr-animevideov3-x4"}
+DEFAULT_BY_SCALE = {
+    2: "realesr-animevideov3-x2",
+    3: "realesr-animevideov3-x3",
+    4: "realesr-animevideov3-x4",
+}
 
 
 def default_model(scale: float) -> str:
@@ -179,23 +191,32 @@ def sha256_of(path: Path) -> str:
 def fetch(info: SRModelInfo) -> ModelRef:
     """Download the official weights into the cache, verified by sha256."""
     target = vt_cache_dir("models") / info.filename
-    where = (f"download {info.url} on a machine with internet and put it at {target}"
-             if info.url else f"put {info.cache_files[0]} at {target.parent}")
+    where = (
+        f"download {info.url} on a machine with internet and put it at {target}"
+        if info.url
+        else f"put {info.cache_files[0]} at {target.parent}"
+    )
     hint = f"{where} (or pass --model PATH)"
     if not info.url:
         raise ModelUnavailableError(f"model {info.name} has no download: {hint}")
     if os.environ.get("VT_OFFLINE", "").strip() not in ("", "0"):
-        raise ModelUnavailableError(f"model {info.name} is not available offline (VT_OFFLINE "
-                                    f"is set): {hint}")
+        raise ModelUnavailableError(
+            f"model {info.name} is not available offline (VT_OFFLINE is set): {hint}"
+        )
     try:
-        download(info.url, target, max_bytes=MAX_MODEL_BYTES, timeout=DOWNLOAD_TIMEOUT,
-                 sha256=info.sha256)
+        download(
+            info.url,
+            target,
+            max_bytes=MAX_MODEL_BYTES,
+            timeout=DOWNLOAD_TIMEOUT,
+            sha256=info.sha256,
+        )
     except ChecksumMismatchError as exc:
-        raise ModelUnavailableError(f"model {info.name}: {exc}. {hint[0].upper()}{hint[1:]}") \
-            from None
+        raise ModelUnavailableError(
+            f"model {info.name}: {exc}. {hint[0].upper()}{hint[1:]}"
+        ) from None
     except DownloadError as exc:
-        raise ModelUnavailableError(f"cannot download model {info.name} ({exc}): {hint}") \
-            from None
+        raise ModelUnavailableError(f"cannot download model {info.name} ({exc}): {hint}") from None
     return _ref(info, target, "download")
 
 
@@ -213,15 +234,21 @@ def model_specs() -> list[ModelSpec]:
             sources.append(f"package:{PACKAGE_DIST}")
         if info.url:
             sources.append(info.url)
-        specs.append(ModelSpec(
-            name=info.name,
-            task="super-resolution",
-            locate=lambda info=info: locate(info),
-            description=info.description,
-            sources=tuple(sources),
-            fetch=(lambda info=info: fetch(info)) if info.url else None,
-            metadata={"scale": info.scale, "architecture": info.architecture,
-                      "sha256": info.sha256, "license": info.license,
-                      "aliases": list(info.aliases)},
-        ))
+        specs.append(
+            ModelSpec(
+                name=info.name,
+                task="super-resolution",
+                locate=lambda info=info: locate(info),
+                description=info.description,
+                sources=tuple(sources),
+                fetch=(lambda info=info: fetch(info)) if info.url else None,
+                metadata={
+                    "scale": info.scale,
+                    "architecture": info.architecture,
+                    "sha256": info.sha256,
+                    "license": info.license,
+                    "aliases": list(info.aliases),
+                },
+            )
+        )
     return specs

@@ -87,10 +87,10 @@ def parse_param(path: Path) -> list[NcnnLayer]:
     layers = []
     for parts in lines[2:]:
         kind, name, n_in, n_out = parts[0], parts[1], int(parts[2]), int(parts[3])
-        inputs = parts[4:4 + n_in]
-        outputs = parts[4 + n_in:4 + n_in + n_out]
+        inputs = parts[4 : 4 + n_in]
+        outputs = parts[4 + n_in : 4 + n_in + n_out]
         params: dict[int, Any] = {}
-        for item in parts[4 + n_in + n_out:]:
+        for item in parts[4 + n_in + n_out :]:
             key_text, _, value = item.partition("=")
             key = int(key_text)
             if key <= -23300:  # array: -233xx=count,v1,v2…
@@ -109,7 +109,7 @@ class _BinReader:
     def take(self, nbytes: int) -> bytes:
         if self.pos + nbytes > len(self.data):
             raise ModelUnavailableError(f"{self.path}: .bin ends early (truncated or mismatched)")
-        chunk = self.data[self.pos:self.pos + nbytes]
+        chunk = self.data[self.pos : self.pos + nbytes]
         self.pos += nbytes
         return chunk
 
@@ -151,8 +151,15 @@ def load_graph(param_path: str | Path, bin_path: str | Path | None = None) -> Nc
                 layer.weights["bias"] = reader.fp32(out_ch)
         elif layer.type == "PReLU":
             layer.weights["weight"] = reader.fp32(max(layer.int_param(0), 1))
-        elif layer.type in ("InnerProduct", "ConvolutionDepthWise", "Deconvolution",
-                            "BatchNorm", "Scale", "Embed", "MemoryData"):
+        elif layer.type in (
+            "InnerProduct",
+            "ConvolutionDepthWise",
+            "Deconvolution",
+            "BatchNorm",
+            "Scale",
+            "Embed",
+            "MemoryData",
+        ):
             raise ModelUnavailableError(
                 f"{param_path}: layer type {layer.type} is not supported by the converter"
             )

@@ -12,8 +12,14 @@ from vt.registry import CommandSpec, ModelAdapterInfo, ModelRef, ModelSpec, Proc
 def register_commands(register: Callable[[CommandSpec], None]) -> None:
     from vt_upscale.cli import upscale
 
-    register(CommandSpec("upscale", upscale, help="Upscale a video: Lanczos/bicubic… or AI "
-                         "super-resolution (Real-ESRGAN and any .pth/.onnx/ncnn model)."))
+    register(
+        CommandSpec(
+            "upscale",
+            upscale,
+            help="Upscale a video: Lanczos/bicubic… or AI "
+            "super-resolution (Real-ESRGAN and any .pth/.onnx/ncnn model).",
+        )
+    )
 
 
 @hookimpl

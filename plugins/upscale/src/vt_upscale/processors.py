@@ -7,7 +7,6 @@ from typing import Any
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
 from vt.registry import ProcessorInfo
-
 from vt_upscale.upscaler import Upscaler
 
 
@@ -22,13 +21,16 @@ class UpscaleProcessor(FrameProcessor):
         # an upscaler handed in belongs to the caller (it may serve many files): not closed here
         self._owned = upscaler is None
         self.upscaler = upscaler if upscaler is not None else Upscaler(**options)
-        self.batch_size = self.upscaler.batch
+        self.batch_size = self.upscaler.frames_per_call
 
     def configure(self, fmt: FrameFormat) -> FrameFormat:
         if fmt.layout not in ("rgb24", "rgb48"):
             from vt.errors import VtError
 
             raise VtError(f"upscale takes rgb24 or rgb48 frames, not {fmt.layout}")
+        # the thread plan may depend on the frame size, and the batch on the plan
+        self.upscaler.prepare(fmt.width, fmt.height)
+        self.batch_size = self.upscaler.frames_per_call
         width, height = self.upscaler.output_size(fmt.width, fmt.height)
         return FrameFormat(width, height, fmt.layout)
 
@@ -49,8 +51,9 @@ class UpscaleProcessor(FrameProcessor):
         from vt.processors.resize import METHODS
 
         width, height = self.upscaler.output_size(frame.width, frame.height)
-        return reformat(frame, width=width, height=height,
-                        interpolation=METHODS[self.upscaler.method])
+        return reformat(
+            frame, width=width, height=height, interpolation=METHODS[self.upscaler.method]
+        )
 
     def close(self) -> None:
         if self._owned:
@@ -71,21 +74,25 @@ def _upscale_factory(model: Any = None, **options: Any) -> UpscaleProcessor:
 
 def processor_infos() -> list[ProcessorInfo]:
     """Classical resizing is the core's ``resize`` processor; these add the AI upscaler."""
-    infos = [ProcessorInfo(
-        name="upscale",
-        factory=_upscale_factory,
-        description="vt upscale as a processor: classical (method=lanczos…) or AI (ai=True or "
-        "model=…), with Lanczos fallback",
-        layouts=UpscaleProcessor.layouts,
-        devices=UpscaleProcessor.devices,
-    )]
-    infos.append(ProcessorInfo(
-        name="sr-model",
-        factory=_sr_factory,
-        description="AI super-resolution with any model (name or .pth/.safetensors/.onnx/"
-        ".param); options: model, scale, tile, tile_pad, device, dtype, batch, backend, strict",
-        layouts=UpscaleProcessor.layouts,
-        devices=UpscaleProcessor.devices,
-        batch_size=1,
-    ))
+    infos = [
+        ProcessorInfo(
+            name="upscale",
+            factory=_upscale_factory,
+            description="vt upscale as a processor: classical (method=lanczos…) or AI (ai=True or "
+            "model=…), with Lanczos fallback",
+            layouts=UpscaleProcessor.layouts,
+            devices=UpscaleProcessor.devices,
+        )
+    ]
+    infos.append(
+        ProcessorInfo(
+            name="sr-model",
+            factory=_sr_factory,
+            description="AI super-resolution with any model (name or .pth/.safetensors/.onnx/"
+            ".param); options: model, scale, tile, tile_pad, device, dtype, batch, backend, strict",
+            layouts=UpscaleProcessor.layouts,
+            devices=UpscaleProcessor.devices,
+            batch_size=1,
+        )
+    )
     return infos

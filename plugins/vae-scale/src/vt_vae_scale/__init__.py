@@ -3,23 +3,25 @@ Hugging Face autoencoder, driven by a metadata table (``vt vae-scale``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from vt.lazy import lazy_exports
 
-__all__ = ["Letterbox", "ScaleSettings", "VaeRoundtrip", "load_hf_autoencoder", "scale_table",
-           "stage3_scale_videos"]
-
-
-def __getattr__(name: str) -> Any:  # torch and pyarrow load on first use
-    if name in ("load_hf_autoencoder", "VaeRoundtrip"):
-        from vt_vae_scale import roundtrip
-
-        return getattr(roundtrip, name)
-    if name == "Letterbox":
-        from vt_vae_scale.letterbox import Letterbox
-
-        return Letterbox
-    if name in ("ScaleSettings", "scale_table", "stage3_scale_videos"):
-        from vt_vae_scale import scale
-
-        return getattr(scale, name)
-    raise AttributeError(f"module 'vt_vae_scale' has no attribute {name!r}")
+__all__ = [
+    "Letterbox",
+    "ScaleSettings",
+    "VaeRoundtrip",
+    "load_hf_autoencoder",
+    "scale_table",
+    "stage3_scale_videos",
+]
+# torch and pyarrow load on first use
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "load_hf_autoencoder": ".roundtrip",
+        "VaeRoundtrip": ".roundtrip",
+        "Letterbox": ".letterbox",
+        "ScaleSettings": ".scale",
+        "scale_table": ".scale",
+        "stage3_scale_videos": ".scale",
+    },
+)

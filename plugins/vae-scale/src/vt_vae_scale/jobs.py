@@ -25,34 +25,55 @@ def normalise_method(method: str) -> str:
 
     name = ALIASES.get(str(method).lower(), str(method).lower())
     if name not in METHODS:
-        raise UsageError(f"unknown method {method!r} (use letterbox, autoencoder; resolution "
-                         "is letterbox's older name)")
+        raise UsageError(
+            f"unknown method {method!r} (use letterbox, autoencoder; resolution "
+            "is letterbox's older name)"
+        )
     return name
 
 
-def _pipeline_options(options: dict[str, Any], end: float | None) -> Any:
+def _pipeline_options(options: dict[str, Any], end: float | None, single_thread: bool) -> Any:
     from vt.media.pipeline import PipelineOptions
+    from vt.media.retime import parse_fps
 
-    return PipelineOptions(overwrite=True, audio=bool(options.get("audio", True)),
-                           subtitles=False, decoder=options.get("decoder"),
-                           threads=int(options.get("threads", 0)), end=end)
+    return PipelineOptions(
+        overwrite=True,
+        audio=bool(options.get("audio", True)),
+        subtitles=False,
+        decoder=options.get("decoder"),
+        threads=int(options.get("threads", 0)),
+        end=end,
+        single_thread=single_thread,
+        fps=parse_fps(options.get("fps")),
+    )
 
 
 def _encoder(options: dict[str, Any]) -> Any:
     from vt.media.encode import EncoderConfig
 
-    return EncoderConfig(codec=options.get("codec", "libx264"), crf=options.get("crf", 18),
-                         preset=options.get("preset", "medium"),
-                         bitrate=options.get("bitrate"), pixel_format=options.get("pix_fmt"),
-                         audio_codec=options.get("audio_codec", "aac"),
-                         audio_bitrate=options.get("audio_bitrate", "192k"),
-                         options=dict(options.get("encoder_options") or {}))
+    return EncoderConfig(
+        codec=options.get("codec", "libx264"),
+        crf=options.get("crf", 18),
+        preset=options.get("preset", "medium"),
+        bitrate=options.get("bitrate"),
+        pixel_format=options.get("pix_fmt"),
+        audio_codec=options.get("audio_codec", "aac"),
+        audio_bitrate=options.get("audio_bitrate", "192k"),
+        options=dict(options.get("encoder_options") or {}),
+    )
 
 
-def _end_for(input: str, max_frames: int | None) -> float | None:
-    """The time just before frame ``max_frames`` (frame-accurate trim keeps the first N)."""
+def _end_for(input: str, max_frames: int | None, fps: Any = None) -> float | None:
+    """Where to cut for ``max_frames``: the end of output frame N at a new frame rate (the
+    converter fills exactly N slots up to there), else the time just before source frame N
+    (frame-accurate trim keeps the first N)."""
     if not max_frames:
         return None
+    from vt.media.retime import parse_fps
+
+    rate = parse_fps(fps)
+    if rate:
+        return float(int(max_frames) / rate)
     from vt.media.info import probe
 
     fps = probe(input, count_frames=False).video.fps
@@ -70,18 +91,27 @@ def build_processors(method: str, options: dict[str, Any]) -> list[Any]:
         return [box]
     from vt_vae_scale.roundtrip import VaeRoundtrip
 
-    vae = VaeRoundtrip(options["model"], device=options.get("device", "auto"),
-                       dtype=options.get("dtype"), chunk_size=int(options.get("chunk_size", 250)),
-                       batch=int(options.get("batch", 8)), sample=bool(options.get("sample")),
-                       vae_slicing=bool(options.get("vae_slicing")),
-                       vae_tiling=bool(options.get("vae_tiling")))
+    vae = VaeRoundtrip(
+        options["model"],
+        device=options.get("device", "auto"),
+        dtype=options.get("dtype"),
+        chunk_size=int(options.get("chunk_size", 250)),
+        batch=int(options.get("batch", 8)),
+        sample=bool(options.get("sample")),
+        vae_slicing=bool(options.get("vae_slicing")),
+        vae_tiling=bool(options.get("vae_tiling")),
+    )
     return [vae, box]
 
 
-def scale_clip(input: str, output: str, **options: Any) -> dict[str, Any]:
-    """Scale one clip into ``output``; return what the output table records for it."""
-    from vt.media.pipeline import process_video
+def scale_clip(
+    input: str, output: str, *, single_thread: bool = False, progress: Any = None, **options: Any
+) -> dict[str, Any]:
+    """Scale one clip into ``output``; return what the output table records for it.
 
+    ``single_thread`` and ``progress(frames_done, frames_total)`` come from the batch runner
+    (one core per job when workers fill the cores; frame progress for the bar)."""
+    from vt.media.pipeline import process_video
     from vt_vae_scale.roundtrip import AutoencoderOutOfMemory
 
     started = time.perf_counter()
@@ -89,24 +119,29 @@ def scale_clip(input: str, output: str, **options: Any) -> dict[str, Any]:
     reason = options.get("fallback_reason")
     if method == "autoencoder" and reason:
         method = "letterbox"  # decided once, before the batch: the model cannot be had
-    end = _end_for(input, options.get("max_frames"))
-    config, pipeline = _encoder(options), _pipeline_options(options, end)
+    end = _end_for(input, options.get("max_frames"), options.get("fps"))
+    config = _encoder(options)
+    pipeline = _pipeline_options(options, end, single_thread)
     try:
         processors = build_processors(method, options)
     except ModelUnavailableError as exc:
         method, reason = "letterbox", f"autoencoder unavailable: {exc}"
         processors = build_processors(method, options)
     try:
-        report = process_video(input, output, processors, config, pipeline)
+        report = process_video(input, output, processors, config, pipeline, progress)
     except AutoencoderOutOfMemory as exc:
         method, reason = "letterbox", str(exc)
-        report = process_video(input, output, build_processors(method, options), config, pipeline)
+        report = process_video(
+            input, output, build_processors(method, options), config, pipeline, progress
+        )
     frames, duration = report.frames_out, report.duration_out
     return {
         "method": method,
         "fallback_reason": reason,
-        "original_width": report.size_in[0], "original_height": report.size_in[1],
-        "scaled_width": report.size_out[0], "scaled_height": report.size_out[1],
+        "original_width": report.size_in[0],
+        "original_height": report.size_in[1],
+        "scaled_width": report.size_out[0],
+        "scaled_height": report.size_out[1],
         "frame_count": frames,
         "fps": round(frames / duration, 4) if duration else None,
         "duration": round(duration, 4) if duration is not None else None,

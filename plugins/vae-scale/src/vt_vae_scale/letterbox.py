@@ -11,14 +11,19 @@ import re
 
 import av
 import numpy as np
+
 from vt.errors import UsageError
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
 from vt.media.swscale import reformat
 from vt.processors.resize import METHODS, check_method, resize_images
 
-_NAMED = {"black": (0, 0, 0), "white": (255, 255, 255), "gray": (128, 128, 128),
-          "grey": (128, 128, 128)}
+_NAMED = {
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "gray": (128, 128, 128),
+    "grey": (128, 128, 128),
+}
 
 
 def parse_color(text: str | tuple[int, int, int]) -> tuple[int, int, int]:
@@ -38,8 +43,9 @@ def parse_color(text: str | tuple[int, int, int]) -> tuple[int, int, int]:
         except ValueError:
             rgb = ()  # type: ignore[assignment]
     if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
-        raise UsageError(f"pad colour must be a name (black, white, gray), #RRGGBB or R,G,B; "
-                         f"got {text!r}")
+        raise UsageError(
+            f"pad colour must be a name (black, white, gray), #RRGGBB or R,G,B; got {text!r}"
+        )
     return int(rgb[0]), int(rgb[1]), int(rgb[2])
 
 
@@ -74,8 +80,12 @@ class Letterbox(FrameProcessor):
     layouts = ("rgb24", "rgb48")
     accepts_av_frames = True
 
-    def __init__(self, size: int = 224, pad_color: str | tuple[int, int, int] = "black",
-                 method: str = "lanczos") -> None:
+    def __init__(
+        self,
+        size: int = 224,
+        pad_color: str | tuple[int, int, int] = "black",
+        method: str = "lanczos",
+    ) -> None:
         if int(size) < 2 or int(size) % 2:
             raise UsageError(f"target size must be an even number >= 2, got {size}")
         self.size = int(size)
@@ -99,7 +109,7 @@ class Letterbox(FrameProcessor):
             fill = fill * 257
         out = np.empty((len(images), self.size, self.size, 3), dtype=images.dtype)
         out[:] = fill.astype(images.dtype)
-        out[:, y:y + h, x:x + w] = inner
+        out[:, y : y + h, x : x + w] = inner
         return batch.with_images(out)
 
     def process_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
@@ -108,22 +118,27 @@ class Letterbox(FrameProcessor):
         assert self._fit is not None, "configure() first"
         w, h, x, y = self._fit
         t = self.size
-        scaled = reformat(frame, width=w, height=h, format="yuv420p",
-                          interpolation=METHODS[self.method])
+        scaled = reformat(
+            frame, width=w, height=h, format="yuv420p", interpolation=METHODS[self.method]
+        )
         planes = scaled.to_ndarray().reshape(-1)
         if self._yuv_canvas is None:
             canvas = np.empty(t * t * 3 // 2, dtype=np.uint8)
             yy, uu, vv = _yuv(self.color)
-            canvas[:t * t], canvas[t * t:t * t * 5 // 4], canvas[t * t * 5 // 4:] = yy, uu, vv
+            canvas[: t * t], canvas[t * t : t * t * 5 // 4], canvas[t * t * 5 // 4 :] = yy, uu, vv
             self._yuv_canvas = canvas
         out = self._yuv_canvas.copy()
-        oy = out[:t * t].reshape(t, t)
-        ou = out[t * t:t * t * 5 // 4].reshape(t // 2, t // 2)
-        ov = out[t * t * 5 // 4:].reshape(t // 2, t // 2)
-        oy[y:y + h, x:x + w] = planes[:w * h].reshape(h, w)
+        oy = out[: t * t].reshape(t, t)
+        ou = out[t * t : t * t * 5 // 4].reshape(t // 2, t // 2)
+        ov = out[t * t * 5 // 4 :].reshape(t // 2, t // 2)
+        oy[y : y + h, x : x + w] = planes[: w * h].reshape(h, w)
         c = (w // 2) * (h // 2)
-        ou[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = planes[w * h:w * h + c].reshape(h // 2, w // 2)
-        ov[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = planes[w * h + c:].reshape(h // 2, w // 2)
+        ou[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = planes[w * h : w * h + c].reshape(
+            h // 2, w // 2
+        )
+        ov[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = planes[w * h + c :].reshape(
+            h // 2, w // 2
+        )
         result = av.VideoFrame.from_ndarray(out.reshape(t * 3 // 2, t), format="yuv420p")
         result.pts = frame.pts
         if frame.time_base is not None:

@@ -12,9 +12,15 @@ from vt.registry import CommandSpec, ProcessorInfo
 def register_commands(register: Callable[[CommandSpec], None]) -> None:
     from vt_vae_scale.cli import vae_scale
 
-    register(CommandSpec("vae-scale", vae_scale, help="Scale many videos (or a metadata "
-                         "table) to a square training size: letterbox or an autoencoder "
-                         "round trip."))
+    register(
+        CommandSpec(
+            "vae-scale",
+            vae_scale,
+            help="Scale many videos (or a metadata "
+            "table) to a square training size: letterbox or an autoencoder "
+            "round trip.",
+        )
+    )
 
 
 def _letterbox(**options: object) -> object:
@@ -32,13 +38,27 @@ def _roundtrip(**options: object) -> object:
 @hookimpl
 def register_processors(register: Callable[[ProcessorInfo], None]) -> None:
     # factories, not classes: torch and diffusers load only when a processor is built
-    register(ProcessorInfo(name="letterbox", factory=_letterbox,
-                           description="aspect-preserving resize into size x size with centred "
-                           "padding (libswscale; YUV without RGB when alone)",
-                           layouts=("rgb24", "rgb48"), devices=("cpu",), batch_size=8,
-                           temporal=False))
-    register(ProcessorInfo(name="vae-roundtrip", factory=_roundtrip,
-                           description="encode and decode frames with a diffusers autoencoder "
-                           "(AutoencoderKL/AutoencoderTiny, hub id or folder); same size out",
-                           layouts=("rgb24", "rgb48"), devices=("cpu", "cuda", "mps"),
-                           batch_size=250, temporal=False))
+    register(
+        ProcessorInfo(
+            name="letterbox",
+            factory=_letterbox,
+            description="aspect-preserving resize into size x size with centred "
+            "padding (libswscale; YUV without RGB when alone)",
+            layouts=("rgb24", "rgb48"),
+            devices=("cpu",),
+            batch_size=8,
+            temporal=False,
+        )
+    )
+    register(
+        ProcessorInfo(
+            name="vae-roundtrip",
+            factory=_roundtrip,
+            description="encode and decode frames with a diffusers autoencoder "
+            "(AutoencoderKL/AutoencoderTiny, hub id or folder); same size out",
+            layouts=("rgb24", "rgb48"),
+            devices=("cpu", "cuda", "mps"),
+            batch_size=250,
+            temporal=False,
+        )
+    )

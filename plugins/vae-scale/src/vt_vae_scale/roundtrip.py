@@ -37,13 +37,19 @@ def is_local_path(text: str) -> bool:
 
     if os.path.exists(os.path.expanduser(text)):
         return True
-    return text.startswith((".", "/", "~")) or os.sep + os.sep in text or (
-        not looks_like_hub_id(text))
+    return (
+        text.startswith((".", "/", "~")) or os.sep + os.sep in text or (not looks_like_hub_id(text))
+    )
 
 
-def load_hf_autoencoder(model_id: str = DEFAULT_MODEL, device: str = "auto",
-                        dtype: str | None = None, *, vae_slicing: bool = False,
-                        vae_tiling: bool = False) -> Any:
+def load_hf_autoencoder(
+    model_id: str = DEFAULT_MODEL,
+    device: str = "auto",
+    dtype: str | None = None,
+    *,
+    vae_slicing: bool = False,
+    vae_tiling: bool = False,
+) -> Any:
     """Load an ``AutoencoderKL``/``AutoencoderTiny`` by hub id or local folder.
 
     Returns the core's ``DiffusersModel`` (``.model`` is the diffusers module). A local path
@@ -58,25 +64,32 @@ def load_hf_autoencoder(model_id: str = DEFAULT_MODEL, device: str = "auto",
     device = resolve_device(device)
     dtype = dtype or default_dtype(device)
     try:
-        model = load_model(text, adapter="diffusers", device=device, dtype=dtype,
-                           vae_slicing=vae_slicing, vae_tiling=vae_tiling)
+        model = load_model(
+            text,
+            adapter="diffusers",
+            device=device,
+            dtype=dtype,
+            vae_slicing=vae_slicing,
+            vae_tiling=vae_tiling,
+        )
     except UsageError as exc:
         if Path(text).expanduser().exists():  # a folder that is there but is not a model
             raise ModelUnavailableError(f"cannot load {text}: {exc}") from None
         raise
     if getattr(model, "task", None) != "autoencoder":
-        raise ModelUnavailableError(f"{text} is not an autoencoder (AutoencoderKL or "
-                                    f"AutoencoderTiny), it is a {model.task}")
+        raise ModelUnavailableError(
+            f"{text} is not an autoencoder (AutoencoderKL or AutoencoderTiny), it is a {model.task}"
+        )
     return model
 
 
 def _is_oom(exc: BaseException) -> bool:
     import torch
 
-    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError",
-                                                              None)
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
     return (oom is not None and isinstance(exc, oom)) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
 
 
 class VaeRoundtrip(FrameProcessor):
@@ -90,18 +103,29 @@ class VaeRoundtrip(FrameProcessor):
     layouts = ("rgb24", "rgb48")
     devices = ("cpu", "cuda", "mps")
 
-    def __init__(self, model: Any = DEFAULT_MODEL, device: str = "auto", dtype: str | None = None,
-                 chunk_size: int = 250, batch: int = 8, sample: bool = False, seed: int = 0,
-                 vae_slicing: bool = False, vae_tiling: bool = False) -> None:
+    def __init__(
+        self,
+        model: Any = DEFAULT_MODEL,
+        device: str = "auto",
+        dtype: str | None = None,
+        chunk_size: int = 250,
+        batch: int = 8,
+        sample: bool = False,
+        seed: int = 0,
+        vae_slicing: bool = False,
+        vae_tiling: bool = False,
+    ) -> None:
         if int(chunk_size) < 1 or int(batch) < 1:
             raise UsageError("chunk size and batch must be >= 1")
         if isinstance(model, str | os.PathLike):
-            model = load_hf_autoencoder(str(model), device, dtype, vae_slicing=vae_slicing,
-                                        vae_tiling=vae_tiling)
+            model = load_hf_autoencoder(
+                str(model), device, dtype, vae_slicing=vae_slicing, vae_tiling=vae_tiling
+            )
         self.descriptor = model
         self.vae = getattr(model, "model", model)
-        self.multiple = int(getattr(getattr(model, "size_requirements", None), "multiple_of",
-                                    0) or 8)
+        self.multiple = int(
+            getattr(getattr(model, "size_requirements", None), "multiple_of", 0) or 8
+        )
         param = next(self.vae.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.batch_size = int(chunk_size)
@@ -120,9 +144,9 @@ class VaeRoundtrip(FrameProcessor):
         out = torch.empty_like(x)
         start, step = 0, self.batch
         while start < len(x):
-            part = x[start:start + step]
+            part = x[start : start + step]
             try:
-                out[start:start + len(part)] = self.roundtrip(part)
+                out[start : start + len(part)] = self.roundtrip(part)
             except Exception as exc:
                 if not _is_oom(exc):
                     raise
@@ -130,7 +154,8 @@ class VaeRoundtrip(FrameProcessor):
                     torch.cuda.empty_cache()
                 if step == 1:
                     raise AutoencoderOutOfMemory(
-                        "autoencoder out of memory even one frame at a time") from None
+                        "autoencoder out of memory even one frame at a time"
+                    ) from None
                 step = max(1, step // 2)
                 self.batch = step  # the next chunks start at the size that fitted
                 self.retries += 1

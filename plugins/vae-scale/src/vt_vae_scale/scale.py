@@ -17,10 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from vt.errors import ModelUnavailableError, UsageError
-
 from vt_vae_scale.jobs import normalise_method
 from vt_vae_scale.roundtrip import DEFAULT_MODEL, is_local_path
-from vt_vae_scale.table import COLUMNS, read_table, table_format, with_columns, write_table
+from vt_vae_scale.table import (
+    COLUMNS,
+    arrow_column,
+    read_table,
+    table_format,
+    with_columns,
+    write_table,
+)
 
 JOB_FN = "vt_vae_scale.jobs:scale_clip"
 #: how often (seconds) the output table is rewritten while a batch runs; always at the end
@@ -44,6 +50,7 @@ class ScaleSettings:
     vae_tiling: bool = False
     audio: bool = True
     max_frames: int | None = None
+    fps: str | None = None  # output frame rate ("8", "30000/1001"); None: the clip's own
     codec: str = "libx264"
     crf: int | None = 18
     preset: str | None = "medium"
@@ -63,19 +70,37 @@ class ScaleSettings:
             raise UsageError(f"--chunk-size must be >= 1, got {self.chunk_size}")
         if self.max_frames is not None and self.max_frames < 1:
             raise UsageError(f"--max-frames must be >= 1, got {self.max_frames}")
+        from vt.media.retime import parse_fps
+
+        rate = parse_fps(self.fps)
+        self.fps = None if rate is None else str(rate)  # one spelling per rate: one job key
         from vt_vae_scale.letterbox import parse_color
 
         parse_color(self.pad_color)
         from vt.media.encode import EncoderConfig
 
-        EncoderConfig(codec=self.codec, crf=self.crf, preset=self.preset, bitrate=self.bitrate,
-                      audio_bitrate=self.audio_bitrate, options=self.encoder_options).validate()
+        EncoderConfig(
+            codec=self.codec,
+            crf=self.crf,
+            preset=self.preset,
+            bitrate=self.bitrate,
+            audio_bitrate=self.audio_bitrate,
+            options=self.encoder_options,
+        ).validate()
 
     def job_options(self, fallback: str | None) -> dict[str, Any]:
         options = asdict(self)
         if self.method == "letterbox":  # model options do not change a letterbox output
-            for name in ("model", "device", "dtype", "chunk_size", "batch", "sample",
-                         "vae_slicing", "vae_tiling"):
+            for name in (
+                "model",
+                "device",
+                "dtype",
+                "chunk_size",
+                "batch",
+                "sample",
+                "vae_slicing",
+                "vae_tiling",
+            ):
                 options.pop(name)
         if fallback:
             options["fallback_reason"] = fallback
@@ -127,8 +152,11 @@ class ScaleResult:
         data["failed"] = self.failed
         data["table"] = str(self.table_path) if self.table_path else None
         data["fallback"] = self.fallback
-        data["frames"] = sum(int(r.report.get("frame_count") or 0) for r in self.report.results
-                             if isinstance(r.report, dict))
+        data["frames"] = sum(
+            int(r.report.get("frame_count") or 0)
+            for r in self.report.results
+            if isinstance(r.report, dict)
+        )
         return data
 
 
@@ -139,20 +167,25 @@ def _row_columns(table: Any, results: dict[int, Any], missing: dict[int, str]) -
         if result is not None and isinstance(result.report, dict):
             report = result.report
         values = {
-            "output_path": result.output if result is not None and result.status in (
-                "done", "skipped") else None,
-            "method": report.get("method"), "fallback_reason": report.get("fallback_reason"),
+            "output_path": result.output
+            if result is not None and result.status in ("done", "skipped")
+            else None,
+            "method": report.get("method"),
+            "fallback_reason": report.get("fallback_reason"),
             "original_width": report.get("original_width"),
             "original_height": report.get("original_height"),
             "scaled_width": report.get("scaled_width"),
             "scaled_height": report.get("scaled_height"),
-            "frame_count": report.get("frame_count"), "fps": report.get("fps"),
+            "frame_count": report.get("frame_count"),
+            "fps": report.get("fps"),
             "duration": report.get("duration"),
-            "status": result.status if result is not None else (
-                "failed" if row in missing else None),
+            "status": result.status
+            if result is not None
+            else ("failed" if row in missing else None),
             "error": result.error if result is not None else missing.get(row),
-            "wall_time": round(result.seconds, 3) if result is not None and
-            result.seconds is not None else None,
+            "wall_time": round(result.seconds, 3)
+            if result is not None and result.seconds is not None
+            else None,
         }
         for name in COLUMNS:
             columns[name].append(values[name])
@@ -174,14 +207,21 @@ def scale_table(
     retries: int = 0,
     progress: Callable[[Any, Any], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    frame_progress: Callable[[Any, int, int | None], None] | None = None,
+    single_thread: bool | None = None,
 ) -> ScaleResult:
     """Scale every row of ``table_path`` (or every path in ``inputs``) into ``output_dir``.
+
+    ``progress(result, counts)`` is called as each clip finishes, ``frame_progress(result,
+    frames_done, frames_total)`` while one runs (local workers). ``single_thread`` None lets
+    the batch runner decide (one core per clip when the workers fill the cores).
 
     Bad options, a missing table or column, or a missing local model path raise ``UsageError``
     before anything is written. The output table (for a table input) is
     ``<output_dir>/scaled_metadata<.shard-i-of-n>.<ext>``.
     """
     import pyarrow as pa
+
     from vt.batch import Job, parse_shard, run_batch
 
     settings = settings or ScaleSettings()
@@ -197,14 +237,16 @@ def scale_table(
         table_format(table_path)
         table = read_table(table_path)
         if column not in table.column_names:
-            raise UsageError(f"{Path(table_path).name} has no column {column!r} (columns: "
-                             f"{', '.join(table.column_names)}); use --video-column")
+            raise UsageError(
+                f"{Path(table_path).name} has no column {column!r} (columns: "
+                f"{', '.join(table.column_names)}); use --video-column"
+            )
         paths = table.column(column).to_pylist()
     else:
         if not inputs:
             raise UsageError("give input videos or --metadata TABLE")
         paths = [str(p) for p in inputs]
-        table = pa.table({column: paths})
+        table = pa.Table.from_arrays([arrow_column(paths, "string")], names=[column])
         fmt_suffix = None
     fallback = autoencoder_fallback(settings)
     if fallback and warn is not None:
@@ -216,8 +258,14 @@ def scale_table(
             missing[row] = f"no {column} in this row"
             continue
         path = Path(str(value)).expanduser()
-        jobs.append(Job(str(path if path.is_absolute() else root / path), fn=JOB_FN,
-                        options=dict(options), row=row))
+        jobs.append(
+            Job(
+                str(path if path.is_absolute() else root / path),
+                fn=JOB_FN,
+                options=dict(options),
+                row=row,
+            )
+        )
     shard_part = f".shard-{parts[0]}-of-{parts[1]}" if parts else ""
     table_out = (out_dir / f"scaled_metadata{shard_part}{fmt_suffix}") if fmt_suffix else None
     if parts:  # rows of other shards are not this run's to report
@@ -233,8 +281,7 @@ def scale_table(
 
     def on_result(result: Any, counts: Any) -> None:
         results[result.row] = result
-        reason = result.report.get("fallback_reason") if isinstance(result.report, dict) \
-            else None
+        reason = result.report.get("fallback_reason") if isinstance(result.report, dict) else None
         if reason and reason != fallback and warn is not None:  # a worker fell back
             warn(f"{reason}: letterboxed instead (recorded in the row)")
         rewrite()
@@ -242,11 +289,22 @@ def scale_table(
             progress(result, counts)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = run_batch(jobs, workers=workers, retries=retries, engine=engine, address=address,
-                       status=out_dir / f"scaled_metadata.status{shard_part}.json",
-                       shard=parts, output_dir=out_dir, output_ext=".mp4", base=root,
-                       progress=on_result, name=Path(table_path).name if table_path else
-                       "inputs")
+    report = run_batch(
+        jobs,
+        workers=workers,
+        retries=retries,
+        engine=engine,
+        address=address,
+        status=out_dir / f"scaled_metadata.status{shard_part}.json",
+        shard=parts,
+        output_dir=out_dir,
+        output_ext=".mp4",
+        base=root,
+        progress=on_result,
+        name=Path(table_path).name if table_path else "inputs",
+        job_progress=frame_progress,
+        single_thread=single_thread,
+    )
     for result in report.results:
         results[result.row] = result
     rewrite(final=True)
@@ -278,9 +336,13 @@ def stage3_scale_videos(
     if not table_path.is_absolute():
         candidate = Path(project_root) / table_path
         table_path = candidate if candidate.exists() or not table_path.exists() else table_path
-    settings = ScaleSettings(method=method, target_size=int(target_size),
-                             chunk_size=int(chunk_size),
-                             model=autoencoder_model or DEFAULT_MODEL, **options)
+    settings = ScaleSettings(
+        method=method,
+        target_size=int(target_size),
+        chunk_size=int(chunk_size),
+        model=autoencoder_model or DEFAULT_MODEL,
+        **options,
+    )
     warned: set[str] = set()
 
     def warn(text: str) -> None:  # once per reason
@@ -288,7 +350,15 @@ def stage3_scale_videos(
             warned.add(text)
             print(f"vt: warning: {text}", file=sys.stderr)
 
-    result = scale_table(table_path, project_root=project_root, output_dir=output_dir,
-                         column=video_column, settings=settings, workers=workers, shard=shard,
-                         engine=engine, warn=warn)
+    result = scale_table(
+        table_path,
+        project_root=project_root,
+        output_dir=output_dir,
+        column=video_column,
+        settings=settings,
+        workers=workers,
+        shard=shard,
+        engine=engine,
+        warn=warn,
+    )
     return result.table.to_pandas() if as_pandas else result.table

@@ -13,7 +13,6 @@ from typing import Any
 
 from vt.errors import ModelUnavailableError, UsageError
 from vt.registry import ModelAdapterInfo, ModelRef
-
 from vt_upscale.adapters import ncnn as ncnn_adapter
 from vt_upscale.adapters import onnx as onnx_adapter
 from vt_upscale.adapters import torch_spandrel
@@ -52,9 +51,15 @@ NCNN = ModelAdapterInfo(
 )
 ADAPTERS = (TORCH, ONNX, NCNN)
 #: --backend spellings
-BACKENDS = {"torch": "torch-spandrel", "spandrel": "torch-spandrel", "pytorch": "torch-spandrel",
-            "torch-spandrel": "torch-spandrel", "onnx": "onnx", "onnxruntime": "onnx",
-            "ncnn": "ncnn"}
+BACKENDS = {
+    "torch": "torch-spandrel",
+    "spandrel": "torch-spandrel",
+    "pytorch": "torch-spandrel",
+    "torch-spandrel": "torch-spandrel",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "ncnn": "ncnn",
+}
 
 
 def convertible(ref: ModelRef) -> bool:
@@ -80,8 +85,11 @@ def choose(ref: ModelRef, candidates: Sequence[ModelAdapterInfo]) -> ModelAdapte
     if ref.format != ".param":
         return None
     by_name = {c.name: c for c in candidates}
-    torch_ok = "torch-spandrel" in by_name and by_name["torch-spandrel"].available() is None \
+    torch_ok = (
+        "torch-spandrel" in by_name
+        and by_name["torch-spandrel"].available() is None
         and convertible(ref)
+    )
     ncnn = by_name.get("ncnn")
     if ncnn is not None and ncnn.available() is not None:
         ncnn = None
@@ -124,8 +132,16 @@ def load_model(
         adapter = BACKENDS.get(backend.lower())
         if adapter is None:
             raise UsageError(f"unknown backend {backend!r} (use torch, onnx or ncnn)")
-    loaded = core_load(model, adapter=adapter, device=device, dtype=dtype, download=download,
-                       cache=cache, threads=threads, trust_model=trust_model)
+    loaded = core_load(
+        model,
+        adapter=adapter,
+        device=device,
+        dtype=dtype,
+        download=download,
+        cache=cache,
+        threads=threads,
+        trust_model=trust_model,
+    )
     if not isinstance(loaded, SRModel):
         raise UsageError(f"{loaded.name} is a {loaded.task} model, not a super-resolution one")
     return loaded

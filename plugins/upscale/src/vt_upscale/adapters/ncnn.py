@@ -1,17 +1,26 @@
-"""ncnn ``.param``/``.bin`` models through the ``ncnn`` package (CPU)."""
+"""ncnn ``.param``/``.bin`` models through the ``ncnn`` package (CPU), without torch.
+
+Frames come as the decoder made them, ``(H, W, 3)`` uint8/uint16 RGB, and are converted once,
+straight into the planar float32 array ncnn wraps as its input (no copy of ours besides that
+one); the output comes back as ``(H*s, W*s, 3)`` pixels of the same dtype. Calls from several
+threads run in parallel (the call releases the GIL), each on a net of its own, so the
+upscaler can run a few frames side by side (see :mod:`vt_upscale.threads`).
+"""
 
 from __future__ import annotations
 
-import os
+import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vt.errors import ModelUnavailableError, VtError
 from vt.registry import ModelRef
-
+from vt_upscale.adapters.pixels import from_unit_float, to_unit_float
 from vt_upscale.ncnn_convert import NcnnGraph, parse_param
 from vt_upscale.sr import SRModel
+from vt_upscale.threads import available_cores
 
 _PROBE = 16
 
@@ -27,59 +36,124 @@ class NcnnSRModel(SRModel):
     devices = ("cpu",)
     dtypes = ("fp32",)
     max_batch = 1
+    host_arrays = True
+    concurrent_calls = True
+    pooled_memory = True
 
     def __init__(self, ref: ModelRef, *, threads: int = 0) -> None:
-        import ncnn
-
         self.name = ref.name or ref.path.stem
-        bin_path = ref.path.with_suffix(".bin")
-        if not bin_path.is_file():
-            raise ModelUnavailableError(f"{self.name}: {bin_path} is missing")
+        self.param_path: Path = ref.path
+        self.bin_path: Path = ref.path.with_suffix(".bin")
+        if not self.bin_path.is_file():
+            raise ModelUnavailableError(f"{self.name}: {self.bin_path} is missing")
         graph = NcnnGraph(parse_param(ref.path))
         self.input_blob, self.output_blob = graph.input_name, graph.output_name
-        self.net = ncnn.Net()
-        opt = self.net.opt
-        opt.num_threads = threads or os.cpu_count() or 1
-        # fp32 storage and arithmetic: exact results, and what the torch path computes
-        opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
-        opt.use_vulkan_compute = False
-        if self.net.load_param(str(ref.path)) != 0 or self.net.load_model(str(bin_path)) != 0:
-            raise ModelUnavailableError(f"{self.name}: ncnn cannot load {ref.path}")
+        self.threads = threads or available_cores()
+        self._lock = threading.Lock()
+        self._idle: list[Any] = []  # nets not running a frame now
+        self._nets: list[Any] = []  # every net made, for set_threads and close
+        self.net: Any = self._new_net()
+        self._idle.append(self.net)
         probe = self._run(np.zeros((3, _PROBE, _PROBE), np.float32))
         self.scale = max(probe.shape[1] // _PROBE, 1)
         self.output_channels = probe.shape[0]
         self.device, self.dtype = "cpu", "fp32"
 
-    def _run(self, chw: np.ndarray) -> np.ndarray:
+    def _new_net(self) -> Any:
         import ncnn
 
-        array = np.ascontiguousarray(chw, dtype=np.float32)
-        mat = ncnn.Mat(array)  # wraps ``array``'s memory: keep ``array`` alive until extract
-        with self.net.create_extractor() as ex:
-            ex.input(self.input_blob, mat)
-            ret, out = ex.extract(self.output_blob)
+        net = ncnn.Net()
+        opt = net.opt
+        opt.num_threads = self.threads
+        # fp32 storage and arithmetic: exact results, and what the torch path computes
+        opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
+        opt.use_vulkan_compute = False
+        if net.load_param(str(self.param_path)) != 0 or net.load_model(str(self.bin_path)) != 0:
+            raise ModelUnavailableError(f"{self.name}: ncnn cannot load {self.param_path}")
+        self._nets.append(net)
+        return net
+
+    def set_threads(self, threads: int) -> None:
+        """Threads each call uses from now on (the upscaler's thread plan). ncnn packs the
+        winograd weights for the thread count at load time, so nets made for another count
+        are dropped and made again as calls need them."""
+        threads = max(int(threads), 1)
+        with self._lock:
+            if threads == self.threads:
+                return
+            self.threads = threads
+            busy = [net for net in self._nets if net not in self._idle]
+            for net in self._idle:
+                net.clear()
+            self._nets, self._idle = busy, []
+            self.net = self._new_net()
+            self._idle.append(self.net)
+
+    # -- running -----------------------------------------------------------------------------
+    def _acquire(self) -> Any:
+        with self._lock:
+            if self.net is None:
+                raise VtError(f"{self.name}: the model was closed")
+            if self._idle:
+                return self._idle.pop()
+            # a call running beside others gets a net of its own (weights: ~1 MB for the
+            # compact models) rather than sharing one net's allocators between threads
+            return self._new_net()
+
+    def _release(self, net: Any) -> None:
+        with self._lock:
+            if self.net is not None and net.opt.num_threads == self.threads:
+                self._idle.append(net)
+            elif net in self._nets:  # made for another thread count, or closed meanwhile
+                self._nets.remove(net)
+                net.clear()
+
+    def _run(self, chw: np.ndarray) -> np.ndarray:
+        """The network on one C-contiguous ``(C, H, W)`` float32 array; its ``(C, H, W)``
+        float32 output, ours to change."""
+        import ncnn
+
+        net = self._acquire()
+        try:
+            with net.create_extractor() as ex:
+                # the Mat wraps ``chw``'s memory, which the caller's reference keeps alive
+                ex.input(self.input_blob, ncnn.Mat(chw))
+                ret, out = ex.extract(self.output_blob)
             if ret != 0:
                 raise VtError(f"{self.name}: ncnn inference failed (code {ret})")
-            return np.array(out, copy=True)
+            return np.asarray(out)  # a view that keeps ``out`` alive; nothing else reads it
+        finally:
+            self._release(net)
+
+    def upscale_image(self, image: np.ndarray) -> np.ndarray:
+        """One ``(H, W, 3)`` uint8/uint16 RGB frame -> ``(H*s, W*s, 3)`` of the same dtype."""
+        return from_unit_float(self._run(to_unit_float(image)), image.dtype)
 
     def __call__(self, image: Any) -> Any:
+        """``(N, C, H, W)`` float tensor in [0, 1] -> the upscaled tensor (the generic model
+        contract, for callers that hold tensors; the upscaler hands frames to
+        :meth:`upscale_image`)."""
         import torch
 
         x = image.detach().to("cpu", torch.float32).numpy()
-        out = np.stack([self._run(frame) for frame in x])
+        out = np.stack([self._run(np.ascontiguousarray(frame)) for frame in x])
         return torch.from_numpy(out).clamp_(0, 1).to(image.device)
 
     def close(self) -> None:
-        if getattr(self, "net", None) is not None:
-            self.net.clear()
+        with self._lock:
+            for net in self._nets:
+                net.clear()
+            self._nets, self._idle = [], []
             self.net = None
 
 
-def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32", threads: int = 0,
-         **_: Any) -> NcnnSRModel:
+def load(
+    ref: ModelRef, *, device: str = "auto", dtype: str = "fp32", threads: int = 0, **_: Any
+) -> NcnnSRModel:
     if device not in ("auto", "cpu"):
-        raise VtError(f"the ncnn adapter runs on the CPU here, not {device}; "
-                      "use --backend torch for GPUs")
+        raise VtError(
+            f"the ncnn adapter runs on the CPU here, not {device}; use --backend torch for GPUs"
+        )
     if dtype != "fp32":
         raise VtError(f"the ncnn adapter runs in fp32 only, not {dtype}")
     if not ref.path.is_file():

@@ -1,4 +1,9 @@
-"""ONNX models through onnxruntime: scale from the model's shapes, else from a probe run."""
+"""ONNX models through onnxruntime: scale from the model's shapes, else from a probe run.
+
+On the CPU, frames go to the session as host arrays (converted once into the planar float
+input, no torch); ``session.run`` releases the GIL and may be called from several threads at
+once, so the upscaler runs a few frames side by side (see :mod:`vt_upscale.threads`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,9 @@ from typing import Any
 import numpy as np
 
 from vt.errors import ModelUnavailableError, VtError
-from vt.registry import ModelRef
-
 from vt.models import SizeRequirements, resolve_device
-
+from vt.registry import ModelRef
+from vt_upscale.adapters.pixels import from_unit_float, to_unit_float
 from vt_upscale.sr import SRModel
 
 _PROBE = 32
@@ -30,9 +34,12 @@ class OnnxSRModel(SRModel):
     backend = "onnx"
     devices = ("cpu", "cuda")
     dtypes = ("fp32", "fp16")
+    concurrent_calls = True
+    pooled_memory = True
 
-    def __init__(self, ref: ModelRef, *, device: str = "auto", dtype: str | None = None,
-                 threads: int = 0) -> None:
+    def __init__(
+        self, ref: ModelRef, *, device: str = "auto", dtype: str | None = None, threads: int = 0
+    ) -> None:
         import onnxruntime as ort
 
         self.name = ref.name or ref.path.stem
@@ -40,23 +47,17 @@ class OnnxSRModel(SRModel):
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise VtError("onnxruntime here has no CUDA provider (pip install "
-                              "onnxruntime-gpu), use --device cpu")
+                raise VtError(
+                    "onnxruntime here has no CUDA provider (pip install "
+                    "onnxruntime-gpu), use --device cpu"
+                )
             index = int(device.partition(":")[2] or 0)
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(ref.path), options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ModelUnavailableError(f"{self.name}: onnxruntime cannot load it ({exc})") \
-                from None
+        self.path, self.providers, self.threads = ref.path, providers, threads
+        self.session = self._open_session(threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1:
-            raise ModelUnavailableError(f"{self.name}: expected one image input, got "
-                                        f"{len(inputs)}")
+            raise ModelUnavailableError(f"{self.name}: expected one image input, got {len(inputs)}")
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
         in_shape, out_shape = list(inputs[0].shape), list(outputs[0].shape)
         if len(in_shape) != 4:
@@ -65,9 +66,14 @@ class OnnxSRModel(SRModel):
         self.dtype = "fp16" if self.np_dtype == np.float16 else "fp32"
         self.supports_half = self.dtype == "fp16"
         if dtype and dtype != self.dtype:
-            raise VtError(f"{self.name}: this ONNX model takes {self.dtype} input; "
-                          f"export it in {dtype} to run it so")
+            raise VtError(
+                f"{self.name}: this ONNX model takes {self.dtype} input; "
+                f"export it in {dtype} to run it so"
+            )
         self.device = device
+        # frames stay host arrays on the CPU; CUDA sessions take them too, but the torch
+        # relay keeps them on the device between processors
+        self.host_arrays = device == "cpu"
         self.input_channels = _static(in_shape[1]) or 3
         self.max_batch = 1 if _static(in_shape[0]) == 1 else None
         fixed_h, fixed_w = _static(in_shape[2]), _static(in_shape[3])
@@ -83,11 +89,47 @@ class OnnxSRModel(SRModel):
             self.scale = max(result.shape[2] // _PROBE, 1)
             self.output_channels = result.shape[1]
             if result.shape[2] != _PROBE * self.scale:
-                raise ModelUnavailableError(f"{self.name}: output size is not a whole multiple "
-                                            "of the input size")
+                raise ModelUnavailableError(
+                    f"{self.name}: output size is not a whole multiple of the input size"
+                )
+
+    def _open_session(self, threads: int) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(self.path), options, providers=self.providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelUnavailableError(
+                f"{self.name}: onnxruntime cannot load it ({exc})"
+            ) from None
+
+    def set_threads(self, threads: int) -> None:
+        """Threads each call uses from now on (the upscaler's thread plan): a new session,
+        since onnxruntime fixes its thread pool when the session is made."""
+        if threads != self.threads:
+            self.session = self._open_session(threads)
+            self.threads = threads
 
     def _run(self, array: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: array})[0]
+
+    def upscale_image(self, image: np.ndarray) -> np.ndarray:
+        """One ``(H, W, 3)`` uint8/uint16 RGB frame -> ``(H*s, W*s, 3)`` of the same dtype."""
+        h, w = image.shape[:2]
+        ph, pw = self.size_requirements.padded(h, w)
+        if ph < h or pw < w:
+            raise VtError(f"{self.name} takes fixed {ph}x{pw} input: use --tile")
+        x = to_unit_float(image)  # float32 arithmetic, as the torch relay did
+        if self.np_dtype != np.float32:
+            x = x.astype(self.np_dtype)
+        if (ph, pw) != (h, w):
+            x = np.pad(x, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
+        y = self._run(x[None])[0]
+        return from_unit_float(y[:, : h * self.scale, : w * self.scale], image.dtype)
 
     def __call__(self, image: Any) -> Any:
         import torch
@@ -101,7 +143,7 @@ class OnnxSRModel(SRModel):
             x = torch.nn.functional.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
         array = x.numpy().astype(self.np_dtype, copy=False)
         if self.max_batch == 1:
-            out = np.concatenate([self._run(array[i:i + 1]) for i in range(n)])
+            out = np.concatenate([self._run(array[i : i + 1]) for i in range(n)])
         else:
             out = self._run(array)
         y = torch.from_numpy(out.astype(np.float32, copy=False))
@@ -112,9 +154,11 @@ class OnnxSRModel(SRModel):
         self.session = None  # type: ignore[assignment]
 
 
-def load(ref: ModelRef, *, device: str = "auto", dtype: str | None = None, threads: int = 0,
-         **_: Any) -> OnnxSRModel:
+def load(
+    ref: ModelRef, *, device: str = "auto", dtype: str | None = None, threads: int = 0, **_: Any
+) -> OnnxSRModel:
     if not ref.path.is_file():
         raise ModelUnavailableError(f"model file not found: {ref.path}")
-    return OnnxSRModel(ref, device=device, dtype=None if dtype == "fp32" else dtype,
-                       threads=threads)
+    return OnnxSRModel(
+        ref, device=device, dtype=None if dtype == "fp32" else dtype, threads=threads
+    )

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from vt.errors import ModelUnavailableError, UntrustedModelError, VtError
-from vt.registry import ModelRef
-
 from vt.models import SizeRequirements, torch_dtype
-
+from vt.registry import ModelRef
+from vt_upscale.adapters.pixels import PEAKS
 from vt_upscale.sr import SRModel
 
 TORCH_FORMATS = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
@@ -26,11 +25,16 @@ def available() -> str | None:
 
 
 class TorchSRModel(SRModel):
-    """A spandrel image model (or any ``nn.Module``) run with ``torch.inference_mode``."""
+    """A spandrel image model (or any ``nn.Module``) run with ``torch.inference_mode``.
+
+    On the CPU it also takes frames one by one as host arrays (:meth:`upscale_image`), from
+    several threads at once (torch releases the GIL in its kernels): the upscaler then runs
+    frames side by side on one torch thread each (:mod:`vt_upscale.threads`)."""
 
     backend = "torch"
     devices = ("cpu", "cuda", "mps")
     dtypes = ("fp32", "fp16", "bf16")
+    concurrent_calls = True
 
     def __init__(
         self,
@@ -65,6 +69,7 @@ class TorchSRModel(SRModel):
         self.size_requirements = size_requirements or SizeRequirements()
         self.tiling = tiling
         self.channels_last = channels_last
+        self._threads_before: int | None = None
         for p in self.module.parameters():
             p.requires_grad_(False)
         self.to(device, dtype)
@@ -91,10 +96,51 @@ class TorchSRModel(SRModel):
                 x = x.contiguous(memory_format=torch.channels_last)
             y = self.module(x)
             if self.post_scale:
-                y = F.interpolate(y, scale_factor=self.post_scale, mode=self.post_mode,
-                                  align_corners=False if self.post_mode != "nearest" else None)
+                y = F.interpolate(
+                    y,
+                    scale_factor=self.post_scale,
+                    mode=self.post_mode,
+                    align_corners=False if self.post_mode != "nearest" else None,
+                )
             y = y[..., : h * self.scale, : w * self.scale]
             return y.clamp_(0, 1)
+
+    @property
+    def host_arrays(self) -> bool:  # type: ignore[override]
+        return str(self.device).startswith("cpu")
+
+    def upscale_image(self, image: Any) -> Any:
+        """One ``(H, W, 3)`` uint8/uint16 RGB frame -> ``(H*s, W*s, 3)`` of the same dtype.
+
+        The interleaved pixels are the channels_last layout of a ``(1, 3, H, W)`` tensor: one
+        conversion to float reaches the network in the layout it runs in, with no copy."""
+        import numpy as np
+        import torch
+
+        peak = PEAKS[image.dtype]
+        wide = image if image.dtype == np.uint8 else image.astype(np.int32)
+        with torch.inference_mode():
+            x = torch.from_numpy(wide).permute(2, 0, 1)[None].to(torch.float32).div_(peak)
+            y = self(x)  # [0, 1], cropped to the input's size x scale
+            y = y[0].permute(1, 2, 0).float().mul_(peak).round_()
+            pixels = y.to(torch.uint8 if image.dtype == np.uint8 else torch.int32)
+        return pixels.numpy().astype(image.dtype, copy=False)
+
+    def set_threads(self, threads: int) -> None:
+        """torch's intra-op threads, process-wide (torch has one count):
+        :meth:`restore_threads` puts back the count found the first time."""
+        import torch
+
+        if self._threads_before is None:
+            self._threads_before = torch.get_num_threads()
+        torch.set_num_threads(max(int(threads), 1))
+
+    def restore_threads(self) -> None:
+        if self._threads_before is not None:
+            import torch
+
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
@@ -122,8 +168,9 @@ def from_descriptor(descriptor: Any, name: str, **options: Any) -> TorchSRModel:
     from spandrel import ImageModelDescriptor
 
     if not isinstance(descriptor, ImageModelDescriptor):
-        raise ModelUnavailableError(f"{name}: spandrel loaded a {descriptor.purpose} model, "
-                                    "not an image-to-image model")
+        raise ModelUnavailableError(
+            f"{name}: spandrel loaded a {descriptor.purpose} model, not an image-to-image model"
+        )
     req = descriptor.size_requirements
     return TorchSRModel(
         descriptor.model,
@@ -145,14 +192,14 @@ def is_torchscript(path: Path) -> bool:
     test torch itself uses to route ``torch.load`` to ``torch.jit.load``."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return any(name.rpartition("/")[2] == "constants.pkl"
-                       for name in archive.namelist())
+            return any(name.rpartition("/")[2] == "constants.pkl" for name in archive.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
 
 
-def load_state_dict(path: Path, *, trusted: bool = False,
-                    known_sha256: str | None = None) -> dict[str, Any]:
+def load_state_dict(
+    path: Path, *, trusted: bool = False, known_sha256: str | None = None
+) -> dict[str, Any]:
     """Read weights without executing pickled code (``weights_only``).
 
     TorchScript runs code from the file as it loads, so it is read only when ``trusted`` (the
@@ -193,8 +240,15 @@ def _known_sha256(name: str | None) -> str | None:
     return info.sha256 if info is not None else None
 
 
-def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32",
-         channels_last: bool = True, trust_model: bool = False, **_: Any) -> TorchSRModel:
+def load(
+    ref: ModelRef,
+    *,
+    device: str = "auto",
+    dtype: str = "fp32",
+    channels_last: bool = True,
+    trust_model: bool = False,
+    **_: Any,
+) -> TorchSRModel:
     """The ``torch-spandrel`` adapter's loader: torch checkpoints, or ncnn files converted.
 
     ``trust_model`` allows TorchScript files, which run code as they load."""
@@ -208,11 +262,13 @@ def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32",
         from vt_upscale.ncnn_convert import convert_ncnn
 
         converted = convert_ncnn(ref.path)
-        state, post_scale, post_mode = converted.state_dict, converted.post_scale, \
-            converted.post_mode
+        state, post_scale, post_mode = (
+            converted.state_dict,
+            converted.post_scale,
+            converted.post_mode,
+        )
     else:
-        state = load_state_dict(ref.path, trusted=trust_model,
-                                known_sha256=_known_sha256(ref.name))
+        state = load_state_dict(ref.path, trusted=trust_model, known_sha256=_known_sha256(ref.name))
         post_scale = ref.metadata.get("post_scale")
         post_mode = ref.metadata.get("post_mode", "bicubic")
     try:
@@ -224,5 +280,4 @@ def load(ref: ModelRef, *, device: str = "auto", dtype: str = "fp32",
         ) from None
     except Exception as exc:  # noqa: BLE001
         raise ModelUnavailableError(f"{name}: cannot load weights ({exc})") from None
-    return from_descriptor(descriptor, name, post_scale=post_scale, post_mode=post_mode,
-                           **options)
+    return from_descriptor(descriptor, name, post_scale=post_scale, post_mode=post_mode, **options)

@@ -1,0 +1,34 @@
+"""Lazy package exports (PEP 562): an exported name's module is imported on first use.
+
+vt imports every plugin's package when it loads plugins, so a package that imported its
+implementation eagerly would make every command pay for numpy, OpenCV or torch.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from importlib import import_module
+from typing import Any
+
+
+def lazy_exports(
+    package: str, exports: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for ``package``, exporting ``name -> module`` (a
+    module name starting with ``.`` is relative to ``package``). Use in ``__init__.py``:
+    ``__getattr__, __dir__ = lazy_exports(__name__, {"Thing": ".things"})``."""
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(import_module(module, package), name)
+        namespace[name] = value  # later look-ups skip this function
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *exports})
+
+    return __getattr__, __dir__
