@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cogvideo_helpers import read_frames
 from cogvideo_train_helpers import (
     cli_host,
     invoke,
@@ -23,8 +24,6 @@ from cogvideo_train_helpers import (
     vt_program,
     write_config,
 )
-
-from conftest import read_frames
 
 
 @pytest.fixture(scope="session")

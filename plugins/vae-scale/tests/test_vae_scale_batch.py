@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import content_box, read_frames, solid_clip
+from vae_scale_helpers import content_box, read_frames, solid_clip
 
 CLIPS = {
     "land/clip.mp4": (64, 36),

@@ -179,7 +179,8 @@ def test_out_of_memory_halves_the_batch_then_gives_up(tiny_vae: Path) -> None:
 def test_out_of_memory_falls_back_to_letterbox_for_the_clip(
     tiny_vae: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: object
 ) -> None:
-    from conftest import solid_clip
+    from vae_scale_helpers import solid_clip
+
     from vt_vae_scale import jobs
     from vt_vae_scale.roundtrip import VaeRoundtrip
 
