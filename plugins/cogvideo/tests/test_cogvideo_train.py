@@ -535,7 +535,8 @@ def test_resume_after_sigkill_repeats_at_most_n_steps_and_matches_an_unbroken_ru
     done_before = [s for s, _ in _losses(out)]
     checkpoints = list_checkpoints(out)
     newest = checkpoints[-1][0]
-    assert newest >= 2 * every and newest % every == 0
+    # a checkpoint every `every` steps and one at each epoch's end: never more than `every` apart
+    assert newest >= 2 * every
     assert max(done_before) - newest <= every  # what the resumed run will repeat
     for folder in (out / "checkpoints").iterdir():  # no half-written checkpoint under its name
         assert folder.name.startswith(".") or (folder / "training_state.json").is_file()
