@@ -36,6 +36,16 @@ class ModelUnavailableError(VtError):
     """A model's weights cannot be found or loaded."""
 
 
+class MissingModelConfigError(ModelUnavailableError):
+    """A single-file checkpoint's diffusers configs are neither given nor to be had (not in
+    the Hugging Face cache, offline): ``reason`` says which, without the way out, so that a
+    command can name its own option for them."""
+
+    def __init__(self, reason: str, hint: str = "") -> None:
+        super().__init__(f"{reason}: {hint}" if hint else reason)
+        self.reason = reason
+
+
 class UntrustedModelError(UsageError):
     """Loading this model file would run code from it, and the user has not said to trust it."""
 

@@ -16,11 +16,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
     from vt.plugins import PluginHost
 
 SAMPLE_CLIPS = ("bigbuckbunny", "bikes", "carphone_pristine", "carphone_distorted")
@@ -375,3 +377,143 @@ def tiny_motion_adapter(folder: str | Path, seed: int = 0) -> Path:
         motion_num_attention_heads=4,
     ).save_pretrained(folder)
     return Path(folder)
+
+
+# -- original-format (LDM) single-file checkpoints of a diffusers SD pipeline ----------------
+# The inverse of diffusers' ``loaders/single_file_utils.py`` conversions (convert_ldm_unet_
+# checkpoint, convert_ldm_vae_checkpoint, convert_ldm_clip_checkpoint) for SD 1.x pipelines, so
+# that the tests load a ``.safetensors``/``.ckpt`` the way users' downloaded checkpoints load.
+_LDM_RESNET = (
+    ("norm1", "in_layers.0"),
+    ("conv1", "in_layers.2"),
+    ("norm2", "out_layers.0"),
+    ("conv2", "out_layers.3"),
+    ("time_emb_proj", "emb_layers.1"),
+    ("conv_shortcut", "skip_connection"),
+)
+_LDM_UNET_TOP = {
+    "time_embedding.linear_1": "time_embed.0",
+    "time_embedding.linear_2": "time_embed.2",
+    "conv_in": "input_blocks.0.0",
+    "conv_norm_out": "out.0",
+    "conv_out": "out.2",
+}
+_LDM_VAE_ATTENTION = {
+    "group_norm": "norm",
+    "to_q": "q",
+    "to_k": "k",
+    "to_v": "v",
+    "to_out.0": "proj_out",
+}
+
+
+def _ldm_unet_key(key: str, config: dict[str, Any]) -> str:
+    """A diffusers ``UNet2DConditionModel`` key -> its ``model.diffusion_model.`` name."""
+    per_block = int(config["layers_per_block"]) + 1  # resnets + a down/upsampler
+    parts = key.split(".")
+    module, param = ".".join(parts[:-1]), parts[-1]
+    for ours, theirs in _LDM_UNET_TOP.items():
+        if module == ours:
+            return f"{theirs}.{param}"
+
+    def resnet(rest: list[str]) -> str:
+        name = ".".join(rest)
+        for ours, theirs in _LDM_RESNET:
+            if name.startswith(ours):
+                return theirs + name[len(ours) :]
+        raise ValueError(f"unexpected resnet key {key}")
+
+    if parts[0] in ("down_blocks", "up_blocks"):
+        block, kind, index, rest = int(parts[1]), parts[2], int(parts[3]), parts[4:]
+        first = 1 + block * per_block if parts[0] == "down_blocks" else block * per_block
+        prefix = "input_blocks" if parts[0] == "down_blocks" else "output_blocks"
+        if kind == "resnets":
+            return f"{prefix}.{first + index}.0.{resnet(rest)}"
+        if kind == "attentions":
+            return f"{prefix}.{first + index}.1.{'.'.join(rest)}"
+        if kind == "downsamplers":  # the block's last input block: its conv is ``op``
+            return f"input_blocks.{first + per_block - 1}.0.op.{rest[-1]}"
+        if kind == "upsamplers":  # after the resnet, and after the attention if there is one
+            slot = 2 if "CrossAttn" in config["up_block_types"][block] else 1
+            return f"output_blocks.{first + per_block - 1}.{slot}.conv.{rest[-1]}"
+    if parts[0] == "mid_block":
+        kind, index, rest = parts[1], int(parts[2]), parts[3:]
+        if kind == "resnets":
+            return f"middle_block.{2 * index}.{resnet(rest)}"
+        if kind == "attentions":
+            return f"middle_block.1.{'.'.join(rest)}"
+    raise ValueError(f"no original-format name for UNet key {key}")
+
+
+def _ldm_vae_key(key: str, config: dict[str, Any]) -> str:
+    """A diffusers ``AutoencoderKL`` key -> its ``first_stage_model.`` name."""
+    blocks = len(config["up_block_types"])
+    parts = key.split(".")
+    if parts[0] in ("quant_conv", "post_quant_conv"):
+        return key
+    coder, rest = parts[0], parts[1:]
+    if rest[0] in ("conv_in", "conv_out"):
+        return key
+    if rest[0] == "conv_norm_out":
+        return f"{coder}.norm_out.{rest[-1]}"
+    if rest[0] in ("down_blocks", "up_blocks"):
+        block, kind = int(rest[1]), rest[2]
+        stage = "down" if rest[0] == "down_blocks" else "up"
+        level = block if stage == "down" else blocks - 1 - block  # the decoder counts upwards
+        if kind == "resnets":
+            resnet = ".".join(rest[4:]).replace("conv_shortcut", "nin_shortcut")
+            return f"{coder}.{stage}.{level}.block.{rest[3]}.{resnet}"
+        sampler = "downsample" if kind == "downsamplers" else "upsample"
+        return f"{coder}.{stage}.{level}.{sampler}.conv.{rest[-1]}"
+    if rest[0] == "mid_block":
+        kind, index, tail = rest[1], int(rest[2]), rest[3:]
+        if kind == "resnets":
+            return f"{coder}.mid.block_{index + 1}.{'.'.join(tail)}"
+        module = ".".join(tail[:-1])
+        return f"{coder}.mid.attn_1.{_LDM_VAE_ATTENTION[module]}.{tail[-1]}"
+    raise ValueError(f"no original-format name for VAE key {key}")
+
+
+def sd_ldm_state_dict(pipeline_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The weights of the diffusers SD 1.x pipeline in ``pipeline_dir`` (e.g. one made by
+    :func:`tiny_sd_pipeline`) under their original LDM names: ``model.diffusion_model.*``,
+    ``first_stage_model.*`` (attention projections as 1x1 convolutions) and
+    ``cond_stage_model.transformer.text_model.*``."""
+    import json
+
+    from safetensors.torch import load_file
+
+    folder = Path(pipeline_dir)
+    state: dict[str, torch.Tensor] = {}
+    unet_config = json.loads((folder / "unet" / "config.json").read_text())
+    for key, tensor in load_file(folder / "unet" / "diffusion_pytorch_model.safetensors").items():
+        state["model.diffusion_model." + _ldm_unet_key(key, unet_config)] = tensor
+    vae_config = json.loads((folder / "vae" / "config.json").read_text())
+    for key, tensor in load_file(folder / "vae" / "diffusion_pytorch_model.safetensors").items():
+        name = _ldm_vae_key(key, vae_config)
+        if ".mid.attn_1." in name and name.endswith(".weight") and tensor.ndim == 2:
+            tensor = tensor[:, :, None, None]  # LDM's attention projections are 1x1 convs
+        state["first_stage_model." + name] = tensor
+    for key, tensor in load_file(folder / "text_encoder" / "model.safetensors").items():
+        # transformers 5.6+ saves CLIPTextModel without its ``text_model.`` level
+        state["cond_stage_model.transformer.text_model." + key.removeprefix("text_model.")] = tensor
+    return state
+
+
+def sd_single_file(pipeline_dir: str | Path, path: str | Path) -> Path:
+    """Write the diffusers SD pipeline in ``pipeline_dir`` as one original-format checkpoint:
+    ``.safetensors``, or a ``.ckpt`` holding ``{"state_dict": ...}`` (a plain torch zip
+    pickle of tensors, as Stable Diffusion's own checkpoints are)."""
+    import torch
+
+    path = Path(path)
+    state = sd_ldm_state_dict(pipeline_dir)
+    if path.suffix == ".ckpt":
+        torch.save({"state_dict": state}, path)
+    elif path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, path)
+    else:
+        raise ValueError(f"write a .safetensors or a .ckpt, not {path.name}")
+    return path

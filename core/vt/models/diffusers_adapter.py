@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from vt.errors import ModelUnavailableError, UsageError
+from vt.errors import MissingModelConfigError, ModelUnavailableError, UsageError
 from vt.models.descriptor import ModelDescriptor, SizeRequirements, Tiling
 from vt.models.devices import torch_dtype
 from vt.registry import ModelAdapterInfo, ModelRef
@@ -68,17 +68,28 @@ def _config(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _safetensors_keys(path: Path) -> list[str]:
-    """Tensor names from a safetensors header (8-byte length, then JSON): no tensor is read."""
+def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """Tensor names and shapes from a safetensors header (8-byte length, then JSON): no
+    tensor is read."""
     try:
         with open(path, "rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
             if length > 100_000_000:
-                return []
+                return {}
             header = json.loads(f.read(length))
     except (OSError, ValueError, struct.error):
-        return []
-    return [k for k in header if k != "__metadata__"]
+        return {}
+    if not isinstance(header, dict):
+        return {}
+    return {
+        k: list(v.get("shape", []))
+        for k, v in header.items()
+        if k != "__metadata__" and isinstance(v, dict)
+    }
+
+
+def _safetensors_keys(path: Path) -> list[str]:
+    return list(_safetensors_shapes(path))
 
 
 def _ckpt_keys(path: Path) -> list[str]:
@@ -232,6 +243,10 @@ def load(
             kwargs: dict[str, Any] = {**dtype_arg, **extra}
             if config:
                 kwargs["config"] = config
+            elif _is_pipeline_class(cls):
+                kwargs.update(_default_configs(path, path.name))
+            if subfolder and not _is_pipeline_class(cls):
+                kwargs["subfolder"] = subfolder  # the component's configs in ``config``
             loaded = cls.from_single_file(str(path), **kwargs)
         elif (folder / "model_index.json").is_file() and not model_class:
             cls = _class(pipeline_class, "DiffusionPipeline")
@@ -248,6 +263,8 @@ def load(
         raise
     except Exception as exc:  # noqa: BLE001 - diffusers raises many kinds: one line each
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if path.is_file():
+            _explain_single_file_failure(path, path.name, config, first)
         raise ModelUnavailableError(f"diffusers cannot load {name}: {first[:300]}") from None
     model = DiffusersModel(loaded, name)
     model.check(device, dtype)
@@ -271,6 +288,107 @@ def _single_file_class(path: Path) -> str:
     if any(k.startswith("model.diffusion_model.") for k in keys):
         return "StableDiffusionPipeline"
     return "AutoencoderKL"
+
+
+def _is_pipeline_class(cls: Any) -> bool:
+    import diffusers
+
+    return isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline)
+
+
+def _default_configs(path: Path, name: str) -> dict[str, str]:
+    """A pipeline single file given no configs: diffusers takes them from the hub repository
+    of the model family it recognises in the keys (SD 1.5 for SD 1.x). Found in the Hugging
+    Face cache, that folder is passed (read as vt reads hub ids); offline and not cached, say
+    so in one line before diffusers goes to the network anyway; else diffusers fetches them
+    (configs only)."""
+    from vt.models.hub import cached_snapshot, offline
+
+    repo = _default_config_repo(path, name)
+    snapshot = cached_snapshot(repo) if repo else None
+    if snapshot is not None:
+        return {"config": str(snapshot)}
+    if offline():
+        raise _missing_configs(name, repo, "HF_HUB_OFFLINE=1")
+    return {}
+
+
+def _missing_configs(name: str, repo: str | None, why: str) -> MissingModelConfigError:
+    where = f"from {repo}, which is" if repo else "from the Hugging Face hub: they are"
+    return MissingModelConfigError(
+        f"{name} is a single-file checkpoint: diffusers takes its configs {where} not in "
+        f"the Hugging Face cache and {why}",
+        "pass config= a diffusers folder or a cached Hugging Face id of the same model",
+    )
+
+
+def _explain_single_file_failure(path: Path, name: str, config: str | None, first: str) -> None:
+    """Raise a clearer error than diffusers' for the two usual reasons a single file fails:
+    a ``.ckpt`` whose pickle holds more than tensors (refused by ``weights_only``), and
+    configs that diffusers would fetch from the hub but cannot (not cached, no network)."""
+    if path.suffix.lower() == ".ckpt" and not _is_plain_checkpoint(path):
+        raise _refused(name)
+    if config:
+        return
+    from vt.models.hub import cached_snapshot, offline
+
+    repo = _default_config_repo(path, name)
+    if repo is not None and cached_snapshot(repo) is not None:
+        return  # the configs were there: something else failed
+    why = "HF_HUB_OFFLINE=1" if offline() else f"the hub is unreachable ({first[:200]})"
+    raise _missing_configs(name, repo, why)
+
+
+def _refused(name: str) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        f"{name}: refused: its pickle holds objects other than tensors (loading it could run "
+        "code); vt reads .ckpt files with torch's weights_only: use a .safetensors copy of "
+        "the weights"
+    )
+
+
+def _is_plain_checkpoint(path: Path) -> bool:
+    """Whether torch reads ``path`` with ``weights_only`` (memory-mapped: no tensor is read)."""
+    import pickle
+
+    import torch
+
+    try:
+        torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError:
+        return False
+    except Exception:  # noqa: BLE001 - unreadable for another reason: not refused
+        return True
+    return True
+
+
+def _default_config_repo(path: Path, name: str) -> str | None:
+    """The hub repository whose configs diffusers picks for a single file, by its keys and
+    shapes (from the safetensors header, or the memory-mapped ``.ckpt``: no tensor is read),
+    or None."""
+    import pickle
+
+    try:
+        import torch
+        from diffusers.loaders.single_file_utils import fetch_diffusers_config
+
+        if path.suffix.lower() == ".ckpt":
+            state: Any = torch.load(
+                str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+            )
+            while isinstance(state, dict) and "state_dict" in state:
+                state = state["state_dict"]
+        else:
+            state = {
+                key: torch.empty(shape, device="meta")
+                for key, shape in _safetensors_shapes(path).items()
+            }
+        repo = fetch_diffusers_config(state)["pretrained_model_name_or_path"]
+    except pickle.UnpicklingError:
+        raise _refused(name) from None
+    except Exception:  # noqa: BLE001 - unrecognised: diffusers will say what it misses
+        return None
+    return repo if isinstance(repo, str) else None
 
 
 def _has_safetensors(folder: Path) -> bool | None:

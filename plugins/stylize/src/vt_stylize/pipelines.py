@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vt.errors import ModelUnavailableError, UsageError, VtError
+from vt.errors import MissingModelConfigError, ModelUnavailableError, UsageError, VtError
 from vt.models import load_model, resolve_device
 from vt.models.hub import looks_like_hub_id
 from vt_stylize.coherence import (
@@ -141,19 +141,26 @@ class StylizePipeline:
             extra["config"] = _config_folder(s.model_config)
         # uncached: LoRA, attention processors and offload hooks change this pipeline, and
         # the process-wide memo would hand the changed one to the next user
-        descriptor = load_model(
-            s.model,
-            adapter="diffusers",
-            device=self.device,
-            dtype=self.dtype,
-            cache=False,
-            pipeline_class=PIPELINE_CLASSES[self.kind],
-            components=components,
-            offload=offload,
-            vae_slicing=cuda,
-            vae_tiling=s.vae_tiling,
-            **extra,
-        )
+        try:
+            descriptor = load_model(
+                s.model,
+                adapter="diffusers",
+                device=self.device,
+                dtype=self.dtype,
+                cache=False,
+                pipeline_class=PIPELINE_CLASSES[self.kind],
+                components=components,
+                offload=offload,
+                vae_slicing=cuda,
+                vae_tiling=s.vae_tiling,
+                **extra,
+            )
+        except MissingModelConfigError as exc:
+            raise MissingModelConfigError(
+                exc.reason,
+                "pass --model-config with a diffusers folder or a cached Hugging Face id of "
+                "the same model",
+            ) from None
         if not getattr(descriptor, "is_pipeline", False) or not hasattr(descriptor.model, "unet"):
             raise UsageError(
                 f"{s.model} holds a {type(descriptor.model).__name__}, not a "
