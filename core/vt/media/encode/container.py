@@ -197,6 +197,9 @@ class ContainerWriter:
         vs.pix_fmt = self.pixel_format
         cc = vs.codec_context
         cc.time_base = time_base
+        # the ffmpeg CLI's default: PyAV asks for slice threads only, which makes x264 cut every
+        # frame into slices (slower on a few cores, and a different stream from ffmpeg's)
+        cc.thread_type = "AUTO"
         if cfg.threads:
             cc.thread_count = cfg.threads
         if cfg.bitrate:
