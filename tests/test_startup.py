@@ -101,7 +101,8 @@ def test_a_video_command_imports_no_plugin_implementation_and_no_model_library(
     tmp_path: Path,
 ) -> None:
     """Every installed plugin is loaded (its package and plugin module), but none of their
-    implementation, OpenCV, torch or diffusers: a transcode pays only for what it uses."""
+    implementation, OpenCV, torch, diffusers or numpy: a transcode pays only for what it uses
+    (its frames stay FFmpeg's from decoder to encoder)."""
     from vt.testing import make_video
 
     clip = make_video(tmp_path / "in.mp4", frames=2, width=64, height=48)
@@ -129,4 +130,4 @@ def test_a_video_command_imports_no_plugin_implementation_and_no_model_library(
         and not m.endswith(".plugin")
     )
     assert beyond_registration == []
-    assert not {"cv2", "torch", "diffusers", "transformers"} & modules
+    assert not {"cv2", "torch", "diffusers", "transformers", "numpy"} & modules

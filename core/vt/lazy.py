@@ -32,3 +32,28 @@ def lazy_exports(
         return sorted({*namespace, *exports})
 
     return __getattr__, __dir__
+
+
+class _LazyModule:
+    """Stands in for a module until an attribute is read, then imports it (once)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        module = self._module
+        if module is None:
+            module = self._module = import_module(self._name)
+        return getattr(module, attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}>"
+
+
+def lazy_module(name: str) -> Any:
+    """``name`` imported on first attribute access: for modules on the start-up path of
+    commands that may never touch it (a plain transcode never needs numpy). Declare the real
+    import for type checkers: ``if TYPE_CHECKING: import numpy as np`` /
+    ``else: np = lazy_module("numpy")``."""
+    return _LazyModule(name)

@@ -7,17 +7,22 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import av
-import numpy as np
 
 from vt.errors import InputError, UnreadableInputError, UsageError, VtError
+from vt.lazy import lazy_module
 from vt.media.color import ColorTags, resolve_colors
 from vt.media.frames import LAYOUT_DTYPES, FrameBatch
 from vt.media.info import MediaInfo
 from vt.media.source import Source
 from vt.registry import DecoderInfo
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 log = logging.getLogger("vt")
 T = TypeVar("T")

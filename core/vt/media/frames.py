@@ -21,14 +21,19 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from vt.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from typing_extensions import TypeIs
 
 # Pixel layouts a batch can hold: 8-bit and 16-bit interleaved RGB.
-LAYOUT_DTYPES = {"rgb24": np.uint8, "rgb48": np.uint16}
+LAYOUT_DTYPES = {"rgb24": "uint8", "rgb48": "uint16"}  # numpy dtype names
 LAYOUT_MAX = {"rgb24": 255.0, "rgb48": 65535.0}
 
 

@@ -19,12 +19,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import Any, Generic, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vt.errors import UsageError
+from vt.lazy import lazy_module
 from vt.media.frames import FrameBatch
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 T = TypeVar("T")
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import av
-import numpy as np
 
 from vt.errors import UsageError
+from vt.lazy import lazy_module
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.processing import FrameProcessor
 from vt.media.swscale import reformat
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 #: method name -> libswscale interpolation flag
 METHODS = {
@@ -96,10 +103,7 @@ class Resize(FrameProcessor):
 
 
 #: packed RGB in, planar GBR out: libswscale's fast path, returned as the same RGB array
-_SCALE_FORMATS = {
-    np.dtype(np.uint8): ("rgb24", "gbrp"),
-    np.dtype(np.uint16): ("rgb48le", "gbrp16le"),
-}
+_SCALE_FORMATS = {"uint8": ("rgb24", "gbrp"), "uint16": ("rgb48le", "gbrp16le")}
 
 
 def resize_images(images: np.ndarray, size: tuple[int, int], method: str = "lanczos") -> np.ndarray:
@@ -110,12 +114,12 @@ def resize_images(images: np.ndarray, size: tuple[int, int], method: str = "lanc
     """
     single = images.ndim == 3
     batch = images[None] if single else images
-    if batch.dtype not in _SCALE_FORMATS:
+    if batch.dtype.name not in _SCALE_FORMATS:
         raise UsageError(f"cannot resize {batch.dtype} images (uint8 or uint16 RGB only)")
     width, height = int(size[0]), int(size[1])
     if batch.shape[1:3] == (height, width):
         return images
-    packed, planar = _SCALE_FORMATS[batch.dtype]
+    packed, planar = _SCALE_FORMATS[batch.dtype.name]
     flag = METHODS[check_method(method)]
     out = np.empty((batch.shape[0], height, width, 3), dtype=batch.dtype)
     for i, image in enumerate(batch):

@@ -6,15 +6,19 @@ import logging
 import math
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from vt.errors import InputError
+from vt.lazy import lazy_module
 from vt.media.decode import VideoReader, check_layout, resize_rgb
 from vt.media.frames import FrameBatch
 from vt.media.info import MediaInfo, VideoStreamInfo, check_dimensions
 from vt.media.source import Source
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 log = logging.getLogger("vt")
 DEFAULT_SEQUENCE_FPS = Fraction(25)

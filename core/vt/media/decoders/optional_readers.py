@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from vt.errors import InputError
+from vt.lazy import lazy_module
 from vt.media.decode import VideoReader, check_layout, resize_rgb, source_path
 from vt.media.frames import FrameBatch
 from vt.media.info import open_container, probe_container
 from vt.media.source import Source
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 
 @functools.cache

@@ -6,12 +6,12 @@ import bisect
 import logging
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import av
-import numpy as np
 
 from vt.errors import InputError
+from vt.lazy import lazy_module
 from vt.media.decode import VideoReader, check_layout, keyframe_indices, to_time_base
 from vt.media.frames import FrameBatch
 from vt.media.info import (
@@ -25,6 +25,11 @@ from vt.media.info import (
 )
 from vt.media.source import Source
 from vt.media.swscale import reformat
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 log = logging.getLogger("vt")
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import av
-import numpy as np
 
 from vt.errors import OutputError, UsageError
+from vt.lazy import lazy_module
 from vt.media.color import ColorTags, resolve_colors
 from vt.media.encode.config import EncoderConfig, choose_pixel_format, parse_bitrate
 from vt.media.encode.side_streams import SideStreams
@@ -20,6 +20,11 @@ from vt.media.info import MediaInfo
 from vt.media.source import Source
 from vt.media.swscale import reformat
 from vt.registry import OutputTarget
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 log = logging.getLogger("vt")
 

@@ -5,18 +5,23 @@ from __future__ import annotations
 import logging
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import av
-import numpy as np
 
 from vt.errors import OutputError
+from vt.lazy import lazy_module
 from vt.media.encode.config import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.media.info import MediaInfo
 from vt.media.source import Source
 from vt.media.swscale import reformat
 from vt.registry import OutputTarget
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 log = logging.getLogger("vt")
 
