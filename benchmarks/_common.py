@@ -61,13 +61,14 @@ def compile_bytecode(*packages: str) -> None:
                 compileall.compile_dir(folder, quiet=1)
 
 
-def make_1080p_clip(path: Path, seconds: int = 60) -> Path:
-    """bigbuckbunny (real footage, with its AAC audio) looped to ``seconds`` at 1920x1080."""
+def make_looped_clip(path: Path, seconds: float, size: str | None = None) -> Path:
+    """bigbuckbunny (real footage, with its AAC audio) looped to ``seconds``, scaled to
+    ``size`` ("W:H", bicubic) or at its own 1280x720; x264 veryfast crf 20, AAC 128k."""
     if path.exists():
         return path
     from vt.testing import sample_clip
 
-    src = sample_clip("bigbuckbunny")
+    scale = ["-vf", f"scale={size}:flags=bicubic"] if size else []
     subprocess.run(
         [
             ffmpeg(),
@@ -77,26 +78,18 @@ def make_1080p_clip(path: Path, seconds: int = 60) -> Path:
             "-stream_loop",
             "-1",
             "-i",
-            str(src),
-            "-t",
-            str(seconds),
-            "-vf",
-            "scale=1920:1080:flags=bicubic",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "20",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            str(path),
-        ],
+            str(sample_clip("bigbuckbunny")),
+        ]
+        + ["-t", str(seconds), *scale, "-c:v", "libx264", "-preset", "veryfast", "-crf", "20"]
+        + ["-c:a", "aac", "-b:a", "128k", str(path)],
         check=True,
     )
     return path
+
+
+def make_1080p_clip(path: Path, seconds: int = 60) -> Path:
+    """bigbuckbunny looped to ``seconds`` at 1920x1080."""
+    return make_looped_clip(path, seconds, "1920:1080")
 
 
 def downscale(images: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import downscale, ffmpeg, vt_exe
+from _common import downscale, make_looped_clip, vt_exe
 
 from vt.media.frames import FrameBatch, FrameFormat
 from vt.metrics import WarpingErrorMeter, psnr, ssim
@@ -185,44 +185,13 @@ def temporal(frames: int) -> None:
 
 
 # -- 3. speed ------------------------------------------------------------------------------
-def make_clip(path: Path, seconds: float, size: str, loops: bool = True) -> Path:
-    if not path.exists():
-        subprocess.run(
-            [
-                ffmpeg(),
-                "-v",
-                "error",
-                "-y",
-                "-stream_loop",
-                "-1",
-                "-i",
-                str(sample_clip("bigbuckbunny")),
-                "-t",
-                str(seconds),
-                "-vf",
-                f"scale={size}:flags=bicubic",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-crf",
-                "20",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "128k",
-                str(path),
-            ],
-            check=True,
-        )
-    return path
 
 
 def speed(work: Path, frames: int) -> None:
     print(
         f"\n## Speed, 1920x1080 -> 3840x2160, shader path, all per-frame stages (load {load()})\n"
     )
-    clip = make_clip(work / "bbb1080.mp4", max(2.0, frames / 25 + 0.5), "1920:1080")
+    clip = make_looped_clip(work / "bbb1080.mp4", max(2.0, frames / 25 + 0.5), "1920:1080")
     images = read_frames(clip, frames + 1)
     stages = kizuna()
     fmt = FrameFormat(1920, 1080, "rgb24")
@@ -344,7 +313,7 @@ def measured_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[f
 
 def memory(work: Path) -> None:
     print(f"\n## Peak RSS, 640x360 -> 1280x720 (load {load()})\n")
-    clips = {s: make_clip(work / f"bbb360_{s}s.mp4", s, "640:360") for s in (5, 20, 40)}
+    clips = {s: make_looped_clip(work / f"bbb360_{s}s.mp4", s, "640:360") for s in (5, 20, 40)}
     print("| clip | options | frames | wall s | peak RSS MB |")
     print("| --- | --- | ---: | ---: | ---: |")
     runs = [

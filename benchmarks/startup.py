@@ -20,41 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import ffmpeg, run_measured, vt_exe
-
-
-def make_720p_clip(path: Path, seconds: int = 10) -> Path:
-    """bigbuckbunny (real 720p footage with AAC audio) looped to ``seconds``."""
-    if not path.exists():
-        from vt.testing import sample_clip
-
-        subprocess.run(
-            [
-                ffmpeg(),
-                "-v",
-                "error",
-                "-y",
-                "-stream_loop",
-                "-1",
-                "-i",
-                str(sample_clip("bigbuckbunny")),
-                "-t",
-                str(seconds),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-crf",
-                "20",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "128k",
-                str(path),
-            ],
-            check=True,
-        )
-    return path
+from _common import ffmpeg, make_looped_clip, run_measured, vt_exe
 
 
 def median_alternating(
@@ -123,7 +89,7 @@ def main() -> None:
         "(1-frame vt transcode - 1-frame ffmpeg - python -c pass; goal <= 0.15)"
     )
 
-    clip = make_720p_clip(work / "bbb_720p_10s.mp4")
+    clip = make_looped_clip(work / "bbb_720p_10s.mp4", 10)
     jobs = median_alternating(
         {
             "ffmpeg": [
