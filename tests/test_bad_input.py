@@ -164,3 +164,28 @@ def test_unknown_codec_option_is_usage_error(tmp_path: Path, carphone: Path) -> 
 def test_output_without_extension(tmp_path: Path, carphone: Path) -> None:
     result = vt("transcode", str(carphone), str(tmp_path / "output"))
     assert result.returncode == 2 and "no extension" in result.stderr
+
+
+@pytest.mark.parametrize("size", [(48, 48), (40, 64)])
+def test_libx265_on_frames_that_crash_it_is_refused(tmp_path: Path, size: tuple[int, int]) -> None:
+    """PyAV 18.1's x265 aborts the whole process (heap corruption) on these sizes: vt must
+    refuse them with one line instead of dying mid-write."""
+    width, height = size
+    clip = make_video(tmp_path / "small.mkv", frames=3, width=width, height=height, codec="ffv1")
+    out = tmp_path / "o.mp4"
+    result = vt("transcode", str(clip), str(out), "--codec", "libx265")
+    assert result.returncode == 2, result.stderr
+    assert "libx265 crashes on frames this small" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+    assert list(tmp_path.iterdir()) == [clip]  # no temporary left behind
+
+
+def test_libx265_at_the_smallest_safe_sizes_encodes(tmp_path: Path) -> None:
+    for width, height in ((56, 40), (48, 72)):
+        clip = make_video(
+            tmp_path / f"in{width}.mkv", frames=3, width=width, height=height, codec="ffv1"
+        )
+        out = tmp_path / f"o{width}.mp4"
+        result = vt("transcode", str(clip), str(out), "--codec", "libx265", "--preset", "ultrafast")
+        assert result.returncode == 0, result.stderr
+        assert out.stat().st_size > 0

@@ -80,6 +80,10 @@ def fix_garbage_dts(packets: list[Any]) -> None:
             packet.dts = pts
 
 
+#: narrower libx265 frames crash PyAV 18.1's x265 when they are at most 64 px high
+X265_MIN_WIDTH = 56
+
+
 class ContainerWriter:
     """Writes encoded video plus copied side streams into one container file.
 
@@ -197,6 +201,14 @@ class ContainerWriter:
             raise UsageError(
                 f"{cfg.codec} with {self.pixel_format} needs even dimensions, frames are "
                 f"{fmt.width}x{fmt.height} (use --pix-fmt yuv444p or another codec)"
+            )
+        if cfg.codec == "libx265" and fmt.width < X265_MIN_WIDTH and fmt.height <= 64:
+            # seen here: 34-48 px wide frames up to 64 px high abort the process
+            # ("free(): invalid next size") inside the x265 of PyAV 18.1's FFmpeg
+            raise UsageError(
+                f"libx265 crashes on frames this small ({fmt.width}x{fmt.height}) in this "
+                f"FFmpeg build: use frames at least {X265_MIN_WIDTH} px wide or 65 px high, or "
+                "another --codec (libx264)"
             )
         vs.width, vs.height = fmt.width, fmt.height
         vs.pix_fmt = self.pixel_format
