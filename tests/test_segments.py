@@ -469,6 +469,38 @@ def test_killed_run_resumes_to_the_uninterrupted_output(
     assert a == b and a["frames"] == 132 and a["side"]
 
 
+def test_a_failed_flush_stops_the_run_and_drops_the_segment_encoded_beside_it(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segment k's flush and commit run beside segment k+1's encoding: when the flush fails,
+    the run stops with that error, k+1 is dropped, and what finished before stays for --resume."""
+    from vt.errors import InputError
+    from vt.media.segments import run as segment_run
+
+    real_read_back = segment_run.read_back
+
+    def failing(index: int, path: Path) -> Any:
+        if index == 1:
+            raise InputError("segment 1 is unreadable (test)")
+        return real_read_back(index, path)
+
+    monkeypatch.setattr(segment_run, "read_back", failing)
+    out = tmp_path / "out.mkv"
+    options = PipelineOptions(resume=True, segment_seconds=0.5)
+    with pytest.raises(InputError, match="segment 1 is unreadable"):
+        process_video(clip, out, [FailAt(-1)], config=LOSSLESS, options=options)
+    state = resume_folder(out)
+    job = json.loads((state / "job.json").read_text())
+    assert sorted(int(i) for i in job["finished"]) == [0] and len(job["plan"]) > 3
+    assert sorted(p.name for p in state.iterdir()) == [".lock", "job.json", "seg-000000.mkv"]
+    assert not out.exists()
+    monkeypatch.setattr(segment_run, "read_back", real_read_back)
+    report = process_video(clip, out, [FailAt(-1)], config=LOSSLESS, options=options)
+    assert report.segments is not None and report.segments["reused"] == 1
+    process_video(clip, tmp_path / "one.mkv", [FailAt(-1)], config=LOSSLESS)
+    assert facts(out) == facts(tmp_path / "one.mkv")
+
+
 def test_interrupted_run_without_resume_leaves_nothing(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mkv"
     with pytest.raises(KeyboardInterrupt):

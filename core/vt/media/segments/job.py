@@ -8,7 +8,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import asdict, replace
 from fractions import Fraction
 from pathlib import Path
@@ -43,7 +45,7 @@ from vt.media.segments.plan import (
     scan_timeline,
     selected_range,
 )
-from vt.media.segments.run import SegmentResult, SegmentSpec, run_segment, sync, verify
+from vt.media.segments.run import SegmentResult, SegmentSpec, encode_segment, sync, verify
 from vt.media.segments.state import ResumeState, input_identity
 from vt.media.segments.workers import (
     SegmentPool,
@@ -188,6 +190,7 @@ class _Run:
         self.reused = 0
         self.reused_ids: set[int] = set()
         self.frames_done = 0
+        self.frames_flushing = 0  # of segments whose encoders are draining (progress)
         self.lock = threading.Lock()
 
     # -- the run -------------------------------------------------------------------------------
@@ -340,22 +343,43 @@ class _Run:
         local = self._local_options(inline)
         pool: SegmentPool | None = None
 
-        def run_here(spec: SegmentSpec) -> None:
+        def start_here(spec: SegmentSpec) -> tuple[Callable[[], None], Callable[[], None]]:
+            """Encode ``spec`` here; then (complete, abandon): flush, commit and record it, or
+            drop it."""
+
             def tick(done: int, total: int | None) -> None:
                 if pool is not None:
                     pool.raise_if_failed()
                 self._tick(done)
 
             path = self._path(spec)
-            with atomic_file(path, overwrite=True, suffix=path.suffix) as tmp:
-                result = run_segment(spec, chain, self.config, local, tmp, tick)
-            result.worker = "main"
-            self._done(spec, result)
+            with ExitStack() as stack:
+                tmp = stack.enter_context(atomic_file(path, overwrite=True, suffix=path.suffix))
+                encoded = encode_segment(spec, chain, self.config, local, tmp, tick)
+                committing = stack.pop_all()
+            with self.lock:
+                self.frames_flushing += spec.frames
+
+            def complete() -> None:
+                with committing:
+                    result = encoded.finish()
+                result.worker = "main"
+                self._done(spec, result, drained=spec.frames)
+
+            def abandon() -> None:
+                with self.lock:
+                    self.frames_flushing -= spec.frames
+                encoded.abort()
+                committing.__exit__(VtError, VtError("abandoned"), None)  # removes the file
+
+            return complete, abandon
+
+        def run_here(spec: SegmentSpec) -> None:
+            start_here(spec)[0]()
 
         workers = min(self.workers, len(pending))
         if workers <= 1:
-            for spec in pending:
-                run_here(spec)
+            _overlapping_flushes(pending, start_here)
             return
         engine = self._engine(workers - 1)
         recipe = cli_recipe() or pickle_recipe(chain.processors, self.config, self.options)
@@ -387,20 +411,23 @@ class _Run:
         # threads), and a fork copies their locks held
         return LocalEngine(workers=children, gpus=gpus[1:] + gpus[:1], method="spawn")
 
-    def _done(self, spec: SegmentSpec, result: SegmentResult) -> None:
+    def _done(self, spec: SegmentSpec, result: SegmentResult, drained: int = 0) -> None:
+        """Record a finished segment (``drained``: its frames counted as flushing until now)."""
         if self.options.resume:  # on disk before the job file says it is done
             sync(self._path(spec))
         with self.lock:
             self.results[spec.index] = result
             self.state.record(spec.index, result.to_dict())
             self.frames_done += result.frames
+            self.frames_flushing -= drained
             self._tick(0)
 
     def _tick(self, partial: int) -> None:
-        """Progress: finished segments' frames plus ``partial`` of the one running here."""
+        """Progress: finished segments' frames, those of the one whose encoder is draining,
+        and ``partial`` of the one running here."""
         if self.progress is not None:
             first, stop = self.selection
-            self.progress(self.frames_done + partial, stop - first)
+            self.progress(self.frames_done + self.frames_flushing + partial, stop - first)
 
     # -- join ----------------------------------------------------------------------------------
     def _join(self, specs: list[SegmentSpec], fmt_out: FrameFormat) -> PipelineReport:
@@ -495,3 +522,30 @@ def _command_parameters() -> dict[str, Any] | None:
         node = node.parent
     options = {k: v for k, v in ctx.params.items() if k not in FREE_OPTIONS}
     return {"name": " ".join(reversed(names)), "options": options}
+
+
+def _overlapping_flushes(
+    specs: list[SegmentSpec],
+    start: Callable[[SegmentSpec], tuple[Callable[[], None], Callable[[], None]]],
+) -> None:
+    """Run segments one after another in this process, each one's encoder flush (and commit)
+    in a helper thread while the next one decodes: the same files as strictly one after
+    another, without the cores idling while a frame-threaded encoder drains."""
+    with ThreadPoolExecutor(1, thread_name_prefix="vt-segment-flush") as flusher:
+        flushing: Future[None] | None = None
+        try:
+            for spec in specs:
+                complete, abandon = start(spec)
+                try:
+                    if flushing is not None:
+                        flushing.result()  # the previous segment's error stops the run here
+                except BaseException:
+                    abandon()
+                    raise
+                flushing = flusher.submit(complete)
+            if flushing is not None:
+                flushing.result()
+        except BaseException:
+            if flushing is not None:
+                wait([flushing])  # a segment being committed ends first (kept for --resume)
+            raise

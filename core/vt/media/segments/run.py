@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -102,6 +102,30 @@ def run_segment(
 ) -> SegmentResult:
     """Process ``spec`` through ``chain`` into ``path`` (a temporary name the caller
     commits). ``options`` are the run's ``PipelineOptions``."""
+    return encode_segment(spec, chain, config, options, path, progress).finish()
+
+
+@dataclass(frozen=True)
+class EncodedSegment:
+    """A segment whose frames are all with its encoder. ``finish`` flushes the encoder, closes
+    the file and reads it back; it may run in another thread beside the next segment's
+    decoding, since the flush of a frame-threaded encoder keeps few cores busy. ``abort``
+    drops it instead."""
+
+    finish: Callable[[], SegmentResult]
+    abort: Callable[[], None]
+
+
+def encode_segment(
+    spec: SegmentSpec,
+    chain: ProcessorChain,
+    config: EncoderConfig,
+    options: Any,
+    path: Path,
+    progress: Any = None,
+) -> EncodedSegment:
+    """``run_segment`` up to the encoder's flush: every frame is decoded, processed and handed
+    to the encoder, and ``chain`` is free for the next segment."""
     from vt.media.pipeline import _check_counts, _decoded, _encode, _Tally, choose_encoder
 
     user = Source.parse(spec.source).with_range(spec.start, spec.end)
@@ -188,17 +212,25 @@ def run_segment(
                 )
             if seen_out.count == 0:
                 raise VtError(f"segment {spec.index} has no frames")
-            writer.close()
         except BaseException:
             writer.abort()
             raise
         decode_errors = reader.decode_errors
-    result = read_back(spec.index, path)
-    result.pixel_format = writer.pixel_format
-    result.size_out = fmt_out.size
-    result.decode_errors = decode_errors
-    result.warnings = list(writer.warnings)
-    return result
+
+    def finish() -> SegmentResult:
+        try:
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        result = read_back(spec.index, path)
+        result.pixel_format = writer.pixel_format
+        result.size_out = fmt_out.size
+        result.decode_errors = decode_errors
+        result.warnings = list(writer.warnings)
+        return result
+
+    return EncodedSegment(finish, writer.abort)
 
 
 def _batches(
