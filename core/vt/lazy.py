@@ -45,7 +45,9 @@ class _LazyModule:
         module = self._module
         if module is None:
             module = self._module = import_module(self._name)
-        return getattr(module, attr)
+        value = getattr(module, attr)
+        self.__dict__[attr] = value  # per-frame look-ups then skip this method
+        return value
 
     def __repr__(self) -> str:
         return f"<lazy module {self._name!r}>"

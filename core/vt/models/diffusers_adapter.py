@@ -3,9 +3,9 @@
 Loads ``from_pretrained`` folders (a pipeline with ``model_index.json`` or one model with a
 diffusers ``config.json``), Hugging Face ids (resolved to a cache folder by the core), and
 single-file ``.safetensors`` / ``.ckpt`` checkpoints. Weights are read from safetensors, or from
-pickles
-with ``weights_only`` (diffusers' own default); remote code is never run. Registered only
-when diffusers is importable: the core itself never requires it (``pip install 'vt[diffusers]'``).
+pickles with ``weights_only`` (diffusers' own default); remote code is never run. Registered
+only when diffusers is importable: the core itself never requires it
+(``pip install 'vt[diffusers]'``).
 """
 
 from __future__ import annotations

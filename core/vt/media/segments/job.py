@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
 from dataclasses import asdict, replace
 from fractions import Fraction
 from pathlib import Path
@@ -353,16 +352,24 @@ class _Run:
                 self._tick(done)
 
             path = self._path(spec)
-            with ExitStack() as stack:
-                tmp = stack.enter_context(atomic_file(path, overwrite=True, suffix=path.suffix))
-                encoded = encode_segment(spec, chain, self.config, local, tmp, tick)
-                committing = stack.pop_all()
+            # committed or discarded by hand, maybe in the flush thread: signals are the
+            # run's business (interrupt_on_termination), not each segment file's
+            write = atomic_file(path, overwrite=True, suffix=path.suffix)
+            try:
+                encoded = encode_segment(spec, chain, self.config, local, write.path, tick)
+            except BaseException:
+                write.discard()
+                raise
             with self.lock:
                 self.frames_flushing += spec.frames
 
             def complete() -> None:
-                with committing:
+                try:
                     result = encoded.finish()
+                except BaseException:
+                    write.discard()
+                    raise
+                write.commit()
                 result.worker = "main"
                 self._done(spec, result, drained=spec.frames)
 
@@ -370,7 +377,7 @@ class _Run:
                 with self.lock:
                     self.frames_flushing -= spec.frames
                 encoded.abort()
-                committing.__exit__(VtError, VtError("abandoned"), None)  # removes the file
+                write.discard()
 
             return complete, abandon
 
