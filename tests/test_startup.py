@@ -84,6 +84,8 @@ def test_index_is_ignored_when_stale_or_unreadable(
     assert command_index.load() is None
     (tmp_path / "cli" / command_index.FILE).write_text("{not json")
     assert command_index.load() is None
+    (tmp_path / "cli" / command_index.FILE).write_text("[1, 2]")
+    assert command_index.load() is None and command_index.entry_points() is None
 
 
 VIDEO_PROBE = """
@@ -131,3 +133,42 @@ def test_a_video_command_imports_no_plugin_implementation_and_no_model_library(
     )
     assert beyond_registration == []
     assert not {"cv2", "torch", "diffusers", "transformers", "numpy"} & modules
+    # the plugins were found through the index's entry points, not by scanning distributions
+    assert "importlib.metadata" not in modules
+
+
+def test_index_keeps_the_entry_points_importlib_metadata_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vt.plugins import PluginHost, _installed_entry_points
+
+    monkeypatch.setenv("VT_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("VT_LOAD_PLUGINS", raising=False)
+    assert command_index.entry_points() is None  # no index yet
+    found = _installed_entry_points()
+    assert {"upscale", "kizuna"} <= {ep.name for ep in found}
+    command_index.save([], [], found)
+    assert command_index.entry_points() == found
+    # a host loaded from the index records each plugin as importlib.metadata describes it
+    host = PluginHost().load()
+    upscale = host.records["upscale"]
+    assert (upscale.module, upscale.distribution, upscale.loaded) == (
+        "vt_upscale.plugin",
+        "vt-upscale",
+        True,
+    )
+    assert "register_commands" in upscale.hooks
+    command_index.save([], [])  # an index without entry points: importlib.metadata again
+    assert command_index.entry_points() is None
+
+
+def test_entry_point_values_load_like_importlib_metadata() -> None:
+    import os.path
+
+    from vt.plugins import _load_entry_point
+
+    assert _load_entry_point("os.path") is os.path
+    assert _load_entry_point("os.path:join") is os.path.join
+    assert _load_entry_point("os : path.join [extra]") is os.path.join
+    with pytest.raises(ModuleNotFoundError):
+        _load_entry_point("no_such_module_here:thing")

@@ -17,7 +17,6 @@ run are removed by the next one writing beside the same target).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import shutil
@@ -168,6 +167,8 @@ _AT_FDCWD = -100
 
 
 def _renameat2() -> Callable[..., int] | None:
+    import ctypes  # here: most runs never rename without replacing, and ctypes is slow to import
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         fn: Callable[..., int] = libc.renameat2
@@ -184,6 +185,8 @@ def rename_noreplace(src: Path, dst: Path) -> None:
         rc = fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
         if rc == 0:
             return
+        import ctypes
+
         err = ctypes.get_errno()
         if err == errno.EEXIST or err == errno.ENOTEMPTY:
             raise FileExistsError(errno.EEXIST, "exists", str(dst))

@@ -164,7 +164,8 @@ def create_app(host: "PluginHost | None" = None) -> typer.Typer:
             distributions = ["vt"] + [
                 r.distribution for r in host.records.values() if r.distribution
             ]
-            command_index.save(entries, command_index.editable_projects(distributions))
+            editable = command_index.editable_projects(distributions)
+            command_index.save(entries, editable, host.entry_points)
         return app
     # the group class carries the index: Typer builds the click group from it when run
     app.info.cls = type("VtLazyGroup", (VtGroup,), {"lazy": {e.name: e for e in entries}})

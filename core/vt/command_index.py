@@ -5,13 +5,15 @@ plugin; a command's module is imported only when that command runs. The index is
 when anything that could change it changes: vt's version, ``VT_LOAD_PLUGINS``, the Python
 interpreter, an install or uninstall (the mtime of each ``site-packages`` folder) or the source
 of an editable install of vt or a plugin (the newest ``.py``/``.toml`` under its project). No index
-is saved while a
-plugin fails to load, so its error keeps being reported.
+is saved while a plugin fails to load, so its error keeps being reported.
+
+The index also keeps the ``vt`` entry points it was built from, so loading the plugins for a
+command skips ``importlib.metadata`` (its import and scan of every installed distribution
+cost more than the rest of a command's start-up).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -81,24 +83,66 @@ def fingerprint(editable: list[str]) -> str:
         except OSError:
             parts.append((entry, None))
     parts += [(folder, _newest_source(folder)) for folder in editable]
-    return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()
+    return json.dumps(parts, default=str)  # kept whole: exact, and no hashing library to import
 
 
-def load() -> list[IndexEntry] | None:
-    """The saved entries, if the index is still valid."""
+@dataclass(frozen=True)
+class EntryPoint:
+    """An installed plugin's ``vt`` entry point, as ``importlib.metadata`` gave it."""
+
+    name: str
+    value: str  # ``module`` or ``module:attribute``
+    version: str | None = None
+    distribution: str | None = None
+
+
+#: the last index found valid in this process, by what would make it differ: the command
+#: line's listing and its plugins' loading then compute the fingerprint once
+_valid: tuple[Any, dict[str, Any]] | None = None
+
+
+def _read() -> dict[str, Any] | None:
+    global _valid
     path = _index_path()
     if path is None:
         return None
     try:
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size, os.environ.get("VT_LOAD_PLUGINS"))
+        if _valid is not None and _valid[0] == key:
+            return _valid[1]
         data = json.loads(path.read_text())
-        if data.get("fingerprint") != fingerprint(list(data.get("editable", []))):
+        if not isinstance(data, dict) or data.get("fingerprint") != fingerprint(
+            list(data.get("editable", []))
+        ):
             return None
-        return [IndexEntry(**e) for e in data["commands"]]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, TypeError):
+        return None
+    _valid = (key, data)
+    return data
+
+
+def load() -> list[IndexEntry] | None:
+    """The saved entries, if the index is still valid."""
+    data = _read()
+    try:
+        return None if data is None else [IndexEntry(**e) for e in data["commands"]]
+    except (KeyError, TypeError):
         return None
 
 
-def save(entries: list[IndexEntry], editable: list[str]) -> None:
+def entry_points() -> list[EntryPoint] | None:
+    """The ``vt`` entry points the valid index was built from (None: ask importlib.metadata)."""
+    data = _read()
+    try:
+        return None if data is None else [EntryPoint(**e) for e in data["entry_points"]]
+    except (KeyError, TypeError):
+        return None
+
+
+def save(
+    entries: list[IndexEntry], editable: list[str], entry_points: list[EntryPoint] | None = None
+) -> None:
     """Write the index atomically; a failure only means the next start is slower."""
     path = _index_path()
     if path is None:
@@ -110,6 +154,8 @@ def save(entries: list[IndexEntry], editable: list[str]) -> None:
         "editable": editable,
         "commands": [asdict(e) for e in entries],
     }
+    if entry_points is not None:
+        data["entry_points"] = [asdict(e) for e in entry_points]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path, overwrite=True) as tmp:

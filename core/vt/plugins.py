@@ -1,7 +1,8 @@
 """The plugin manager: loads built-in and installed plugins and builds the registries.
 
 Built-ins are ordinary plugins (``DEFAULT_PLUGINS``). Installed plugins are found through the
-``vt`` entry-point group and loaded one by one, so a plugin that fails to import is recorded
+``vt`` entry-point group (as the command index saved them while it is valid, else from
+``importlib.metadata``) and loaded one by one, so a plugin that fails to import is recorded
 and reported while every other command keeps working. ``VT_LOAD_PLUGINS`` (a comma list, or
 empty for none) limits which installed plugins load.
 """
@@ -20,6 +21,7 @@ from typing import Any
 import pluggy
 
 from vt import hookspecs
+from vt.command_index import EntryPoint
 from vt.registry import (
     CommandSpec,
     DecoderInfo,
@@ -76,6 +78,32 @@ def _short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def _installed_entry_points() -> list[EntryPoint]:
+    from importlib.metadata import entry_points
+
+    found = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = getattr(ep, "dist", None)
+        found.append(
+            EntryPoint(
+                name=ep.name,
+                value=ep.value,
+                version=dist.version if dist else None,
+                distribution=dist.metadata["Name"] if dist else None,
+            )
+        )
+    return found
+
+
+def _load_entry_point(value: str) -> Any:
+    """What ``importlib.metadata.EntryPoint.load`` does for ``module`` or ``module:attr``."""
+    module_name, _, attrs = value.partition("[")[0].partition(":")
+    found: Any = importlib.import_module(module_name.strip())
+    for attr in filter(None, attrs.strip().split(".")):
+        found = getattr(found, attr)
+    return found
+
+
 class PluginHost:
     """Owns the pluggy manager, the plugin records and the registries built from the hooks."""
 
@@ -84,6 +112,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
         self._load_entry_points = load_entry_points
+        self.entry_points: list[EntryPoint] = []  # the installed plugins' (for the index)
         self._loaded = False
 
     # -- loading -----------------------------------------------------------------------------
@@ -100,26 +129,24 @@ class PluginHost:
         return self
 
     def _load_installed(self) -> None:
-        from importlib.metadata import entry_points
+        from vt import command_index
 
         wanted = os.environ.get("VT_LOAD_PLUGINS")
         allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        found = command_index.entry_points()
+        self.entry_points = found if found is not None else _installed_entry_points()
+        for ep in self.entry_points:
             if allowed is not None and ep.name not in allowed:
                 continue
-            dist = getattr(ep, "dist", None)
             record = PluginRecord(
-                name=ep.name,
-                module=ep.value,
-                version=dist.version if dist else None,
-                distribution=dist.metadata["Name"] if dist else None,
+                name=ep.name, module=ep.value, version=ep.version, distribution=ep.distribution
             )
             if ep.name in self.records:
                 self._fail(record, "load", f"another plugin is already named {ep.name!r}")
                 continue
             self.records[ep.name] = record
             try:
-                module = ep.load()
+                module = _load_entry_point(ep.value)
             except BaseException as exc:  # a plugin must never take vt down
                 if isinstance(exc, KeyboardInterrupt):
                     raise

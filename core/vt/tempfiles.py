@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ _STALE = re.compile(r"^\..+\.vt-tmp-(\d+)-[0-9a-f]{8}(\.[^/]*)?$")
 def temp_path(final: str | os.PathLike[str], suffix: str = "") -> Path:
     """A fresh temporary name beside ``final`` (nothing is created)."""
     final = Path(final)
-    return final.with_name(f".{final.name}{MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+    return final.with_name(f".{final.name}{MARK}{os.getpid()}-{os.urandom(4).hex()}{suffix}")
 
 
 def owner_pid(path: str | os.PathLike[str]) -> int | None:
