@@ -207,9 +207,12 @@ def probe_container(
     *,
     count_frames: bool = True,
     first_frame: av.VideoFrame | None = None,
+    rotation: int | None = None,
 ) -> MediaInfo:
     """Describe an open container. Counting frames and VFR detection demux the video packets
-    (no decoding) when the header lacks a count; the container is rewound afterwards."""
+    (no decoding) when the header lacks a count; the container is rewound afterwards.
+    Without rotation side data on the stream, the rotation is ``rotation`` where given, else
+    ``first_frame``'s."""
     vs = main_video_stream(container)
     if vs is None:
         raise InputError(f"no video stream in {source.describe()}")
@@ -241,9 +244,11 @@ def probe_container(
         counted, vfr = count_packets(container, vs)
         if counted:
             frame_count, exact = counted, True
-    rotation = _rotation_from_side_data(vs)
-    if rotation is None:
-        rotation = int(first_frame.rotation) % 360 if first_frame is not None else 0
+    turn = _rotation_from_side_data(vs)
+    if turn is None and rotation is not None:
+        turn = rotation
+    if turn is None:
+        turn = int(first_frame.rotation) % 360 if first_frame is not None else 0
     video = VideoStreamInfo(
         index=vs.index,
         codec=cc.name,
@@ -254,7 +259,7 @@ def probe_container(
         bit_depth=depth,
         has_alpha=alpha,
         sample_aspect_ratio=vs.sample_aspect_ratio or cc.sample_aspect_ratio or None,
-        rotation=rotation,
+        rotation=turn,
         color_range=COLOR_RANGES.get(cc.color_range),
         color_primaries=COLOR_PRIMARIES.get(cc.color_primaries),
         color_trc=COLOR_TRCS.get(cc.color_trc),

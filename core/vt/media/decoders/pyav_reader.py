@@ -15,6 +15,7 @@ from vt.lazy import lazy_module
 from vt.media.decode import VideoReader, check_layout, keyframe_indices, to_time_base
 from vt.media.frames import FrameBatch
 from vt.media.info import (
+    MediaInfo,
     count_packets,
     main_video_stream,
     open_container,
@@ -53,7 +54,10 @@ class PyAVReader(VideoReader):
         count_frames: bool = False,
         error_policy: str = "abort",
         untagged_matrix: str | None = None,
+        known: MediaInfo | None = None,
     ) -> None:
+        """``known``: what a probe of this very file found (a segment of a run that probed it):
+        its first frame is not decoded again for the rotation, nor checked for."""
         self.source = source
         self.threads = threads
         self.error_policy = error_policy
@@ -64,14 +68,18 @@ class PyAVReader(VideoReader):
             vs.thread_type = "AUTO"  # frame + slice threads; must be set before decoding
             vs.thread_count = threads
         try:
-            first = peek_first_frame(self.container)
+            first = peek_first_frame(self.container) if known is None else None
             self.info = probe_container(
-                self.container, source, count_frames=count_frames, first_frame=first
+                self.container,
+                source,
+                count_frames=count_frames,
+                first_frame=first,
+                rotation=known.video.rotation if known is not None else None,
             )
         except BaseException:
             self.container.close()
             raise
-        if first is None:
+        if first is None and known is None:
             self.container.close()
             raise InputError(f"no decodable video frames in {source.describe()}")
         self.stream = cast(av.VideoStream, self.container.streams[self.info.video.index])

@@ -22,6 +22,8 @@ from vt.media.swscale import reformat
 from vt.registry import OutputTarget
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
 else:
     np = lazy_module("numpy")
@@ -118,6 +120,9 @@ class ContainerWriter:
         self.info = info
         self.fmt = fmt
         self.warnings: list[str] = []
+        # a plain function, not a bound method: the side streams keep it, and a cycle back to
+        # this writer would keep its encoder (hundreds of MB at 1080p) until a gc pass
+        self._warn = _warner(self.warnings)
         self.frames_written = 0
         self._last_pts: int | None = None
         self._warned_repeats = False
@@ -251,10 +256,6 @@ class ContainerWriter:
             if key.lower() not in _TECHNICAL_TAGS:
                 self.out.metadata[key] = value
 
-    def _warn(self, message: str) -> None:
-        self.warnings.append(message)
-        log.warning(message)
-
     # -- writing -----------------------------------------------------------------------------
     def write_frame(self, frame: av.VideoFrame) -> None:
         """Encode one frame (any pixel format) at its own PTS."""
@@ -334,6 +335,14 @@ class ContainerWriter:
                     close()
                 except Exception:
                     pass
+
+
+def _warner(warnings: list[str]) -> Callable[[str], None]:
+    def warn(message: str) -> None:
+        warnings.append(message)
+        log.warning(message)
+
+    return warn
 
 
 def open_container_writer(

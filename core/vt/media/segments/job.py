@@ -356,7 +356,9 @@ class _Run:
             # run's business (interrupt_on_termination), not each segment file's
             write = atomic_file(path, overwrite=True, suffix=path.suffix)
             try:
-                encoded = encode_segment(spec, chain, self.config, local, write.path, tick)
+                encoded = encode_segment(
+                    spec, chain, self.config, local, write.path, tick, known=self.info
+                )
             except BaseException:
                 write.discard()
                 raise
@@ -451,6 +453,7 @@ class _Run:
                 audio=options.audio,
                 subtitles=options.subtitles,
                 warn=lambda message: log.warning("%s", message),
+                orders=[r.decode_order for r in results],
             )
         frames = sum(r.frames for r in results)
         if joined.frames != frames:

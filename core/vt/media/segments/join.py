@@ -22,6 +22,7 @@ from vt.errors import OutputError, VtError
 from vt.media.encode import EncoderConfig
 from vt.media.encode.side_streams import SideStreams
 from vt.media.info import MediaInfo
+from vt.media.segments.run import PACKETS_ONLY
 from vt.media.source import Source
 from vt.registry import OutputTarget
 
@@ -40,7 +41,7 @@ class JoinReport:
 
 
 def _decode_order_pts(path: Path) -> list[int]:
-    with av.open(str(path)) as container:
+    with av.open(str(path), options=PACKETS_ONLY) as container:
         stream = container.streams.video[0]
         return [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
 
@@ -62,16 +63,20 @@ def join_segments(
     audio: bool,
     subtitles: bool,
     warn: Callable[[str], None],
+    orders: Sequence[list[int] | None] | None = None,
 ) -> JoinReport:
     """Write ``paths`` (in order) into ``target`` (a temporary name the caller commits),
-    with ``source``'s side streams cut to its ``start``/``end`` like the one-pass writer."""
+    with ``source``'s side streams cut to its ``start``/``end`` like the one-pass writer.
+    ``orders``: each segment's packet PTS in decode order where already known (read back
+    when it was written); the copy checks them packet by packet."""
     from vt.media.encode.container import _format_name
 
     report = JoinReport()
-    # pass 1 (demux only): each segment's PTS in decode order and the deepest reordering,
-    # so decode timestamps can be rebuilt before any packet is muxed
-    orders = [_decode_order_pts(p) for p in paths]
-    delay = max(reorder_delay(order) for order in orders)
+    # pass 1 (demux only, where not known): each segment's PTS in decode order and the
+    # deepest reordering, so decode timestamps can be rebuilt before any packet is muxed
+    known = list(orders) if orders is not None else [None] * len(paths)
+    decode_orders = [o or _decode_order_pts(p) for p, o in zip(paths, known, strict=True)]
+    delay = max(reorder_delay(order) for order in decode_orders)
     origin = info.video.start_time or 0.0
     cut_start = origin + source.start if source.start else None
     cut_end = origin + source.end if source.end is not None else None
@@ -114,7 +119,7 @@ def join_segments(
             if key.lower() not in _TECHNICAL_TAGS:
                 out.metadata[key] = value
         recent: list[int] = []  # the last ``delay`` PTS of earlier segments, sorted
-        for path, order in zip(paths, orders, strict=True):
+        for path, order in zip(paths, decode_orders, strict=True):
             _copy(path, order, out, stream, extradata, delay, recent, side, report)
         side.finish()
         report.audio, report.subtitles = side.audio_mode, side.subtitle_mode
@@ -143,7 +148,7 @@ def _copy(
 ) -> None:
     """Mux one segment's packets (PTS kept, DTS rebuilt) and the side packets up to them;
     ``order`` is the segment's PTS in decode order (pass 1)."""
-    with av.open(str(path)) as segment:
+    with av.open(str(path), options=PACKETS_ONLY) as segment:
         source = segment.streams.video[0]
         if bytes(source.codec_context.extradata or b"") != extradata:
             raise VtError(

@@ -23,6 +23,7 @@ from vt.errors import InputError, VtError
 from vt.media.decoders.pyav_reader import PyAVReader, frame_to_array
 from vt.media.encode import EncoderConfig
 from vt.media.frames import FrameBatch, FrameFormat
+from vt.media.info import MediaInfo
 from vt.media.processing import ProcessorChain
 from vt.media.source import Source
 from vt.registry import OutputTarget
@@ -69,6 +70,7 @@ class SegmentResult:
     frame_errors: int = 0
     warnings: list[str] = field(default_factory=list)
     worker: str = ""  # who wrote it: "main" (the run's own process) or the worker's name
+    decode_order: list[int] = field(default_factory=list)  # packet PTS as stored (the join's)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,9 +125,11 @@ def encode_segment(
     options: Any,
     path: Path,
     progress: Any = None,
+    known: MediaInfo | None = None,
 ) -> EncodedSegment:
     """``run_segment`` up to the encoder's flush: every frame is decoded, processed and handed
-    to the encoder, and ``chain`` is free for the next segment."""
+    to the encoder, and ``chain`` is free for the next segment. ``known``: the run's probe of
+    the input, so opening it again decodes nothing before the segment's frames."""
     from vt.media.pipeline import _check_counts, _decoded, _encode, _Tally, choose_encoder
 
     user = Source.parse(spec.source).with_range(spec.start, spec.end)
@@ -134,7 +138,10 @@ def encode_segment(
     keep_first, keep_after = spec.keep
     seen_in, seen_out = _Tally(), _Tally()
     reader = PyAVReader(
-        _window_source(spec), threads=options.threads, error_policy=options.error_policy
+        _window_source(spec),
+        threads=options.threads,
+        error_policy=options.error_policy,
+        known=known,
     )
     with reader:
         info = reader.info
@@ -268,11 +275,17 @@ def _only(batch: FrameBatch, kept: Any) -> Iterator[FrameBatch]:
     yield batch[first:last]
 
 
+#: opening a segment file for its packets alone: its header holds the codec's parameters,
+#: and probing would decode frames (tens of ms each at 1080p)
+PACKETS_ONLY = {"probesize": "32", "analyzeduration": "0"}
+
+
 def read_back(index: int, path: Path) -> SegmentResult:
     """Demux a segment file: its frame count and PTS (no decoding)."""
     count, total, first, last = 0, 0, None, None
+    order: list[int] = []
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=PACKETS_ONLY) as container:
             stream = container.streams.video[0]
             tb = stream.time_base
             keyframe_first = None
@@ -285,6 +298,7 @@ def read_back(index: int, path: Path) -> SegmentResult:
                     keyframe_first = packet.is_keyframe
                 count += 1
                 total += packet.pts
+                order.append(packet.pts)
                 first = packet.pts if first is None else min(first, packet.pts)
                 last = packet.pts if last is None else max(last, packet.pts)
     except (av.error.FFmpegError, IndexError, TypeError) as exc:
@@ -302,6 +316,7 @@ def read_back(index: int, path: Path) -> SegmentResult:
         (tb.numerator, tb.denominator),
         path.stat().st_size,
         _sha256(path),
+        decode_order=order,
     )
 
 
