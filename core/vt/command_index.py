@@ -17,13 +17,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vt import __version__
 
 FILE = "commands.json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -122,22 +124,22 @@ def _read() -> dict[str, Any] | None:
     return data
 
 
-def load() -> list[IndexEntry] | None:
-    """The saved entries, if the index is still valid."""
+def _records(key: str, record: Callable[..., T]) -> list[T] | None:
     data = _read()
     try:
-        return None if data is None else [IndexEntry(**e) for e in data["commands"]]
+        return None if data is None else [record(**e) for e in data[key]]
     except (KeyError, TypeError):
         return None
+
+
+def load() -> list[IndexEntry] | None:
+    """The saved entries, if the index is still valid."""
+    return _records("commands", IndexEntry)
 
 
 def entry_points() -> list[EntryPoint] | None:
     """The ``vt`` entry points the valid index was built from (None: ask importlib.metadata)."""
-    data = _read()
-    try:
-        return None if data is None else [EntryPoint(**e) for e in data["entry_points"]]
-    except (KeyError, TypeError):
-        return None
+    return _records("entry_points", EntryPoint)
 
 
 def save(
