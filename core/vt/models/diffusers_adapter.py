@@ -14,12 +14,12 @@ import importlib.util
 import json
 import logging
 import pickletools
-import struct
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from vt.errors import MissingModelConfigError, ModelUnavailableError, UsageError
+from vt.models.checkpoints import safetensors_shapes
 from vt.models.descriptor import ModelDescriptor, SizeRequirements, Tiling
 from vt.models.devices import torch_dtype
 from vt.registry import ModelAdapterInfo, ModelRef
@@ -68,28 +68,8 @@ def _config(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
-    """Tensor names and shapes from a safetensors header (8-byte length, then JSON): no
-    tensor is read."""
-    try:
-        with open(path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            if length > 100_000_000:
-                return {}
-            header = json.loads(f.read(length))
-    except (OSError, ValueError, struct.error):
-        return {}
-    if not isinstance(header, dict):
-        return {}
-    return {
-        k: list(v.get("shape", []))
-        for k, v in header.items()
-        if k != "__metadata__" and isinstance(v, dict)
-    }
-
-
 def _safetensors_keys(path: Path) -> list[str]:
-    return list(_safetensors_shapes(path))
+    return list(safetensors_shapes(path))
 
 
 def _ckpt_keys(path: Path) -> list[str]:
@@ -381,7 +361,7 @@ def _default_config_repo(path: Path, name: str) -> str | None:
         else:
             state = {
                 key: torch.empty(shape, device="meta")
-                for key, shape in _safetensors_shapes(path).items()
+                for key, shape in safetensors_shapes(path).items()
             }
         repo = fetch_diffusers_config(state)["pretrained_model_name_or_path"]
     except pickle.UnpicklingError:

@@ -29,7 +29,7 @@ def test_spandrel_loads_tiny_models_the_tests_save(host, tmp_path: Path, suffix:
         save_file(state, str(path))
     else:
         torch.save(state, path)
-    model = load_model(str(path), device="cpu")
+    model = load_model(str(path), backend="torch", device="cpu")
     assert model.backend == "torch"
     assert (model.scale, model.input_channels, model.output_channels) == (2, 3, 3)
     assert model.supports_half and model.supports_bfloat16
@@ -49,7 +49,7 @@ def test_bf16_runs_on_cpu_and_fp16_needs_cuda(host, tiny_pth: Path) -> None:
 
 
 def test_model_without_half_support_refuses_fp16(host, tiny_pth: Path) -> None:
-    model = load_model(str(tiny_pth), device="cpu")
+    model = load_model(str(tiny_pth), backend="torch", device="cpu")
     model.supports_half = False
     with pytest.raises(VtError, match="does not support fp16"):
         model.check("cuda", "fp16")

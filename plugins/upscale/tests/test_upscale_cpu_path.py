@@ -230,3 +230,25 @@ def test_onnx_path_never_imports_torch(carphone: Path, tmp_path: Path) -> None:
     report = _upscale_in_child(str(carphone), "--model", str(model), "--end", "0.2", "-o", str(out))
     assert report["heavy"] == []
     assert _frame_count(out) == 6
+
+
+@needs_weights
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_compact_torch_weights_run_in_ncnn_without_importing_torch(
+    carphone: Path, tmp_path: Path, suffix: str
+) -> None:
+    from safetensors.torch import save_file
+
+    from vt_upscale.ncnn_convert import convert_ncnn
+
+    state = convert_ncnn(MODELS / "realesr-animevideov3-x4.param").state_dict
+    model = tmp_path / f"x4{suffix}"
+    if suffix == ".pth":
+        torch.save({"params_ema": state}, model)  # Real-ESRGAN's own layout
+    else:
+        save_file(state, str(model))
+    out = tmp_path / "x4.mp4"
+    report = _upscale_in_child(str(carphone), "--model", str(model), "--end", "0.2", "-o", str(out))
+    assert report["heavy"] == []  # read by vt.models.checkpoints, run by ncnn
+    assert report["peak_mb"] < 300
+    assert _frame_count(out) == 6

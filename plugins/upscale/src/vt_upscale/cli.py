@@ -110,8 +110,9 @@ def upscale(
         typer.Option(
             "--backend",
             help="torch, onnx or ncnn "
-            "(default: by file type; Real-ESRGAN ncnn files run in ncnn for fp32 "
-            "on the CPU, converted to torch on GPUs or in fp16/bf16)",
+            "(default: by file type; Real-ESRGAN ncnn files and SRVGGNetCompact "
+            "torch weights run in ncnn for fp32 on the CPU, in torch on GPUs or in "
+            "fp16/bf16)",
             rich_help_panel=AI_PANEL,
         ),
     ] = None,

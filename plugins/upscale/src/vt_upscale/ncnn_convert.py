@@ -1,4 +1,5 @@
-"""Read ncnn ``.param``/``.bin`` pairs and turn Real-ESRGAN graphs into torch state dicts.
+"""Read ncnn ``.param``/``.bin`` pairs and turn Real-ESRGAN graphs into torch state dicts,
+and write SRVGGNetCompact state dicts as ncnn graphs (:func:`compact_to_ncnn`).
 
 The ``.param`` file is a text graph; the ``.bin`` file holds, in layer order, each
 Convolution's weights (a 4-byte storage tag, then fp16 or fp32 values padded to 4 bytes) and
@@ -81,9 +82,14 @@ def _parse_value(text: str) -> Any:
 
 def parse_param(path: Path) -> list[NcnnLayer]:
     """The layers of a text ``.param`` file."""
-    lines = [ln.split() for ln in Path(path).read_text().splitlines() if ln.strip()]
+    return parse_param_text(Path(path).read_text(), str(path))
+
+
+def parse_param_text(text: str, source: str = "ncnn graph") -> list[NcnnLayer]:
+    """The layers of a text ``.param`` graph (``source`` names it in errors)."""
+    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
     if not lines or lines[0] != [str(_MAGIC)]:
-        raise ModelUnavailableError(f"{path}: not a text ncnn .param file (bad magic)")
+        raise ModelUnavailableError(f"{source}: not a text ncnn .param file (bad magic)")
     layers = []
     for parts in lines[2:]:
         kind, name, n_in, n_out = parts[0], parts[1], int(parts[2]), int(parts[3])
@@ -234,3 +240,106 @@ def convert_graph(graph: NcnnGraph) -> ConvertedModel:
 def convert_ncnn(param_path: str | Path, bin_path: str | Path | None = None) -> ConvertedModel:
     """Convert a Real-ESRGAN ncnn model into a state dict spandrel loads."""
     return convert_graph(load_graph(param_path, bin_path))
+
+
+# -- torch -> ncnn (SRVGGNetCompact) ------------------------------------------------------------
+@dataclass(frozen=True)
+class NcnnModelText:
+    """An ncnn model in memory: the ``.param`` text and the ``.bin`` bytes."""
+
+    param: str
+    weights: bytes
+
+
+def unwrap_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The weights of a Real-ESRGAN/BasicSR checkpoint (``params_ema``/``params`` wrappers and
+    DataParallel's ``module.`` prefix removed), as spandrel unwraps them."""
+    for key in ("params_ema", "params"):
+        if isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def compact_layout(shapes: dict[str, tuple[int, ...]]) -> int | None:
+    """The upscale factor of an SRVGGNetCompact state dict with PReLU activations given its
+    tensor shapes (``body.0`` conv, ``body.1`` PReLU, ..., last conv to ``3*s*s`` channels),
+    or None when the dict is anything else (ReLU variants keep no weights to tell them by)."""
+    count = len({k.split(".")[1] for k in shapes if k.startswith("body.")})
+    if count < 3 or count % 2 == 0:
+        return None
+    expected: set[str] = set()
+    for i in range(count):
+        expected |= {f"body.{i}.weight", f"body.{i}.bias"} if i % 2 == 0 else {f"body.{i}.weight"}
+    if set(shapes) != expected:
+        return None
+    first, last = shapes["body.0.weight"], shapes[f"body.{count - 1}.weight"]
+    if len(first) != 4 or first[1] != 3:
+        return None
+    feat = first[0]
+    for i in range(1, count):
+        shape = shapes[f"body.{i}.weight"]
+        if i % 2 == 1 and shape != (feat,):
+            return None
+        if i % 2 == 0 and (len(shape) != 4 or shape[1] != feat or shape[2] != shape[3]):
+            return None
+        if i % 2 == 0 and i < count - 1 and shape[0] != feat:
+            return None
+    scale = round((last[0] / 3) ** 0.5)
+    return scale if scale >= 1 and 3 * scale * scale == last[0] else None
+
+
+def compact_to_ncnn(
+    state: dict[str, np.ndarray], *, post_scale: float | None = None, post_mode: str = "bicubic"
+) -> NcnnModelText:
+    """An SRVGGNetCompact (PReLU) state dict as the ncnn graph Real-ESRGAN's own files use:
+    the conv/PReLU chain, PixelShuffle, plus the input upsampled (nearest) and added, and
+    an optional final resize. Weights stay fp32 (storage tag 0): ncnn computes with exactly
+    the checkpoint's values."""
+    shapes = {k: tuple(np.shape(v)) for k, v in state.items()}
+    scale = compact_layout(shapes)
+    if scale is None:
+        raise ModelUnavailableError("not an SRVGGNetCompact state dict with PReLU activations")
+    count = len(shapes) // 3 * 2 + 1
+    layers: list[str] = []
+    chunks: list[bytes] = []
+    blob = "input.1_splitncnn_1"
+    for i in range(count):
+        weight = np.ascontiguousarray(state[f"body.{i}.weight"], dtype="<f4")
+        out = f"body_{i}"
+        if i % 2 == 0:
+            k = weight.shape[2]
+            layers.append(
+                f"Convolution body.{i} 1 1 {blob} {out} 0={weight.shape[0]} 1={k} 4={k // 2} "
+                f"5=1 6={weight.size}"
+            )
+            bias = np.ascontiguousarray(state[f"body.{i}.bias"], dtype="<f4")
+            chunks += [struct.pack("<I", _TAG_FP32), weight.tobytes(), bias.tobytes()]
+        else:
+            layers.append(f"PReLU body.{i} 1 1 {blob} {out} 0={weight.size}")
+            chunks.append(weight.tobytes())
+        blob = out
+    sum_out = "output" if post_scale is None else "network"
+    layers += [
+        f"PixelShuffle upsampler 1 1 {blob} shuffled 0={scale}",
+        f"Interp base 1 1 input.1_splitncnn_0 base 0=1 1={scale:.6e} 2={scale:.6e}",
+        f"BinaryOp add 2 1 shuffled base {sum_out} 0=0",
+    ]
+    if post_scale is not None:
+        modes = {mode: code for code, mode in _INTERP_MODES.items()}
+        if post_mode not in modes:
+            raise ModelUnavailableError(f"no ncnn resize for mode {post_mode!r}")
+        layers.append(
+            f"Interp post_resize 1 1 network output 0={modes[post_mode]} "
+            f"1={post_scale:.6e} 2={post_scale:.6e}"
+        )
+    head = [
+        "Input input.1 0 1 data",
+        "Split splitncnn_input0 1 2 data input.1_splitncnn_0 input.1_splitncnn_1",
+    ]
+    # magic, then the layer and blob counts (each layer after Split makes one blob)
+    counts = f"{len(head) + len(layers)} {3 + len(layers)}"
+    text = "\n".join([str(_MAGIC), counts, *head, *layers]) + "\n"
+    return NcnnModelText(text, b"".join(chunks))

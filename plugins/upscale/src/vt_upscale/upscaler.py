@@ -152,6 +152,9 @@ class Upscaler:
             return f"{text} (fallback from AI, see the warning)" if self.fallback_reason else text
         m = self.model
         text = f"{m.name} [{m.backend}, {m.device}, {m.dtype}, x{m.scale}]"
+        converted = m.describe().get("converted_from")
+        if converted:
+            text += f" (converted from {converted})"
         if self._needs_resample_hint():
             text += f" + {self.resample} to x{self.scale:g}"
         return text

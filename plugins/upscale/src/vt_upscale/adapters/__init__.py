@@ -3,7 +3,8 @@
 Each adapter's ``load(ref, device=, dtype=, threads=)`` returns a :class:`vt_upscale.sr.SRModel`.
 Any plugin can load a model through the core's ``model_adapters`` registry and get the same
 object. ``.param`` files of Real-ESRGAN networks run through ncnn for fp32 on the CPU and
-through torch (converted) on GPUs or in fp16/bf16; ``--backend`` overrides the choice.
+through torch (converted) on GPUs or in fp16/bf16; SRVGGNetCompact torch weights likewise run
+through ncnn (converted) for fp32 on the CPU. ``--backend`` overrides the choice.
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ ONNX = ModelAdapterInfo(
 NCNN = ModelAdapterInfo(
     name="ncnn",
     load=ncnn_adapter.load,
-    formats=(".param",),
-    description="ncnn .param/.bin pairs via the ncnn package (CPU)",
+    formats=(".param", *torch_spandrel.TORCH_FORMATS),
+    description="ncnn .param/.bin pairs via the ncnn package (CPU); SRVGGNetCompact torch "
+    "weights converted, for fp32 on the CPU",
     tasks=("super-resolution", "restoration"),
     devices=("cpu",),
     dtypes=("fp32",),
     available=ncnn_adapter.available,
+    probe=ncnn_adapter.runs_torch_weights,
 )
 ADAPTERS = (TORCH, ONNX, NCNN)
 #: --backend spellings
@@ -76,15 +79,19 @@ def convertible(ref: ModelRef) -> bool:
 
 
 def choose(ref: ModelRef, candidates: Sequence[ModelAdapterInfo]) -> ModelAdapterInfo | None:
-    """This plugin's pick for ncnn ``.param`` files (others: None, the core decides).
+    """This plugin's pick for ncnn ``.param`` files and torch weights ncnn can run (others:
+    None, the core decides).
 
     Real-ESRGAN graphs run in torch (converted) on GPUs and in fp16/bf16, and through ncnn
-    for fp32 on the CPU, where ncnn measured faster (docs/benchmarks-upscale.md). The
+    for fp32 on the CPU, where ncnn measured about twice as fast (docs/benchmarks.md). The
     device and dtype come from ``ref.metadata`` when the caller knows them.
     """
+    by_name = {c.name: c for c in candidates}
+    if ref.format in torch_spandrel.TORCH_FORMATS:
+        # among the candidates only when its probe found SRVGGNetCompact, fp32 on the CPU
+        return by_name.get("ncnn")
     if ref.format != ".param":
         return None
-    by_name = {c.name: c for c in candidates}
     torch_ok = (
         "torch-spandrel" in by_name
         and by_name["torch-spandrel"].available() is None

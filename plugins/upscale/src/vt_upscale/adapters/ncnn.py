@@ -18,7 +18,14 @@ import numpy as np
 from vt.errors import ModelUnavailableError, VtError
 from vt.registry import ModelRef
 from vt_upscale.adapters.pixels import from_unit_float, to_unit_float
-from vt_upscale.ncnn_convert import NcnnGraph, parse_param
+from vt_upscale.ncnn_convert import (
+    NcnnGraph,
+    NcnnModelText,
+    compact_layout,
+    compact_to_ncnn,
+    parse_param_text,
+    unwrap_state,
+)
 from vt_upscale.sr import SRModel
 from vt_upscale.threads import available_cores
 
@@ -40,13 +47,21 @@ class NcnnSRModel(SRModel):
     concurrent_calls = True
     pooled_memory = True
 
-    def __init__(self, ref: ModelRef, *, threads: int = 0) -> None:
+    def __init__(
+        self, ref: ModelRef, *, threads: int = 0, model: NcnnModelText | None = None
+    ) -> None:
+        """The ``.param``/``.bin`` pair at ``ref.path``, or ``model`` (a graph made in memory
+        from ``ref``'s torch weights)."""
         self.name = ref.name or ref.path.stem
         self.param_path: Path = ref.path
         self.bin_path: Path = ref.path.with_suffix(".bin")
-        if not self.bin_path.is_file():
+        # ncnn references weights loaded from memory instead of copying them: held as long
+        # as any net may run
+        self.in_memory = model
+        if model is None and not self.bin_path.is_file():
             raise ModelUnavailableError(f"{self.name}: {self.bin_path} is missing")
-        graph = NcnnGraph(parse_param(ref.path))
+        text = model.param if model is not None else ref.path.read_text()
+        graph = NcnnGraph(parse_param_text(text, str(ref.path)))
         self.input_blob, self.output_blob = graph.input_name, graph.output_name
         self.threads = threads or available_cores()
         self._lock = threading.Lock()
@@ -68,7 +83,11 @@ class NcnnSRModel(SRModel):
         # fp32 storage and arithmetic: exact results, and what the torch path computes
         opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
         opt.use_vulkan_compute = False
-        if net.load_param(str(self.param_path)) != 0 or net.load_model(str(self.bin_path)) != 0:
+        if self.in_memory is not None:
+            if net.load_param_mem(self.in_memory.param) != 0:
+                raise ModelUnavailableError(f"{self.name}: ncnn cannot load the converted graph")
+            net.load_model_mem(self.in_memory.weights)
+        elif net.load_param(str(self.param_path)) != 0 or net.load_model(str(self.bin_path)) != 0:
             raise ModelUnavailableError(f"{self.name}: ncnn cannot load {self.param_path}")
         self._nets.append(net)
         return net
@@ -139,12 +158,76 @@ class NcnnSRModel(SRModel):
         out = np.stack([self._run(np.ascontiguousarray(frame)) for frame in x])
         return torch.from_numpy(out).clamp_(0, 1).to(image.device)
 
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        if self.in_memory is not None:
+            info["converted_from"] = self.param_path.suffix.lower()
+        return info
+
     def close(self) -> None:
         with self._lock:
             for net in self._nets:
                 net.clear()
             self._nets, self._idle = [], []
             self.net = None
+
+
+# -- SRVGGNetCompact torch weights -----------------------------------------------------------------
+def _torch_state(path: Path, *, data: bool) -> dict[str, Any] | None:
+    """A torch checkpoint's tensors (``data=False``: their shapes only), unwrapped; read
+    without torch where :mod:`vt.models.checkpoints` takes the file, else by torch under its
+    ``weights_only`` rules. None for TorchScript and for files holding no dict."""
+    from vt.models.checkpoints import CheckpointFormatError, read_checkpoint
+    from vt_upscale.adapters.torch_spandrel import is_torchscript
+
+    try:
+        state = read_checkpoint(path, data=data)
+    except CheckpointFormatError:
+        if is_torchscript(path):
+            return None
+        import torch
+
+        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=not data)
+    if not isinstance(state, dict):
+        return None
+    return unwrap_state(state)
+
+
+def runs_torch_weights(ref: ModelRef) -> bool:
+    """Whether ``ref`` is a torch checkpoint of an SRVGGNetCompact network (PReLU) asked for
+    in fp32 on the CPU: the case this adapter runs faster than torch. A file that cannot be
+    read is left to the torch adapter, which says why."""
+    from vt_upscale.adapters.torch_spandrel import TORCH_FORMATS
+
+    if ref.format == ".param":
+        return True
+    if ref.format not in TORCH_FORMATS or not ref.path.is_file():
+        return False
+    if ref.metadata.get("device", "cpu") != "cpu" or ref.metadata.get("dtype", "fp32") != "fp32":
+        return False
+    try:
+        state = _torch_state(ref.path, data=False)
+    except Exception:  # noqa: BLE001 - unreadable here: the torch adapter reports it
+        return False
+    if state is None:
+        return False
+    shapes = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    return len(shapes) == len(state) and compact_layout(shapes) is not None
+
+
+def _compact_from_torch(ref: ModelRef) -> NcnnModelText:
+    state = _torch_state(ref.path, data=True)
+    if state is None:
+        raise ModelUnavailableError(f"{ref.path.name}: not a state dict of tensors")
+    arrays = {
+        k: np.asarray(v.float() if hasattr(v, "float") else v, np.float32)
+        for k, v in state.items()
+    }
+    return compact_to_ncnn(
+        arrays,
+        post_scale=ref.metadata.get("post_scale"),
+        post_mode=ref.metadata.get("post_mode", "bicubic"),
+    )
 
 
 def load(
@@ -158,4 +241,6 @@ def load(
         raise VtError(f"the ncnn adapter runs in fp32 only, not {dtype}")
     if not ref.path.is_file():
         raise ModelUnavailableError(f"model file not found: {ref.path}")
+    if ref.format != ".param":
+        return NcnnSRModel(ref, threads=threads, model=_compact_from_torch(ref))
     return NcnnSRModel(ref, threads=threads)

@@ -233,7 +233,7 @@ def load_state_dict(
     return state
 
 
-def _known_sha256(name: str | None) -> str | None:
+def known_sha256(name: str | None) -> str | None:
     from vt_upscale.models import BY_NAME
 
     info = BY_NAME.get(name or "")
@@ -268,7 +268,7 @@ def load(
             converted.post_mode,
         )
     else:
-        state = load_state_dict(ref.path, trusted=trust_model, known_sha256=_known_sha256(ref.name))
+        state = load_state_dict(ref.path, trusted=trust_model, known_sha256=known_sha256(ref.name))
         post_scale = ref.metadata.get("post_scale")
         post_mode = ref.metadata.get("post_mode", "bicubic")
     try:

