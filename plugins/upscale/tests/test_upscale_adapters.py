@@ -90,7 +90,7 @@ def _export_onnx(path: Path, dynamic: bool, size: int = 16) -> None:
 def test_onnx_model_scale_from_a_probe_run(host, tmp_path: Path) -> None:
     path = tmp_path / "anime_sr_2x.onnx"
     _export_onnx(path, dynamic=True)
-    model = load_model(str(path), device="cpu")
+    model = load_model(str(path), backend="onnx", device="cpu")
     assert model.backend == "onnx" and model.scale == 2
     assert model.size_requirements.fixed is None and model.max_batch is None
     x = torch.rand(2, 3, 12, 20)
@@ -102,7 +102,7 @@ def test_static_onnx_model_is_tiled_to_its_input_size(host, tmp_path: Path) -> N
 
     path = tmp_path / "fixed.onnx"
     _export_onnx(path, dynamic=False, size=24)
-    model = load_model(str(path), device="cpu")
+    model = load_model(str(path), backend="onnx", device="cpu")
     assert model.size_requirements.fixed == (24, 24)
     assert model.scale == 2 and model.max_batch == 1
     image = (np.random.default_rng(0).random((40, 52, 3)) * 255).astype(np.uint8)

@@ -15,10 +15,11 @@ from upscale_helpers import tiny_compact
 from vt.errors import ModelUnavailableError
 from vt.registry import ModelRef
 from vt_upscale.adapters import load_model
-from vt_upscale.adapters.ncnn import NcnnSRModel, runs_torch_weights
+from vt_upscale.adapters.ncnn import NcnnSRModel, runs_converted
 from vt_upscale.adapters.torch_spandrel import TorchSRModel
 from vt_upscale.models import package_dir
 from vt_upscale.ncnn_convert import (
+    compact_from_onnx,
     compact_layout,
     compact_to_ncnn,
     convert_graph,
@@ -137,7 +138,7 @@ def test_any_compact_network_gives_what_torch_computes(scale: int, num_conv: int
     assert float((got - expected).abs().max()) < 1e-5
 
 
-def test_which_adapter_runs_torch_weights(host, tmp_path: Path, tiny_pth: Path) -> None:
+def test_which_adapter_runs_converted(host, tmp_path: Path, tiny_pth: Path) -> None:
     assert isinstance(load_model(str(tiny_pth), device="cpu", cache=False), NcnnSRModel)
     # asked for: torch's own kernels, or a dtype ncnn does not run here
     forced = load_model(str(tiny_pth), backend="torch", device="cpu", cache=False)
@@ -146,15 +147,15 @@ def test_which_adapter_runs_torch_weights(host, tmp_path: Path, tiny_pth: Path) 
     assert isinstance(bf16, TorchSRModel)
     # GPUs keep torch
     gpu = ModelRef(path=tiny_pth, metadata={"device": "cuda", "dtype": "fp32"})
-    assert not runs_torch_weights(gpu)
-    assert runs_torch_weights(ModelRef(path=tiny_pth, metadata={"device": "cpu"}))
+    assert not runs_converted(gpu)
+    assert runs_converted(ModelRef(path=tiny_pth, metadata={"device": "cpu"}))
 
 
 def test_other_architectures_stay_with_torch(host, tmp_path: Path) -> None:
     # RRDBNet (the packaged x4plus-anime network, converted) is not written to ncnn
     rrdb = tmp_path / "rrdb.pth"
     torch.save(convert_ncnn(MODELS / "realesrgan-x4plus-anime.param").state_dict, rrdb)
-    assert not runs_torch_weights(ModelRef(path=rrdb, metadata={"device": "cpu"}))
+    assert not runs_converted(ModelRef(path=rrdb, metadata={"device": "cpu"}))
     assert isinstance(load_model(str(rrdb), device="cpu", cache=False), TorchSRModel)
 
 
@@ -195,10 +196,10 @@ def test_unreadable_or_torchscript_files_are_left_to_the_torch_adapter(
 ) -> None:
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a checkpoint")
-    assert not runs_torch_weights(ModelRef(path=broken, metadata={"device": "cpu"}))
+    assert not runs_converted(ModelRef(path=broken, metadata={"device": "cpu"}))
     with pytest.raises(ModelUnavailableError, match="cannot read torch weights"):
         load_model(str(broken), device="cpu", cache=False)
-    assert not runs_torch_weights(ModelRef(path=torchscript_pt, metadata={"device": "cpu"}))
+    assert not runs_converted(ModelRef(path=torchscript_pt, metadata={"device": "cpu"}))
 
 
 def test_the_cli_says_which_backend_ran(host, tmp_path: Path, x4_files: dict[str, Path]) -> None:
@@ -228,3 +229,118 @@ def test_the_cli_says_which_backend_ran(host, tmp_path: Path, x4_files: dict[str
     assert done.returncode == 0, done.stderr
     assert "[ncnn, cpu, fp32, x4] (converted from .pth)" in done.stdout + done.stderr
     assert out.is_file()
+
+
+# -- ONNX ----------------------------------------------------------------------------------------
+def _export(net: torch.nn.Module, path: Path) -> Path:
+    import warnings
+
+    pytest.importorskip("onnx")
+    axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "ho", 3: "wo"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net.float().eval(),
+            torch.rand(1, 3, 16, 16),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes=axes,
+            opset_version=17,
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def x4_onnx(tmp_path_factory: pytest.TempPathFactory, x4_state: dict) -> Path:
+    import spandrel
+
+    net = spandrel.ModelLoader().load_from_state_dict(x4_state).model
+    return _export(net, tmp_path_factory.mktemp("onnx") / "x4.onnx")
+
+
+def test_compact_onnx_runs_in_ncnn_exactly_as_the_packaged_files(
+    host, x4_onnx: Path, carphone_frame: np.ndarray
+) -> None:
+    packaged = load_model(str(MODELS / "realesr-animevideov3-x4.param"), cache=False)
+    model = load_model(str(x4_onnx), device="cpu", cache=False)
+    assert isinstance(model, NcnnSRModel)
+    assert model.describe()["converted_from"] == ".onnx"
+    crop = carphone_frame[30:90, 40:120]
+    assert np.array_equal(model.upscale_image(crop), packaged.upscale_image(crop))
+    # onnxruntime, asked for, computes the same network
+    ort = load_model(str(x4_onnx), backend="onnx", device="cpu", cache=False)
+    assert ort.backend == "onnx"
+    diff = np.abs(ort.upscale_image(crop).astype(int) - model.upscale_image(crop).astype(int))
+    assert diff.max() <= 1
+
+
+def test_tiny_compact_onnx_in_ncnn_matches_torch(tmp_path: Path) -> None:
+    net = tiny_compact(scale=3, num_conv=3, num_feat=16, seed=7)
+    state = compact_from_onnx(_export(net, tmp_path / "tiny.onnx"))
+    assert state is not None
+    model = NcnnSRModel(
+        ModelRef(path=tmp_path / "tiny.onnx"), threads=1, model=compact_to_ncnn(state)
+    )
+    x = torch.rand(1, 3, 19, 23)
+    with torch.no_grad():
+        expected = net(x).clamp(0, 1)
+    assert float((model(x) - expected).abs().max()) < 1e-5
+
+
+def _edited(src: Path, dst: Path, edit) -> Path:
+    import onnx
+
+    model = onnx.load(str(src))
+    edit(model.graph)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def _set(node, name: str, value) -> None:
+    import onnx
+
+    for attr in node.attribute:
+        if attr.name == name:
+            node.attribute.remove(attr)
+            break
+    node.attribute.append(onnx.helper.make_attribute(name, value))
+
+
+def _node(graph, op: str):
+    return next(n for n in graph.node if n.op_type == op)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda g: _set(_node(g, "DepthToSpace"), "mode", "DCR"), id="dcr-order"),
+        pytest.param(lambda g: _set(_node(g, "Resize"), "mode", "linear"), id="linear-base"),
+        pytest.param(lambda g: _set(_node(g, "Resize"), "nearest_mode", "ceil"), id="ceil"),
+        pytest.param(lambda g: _set(_node(g, "Conv"), "strides", [2, 2]), id="strided"),
+        pytest.param(
+            lambda g: g.node.append(
+                __import__("onnx").helper.make_node("Relu", ["input"], ["unused"])
+            ),
+            id="extra-node",
+        ),
+    ],
+)
+def test_onnx_look_alikes_stay_with_onnxruntime(host, tmp_path: Path, edit) -> None:
+    src = _export(tiny_compact(num_feat=8), tmp_path / "tiny.onnx")
+    assert compact_from_onnx(src) is not None
+    changed = _edited(src, tmp_path / "changed.onnx", edit)
+    assert compact_from_onnx(changed) is None
+    assert not runs_converted(ModelRef(path=changed, metadata={"device": "cpu"}))
+
+
+def test_onnx_without_the_onnx_package_or_on_a_gpu_stays_with_onnxruntime(
+    host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _export(tiny_compact(num_feat=8), tmp_path / "tiny.onnx")
+    assert runs_converted(ModelRef(path=path, metadata={"device": "cpu"}))
+    assert not runs_converted(ModelRef(path=path, metadata={"device": "cuda"}))
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails
+    assert not runs_converted(ModelRef(path=path, metadata={"device": "cpu"}))
+    assert load_model(str(path), device="cpu", cache=False).backend == "onnx"

@@ -227,7 +227,9 @@ def test_default_ai_path_never_imports_torch_and_stays_small(
 def test_onnx_path_never_imports_torch(carphone: Path, tmp_path: Path) -> None:
     model = _onnx(tmp_path)
     out = tmp_path / "x2.mp4"
-    report = _upscale_in_child(str(carphone), "--model", str(model), "--end", "0.2", "-o", str(out))
+    report = _upscale_in_child(
+        str(carphone), "--model", str(model), "--backend", "onnx", "--end", "0.2", "-o", str(out)
+    )
     assert report["heavy"] == []
     assert _frame_count(out) == 6
 

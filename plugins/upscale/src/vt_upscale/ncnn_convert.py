@@ -343,3 +343,108 @@ def compact_to_ncnn(
     counts = f"{len(head) + len(layers)} {3 + len(layers)}"
     text = "\n".join([str(_MAGIC), counts, *head, *layers]) + "\n"
     return NcnnModelText(text, b"".join(chunks))
+
+
+def compact_from_onnx(path: Path) -> dict[str, np.ndarray] | None:
+    """The SRVGGNetCompact state dict of an ONNX graph that is exactly that network (Conv and
+    PRelu from the input, a last Conv, DepthToSpace in torch's CRD order, plus the input
+    upsampled nearest by the same factor and added: what ``torch.onnx.export`` writes for
+    it), or None for any other graph, or when the ``onnx`` package is missing."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "Constant" and len(node.output) == 1 and len(node.attribute) == 1:
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        else:
+            nodes.append(node)
+    inputs = [i.name for i in graph.input if i.name not in values]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        return None
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def attrs(node: Any) -> dict[str, Any]:
+        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+    def conv_ok(node: Any) -> bool:
+        a = attrs(node)
+        weight = values.get(node.input[1]) if len(node.input) == 3 else None
+        if weight is None or weight.ndim != 4 or node.input[2] not in values:
+            return False
+        k = weight.shape[2]
+        return (
+            weight.shape[3] == k
+            and a.get("group", 1) == 1
+            and list(a.get("strides", [1, 1])) == [1, 1]
+            and list(a.get("dilations", [1, 1])) == [1, 1]
+            and list(a.get("pads", [0, 0, 0, 0])) == [k // 2] * 4
+        )
+
+    state: dict[str, np.ndarray] = {}
+    blob, index, chain = inputs[0], 0, []
+    while True:
+        following = [
+            n for n in consumers.get(blob, []) if index or n.op_type not in ("Resize", "Upsample")
+        ]
+        if len(following) != 1:
+            return None
+        node = following[0]
+        if index % 2 == 0 and node.op_type == "Conv" and conv_ok(node):
+            state[f"body.{index}.weight"] = values[node.input[1]]
+            state[f"body.{index}.bias"] = values[node.input[2]]
+        elif index % 2 == 1 and node.op_type == "PRelu" and node.input[1] in values:
+            state[f"body.{index}.weight"] = values[node.input[1]].reshape(-1)
+        else:
+            break
+        chain.append(node)
+        blob, index = node.output[0], index + 1
+    shuffle = node
+    a = attrs(shuffle)
+    if shuffle.op_type != "DepthToSpace" or a.get("mode", b"DCR") != b"CRD" or index % 2 == 0:
+        return None
+    scale = int(a["blocksize"])
+    add = consumers.get(shuffle.output[0], [])
+    if len(add) != 1 or add[0].op_type != "Add" or add[0].output[0] != graph.output[0].name:
+        return None
+    base = [n for n in nodes if n.output[0] in add[0].input and n is not shuffle]
+    if len(base) != 1 or not _nearest_upsample(base[0], inputs[0], scale, values, attrs):
+        return None
+    if len(nodes) != len(chain) + 3:  # nothing else in the graph
+        return None
+    state = {k: np.asarray(v, np.float32) for k, v in state.items()}
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    return state if compact_layout(shapes) == scale else None
+
+
+def _nearest_upsample(
+    node: Any, source: str, scale: int, values: dict[str, np.ndarray], attrs: Any
+) -> bool:
+    """Whether ``node`` repeats each pixel of ``source`` ``scale`` times: Resize/Upsample
+    nearest at an integer factor, with coordinates that map every output pixel back to its own
+    source pixel (asymmetric with floor, as torch exports it; half-pixel with rounding)."""
+    if node.op_type not in ("Resize", "Upsample") or node.input[0] != source:
+        return False
+    a = attrs(node)
+    if a.get("mode", b"nearest") != b"nearest":
+        return False
+    if node.op_type == "Resize":
+        coords = a.get("coordinate_transformation_mode", b"half_pixel")
+        rounding = a.get("nearest_mode", b"round_prefer_floor")
+        exact = (coords == b"asymmetric" and rounding == b"floor") or (
+            coords in (b"half_pixel", b"pytorch_half_pixel")
+            and rounding in (b"round_prefer_floor", b"round_prefer_ceil")
+        )
+        if not exact:
+            return False
+    scales_name = node.input[2] if node.op_type == "Resize" else node.input[1]
+    scales = values.get(scales_name)
+    return scales is not None and [float(v) for v in scales.reshape(-1)] == [1, 1, scale, scale]

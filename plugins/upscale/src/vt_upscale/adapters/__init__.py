@@ -3,8 +3,9 @@
 Each adapter's ``load(ref, device=, dtype=, threads=)`` returns a :class:`vt_upscale.sr.SRModel`.
 Any plugin can load a model through the core's ``model_adapters`` registry and get the same
 object. ``.param`` files of Real-ESRGAN networks run through ncnn for fp32 on the CPU and
-through torch (converted) on GPUs or in fp16/bf16; SRVGGNetCompact torch weights likewise run
-through ncnn (converted) for fp32 on the CPU. ``--backend`` overrides the choice.
+through torch (converted) on GPUs or in fp16/bf16; SRVGGNetCompact networks saved by torch or
+exported to ONNX likewise run through ncnn (converted) for fp32 on the CPU. ``--backend``
+overrides the choice.
 """
 
 from __future__ import annotations
@@ -43,14 +44,14 @@ ONNX = ModelAdapterInfo(
 NCNN = ModelAdapterInfo(
     name="ncnn",
     load=ncnn_adapter.load,
-    formats=(".param", *torch_spandrel.TORCH_FORMATS),
+    formats=(".param", *torch_spandrel.TORCH_FORMATS, ".onnx"),
     description="ncnn .param/.bin pairs via the ncnn package (CPU); SRVGGNetCompact torch "
-    "weights converted, for fp32 on the CPU",
+    "and ONNX files converted, for fp32 on the CPU",
     tasks=("super-resolution", "restoration"),
     devices=("cpu",),
     dtypes=("fp32",),
     available=ncnn_adapter.available,
-    probe=ncnn_adapter.runs_torch_weights,
+    probe=ncnn_adapter.runs_converted,
 )
 ADAPTERS = (TORCH, ONNX, NCNN)
 #: --backend spellings
@@ -87,7 +88,7 @@ def choose(ref: ModelRef, candidates: Sequence[ModelAdapterInfo]) -> ModelAdapte
     device and dtype come from ``ref.metadata`` when the caller knows them.
     """
     by_name = {c.name: c for c in candidates}
-    if ref.format in torch_spandrel.TORCH_FORMATS:
+    if ref.format in (*torch_spandrel.TORCH_FORMATS, ".onnx"):
         # among the candidates only when its probe found SRVGGNetCompact, fp32 on the CPU
         return by_name.get("ncnn")
     if ref.format != ".param":

@@ -21,6 +21,7 @@ from vt_upscale.adapters.pixels import from_unit_float, to_unit_float
 from vt_upscale.ncnn_convert import (
     NcnnGraph,
     NcnnModelText,
+    compact_from_onnx,
     compact_layout,
     compact_to_ncnn,
     parse_param_text,
@@ -172,7 +173,7 @@ class NcnnSRModel(SRModel):
             self.net = None
 
 
-# -- SRVGGNetCompact torch weights -----------------------------------------------------------------
+# -- SRVGGNetCompact from torch and ONNX files -----------------------------------------------------
 def _torch_state(path: Path, *, data: bool) -> dict[str, Any] | None:
     """A torch checkpoint's tensors (``data=False``: their shapes only), unwrapped; read
     without torch where :mod:`vt.models.checkpoints` takes the file, else by torch under its
@@ -193,21 +194,23 @@ def _torch_state(path: Path, *, data: bool) -> dict[str, Any] | None:
     return unwrap_state(state)
 
 
-def runs_torch_weights(ref: ModelRef) -> bool:
-    """Whether ``ref`` is a torch checkpoint of an SRVGGNetCompact network (PReLU) asked for
-    in fp32 on the CPU: the case this adapter runs faster than torch. A file that cannot be
-    read is left to the torch adapter, which says why."""
+def runs_converted(ref: ModelRef) -> bool:
+    """Whether ``ref`` is an SRVGGNetCompact network (PReLU) in a torch checkpoint or an ONNX
+    file, asked for in fp32 on the CPU: the case this adapter runs faster than torch and
+    onnxruntime. A file that cannot be read here is left to their adapters, which say why."""
     from vt_upscale.adapters.torch_spandrel import TORCH_FORMATS
 
     if ref.format == ".param":
         return True
-    if ref.format not in TORCH_FORMATS or not ref.path.is_file():
+    if ref.format not in (*TORCH_FORMATS, ".onnx") or not ref.path.is_file():
         return False
     if ref.metadata.get("device", "cpu") != "cpu" or ref.metadata.get("dtype", "fp32") != "fp32":
         return False
     try:
+        if ref.format == ".onnx":
+            return compact_from_onnx(ref.path) is not None
         state = _torch_state(ref.path, data=False)
-    except Exception:  # noqa: BLE001 - unreadable here: the torch adapter reports it
+    except Exception:  # noqa: BLE001 - unreadable here: the other adapters report it
         return False
     if state is None:
         return False
@@ -215,14 +218,20 @@ def runs_torch_weights(ref: ModelRef) -> bool:
     return len(shapes) == len(state) and compact_layout(shapes) is not None
 
 
-def _compact_from_torch(ref: ModelRef) -> NcnnModelText:
-    state = _torch_state(ref.path, data=True)
-    if state is None:
-        raise ModelUnavailableError(f"{ref.path.name}: not a state dict of tensors")
-    arrays = {
-        k: np.asarray(v.float() if hasattr(v, "float") else v, np.float32)
-        for k, v in state.items()
-    }
+def _compact_graph(ref: ModelRef) -> NcnnModelText:
+    """The ncnn graph of ``ref``'s SRVGGNetCompact weights (torch checkpoint or ONNX)."""
+    if ref.format == ".onnx":
+        arrays = compact_from_onnx(ref.path)
+        if arrays is None:
+            raise ModelUnavailableError(f"{ref.path.name}: not an SRVGGNetCompact ONNX graph")
+    else:
+        state = _torch_state(ref.path, data=True)
+        if state is None:
+            raise ModelUnavailableError(f"{ref.path.name}: not a state dict of tensors")
+        arrays = {
+            k: np.asarray(v.float() if hasattr(v, "float") else v, np.float32)
+            for k, v in state.items()
+        }
     return compact_to_ncnn(
         arrays,
         post_scale=ref.metadata.get("post_scale"),
@@ -242,5 +251,5 @@ def load(
     if not ref.path.is_file():
         raise ModelUnavailableError(f"model file not found: {ref.path}")
     if ref.format != ".param":
-        return NcnnSRModel(ref, threads=threads, model=_compact_from_torch(ref))
+        return NcnnSRModel(ref, threads=threads, model=_compact_graph(ref))
     return NcnnSRModel(ref, threads=threads)
