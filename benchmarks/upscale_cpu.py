@@ -15,9 +15,10 @@ each in the file below as the text it runs:
 
 vt runs the same model file: ``vt upscale CLIP --ai --scale S`` for ncnn (the default path),
 ``--model x4.pth`` / ``--model x4.onnx`` for the others, with ``--codec libx264 --crf 18
---preset veryfast``. With the ``.pth`` vt picks its backend (ncnn, for this SRVGGNetCompact
-network in fp32 on the CPU); ``torch-kernels`` runs the same file with ``--backend torch``
-against the same plain-torch script. Cases: carphone_pristine x4 (176x144 -> 704x576, all 120 frames) and a
+--preset veryfast``. With the ``.pth`` and the ``.onnx`` vt picks its backend (ncnn, for this
+SRVGGNetCompact network in fp32 on the CPU); ``torch-kernels`` and ``onnx-runtime`` run the
+same files with ``--backend torch`` / ``--backend onnx`` against the same scripts. Cases:
+carphone_pristine x4 (176x144 -> 704x576, all 120 frames) and a
 640x360 clip x2 (bigbuckbunny scaled down, first ``--frames-360`` frames, no audio).
 
 Each case runs vt and its reference alternately (the order flips every round), with the input
@@ -28,7 +29,7 @@ never imports torch (the model export runs in a child of its own) and stays far 
 figure it prints. Prints the load average around every case. Run it alone::
 
     flock /work/bench.lock python benchmarks/upscale_cpu.py [--quick] [--rounds 3]
-        [--backends ncnn,torch,torch-kernels,onnx] [--cases carphone,360]
+        [--backends ncnn,torch,torch-kernels,onnx,onnx-runtime] [--cases carphone,360]
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ffmpeg, run_measured  # noqa: E402
 
 CORES = len(os.sched_getaffinity(0))
+#: variants that run vt with a given backend instead of the one it picks
+FORCED = {"torch-kernels": "torch", "onnx-runtime": "onnx"}
 
 # -- the reference scripts (run as they are written here) --------------------------------------
 _PIPES = """
@@ -245,10 +248,10 @@ def make_models(tmp: Path, backends: list[str]) -> dict[str, Path]:
         "ncnn-x4": folder / "realesr-animevideov3-x4.param",
         "ncnn-x2": folder / "realesr-animevideov3-x2.param",
     }
-    if not {"torch", "torch-kernels", "onnx"} & set(backends):
+    if set(backends) == {"ncnn"}:
         return models
     models["pth"] = tmp / "realesr-animevideov3-x4.pth"
-    if "onnx" in backends:
+    if {"onnx", "onnx-runtime"} & set(backends):
         models["onnx"] = tmp / "realesr-animevideov3-x4.onnx"
     subprocess.run(
         [
@@ -275,7 +278,7 @@ def export(tmp: Path, param: Path, backends: list[str]) -> None:
 
     state = convert_ncnn(param).state_dict
     torch.save(state, tmp / "realesr-animevideov3-x4.pth")
-    if "onnx" in backends:
+    if {"onnx", "onnx-runtime"} & set(backends):
         net = spandrel.ModelLoader().load_from_state_dict(state).model.float().eval()
         axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h4", 3: "w4"}}
         with warnings.catch_warnings():
@@ -315,10 +318,10 @@ def commands(
         model = models[f"ncnn-x{clip.outscale}"]
         net_scale = clip.outscale
     else:
-        model = models["onnx" if backend == "onnx" else "pth"]
+        model = models["onnx" if backend.startswith("onnx") else "pth"]
         vt += ["--model", str(model)]
-        if backend == "torch-kernels":
-            vt += ["--backend", "torch"]
+        if backend in FORCED:
+            vt += ["--backend", FORCED[backend]]
         net_scale = 4
     vt += [
         "--scale",
@@ -390,7 +393,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each")
     parser.add_argument("--frames-360", type=int, default=8)
-    parser.add_argument("--backends", default="ncnn,torch,torch-kernels,onnx")
+    parser.add_argument("--backends", default="ncnn,torch,torch-kernels,onnx,onnx-runtime")
     parser.add_argument("--cases", default="carphone,360")
     parser.add_argument(
         "--quick", action="store_true", help="one round, 4 frames of the 640x360 clip"
@@ -410,7 +413,7 @@ def main() -> None:
         scripts = {}
         for backend in backends:
             scripts[backend] = tmp / f"reference_{backend}.py"
-            scripts[backend].write_text(REFERENCES[backend.removesuffix("-kernels")])
+            scripts[backend].write_text(REFERENCES[backend.split("-")[0]])
         models = make_models(tmp, backends)
         clips = make_clips(tmp, args.frames_360, args.cases.split(","))
         for clip in clips:
