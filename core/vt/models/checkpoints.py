@@ -187,17 +187,22 @@ class _Unpickler(pickle.Unpickler):
         *_: Any,
     ) -> Any:
         shape = tuple(int(d) for d in size)
+        steps = tuple(int(s) for s in stride)
+        start = int(offset)
+        if len(steps) != len(shape) or min((start, *shape, *steps)) < 0:
+            raise CheckpointFormatError(f"a tensor of storage {storage.key} has a bad layout")
         if not self.data:
             return TensorInfo(shape, storage.dtype)
         flat = _array(self.archive.read(f"{self.root}data/{storage.key}"), storage.dtype)
         if flat.size != storage.numel:
             raise CheckpointFormatError(f"storage {storage.key} holds {flat.size} values")
-        if shape and int(offset) + sum((d - 1) * s for d, s in zip(shape, stride)) >= flat.size:
+        # as_strided trusts its arguments: the last element must lie inside the storage
+        if 0 not in shape and start + sum((d - 1) * s for d, s in zip(shape, steps)) >= flat.size:
             raise CheckpointFormatError(f"a tensor reaches past storage {storage.key}")
         view = np.lib.stride_tricks.as_strided(
-            flat[int(offset) :],
+            flat[start:],
             shape=shape,
-            strides=tuple(int(s) * flat.itemsize for s in stride),
+            strides=tuple(s * flat.itemsize for s in steps),
             writeable=False,
         )
         return view.copy()  # C order, 0-d kept

@@ -80,8 +80,8 @@ def convertible(ref: ModelRef) -> bool:
 
 
 def choose(ref: ModelRef, candidates: Sequence[ModelAdapterInfo]) -> ModelAdapterInfo | None:
-    """This plugin's pick for ncnn ``.param`` files and torch weights ncnn can run (others:
-    None, the core decides).
+    """This plugin's pick for ncnn ``.param`` files, and for torch and ONNX files of networks
+    ncnn runs (others: None, the core decides).
 
     Real-ESRGAN graphs run in torch (converted) on GPUs and in fp16/bf16, and through ncnn
     for fp32 on the CPU, where ncnn measured about twice as fast (docs/benchmarks.md). The
