@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from upscale_helpers import tiny_compact
+from upscale_helpers import export_onnx, tiny_compact
 
 from vt.errors import ModelUnavailableError, UsageError, VtError
 from vt.registry import ModelRef
@@ -69,27 +69,9 @@ def test_pickled_code_is_never_executed(host, tmp_path: Path) -> None:
         load_model(str(path), device="cpu")
 
 
-def _export_onnx(path: Path, dynamic: bool, size: int = 16) -> None:
-    import warnings
-
-    pytest.importorskip("onnx")
-    axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h2", 3: "w2"}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            tiny_compact(),
-            torch.rand(1, 3, size, size),
-            str(path),
-            dynamo=False,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes=axes if dynamic else None,
-        )
-
-
 def test_onnx_model_scale_from_a_probe_run(host, tmp_path: Path) -> None:
     path = tmp_path / "anime_sr_2x.onnx"
-    _export_onnx(path, dynamic=True)
+    export_onnx(path)
     model = load_model(str(path), backend="onnx", device="cpu")
     assert model.backend == "onnx" and model.scale == 2
     assert model.size_requirements.fixed is None and model.max_batch is None
@@ -101,7 +83,7 @@ def test_static_onnx_model_is_tiled_to_its_input_size(host, tmp_path: Path) -> N
     from vt_upscale import Upscaler
 
     path = tmp_path / "fixed.onnx"
-    _export_onnx(path, dynamic=False, size=24)
+    export_onnx(path, size=24, dynamic=False)
     model = load_model(str(path), backend="onnx", device="cpu")
     assert model.size_requirements.fixed == (24, 24)
     assert model.scale == 2 and model.max_batch == 1

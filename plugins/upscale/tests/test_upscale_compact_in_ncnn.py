@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from upscale_helpers import tiny_compact
+from upscale_helpers import export_onnx, tiny_compact
 
 from vt.errors import ModelUnavailableError
 from vt.registry import ModelRef
@@ -232,32 +232,12 @@ def test_the_cli_says_which_backend_ran(host, tmp_path: Path, x4_files: dict[str
 
 
 # -- ONNX ----------------------------------------------------------------------------------------
-def _export(net: torch.nn.Module, path: Path) -> Path:
-    import warnings
-
-    pytest.importorskip("onnx")
-    axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "ho", 3: "wo"}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net.float().eval(),
-            torch.rand(1, 3, 16, 16),
-            str(path),
-            dynamo=False,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes=axes,
-            opset_version=17,
-        )
-    return path
-
-
 @pytest.fixture(scope="module")
 def x4_onnx(tmp_path_factory: pytest.TempPathFactory, x4_state: dict) -> Path:
     import spandrel
 
     net = spandrel.ModelLoader().load_from_state_dict(x4_state).model
-    return _export(net, tmp_path_factory.mktemp("onnx") / "x4.onnx")
+    return export_onnx(tmp_path_factory.mktemp("onnx") / "x4.onnx", net)
 
 
 def test_compact_onnx_runs_in_ncnn_exactly_as_the_packaged_files(
@@ -278,7 +258,7 @@ def test_compact_onnx_runs_in_ncnn_exactly_as_the_packaged_files(
 
 def test_tiny_compact_onnx_in_ncnn_matches_torch(tmp_path: Path) -> None:
     net = tiny_compact(scale=3, num_conv=3, num_feat=16, seed=7)
-    state = compact_from_onnx(_export(net, tmp_path / "tiny.onnx"))
+    state = compact_from_onnx(export_onnx(tmp_path / "tiny.onnx", net))
     assert state is not None
     model = NcnnSRModel(
         ModelRef(path=tmp_path / "tiny.onnx"), threads=1, model=compact_to_ncnn(state)
@@ -328,7 +308,7 @@ def _node(graph, op: str):
     ],
 )
 def test_onnx_look_alikes_stay_with_onnxruntime(host, tmp_path: Path, edit) -> None:
-    src = _export(tiny_compact(num_feat=8), tmp_path / "tiny.onnx")
+    src = export_onnx(tmp_path / "tiny.onnx", tiny_compact(num_feat=8))
     assert compact_from_onnx(src) is not None
     changed = _edited(src, tmp_path / "changed.onnx", edit)
     assert compact_from_onnx(changed) is None
@@ -338,7 +318,7 @@ def test_onnx_look_alikes_stay_with_onnxruntime(host, tmp_path: Path, edit) -> N
 def test_onnx_without_the_onnx_package_or_on_a_gpu_stays_with_onnxruntime(
     host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _export(tiny_compact(num_feat=8), tmp_path / "tiny.onnx")
+    path = export_onnx(tmp_path / "tiny.onnx", tiny_compact(num_feat=8))
     assert runs_converted(ModelRef(path=path, metadata={"device": "cpu"}))
     assert not runs_converted(ModelRef(path=path, metadata={"device": "cuda"}))
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails

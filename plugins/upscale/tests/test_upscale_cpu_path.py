@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
-from upscale_helpers import tiny_compact
+from upscale_helpers import export_onnx, tiny_compact
 
 from vt.media.encode import EncoderConfig
 from vt.media.frames import array_to_tensor, tensor_to_array
@@ -46,21 +45,7 @@ def _via_tensors(model, image: np.ndarray, layout: str = "rgb24") -> np.ndarray:
 
 
 def _onnx(tmp_path: Path) -> Path:
-    pytest.importorskip("onnx")
-    path = tmp_path / "tiny.onnx"
-    axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h2", 3: "w2"}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            tiny_compact(),
-            torch.rand(1, 3, 16, 16),
-            str(path),
-            dynamo=False,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes=axes,
-        )
-    return path
+    return export_onnx(tmp_path / "tiny.onnx")
 
 
 # -- the thread rule -------------------------------------------------------------------------
