@@ -91,10 +91,12 @@ def choose_adapter(ref: ModelRef, adapter: str | None = None) -> ModelAdapterInf
         except RegistryError as exc:
             raise UsageError(str(exc)) from None
         if not info.accepts(ref):
-            raise UsageError(
-                f"the {info.name} adapter cannot load {ref.path.name} (it loads "
-                f"{', '.join(info.formats)})"
+            takes = (  # a format it reads, refused by its probe: say which files it takes
+                info.description or "a kind of file it does not take"
+                if ref.format in info.formats
+                else f"it loads {', '.join(info.formats)}"
             )
+            raise UsageError(f"the {info.name} adapter cannot load {ref.path.name} ({takes})")
         reason = info.available()
         if reason:
             raise ModelUnavailableError(f"the {info.name} adapter is unavailable: {reason}")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from upscale_helpers import export_onnx, tiny_compact
 
-from vt.errors import ModelUnavailableError
+from vt.errors import ModelUnavailableError, UsageError
 from vt.registry import ModelRef
 from vt_upscale.adapters import load_model
 from vt_upscale.adapters.ncnn import NcnnSRModel, runs_converted
@@ -157,6 +157,9 @@ def test_other_architectures_stay_with_torch(host, tmp_path: Path) -> None:
     torch.save(convert_ncnn(MODELS / "realesrgan-x4plus-anime.param").state_dict, rrdb)
     assert not runs_converted(ModelRef(path=rrdb, metadata={"device": "cpu"}))
     assert isinstance(load_model(str(rrdb), device="cpu", cache=False), TorchSRModel)
+    # asked for ncnn anyway: one line that says which files it takes
+    with pytest.raises(UsageError, match=r"ncnn adapter cannot load rrdb.pth \(.*SRVGGNetCompact"):
+        load_model(str(rrdb), backend="ncnn", device="cpu", cache=False)
 
 
 @pytest.mark.parametrize(
