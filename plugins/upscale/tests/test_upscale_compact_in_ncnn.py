@@ -92,6 +92,20 @@ def test_compact_torch_weights_run_in_ncnn_exactly_as_the_packaged_files(
     assert torch.equal(model(x), packaged(x))
 
 
+def test_checkpoints_only_torch_reads_still_run_in_ncnn(
+    host, tmp_path: Path, x4_state: dict, carphone_frame: np.ndarray
+) -> None:
+    """A checkpoint holding something vt.models.checkpoints refuses (here a torch.Size) but
+    torch's weights_only loader takes is read by torch, then run by ncnn all the same."""
+    path = tmp_path / "x4_with_extras.pth"
+    torch.save({"params_ema": x4_state, "input_size": torch.Size([64, 64])}, path)
+    model = load_model(str(path), device="cpu", cache=False)
+    assert isinstance(model, NcnnSRModel)
+    packaged = load_model(str(MODELS / "realesr-animevideov3-x4.param"), cache=False)
+    crop = carphone_frame[:32, :48]
+    assert np.array_equal(model.upscale_image(crop), packaged.upscale_image(crop))
+
+
 def test_a_post_resize_from_the_registry_is_written_too(x4_state: dict) -> None:
     """The x2 file is the x4 network then bicubic 0.5: the same weights written with that
     resize give the x2 file's output exactly."""

@@ -179,16 +179,19 @@ def _torch_state(path: Path, *, data: bool) -> dict[str, Any] | None:
     without torch where :mod:`vt.models.checkpoints` takes the file, else by torch under its
     ``weights_only`` rules. None for TorchScript and for files holding no dict."""
     from vt.models.checkpoints import CheckpointFormatError, read_checkpoint
-    from vt_upscale.adapters.torch_spandrel import is_torchscript
+    from vt_upscale.adapters.torch_spandrel import is_torchscript, load_state_dict
 
     try:
         state = read_checkpoint(path, data=data)
     except CheckpointFormatError:
         if is_torchscript(path):
             return None
-        import torch
+        if data:
+            state = load_state_dict(path)
+        else:  # the pickle only: tensors stay in the file, memory-mapped
+            import torch
 
-        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=not data)
+            state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(state, dict):
         return None
     return unwrap_state(state)
