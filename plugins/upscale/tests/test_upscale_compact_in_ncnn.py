@@ -182,6 +182,7 @@ def test_other_architectures_stay_with_torch(host, tmp_path: Path) -> None:
         "relu",  # ReLU/LeakyReLU variants keep no slopes: nothing tells them apart
         "one_channel_input",
         "odd_last_conv",
+        "even_kernel",
         "extra_key",
     ],
 )
@@ -191,6 +192,8 @@ def test_compact_look_alikes_are_not_written(change: str) -> None:
         state = {k: v for k, v in state.items() if len(v) != 1}
     elif change == "one_channel_input":
         state["body.0.weight"] = (8, 1, 3, 3)
+    elif change == "even_kernel":
+        state["body.2.weight"] = (8, 8, 2, 2)
     elif change == "odd_last_conv":
         last = max(int(k.split(".")[1]) for k in state)
         state[f"body.{last}.weight"] = (5, 8, 3, 3)

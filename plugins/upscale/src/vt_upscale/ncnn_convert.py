@@ -275,17 +275,19 @@ def compact_layout(shapes: dict[str, tuple[int, ...]]) -> int | None:
         expected |= {f"body.{i}.weight", f"body.{i}.bias"} if i % 2 == 0 else {f"body.{i}.weight"}
     if set(shapes) != expected:
         return None
-    first, last = shapes["body.0.weight"], shapes[f"body.{count - 1}.weight"]
-    if len(first) != 4 or first[1] != 3:
-        return None
-    feat = first[0]
-    for i in range(1, count):
+    last = shapes[f"body.{count - 1}.weight"]
+    feat = shapes["body.0.weight"][0]
+    for i in range(count):
         shape = shapes[f"body.{i}.weight"]
-        if i % 2 == 1 and shape != (feat,):
+        if i % 2 == 1:  # PReLU: one slope per channel
+            if shape != (feat,):
+                return None
+            continue
+        convs_into = 3 if i == 0 else feat
+        square_odd = len(shape) == 4 and shape[2] == shape[3] and shape[2] % 2 == 1
+        if not square_odd or shape[1] != convs_into or (i < count - 1 and shape[0] != feat):
             return None
-        if i % 2 == 0 and (len(shape) != 4 or shape[1] != feat or shape[2] != shape[3]):
-            return None
-        if i % 2 == 0 and i < count - 1 and shape[0] != feat:
+        if shapes[f"body.{i}.bias"] != (shape[0],):
             return None
     scale = round((last[0] / 3) ** 0.5)
     return scale if scale >= 1 and 3 * scale * scale == last[0] else None
