@@ -344,3 +344,19 @@ def test_onnx_without_the_onnx_package_or_on_a_gpu_stays_with_onnxruntime(
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails
     assert not runs_converted(ModelRef(path=path, metadata={"device": "cpu"}))
     assert load_model(str(path), device="cpu", cache=False).backend == "onnx"
+
+
+def test_resize_scales_given_as_a_float_list_constant(tmp_path: Path) -> None:
+    import onnx
+
+    def as_float_list(graph) -> None:
+        constant = next(n for n in graph.node if n.op_type == "Constant")
+        scales = [float(v) for v in onnx.numpy_helper.to_array(constant.attribute[0].t)]
+        del constant.attribute[:]
+        constant.attribute.append(onnx.helper.make_attribute("value_floats", scales))
+
+    src = export_onnx(tmp_path / "tiny.onnx", tiny_compact(num_feat=8))
+    changed = _edited(src, tmp_path / "floats.onnx", as_float_list)
+    state, expected = compact_from_onnx(changed), compact_from_onnx(src)
+    assert state is not None and expected is not None
+    assert all(np.array_equal(state[k], expected[k]) for k in expected)

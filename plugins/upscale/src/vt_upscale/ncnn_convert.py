@@ -363,7 +363,9 @@ def compact_from_onnx(path: Path) -> dict[str, np.ndarray] | None:
     nodes = []
     for node in graph.node:
         if node.op_type == "Constant" and len(node.output) == 1 and len(node.attribute) == 1:
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            value = onnx.helper.get_attribute_value(node.attribute[0])
+            is_tensor = isinstance(value, onnx.TensorProto)
+            values[node.output[0]] = numpy_helper.to_array(value) if is_tensor else np.array(value)
         else:
             nodes.append(node)
     inputs = [i.name for i in graph.input if i.name not in values]
