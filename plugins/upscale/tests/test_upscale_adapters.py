@@ -202,3 +202,61 @@ def test_torchscript_loads_only_when_trusted_or_its_sha256_is_registered(
     monkeypatch.setitem(models.BY_NAME, "tiny-script", info)
     ref = ModelRef(torchscript_pt, name="tiny-script", source="cache")
     assert load_model(ref, device="cpu").scale == 2
+
+
+SPANDREL_PROBE = """
+import sys
+import torch
+from upscale_helpers import tiny_compact
+from vt_upscale.adapters import torch_spandrel
+spandrel = torch_spandrel.import_spandrel()
+print("heavy", sorted(m for m in ("torchvision", "torch._dynamo") if m in sys.modules))
+torch.save(tiny_compact().state_dict(), sys.argv[1])
+from vt.registry import ModelRef
+model = torch_spandrel.load(ModelRef(path=__import__("pathlib").Path(sys.argv[1])), device="cpu")
+print("loaded", model.scale, sorted(m for m in ("torchvision",) if m in sys.modules))
+from spandrel.architectures.LaMa.__arch import LaMa
+x = torch.rand(1, 3, 9, 7)
+deferred = LaMa.rotate(x, 30.0, LaMa.InterpolationMode.BILINEAR)
+import torchvision.transforms.functional as tvf
+print("rotate", torch.equal(deferred, tvf.rotate(x, 30.0, tvf.InterpolationMode.BILINEAR)))
+"""
+
+
+def test_spandrel_imports_without_torchvision_until_a_model_needs_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", SPANDREL_PROBE, str(tmp_path / "tiny.pth")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        cwd=Path(__file__).parent,
+    ).stdout.splitlines()
+    assert out == ["heavy []", "loaded 2 []", "rotate True"]
+
+
+def test_spandrel_is_imported_plainly_when_the_deferred_import_fails(monkeypatch) -> None:
+    import contextlib
+    import sys
+
+    from vt_upscale.adapters import torch_spandrel
+
+    @contextlib.contextmanager
+    def failing(*modules: str):
+        yield
+        raise TypeError("a deferred name used at import time")
+
+    saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] == "spandrel"}
+    monkeypatch.setattr(torch_spandrel, "deferred_imports", failing)
+    for name in saved:
+        monkeypatch.delitem(sys.modules, name)
+    try:
+        spandrel = torch_spandrel.import_spandrel()
+        assert spandrel.ModelLoader is not None and sys.modules["spandrel"] is spandrel
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == "spandrel"]:
+            del sys.modules[name]
+        sys.modules.update(saved)

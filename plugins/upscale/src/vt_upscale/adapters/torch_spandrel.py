@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from vt.errors import ModelUnavailableError, UntrustedModelError, VtError
+from vt.lazy import deferred_imports
 from vt.models import SizeRequirements, torch_dtype
 from vt.registry import ModelRef
 from vt_upscale.adapters.pixels import PEAKS
@@ -233,6 +235,23 @@ def load_state_dict(
     return state
 
 
+def import_spandrel() -> Any:
+    """:mod:`spandrel`, without importing torchvision. spandrel registers every architecture
+    when imported, and two of them (LaMa, RestoreFormer) import torchvision, which imports
+    ``torch._dynamo``: 1.1 s of every start here, more than ``import torch`` itself, for
+    functions only those two models call. Those are imported when first called instead."""
+    if "spandrel" in sys.modules:
+        return sys.modules["spandrel"]
+    try:
+        with deferred_imports("torchvision.transforms.functional"):
+            import spandrel
+    except Exception:  # noqa: BLE001 - a spandrel that uses the names at import time
+        for name in [n for n in sys.modules if n == "spandrel" or n.startswith("spandrel.")]:
+            del sys.modules[name]
+        import spandrel
+    return spandrel
+
+
 def known_sha256(name: str | None) -> str | None:
     from vt_upscale.models import BY_NAME
 
@@ -252,7 +271,7 @@ def load(
     """The ``torch-spandrel`` adapter's loader: torch checkpoints, or ncnn files converted.
 
     ``trust_model`` allows TorchScript files, which run code as they load."""
-    import spandrel
+    spandrel = import_spandrel()
 
     name = ref.name or ref.path.stem
     options = {"device": device, "dtype": dtype, "channels_last": channels_last}
