@@ -123,3 +123,49 @@ def test_install_runs_pip_in_vts_interpreter(host: PluginHost, monkeypatch) -> N
     assert calls == [[sys.executable, "-m", "pip", "install", "vt-foo", "--upgrade"]]
     result = runner.invoke(create_app(host), ["uninstall", "vt-foo"])
     assert calls[-1] == [sys.executable, "-m", "pip", "uninstall", "-y", "vt-foo"]
+
+
+HUGE_PAGE_PROBE = """
+import os, resource, sys
+if sys.argv[1] == "vt":
+    from vt.cli import main
+    try:
+        main(["--help"])
+    except SystemExit:
+        pass
+import torch
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    torch.ones(16 << 20)  # 64 MB, written: every page faulted in
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _thp_on_request() -> bool:
+    try:
+        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return False
+    return "[madvise]" in mode
+
+
+@pytest.mark.skipif(not _thp_on_request(), reason="huge pages here are not given on request")
+def test_vt_has_torch_back_large_cpu_tensors_with_huge_pages() -> None:
+    import os
+
+    def faults(how: str, **env: str) -> int:
+        environ = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+        out = subprocess.run(
+            [sys.executable, "-c", HUGE_PAGE_PROBE, how],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+            env={**environ, **env},
+        )
+        return int(out.stdout.split()[-1])
+
+    plain, under_vt = faults("plain"), faults("vt")
+    assert plain >= 4 * 16384 * 0.9  # 4 KB pages: 16,384 faults per 64 MB tensor
+    assert under_vt < plain / 8
+    assert faults("vt", THP_MEM_ALLOC_ENABLE="0") >= plain * 0.9  # the user's choice stands

@@ -6,6 +6,7 @@ fastest answers never import them.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         print(f"vt {__version__}")
         return
+    # torch's CPU allocator backs blocks of 2 MB and more with transparent huge pages: a model
+    # on the CPU allocates fresh activations every call, and 4 KB page faults on them took
+    # 28 % of a 640x360 upscale's wall time (docs/benchmarks.md). Read at torch's first
+    # allocation; inherited by worker processes; THP_MEM_ALLOC_ENABLE=0 turns it off.
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     from vt.cli_app import create_app
 
     create_app()(args=args, prog_name="vt")
