@@ -141,6 +141,9 @@ def test_ncnn_threads_change_by_remaking_its_nets(
     model.set_threads(2)
     assert model.threads == 2 and {n.opt.num_threads for n in model._nets} == {2}
     assert np.array_equal(model.upscale_image(image), before)
+    assert set(model._pools) == set(model._nets)  # a dropped net's pools went with it
+    model.close()
+    assert model._pools == {}
     # ncnn warns when a net runs with another thread count than it was loaded with
     assert "load-time value" not in capfd.readouterr().err
 

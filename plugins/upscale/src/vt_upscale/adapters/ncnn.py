@@ -10,6 +10,7 @@ upscaler can run a few frames side by side (see :mod:`vt_upscale.threads`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from vt_upscale.sr import SRModel
 from vt_upscale.threads import available_cores
 
 _PROBE = 16
+#: a pooled block is reused for a request of at least this fraction of its size
+POOL_FIT = 0.75
 
 
 def available() -> str | None:
@@ -68,9 +71,10 @@ class NcnnSRModel(SRModel):
         self._lock = threading.Lock()
         self._idle: list[Any] = []  # nets not running a frame now
         self._nets: list[Any] = []  # every net made, for set_threads and close
+        self._pools: dict[Any, tuple[Any, Any]] = {}  # each net's blob and workspace pools
         self.net: Any = self._new_net()
         self._idle.append(self.net)
-        probe = self._run(np.zeros((3, _PROBE, _PROBE), np.float32))
+        probe = self._run(np.zeros((3, _PROBE, _PROBE), np.float32), np.copy)
         self.scale = max(probe.shape[1] // _PROBE, 1)
         self.output_channels = probe.shape[0]
         self.device, self.dtype = "cpu", "fp32"
@@ -84,6 +88,15 @@ class NcnnSRModel(SRModel):
         # fp32 storage and arithmetic: exact results, and what the torch path computes
         opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
         opt.use_vulkan_compute = False
+        # ncnn's pools hand a request any free block at least as large by default, so small
+        # requests take large blocks and large ones then allocate anew; reusing a block only
+        # within 4/3 of the request lowers the peak of carphone x4 by 10-20 MB, no slower
+        # (docs/benchmarks.md). Locked pools: an output is freed by whichever thread drops
+        # it. They live as long as the net (see _run).
+        pools = self._pools[net] = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
+        for pool in pools:
+            pool.set_size_compare_ratio(POOL_FIT)
+        opt.blob_allocator, opt.workspace_allocator = pools
         if self.in_memory is not None:
             if net.load_param_mem(self.in_memory.param) != 0:
                 raise ModelUnavailableError(f"{self.name}: ncnn cannot load the converted graph")
@@ -104,7 +117,7 @@ class NcnnSRModel(SRModel):
             self.threads = threads
             busy = [net for net in self._nets if net not in self._idle]
             for net in self._idle:
-                net.clear()
+                self._drop(net)
             self._nets, self._idle = busy, []
             self.net = self._new_net()
             self._idle.append(self.net)
@@ -120,20 +133,26 @@ class NcnnSRModel(SRModel):
             # compact models) rather than sharing one net's allocators between threads
             return self._new_net()
 
+    def _drop(self, net: Any) -> None:
+        """Free ``net`` and its pools (no output of it is held: see :meth:`_run`)."""
+        net.clear()
+        self._pools.pop(net, None)
+
     def _release(self, net: Any) -> None:
         with self._lock:
             if self.net is not None and net.opt.num_threads == self.threads:
                 self._idle.append(net)
             elif net in self._nets:  # made for another thread count, or closed meanwhile
                 self._nets.remove(net)
-                net.clear()
+                self._drop(net)
 
-    def _run(self, chw: np.ndarray) -> np.ndarray:
-        """The network on one C-contiguous ``(C, H, W)`` float32 array; its ``(C, H, W)``
-        float32 output, ours to change."""
+    def _run(self, chw: np.ndarray, finish: Callable[[np.ndarray], Any]) -> Any:
+        """The network on one C-contiguous ``(C, H, W)`` float32 array: ``finish`` of its
+        ``(C, H, W)`` float32 output, a view of the net's pool that ``finish`` may change but
+        must not keep (the pool may be freed once the net is released)."""
         import ncnn
 
-        net = self._acquire()
+        net, out = self._acquire(), None
         try:
             with net.create_extractor() as ex:
                 # the Mat wraps ``chw``'s memory, which the caller's reference keeps alive
@@ -141,13 +160,14 @@ class NcnnSRModel(SRModel):
                 ret, out = ex.extract(self.output_blob)
             if ret != 0:
                 raise VtError(f"{self.name}: ncnn inference failed (code {ret})")
-            return np.asarray(out)  # a view that keeps ``out`` alive; nothing else reads it
+            return finish(np.asarray(out))
         finally:
+            out = None  # back to the pool before the net, and with it the pool, may go
             self._release(net)
 
     def upscale_image(self, image: np.ndarray) -> np.ndarray:
         """One ``(H, W, 3)`` uint8/uint16 RGB frame -> ``(H*s, W*s, 3)`` of the same dtype."""
-        return from_unit_float(self._run(to_unit_float(image)), image.dtype)
+        return self._run(to_unit_float(image), lambda out: from_unit_float(out, image.dtype))
 
     def __call__(self, image: Any) -> Any:
         """``(N, C, H, W)`` float tensor in [0, 1] -> the upscaled tensor (the generic model
@@ -156,7 +176,7 @@ class NcnnSRModel(SRModel):
         import torch
 
         x = image.detach().to("cpu", torch.float32).numpy()
-        out = np.stack([self._run(np.ascontiguousarray(frame)) for frame in x])
+        out = np.stack([self._run(np.ascontiguousarray(frame), np.copy) for frame in x])
         return torch.from_numpy(out).clamp_(0, 1).to(image.device)
 
     def describe(self) -> dict[str, Any]:
@@ -168,7 +188,7 @@ class NcnnSRModel(SRModel):
     def close(self) -> None:
         with self._lock:
             for net in self._nets:
-                net.clear()
+                self._drop(net)
             self._nets, self._idle = [], []
             self.net = None
 
