@@ -20,11 +20,17 @@ except AttributeError:
 """
 
 
+def _probe(code: str, cwd: Path | None = None) -> list[str]:
+    """``code``'s printed lines, run in a fresh interpreter (nothing imported yet)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
 def test_lazy_module_imports_on_first_attribute_and_then_acts_as_the_module() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60
-    ).stdout.splitlines()
-    assert out == [
+    assert _probe(PROBE) == [
         "before False <lazy module 'wave'>",
         "value 1 True",
         "same True",
@@ -77,15 +83,7 @@ def test_deferred_imports_bind_names_that_import_their_module_when_first_used(
     (tmp_path / "subclasses.py").write_text(
         "from heavy.other import Base\n\nclass Child(Base):\n    pass\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", DEFERRED_PROBE],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        cwd=tmp_path,
-    ).stdout.splitlines()
-    assert out == [
+    assert _probe(DEFERRED_PROBE, cwd=tmp_path) == [
         "after import False False <deferred heavy.funcs.double>",
         "imported modules stay True",
         "called 6 True",

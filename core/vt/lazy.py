@@ -99,8 +99,14 @@ def deferred_imports(*modules: str) -> Iterator[None]:
     ``from module import name`` binds a :class:`_Deferred` that imports ``module`` when
     ``name`` is first called or one of its attributes read. For a package whose import pulls
     in heavy modules for code vt never runs. The stand-ins are taken out when the block ends;
-    what bound their names keeps the deferred values. A deferred name used at import time
-    (a base class, a call) makes the block's import fail: import again without the block."""
+    what bound their names keeps the deferred values.
+
+    Only for names the package calls or reads attributes of: a deferred value is no class
+    (``isinstance``, ``except``, subclassing fail) and has no dunder attributes
+    (``__name__``, ``__wrapped__``). A deferred name used at import time makes the block's
+    import fail: import again without the block. The stand-ins are in the process-wide
+    ``sys.modules``: callers serialise the block (another thread importing ``modules`` meanwhile
+    gets an ImportError when it uses them)."""
     placed: list[tuple[str, types.ModuleType]] = []
     for module in modules:
         if module in sys.modules:

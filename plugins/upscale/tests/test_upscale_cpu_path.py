@@ -15,6 +15,7 @@ import pytest
 import torch
 from upscale_helpers import export_onnx, tiny_compact
 
+from vt.errors import VtError
 from vt.media.encode import EncoderConfig
 from vt.media.frames import array_to_tensor, tensor_to_array
 from vt.media.pipeline import PipelineOptions
@@ -141,11 +142,27 @@ def test_ncnn_threads_change_by_remaking_its_nets(
     model.set_threads(2)
     assert model.threads == 2 and {n.opt.num_threads for n in model._nets} == {2}
     assert np.array_equal(model.upscale_image(image), before)
-    assert set(model._pools) == set(model._nets)  # a dropped net's pools went with it
-    model.close()
-    assert model._pools == {}
     # ncnn warns when a net runs with another thread count than it was loaded with
     assert "load-time value" not in capfd.readouterr().err
+    assert set(model._pools) == set(model._nets)  # a dropped net's pools went with it
+    assert model.net.opt.blob_allocator is model._pools[model.net][0]
+    assert model.net.opt.workspace_allocator is model._pools[model.net][1]
+    model.close()
+    assert model._pools == {} and model._nets == []
+
+
+@needs_weights
+def test_ncnn_model_closed_during_a_call_frees_that_net_when_the_call_returns(
+    carphone_frame: np.ndarray,
+) -> None:
+    model = _ncnn(threads=1)
+    running = model._acquire()  # as a call in flight holds it
+    model.close()
+    assert model._nets == [running] and running in model._pools  # not freed under the call
+    model._release(running)
+    assert model._nets == [] and model._pools == {}
+    with pytest.raises(VtError, match="closed"):
+        model.upscale_image(carphone_frame[:8, :8])
 
 
 def test_torch_threads_are_put_back_when_the_upscaler_closes() -> None:

@@ -10,7 +10,6 @@ upscaler can run a few frames side by side (see :mod:`vt_upscale.threads`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +73,7 @@ class NcnnSRModel(SRModel):
         self._pools: dict[Any, tuple[Any, Any]] = {}  # each net's blob and workspace pools
         self.net: Any = self._new_net()
         self._idle.append(self.net)
-        probe = self._run(np.zeros((3, _PROBE, _PROBE), np.float32), np.copy)
+        probe = self._run(np.zeros((3, _PROBE, _PROBE), np.float32))
         self.scale = max(probe.shape[1] // _PROBE, 1)
         self.output_channels = probe.shape[0]
         self.device, self.dtype = "cpu", "fp32"
@@ -91,9 +90,9 @@ class NcnnSRModel(SRModel):
         # ncnn's pools hand a request any free block at least as large by default, so small
         # requests take large blocks and large ones then allocate anew; reusing a block only
         # within 4/3 of the request lowers the peak of carphone x4 by 10-20 MB, no slower
-        # (docs/benchmarks.md). Locked pools: an output is freed by whichever thread drops
-        # it. They live as long as the net (see _run).
-        pools = self._pools[net] = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
+        # (docs/benchmarks.md). ncnn keeps no reference to them: they live in ``_pools`` as
+        # long as the net (extract returns a copy made outside them).
+        pools = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
         for pool in pools:
             pool.set_size_compare_ratio(POOL_FIT)
         opt.blob_allocator, opt.workspace_allocator = pools
@@ -103,6 +102,7 @@ class NcnnSRModel(SRModel):
             net.load_model_mem(self.in_memory.weights)
         elif net.load_param(str(self.param_path)) != 0 or net.load_model(str(self.bin_path)) != 0:
             raise ModelUnavailableError(f"{self.name}: ncnn cannot load {self.param_path}")
+        self._pools[net] = pools
         self._nets.append(net)
         return net
 
@@ -134,7 +134,7 @@ class NcnnSRModel(SRModel):
             return self._new_net()
 
     def _drop(self, net: Any) -> None:
-        """Free ``net`` and its pools (no output of it is held: see :meth:`_run`)."""
+        """Free ``net`` and its pools (never while a call runs on it)."""
         net.clear()
         self._pools.pop(net, None)
 
@@ -146,13 +146,12 @@ class NcnnSRModel(SRModel):
                 self._nets.remove(net)
                 self._drop(net)
 
-    def _run(self, chw: np.ndarray, finish: Callable[[np.ndarray], Any]) -> Any:
-        """The network on one C-contiguous ``(C, H, W)`` float32 array: ``finish`` of its
-        ``(C, H, W)`` float32 output, a view of the net's pool that ``finish`` may change but
-        must not keep (the pool may be freed once the net is released)."""
+    def _run(self, chw: np.ndarray) -> np.ndarray:
+        """The network on one C-contiguous ``(C, H, W)`` float32 array; its ``(C, H, W)``
+        float32 output, ours to change."""
         import ncnn
 
-        net, out = self._acquire(), None
+        net = self._acquire()
         try:
             with net.create_extractor() as ex:
                 # the Mat wraps ``chw``'s memory, which the caller's reference keeps alive
@@ -160,14 +159,13 @@ class NcnnSRModel(SRModel):
                 ret, out = ex.extract(self.output_blob)
             if ret != 0:
                 raise VtError(f"{self.name}: ncnn inference failed (code {ret})")
-            return finish(np.asarray(out))
+            return np.asarray(out)  # a view that keeps ``out``, extract's own copy, alive
         finally:
-            out = None  # back to the pool before the net, and with it the pool, may go
             self._release(net)
 
     def upscale_image(self, image: np.ndarray) -> np.ndarray:
         """One ``(H, W, 3)`` uint8/uint16 RGB frame -> ``(H*s, W*s, 3)`` of the same dtype."""
-        return self._run(to_unit_float(image), lambda out: from_unit_float(out, image.dtype))
+        return from_unit_float(self._run(to_unit_float(image)), image.dtype)
 
     def __call__(self, image: Any) -> Any:
         """``(N, C, H, W)`` float tensor in [0, 1] -> the upscaled tensor (the generic model
@@ -176,7 +174,7 @@ class NcnnSRModel(SRModel):
         import torch
 
         x = image.detach().to("cpu", torch.float32).numpy()
-        out = np.stack([self._run(np.ascontiguousarray(frame), np.copy) for frame in x])
+        out = np.stack([self._run(np.ascontiguousarray(frame)) for frame in x])
         return torch.from_numpy(out).clamp_(0, 1).to(image.device)
 
     def describe(self) -> dict[str, Any]:
@@ -186,10 +184,12 @@ class NcnnSRModel(SRModel):
         return info
 
     def close(self) -> None:
+        """Free the nets; one still running a call is freed when it returns (_release)."""
         with self._lock:
-            for net in self._nets:
+            for net in self._idle:
+                self._nets.remove(net)
                 self._drop(net)
-            self._nets, self._idle = [], []
+            self._idle = []
             self.net = None
 
 

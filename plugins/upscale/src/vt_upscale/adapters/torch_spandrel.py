@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -235,21 +236,25 @@ def load_state_dict(
     return state
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
 def import_spandrel() -> Any:
     """:mod:`spandrel`, without importing torchvision. spandrel registers every architecture
     when imported, and two of them (LaMa, RestoreFormer) import torchvision, which imports
     ``torch._dynamo``: 1.1 s of every start here, more than ``import torch`` itself, for
     functions only those two models call. Those are imported when first called instead."""
-    if "spandrel" in sys.modules:
-        return sys.modules["spandrel"]
-    try:
-        with deferred_imports("torchvision.transforms.functional"):
+    with _IMPORT_LOCK:  # models loaded from several threads: one import, fully done
+        if "spandrel" in sys.modules:
+            return sys.modules["spandrel"]
+        try:
+            with deferred_imports("torchvision.transforms.functional"):
+                import spandrel
+        except Exception:  # noqa: BLE001 - a spandrel that uses the names at import time
+            for name in [n for n in sys.modules if n.split(".")[0] == "spandrel"]:
+                del sys.modules[name]
             import spandrel
-    except Exception:  # noqa: BLE001 - a spandrel that uses the names at import time
-        for name in [n for n in sys.modules if n == "spandrel" or n.startswith("spandrel.")]:
-            del sys.modules[name]
-        import spandrel
-    return spandrel
+        return spandrel
 
 
 def known_sha256(name: str | None) -> str | None:
