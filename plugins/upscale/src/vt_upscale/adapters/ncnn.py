@@ -69,8 +69,8 @@ class NcnnSRModel(SRModel):
         self.threads = threads or available_cores()
         self._lock = threading.Lock()
         self._idle: list[Any] = []  # nets not running a frame now
-        self._nets: list[Any] = []  # every net made, for set_threads and close
-        self._pools: dict[Any, tuple[Any, Any]] = {}  # each net's blob and workspace pools
+        # every net made (for set_threads and close) -> its blob and workspace pools
+        self._nets: dict[Any, tuple[Any, Any]] = {}
         self.net: Any = self._new_net()
         self._idle.append(self.net)
         probe = self._run(np.zeros((3, _PROBE, _PROBE), np.float32))
@@ -90,7 +90,7 @@ class NcnnSRModel(SRModel):
         # ncnn's pools hand a request any free block at least as large by default, so small
         # requests take large blocks and large ones then allocate anew; reusing a block only
         # within 4/3 of the request lowers the peak of carphone x4 by 10-20 MB, no slower
-        # (docs/benchmarks.md). ncnn keeps no reference to them: they live in ``_pools`` as
+        # (docs/benchmarks.md). ncnn keeps no reference to them: they live in ``_nets`` as
         # long as the net (extract returns a copy made outside them).
         pools = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
         for pool in pools:
@@ -102,8 +102,7 @@ class NcnnSRModel(SRModel):
             net.load_model_mem(self.in_memory.weights)
         elif net.load_param(str(self.param_path)) != 0 or net.load_model(str(self.bin_path)) != 0:
             raise ModelUnavailableError(f"{self.name}: ncnn cannot load {self.param_path}")
-        self._pools[net] = pools
-        self._nets.append(net)
+        self._nets[net] = pools
         return net
 
     def set_threads(self, threads: int) -> None:
@@ -115,10 +114,9 @@ class NcnnSRModel(SRModel):
             if threads == self.threads:
                 return
             self.threads = threads
-            busy = [net for net in self._nets if net not in self._idle]
-            for net in self._idle:
+            for net in self._idle:  # nets running a call go when it returns (_release)
                 self._drop(net)
-            self._nets, self._idle = busy, []
+            self._idle = []
             self.net = self._new_net()
             self._idle.append(self.net)
 
@@ -136,14 +134,13 @@ class NcnnSRModel(SRModel):
     def _drop(self, net: Any) -> None:
         """Free ``net`` and its pools (never while a call runs on it)."""
         net.clear()
-        self._pools.pop(net, None)
+        del self._nets[net]
 
     def _release(self, net: Any) -> None:
         with self._lock:
             if self.net is not None and net.opt.num_threads == self.threads:
                 self._idle.append(net)
             elif net in self._nets:  # made for another thread count, or closed meanwhile
-                self._nets.remove(net)
                 self._drop(net)
 
     def _run(self, chw: np.ndarray) -> np.ndarray:
@@ -187,7 +184,6 @@ class NcnnSRModel(SRModel):
         """Free the nets; one still running a call is freed when it returns (_release)."""
         with self._lock:
             for net in self._idle:
-                self._nets.remove(net)
                 self._drop(net)
             self._idle = []
             self.net = None
