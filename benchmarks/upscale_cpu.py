@@ -16,8 +16,11 @@ each in the file below as the text it runs:
 vt runs the same model file: ``vt upscale CLIP --ai --scale S`` for ncnn (the default path),
 ``--model x4.pth`` / ``--model x4.onnx`` for the others, with ``--codec libx264 --crf 18
 --preset veryfast``. With the ``.pth`` and the ``.onnx`` vt picks its backend (ncnn, for this
-SRVGGNetCompact network in fp32 on the CPU); ``torch-kernels`` and ``onnx-runtime`` run the
-same files with ``--backend torch`` / ``--backend onnx`` against the same scripts. Cases:
+SRVGGNetCompact network on the CPU); ``torch-kernels`` and ``onnx-runtime`` run the same files
+with ``--backend torch`` / ``--backend onnx`` against the same scripts. vt runs with its
+default ``--dtype auto``: bf16 on CPUs that compute bf16 natively (the header says whether this
+one does; onnxruntime stays fp32), fp32 elsewhere; a variant named ``<backend>-fp32`` (e.g.
+``ncnn-fp32``) runs the same with ``--dtype fp32``, the scripts' precision. Cases:
 carphone_pristine x4 (176x144 -> 704x576, all 120 frames) and a
 640x360 clip x2 (bigbuckbunny scaled down, first ``--frames-360`` frames, no audio).
 
@@ -29,7 +32,8 @@ never imports torch (the model export runs in a child of its own) and stays far 
 figure it prints. Prints the load average around every case. Run it alone::
 
     flock /work/bench.lock python benchmarks/upscale_cpu.py [--quick] [--rounds 3]
-        [--backends ncnn,torch,torch-kernels,onnx,onnx-runtime] [--cases carphone,360]
+        [--backends ncnn,ncnn-fp32,torch,torch-kernels,torch-kernels-fp32,onnx,onnx-runtime]
+        [--cases carphone,360]
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ from _common import ffmpeg, run_measured  # noqa: E402
 CORES = len(os.sched_getaffinity(0))
 #: variants that run vt with a given backend instead of the one it picks
 FORCED = {"torch-kernels": "torch", "onnx-runtime": "onnx"}
+#: a variant named ``<backend>-fp32`` runs vt with ``--dtype fp32`` instead of ``auto``
+FP32 = "-fp32"
 
 # -- the reference scripts (run as they are written here) --------------------------------------
 _PIPES = """
@@ -248,10 +254,10 @@ def make_models(tmp: Path, backends: list[str]) -> dict[str, Path]:
         "ncnn-x4": folder / "realesr-animevideov3-x4.param",
         "ncnn-x2": folder / "realesr-animevideov3-x2.param",
     }
-    if set(backends) == {"ncnn"}:
+    if {b.split("-")[0] for b in backends} == {"ncnn"}:
         return models
     models["pth"] = tmp / "realesr-animevideov3-x4.pth"
-    if {"onnx", "onnx-runtime"} & set(backends):
+    if any(b.startswith("onnx") for b in backends):
         models["onnx"] = tmp / "realesr-animevideov3-x4.onnx"
     subprocess.run(
         [
@@ -278,7 +284,7 @@ def export(tmp: Path, param: Path, backends: list[str]) -> None:
 
     state = convert_ncnn(param).state_dict
     torch.save(state, tmp / "realesr-animevideov3-x4.pth")
-    if {"onnx", "onnx-runtime"} & set(backends):
+    if any(b.startswith("onnx") for b in backends):
         net = spandrel.ModelLoader().load_from_state_dict(state).model.float().eval()
         axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h4", 3: "w4"}}
         with warnings.catch_warnings():
@@ -313,6 +319,8 @@ def commands(
     backend: str, clip: Clip, models: dict[str, Path], scripts: dict[str, Path], out: Path
 ) -> tuple[list[str], list[str], Path]:
     vt = [sys.executable, "-m", "vt", "upscale", str(clip.path)]
+    fp32 = backend.endswith(FP32)
+    backend = backend.removesuffix(FP32)
     if backend == "ncnn":
         vt += ["--ai"]
         model = models[f"ncnn-x{clip.outscale}"]
@@ -323,6 +331,8 @@ def commands(
         if backend in FORCED:
             vt += ["--backend", FORCED[backend]]
         net_scale = 4
+    if fp32:
+        vt += ["--dtype", "fp32"]
     vt += [
         "--scale",
         str(clip.outscale),
@@ -351,6 +361,12 @@ def commands(
         str(CORES),
     ]
     return vt, ref, model
+
+
+def native_bf16() -> bool:
+    from vt.models.devices import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
 
 
 def count_frames(path: Path) -> int:
@@ -393,7 +409,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each")
     parser.add_argument("--frames-360", type=int, default=8)
-    parser.add_argument("--backends", default="ncnn,torch,torch-kernels,onnx,onnx-runtime")
+    parser.add_argument(
+        "--backends",
+        default="ncnn,ncnn-fp32,torch,torch-kernels,torch-kernels-fp32,onnx,onnx-runtime",
+    )
     parser.add_argument("--cases", default="carphone,360")
     parser.add_argument(
         "--quick", action="store_true", help="one round, 4 frames of the 640x360 clip"
@@ -404,7 +423,8 @@ def main() -> None:
     backends = args.backends.split(",")
     print(
         f"{CORES} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
-        f"{args.rounds} alternating rounds",
+        f"{args.rounds} alternating rounds; bf16 native here: {native_bf16()} "
+        "(vt's --dtype auto runs bf16 where it is)",
         flush=True,
     )
     results: list[tuple[str, Clip, Result]] = []

@@ -1,9 +1,11 @@
 """Quality of x2 upscalers on a real clip: PSNR/SSIM against the pristine frames.
 
-carphone_pristine (176x144) is downscaled x2 (bicubic, antialiased) to 88x72, then upscaled
-x2 by each method and compared with the original frames.
+carphone_pristine (176x144; ``--clip bigbuckbunny``: 1280x720, every 4th frame) is downscaled
+x2 (bicubic, antialiased), then upscaled x2 by each method and compared with the original
+frames. animevideov3 runs in fp32 and in bf16 (ncnn and torch); the bf16 outputs are also
+compared with the fp32 one (what ``--dtype auto`` changes on CPUs with native bf16).
 
-    python benchmarks/upscale_quality.py [--frames 30] [--x4plus]
+    python benchmarks/upscale_quality.py [--frames 30] [--clip carphone_pristine] [--x4plus]
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from vt.testing import sample_clip
 from vt_upscale import Upscaler
 
 
-def frames(count: int) -> np.ndarray:
-    with av.open(str(sample_clip("carphone_pristine"))) as c:
+def frames(clip: str, count: int, step: int) -> np.ndarray:
+    with av.open(str(sample_clip(clip))) as c:
         out = []
-        for frame in c.decode(video=0):
-            out.append(frame.to_ndarray(format="rgb24"))
+        for i, frame in enumerate(c.decode(video=0)):
+            if i % step == 0:
+                out.append(frame.to_ndarray(format="rgb24"))
             if len(out) == count:
                 break
     return np.stack(out)
@@ -34,6 +37,7 @@ def frames(count: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--clip", default="carphone_pristine", help="or bigbuckbunny")
     parser.add_argument(
         "--x4plus",
         action="store_true",
@@ -41,13 +45,18 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other jobs skew timings)")
-    pristine = frames(args.frames)
+    step = 1 if args.clip.startswith("carphone") else 4
+    pristine = frames(args.clip, args.frames, step)
     small = downscale(pristine)
     h, w = pristine.shape[1:3]
     methods: list[tuple[str, Upscaler]] = [
         ("lanczos (libswscale)", Upscaler(method="lanczos", scale=2)),
         ("bicubic (libswscale)", Upscaler(method="bicubic", scale=2)),
         ("animevideov3-x2, ncnn", Upscaler("realesr-animevideov3-x2", backend="ncnn", strict=True)),
+        (
+            "animevideov3-x2, ncnn bf16",
+            Upscaler("realesr-animevideov3-x2", backend="ncnn", dtype="bf16", strict=True),
+        ),
         (
             "animevideov3-x2, torch (converted)",
             Upscaler("realesr-animevideov3-x2", backend="torch", device="cpu", strict=True),
@@ -67,7 +76,7 @@ def main() -> None:
             )
         )
     print(
-        f"carphone_pristine, {len(pristine)} frames {w}x{h}, downscaled to "
+        f"{args.clip}, {len(pristine)} frames {w}x{h}, downscaled to "
         f"{small.shape[2]}x{small.shape[1]} (bicubic, antialiased), upscaled x2\n"
     )
     print("| method | PSNR (dB) | SSIM (luma) | s/frame |")
@@ -86,6 +95,11 @@ def main() -> None:
     b = outputs["animevideov3-x2, torch (converted)"]
     agree = float(np.mean([psnr(x, y, 255) for x, y in zip(a, b)]))
     print(f"\nncnn vs torch outputs agree at {agree:.1f} dB PSNR (identical = inf)")
+    for name in ("animevideov3-x2, ncnn bf16", "animevideov3-x2, torch bf16"):
+        c = outputs[name]
+        close = float(np.mean([psnr(x, y, 255) for x, y in zip(a, c)]))
+        worst = int(np.abs(a.astype(np.int16) - c).max())
+        print(f"{name} vs ncnn fp32: {close:.1f} dB PSNR, largest difference {worst}/255")
     lanczos = outputs["lanczos (libswscale)"]
     ai_psnr = np.mean([psnr(x, y, 255) for x, y in zip(pristine, b)])
     lanczos_psnr = np.mean([psnr(x, y, 255) for x, y in zip(pristine, lanczos)])

@@ -8,7 +8,7 @@ from vt.models.descriptor import (
     Tiling,
     UnsupportedModelConfig,
 )
-from vt.models.devices import cuda_available, resolve_device, torch_dtype
+from vt.models.devices import cuda_available, resolve_device, resolve_dtype, torch_dtype
 from vt.models.loader import FORMAT_PACKAGES, choose_adapter, load_model, resolve_model
 from vt.models.memo import MemoStats, cached_load, clear_model_memo, is_memoised, memo_stats
 
@@ -29,6 +29,7 @@ __all__ = [
     "load_model",
     "memo_stats",
     "resolve_device",
+    "resolve_dtype",
     "resolve_model",
     "torch_dtype",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import sys
 from typing import TYPE_CHECKING
@@ -58,3 +59,38 @@ def resolve_device(device: str | None) -> str:
     if device in ("cpu", "mps"):
         return device
     raise UsageError(f"unknown device {device!r} (use auto, cpu or cuda[:i])")
+
+
+#: /proc/cpuinfo flags of x86 CPUs that compute bf16 dot products in hardware
+#: (AVX512-BF16: AMD Zen 4 and later, Intel Cooper Lake; AMX-BF16: Intel Sapphire Rapids on)
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The first ``flags`` line of a ``/proc/cpuinfo`` text, as a set."""
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (Linux x86: its ``/proc/cpuinfo`` flags;
+    False where they cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return bool(cpu_flags(f.read()) & NATIVE_BF16_FLAGS)
+    except OSError:
+        return False
+
+
+def resolve_dtype(dtype: str | None, device: str, supported: tuple[str, ...]) -> str:
+    """``auto`` becomes ``bf16`` on a CPU that computes it natively when the backend runs it
+    (``supported``), else ``fp32``; other names pass unchanged (the model checks them)."""
+    dtype = (dtype or "auto").strip().lower()
+    if dtype != "auto":
+        return dtype
+    on_cpu = device.partition(":")[0] == "cpu"
+    return "bf16" if on_cpu and "bf16" in supported and cpu_has_native_bf16() else "fp32"

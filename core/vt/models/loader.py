@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from vt.errors import ModelUnavailableError, RegistryError, UsageError
 from vt.models.descriptor import ModelDescriptor, Provenance, unexpected
-from vt.models.devices import resolve_device
+from vt.models.devices import resolve_device, resolve_dtype
 from vt.models.hub import looks_like_hub_id, resolve_hub_id
 from vt.models.memo import cached_load
 from vt.registry import ModelAdapterInfo, ModelRef, ModelSpec
@@ -126,7 +126,9 @@ def load_model(
     **options: Any,
 ) -> ModelDescriptor:
     """Resolve ``name_or_path``, choose the adapter (or use ``adapter``), load on ``device``
-    in ``dtype``. Adapter-specific ``options`` (tiling, offload, threads…) pass through.
+    in ``dtype`` (``auto``: bf16 on a CPU that computes it natively where the adapter runs
+    it, else fp32; see ``resolve_dtype``). Adapter-specific ``options`` (tiling, offload,
+    threads…) pass through.
 
     With ``cache`` (the default) the same weights loaded with the same adapter and options
     come back from this process's memo (``vt.models.memo``): callers share the object and
@@ -136,6 +138,8 @@ def load_model(
     device = resolve_device(device)
     ref = replace(ref, metadata={**ref.metadata, "device": device, "dtype": dtype})
     info = choose_adapter(ref, adapter)
+    dtype = resolve_dtype(dtype, device, info.dtypes)
+    ref = replace(ref, metadata={**ref.metadata, "dtype": dtype})
     if cache:
         loaded = cached_load(ref, info, device=device, dtype=dtype, **options)
     else:

@@ -89,6 +89,24 @@ def test_ai_without_model_runs_packaged_weights_offline(host, tmp_path: Path) ->
     assert len(_streams(out)["times"]) == 3
 
 
+@pytest.mark.parametrize(
+    ("native", "extra", "dtype"),
+    [(True, [], "bf16"), (False, [], "fp32"), (True, ["--dtype", "fp32"], "fp32")],
+)
+def test_ai_dtype_defaults_to_bf16_on_cpus_that_compute_it(
+    host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool, extra, dtype: str
+) -> None:
+    from vt.models import devices
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    clip = make_video(tmp_path / "tiny.mp4", frames=2, width=32, height=24)
+    out = tmp_path / "ai.mp4"
+    result = _invoke(host, str(clip), "--ai", "-o", str(out), "--device", "cpu", *extra, *FAST)
+    assert result.exit_code == 0, result.output
+    assert f"[ncnn, cpu, {dtype}, x2]" in result.output
+    assert _streams(out)["size"] == (64, 48)
+
+
 def test_any_model_file_and_a_non_native_scale(host, tmp_path: Path, tiny_pth: Path) -> None:
     clip = make_video(tmp_path / "tiny.mp4", frames=3, width=32, height=24)
     out = tmp_path / "x3.mp4"

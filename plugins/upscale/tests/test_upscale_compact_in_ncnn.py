@@ -154,11 +154,14 @@ def test_any_compact_network_gives_what_torch_computes(scale: int, num_conv: int
 
 def test_which_adapter_runs_converted(host, tmp_path: Path, tiny_pth: Path) -> None:
     assert isinstance(load_model(str(tiny_pth), device="cpu", cache=False), NcnnSRModel)
-    # asked for: torch's own kernels, or a dtype ncnn does not run here
+    auto = load_model(str(tiny_pth), device="cpu", dtype="auto", cache=False)
+    assert isinstance(auto, NcnnSRModel) and auto.dtype in ("fp32", "bf16")
+    # asked for: torch's own kernels, or a dtype its kernels run faster (bf16) or ncnn not
     forced = load_model(str(tiny_pth), backend="torch", device="cpu", cache=False)
     assert isinstance(forced, TorchSRModel)
     bf16 = load_model(str(tiny_pth), device="cpu", dtype="bf16", cache=False)
     assert isinstance(bf16, TorchSRModel)
+    assert not runs_converted(ModelRef(path=tiny_pth, metadata={"dtype": "fp16"}))
     # GPUs keep torch
     gpu = ModelRef(path=tiny_pth, metadata={"device": "cuda", "dtype": "fp32"})
     assert not runs_converted(gpu)
@@ -223,6 +226,7 @@ def test_unreadable_or_torchscript_files_are_left_to_the_torch_adapter(
 
 
 def test_the_cli_says_which_backend_ran(host, tmp_path: Path, x4_files: dict[str, Path]) -> None:
+    from vt.models.devices import cpu_has_native_bf16
     from vt.testing import sample_clip
 
     out = tmp_path / "out.mp4"
@@ -247,7 +251,8 @@ def test_the_cli_says_which_backend_ran(host, tmp_path: Path, x4_files: dict[str
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert "[ncnn, cpu, fp32, x4] (converted from .pth)" in done.stdout + done.stderr
+    dtype = "bf16" if cpu_has_native_bf16() else "fp32"  # --dtype auto
+    assert f"[ncnn, cpu, {dtype}, x4] (converted from .pth)" in done.stdout + done.stderr
     assert out.is_file()
 
 

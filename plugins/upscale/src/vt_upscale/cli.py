@@ -142,10 +142,11 @@ def upscale(
         str,
         typer.Option(
             "--dtype",
-            help="fp32, fp16 (CUDA) or bf16, where the model supports it.",
+            help="auto, fp32, fp16 (CUDA) or bf16, where the model supports it. auto: bf16 "
+            "on CPUs that compute it natively (AVX512-BF16, AMX), else fp32.",
             rich_help_panel=AI_PANEL,
         ),
-    ] = "fp32",
+    ] = "auto",
     batch: Annotated[
         int, typer.Option("--batch", help="Frames per model call.", rich_help_panel=AI_PANEL)
     ] = 1,

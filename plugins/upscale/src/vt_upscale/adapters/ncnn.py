@@ -1,5 +1,9 @@
 """ncnn ``.param``/``.bin`` models through the ``ncnn`` package (CPU), without torch.
 
+In bf16 (what ``--dtype auto`` picks on CPUs that compute bf16 natively, or ``--backend ncnn
+--dtype bf16``) ncnn keeps activations and weights in bf16 between layers and computes in
+fp32: 13-18 % faster here, up to 4/255 off the fp32 output (docs/benchmarks.md).
+
 Frames come as the decoder made them, ``(H, W, 3)`` uint8/uint16 RGB, and are converted once,
 straight into the planar float32 array ncnn wraps as its input (no copy of ours besides that
 one); the output comes back as ``(H*s, W*s, 3)`` pixels of the same dtype. Calls from several
@@ -44,17 +48,22 @@ def available() -> str | None:
 class NcnnSRModel(SRModel):
     backend = "ncnn"
     devices = ("cpu",)
-    dtypes = ("fp32",)
+    dtypes = ("fp32", "bf16")
     max_batch = 1
     host_arrays = True
     concurrent_calls = True
     pooled_memory = True
 
     def __init__(
-        self, ref: ModelRef, *, threads: int = 0, model: NcnnModelText | None = None
+        self,
+        ref: ModelRef,
+        *,
+        threads: int = 0,
+        dtype: str = "fp32",
+        model: NcnnModelText | None = None,
     ) -> None:
         """The ``.param``/``.bin`` pair at ``ref.path``, or ``model`` (a graph made in memory
-        from ``ref``'s torch weights)."""
+        from ``ref``'s torch weights), run in ``dtype`` (fp32 or bf16)."""
         self.name = ref.name or ref.path.stem
         self.param_path: Path = ref.path
         self.bin_path: Path = ref.path.with_suffix(".bin")
@@ -67,6 +76,7 @@ class NcnnSRModel(SRModel):
         graph = NcnnGraph(parse_param_text(text, str(ref.path)))
         self.input_blob, self.output_blob = graph.input_name, graph.output_name
         self.threads = threads or available_cores()
+        self.dtype = dtype
         self._lock = threading.Lock()
         self._idle: list[Any] = []  # nets not running a frame now
         # every net made (for set_threads and close) -> its blob and workspace pools
@@ -76,7 +86,7 @@ class NcnnSRModel(SRModel):
         probe = self._run(np.zeros((3, _PROBE, _PROBE), np.float32))
         self.scale = max(probe.shape[1] // _PROBE, 1)
         self.output_channels = probe.shape[0]
-        self.device, self.dtype = "cpu", "fp32"
+        self.device = "cpu"
 
     def _new_net(self) -> Any:
         import ncnn
@@ -84,8 +94,10 @@ class NcnnSRModel(SRModel):
         net = ncnn.Net()
         opt = net.opt
         opt.num_threads = self.threads
-        # fp32 storage and arithmetic: exact results, and what the torch path computes
+        # fp32 arithmetic (fp16 storage is no faster on x86 and rounds more than bf16);
+        # bf16 storage when asked for
         opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
+        opt.use_bf16_storage = self.dtype == "bf16"
         opt.use_vulkan_compute = False
         # ncnn's pools hand a request any free block at least as large by default, so small
         # requests take large blocks and large ones then allocate anew; reusing a block only
@@ -215,15 +227,18 @@ def _torch_state(path: Path, *, data: bool) -> dict[str, Any] | None:
 
 def runs_converted(ref: ModelRef) -> bool:
     """Whether ``ref`` is an SRVGGNetCompact network (PReLU) in a torch checkpoint or an ONNX
-    file, asked for in fp32 on the CPU: the case this adapter runs faster than torch and
-    onnxruntime. A file that cannot be read here is left to their adapters, which say why."""
+    file, asked for in fp32 or ``auto`` on the CPU: the cases this adapter runs faster than
+    torch and onnxruntime, or leaner (an asked-for bf16 goes to torch's faster bf16
+    kernels). A file that cannot be read here is left to their adapters, which say why."""
     from vt_upscale.adapters.torch_spandrel import TORCH_FORMATS
 
     if ref.format == ".param":
         return True
     if ref.format not in (*TORCH_FORMATS, ".onnx") or not ref.path.is_file():
         return False
-    if ref.metadata.get("device", "cpu") != "cpu" or ref.metadata.get("dtype", "fp32") != "fp32":
+    if ref.metadata.get("device", "cpu") != "cpu":
+        return False
+    if ref.metadata.get("dtype", "fp32") not in ("fp32", "auto"):
         return False
     try:
         if ref.format == ".onnx":
@@ -265,10 +280,10 @@ def load(
         raise VtError(
             f"the ncnn adapter runs on the CPU here, not {device}; use --backend torch for GPUs"
         )
-    if dtype != "fp32":
-        raise VtError(f"the ncnn adapter runs in fp32 only, not {dtype}")
+    if dtype not in NcnnSRModel.dtypes:
+        raise VtError(f"the ncnn adapter runs in fp32 or bf16, not {dtype}")
     if not ref.path.is_file():
         raise ModelUnavailableError(f"model file not found: {ref.path}")
     if ref.format != ".param":
-        return NcnnSRModel(ref, threads=threads, model=_compact_graph(ref))
-    return NcnnSRModel(ref, threads=threads)
+        return NcnnSRModel(ref, threads=threads, dtype=dtype, model=_compact_graph(ref))
+    return NcnnSRModel(ref, threads=threads, dtype=dtype)
