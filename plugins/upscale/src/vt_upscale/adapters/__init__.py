@@ -86,11 +86,11 @@ def choose(ref: ModelRef, candidates: Sequence[ModelAdapterInfo]) -> ModelAdapte
 
     Real-ESRGAN graphs run in torch (converted) on GPUs and when fp16/bf16 is asked for, and
     through ncnn on the CPU in fp32 (measured about twice as fast as torch there) and in
-    ``auto``: bf16 on CPUs that compute it natively, where ncnn is 13-18 % faster than in
-    fp32 and, unlike torch, needs neither torch's import (~1 s) nor its memory (~500 MB);
-    an asked-for bf16 keeps torch, whose bf16 kernels are faster still once started
-    (docs/benchmarks.md). The device and dtype come from ``ref.metadata`` when the caller
-    knows them.
+    ``auto``: bf16 on CPUs that compute it natively, where ncnn takes 12-22 % less time per
+    frame than in fp32 and, unlike torch, needs neither torch's import (~1 s) nor its memory
+    (~500 MB); an asked-for bf16 keeps torch, whose bf16 kernels are faster still once
+    started (docs/benchmarks.md). The device and dtype come from ``ref.metadata`` when the
+    caller knows them.
     """
     by_name = {c.name: c for c in candidates}
     if ref.format in (*torch_spandrel.TORCH_FORMATS, ".onnx"):

@@ -2,7 +2,7 @@
 
 In bf16 (what ``--dtype auto`` picks on CPUs that compute bf16 natively, or ``--backend ncnn
 --dtype bf16``) ncnn keeps activations and weights in bf16 between layers and computes in
-fp32: 13-18 % faster here, up to 4/255 off the fp32 output (docs/benchmarks.md).
+fp32: 12-22 % less time per frame here, up to 4/255 off the fp32 output (docs/benchmarks.md).
 
 Frames come as the decoder made them, ``(H, W, 3)`` uint8/uint16 RGB, and are converted once,
 straight into the planar float32 array ncnn wraps as its input (no copy of ours besides that
