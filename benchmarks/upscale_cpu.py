@@ -319,6 +319,7 @@ def commands(
     backend: str, clip: Clip, models: dict[str, Path], scripts: dict[str, Path], out: Path
 ) -> tuple[list[str], list[str], Path]:
     vt = [sys.executable, "-m", "vt", "upscale", str(clip.path)]
+    script = scripts[backend]
     fp32 = backend.endswith(FP32)
     backend = backend.removesuffix(FP32)
     if backend == "ncnn":
@@ -349,7 +350,7 @@ def commands(
     ]
     ref = [
         sys.executable,
-        str(scripts[backend]),
+        str(script),
         str(clip.path),
         str(out.with_suffix(".ref.mp4")),
         str(model),

@@ -69,12 +69,16 @@ def main() -> None:
         ),
     ]
     if args.x4plus:
-        methods.append(
-            (
-                "RealESRGAN_x4plus, torch, x4 + lanczos",
-                Upscaler("RealESRGAN_x4plus", scale=2, backend="torch", device="cpu", strict=True),
+        for dtype in ("fp32", "bf16"):
+            upscaler = Upscaler(
+                "RealESRGAN_x4plus",
+                scale=2,
+                backend="torch",
+                device="cpu",
+                dtype=dtype,
+                strict=True,
             )
-        )
+            methods.append((f"RealESRGAN_x4plus, torch {dtype}, x4 + lanczos", upscaler))
     print(
         f"{args.clip}, {len(pristine)} frames {w}x{h}, downscaled to "
         f"{small.shape[2]}x{small.shape[1]} (bicubic, antialiased), upscaled x2\n"
@@ -95,11 +99,22 @@ def main() -> None:
     b = outputs["animevideov3-x2, torch (converted)"]
     agree = float(np.mean([psnr(x, y, 255) for x, y in zip(a, b)]))
     print(f"\nncnn vs torch outputs agree at {agree:.1f} dB PSNR (identical = inf)")
-    for name in ("animevideov3-x2, ncnn bf16", "animevideov3-x2, torch bf16"):
-        c = outputs[name]
-        close = float(np.mean([psnr(x, y, 255) for x, y in zip(a, c)]))
-        worst = int(np.abs(a.astype(np.int16) - c).max())
-        print(f"{name} vs ncnn fp32: {close:.1f} dB PSNR, largest difference {worst}/255")
+    pairs = [
+        ("animevideov3-x2, ncnn", "animevideov3-x2, ncnn bf16"),
+        ("animevideov3-x2, ncnn", "animevideov3-x2, torch bf16"),
+    ]
+    if args.x4plus:
+        pairs.append(
+            (
+                "RealESRGAN_x4plus, torch fp32, x4 + lanczos",
+                "RealESRGAN_x4plus, torch bf16, x4 + lanczos",
+            )
+        )
+    for reference, name in pairs:
+        x, y = outputs[reference], outputs[name]
+        close = float(np.mean([psnr(p, q, 255) for p, q in zip(x, y)]))
+        worst = int(np.abs(x.astype(np.int16) - y).max())
+        print(f"{name} vs fp32: {close:.1f} dB PSNR, largest difference {worst}/255")
     lanczos = outputs["lanczos (libswscale)"]
     ai_psnr = np.mean([psnr(x, y, 255) for x, y in zip(pristine, b)])
     lanczos_psnr = np.mean([psnr(x, y, 255) for x, y in zip(pristine, lanczos)])

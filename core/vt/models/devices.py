@@ -88,7 +88,8 @@ def cpu_has_native_bf16() -> bool:
 
 def resolve_dtype(dtype: str | None, device: str, supported: tuple[str, ...]) -> str:
     """``auto`` becomes ``bf16`` on a CPU that computes it natively when the backend runs it
-    (``supported``), else ``fp32``; other names pass unchanged (the model checks them)."""
+    (``supported``), else ``fp32``; other names come back lower-cased (the model checks
+    them)."""
     dtype = (dtype or "auto").strip().lower()
     if dtype != "auto":
         return dtype

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vt.errors import ModelUnavailableError, RegistryError, UsageError
-from vt.models.descriptor import ModelDescriptor, Provenance, unexpected
+from vt.models.descriptor import ModelDescriptor, Provenance, UnsupportedModelConfig, unexpected
 from vt.models.devices import resolve_device, resolve_dtype
 from vt.models.hub import looks_like_hub_id, resolve_hub_id
 from vt.models.memo import cached_load
@@ -127,8 +127,8 @@ def load_model(
 ) -> ModelDescriptor:
     """Resolve ``name_or_path``, choose the adapter (or use ``adapter``), load on ``device``
     in ``dtype`` (``auto``: bf16 on a CPU that computes it natively where the adapter runs
-    it, else fp32; see ``resolve_dtype``). Adapter-specific ``options`` (tiling, offload,
-    threads…) pass through.
+    it and the model takes it, else fp32; see ``resolve_dtype``). Adapter-specific
+    ``options`` (tiling, offload, threads…) pass through.
 
     With ``cache`` (the default) the same weights loaded with the same adapter and options
     come back from this process's memo (``vt.models.memo``): callers share the object and
@@ -136,14 +136,23 @@ def load_model(
     (LoRA, attention processors, offload hooks) loads with ``cache=False``."""
     ref = resolve_model(name_or_path, download=download)
     device = resolve_device(device)
-    ref = replace(ref, metadata={**ref.metadata, "device": device, "dtype": dtype})
+    asked = (dtype or "auto").strip().lower()
+    ref = replace(ref, metadata={**ref.metadata, "device": device, "dtype": asked})
     info = choose_adapter(ref, adapter)
-    dtype = resolve_dtype(dtype, device, info.dtypes)
-    ref = replace(ref, metadata={**ref.metadata, "dtype": dtype})
-    if cache:
-        loaded = cached_load(ref, info, device=device, dtype=dtype, **options)
-    else:
-        loaded = info.load(ref, device=device, dtype=dtype, **options)
+    dtype = resolve_dtype(asked, device, info.dtypes)
+
+    def load(dtype: str) -> Any:
+        at = replace(ref, metadata={**ref.metadata, "dtype": dtype})
+        if cache:
+            return cached_load(at, info, device=device, dtype=dtype, **options)
+        return info.load(at, device=device, dtype=dtype, **options)
+
+    try:
+        loaded = load(dtype)
+    except UnsupportedModelConfig:
+        if asked != "auto" or dtype == "fp32":
+            raise
+        loaded = load("fp32")  # auto: a model whose weights refuse bf16 runs in fp32
     if not isinstance(loaded, ModelDescriptor):
         raise unexpected(info.name, loaded)
     if loaded.provenance is None:

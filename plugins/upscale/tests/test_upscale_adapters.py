@@ -105,7 +105,7 @@ def test_ncnn_adapter_runs_packaged_weights(host) -> None:
     with pytest.raises(VtError, match="CUDA is not available|runs on the CPU"):
         load_model("realesr-animevideov3-x2", backend="ncnn", device="cuda")
     with pytest.raises(VtError, match="fp32 or bf16, not fp16"):
-        load_model("realesr-animevideov3-x2", backend="ncnn", dtype="fp16")
+        load_model("realesr-animevideov3-x2", backend="ncnn", device="cpu", dtype="fp16")
 
 
 def test_real_esrgan_ncnn_files_pick_ncnn_on_cpu_fp32_or_auto_and_torch_otherwise(
@@ -134,9 +134,11 @@ def test_real_esrgan_ncnn_files_pick_ncnn_on_cpu_fp32_or_auto_and_torch_otherwis
 
 
 def test_ncnn_bf16_runs_the_packaged_weights_close_to_fp32(host, carphone_frame) -> None:
-    fp32 = load_model("realesr-animevideov3-x4", backend="ncnn", threads=1)
-    bf16 = load_model("realesr-animevideov3-x4", backend="ncnn", dtype="bf16", threads=1)
-    assert (fp32.dtype, bf16.dtype) == ("fp32", "bf16")
+    fp32 = load_model("realesr-animevideov3-x4", backend="ncnn", device="cpu", threads=1)
+    bf16 = load_model(
+        "realesr-animevideov3-x4", backend="ncnn", device="cpu", dtype="bf16", threads=1
+    )
+    assert (fp32.dtype, bf16.dtype) == ("fp32", "bf16") and bf16.supports_bfloat16
     image = carphone_frame[:48, :64]
     a = fp32.upscale_image(image).astype(np.int16)
     b = bf16.upscale_image(image).astype(np.int16)
@@ -146,6 +148,13 @@ def test_ncnn_bf16_runs_the_packaged_weights_close_to_fp32(host, carphone_frame)
     assert int(diff.max()) <= 8
     mse = float(np.mean(diff.astype(np.float64) ** 2))
     assert 10 * np.log10(255**2 / mse) > 45
+    # to() makes its nets again in the other storage: the same outputs as a fresh load
+    moved = load_model(
+        "realesr-animevideov3-x4", backend="ncnn", device="cpu", threads=1, cache=False
+    )
+    assert moved.to("cpu", "bf16") is moved and moved.dtype == "bf16"
+    assert np.array_equal(moved.upscale_image(image), b)
+    assert np.array_equal(moved.to(dtype="fp32").upscale_image(image), a)
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -156,8 +165,11 @@ def test_auto_dtype_is_resolved_for_the_backend_that_loads(
 
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
     want = "bf16" if native else "fp32"
-    ncnn = load_model("realesr-animevideov3-x2", device="cpu", dtype="auto", cache=False)
-    assert (ncnn.backend, ncnn.dtype) == ("ncnn", want)
+    for spelling in ("auto", " AUTO "):  # named as the user typed it: the same choice
+        ncnn = load_model("realesr-animevideov3-x2", device="cpu", dtype=spelling, cache=False)
+        assert (ncnn.backend, ncnn.dtype) == ("ncnn", want)
+    upper = load_model("realesr-animevideov3-x2", device="cpu", dtype="FP32", cache=False)
+    assert (upper.backend, upper.dtype) == ("ncnn", "fp32")
     torch_kernels = load_model(
         "realesr-animevideov3-x2", backend="torch", device="cpu", dtype="auto", cache=False
     )
@@ -170,6 +182,33 @@ def test_auto_dtype_is_resolved_for_the_backend_that_loads(
         cache=False,
     )
     assert (onnx.backend, onnx.dtype) == ("onnx", "fp32")  # onnxruntime runs no bf16 here
+
+
+def test_auto_falls_back_to_fp32_for_a_model_that_refuses_bf16(
+    host, tiny_pth: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vt.models import devices
+    from vt_upscale.adapters.torch_spandrel import TorchSRModel
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    init = TorchSRModel.__init__
+
+    def no_bf16(self, *args, **kwargs) -> None:  # as spandrel says of AuraSR
+        init(self, *args, **{**kwargs, "supports_bfloat16": False})
+
+    monkeypatch.setattr(TorchSRModel, "__init__", no_bf16)
+    model = load_model(str(tiny_pth), backend="torch", device="cpu", dtype="auto", cache=False)
+    assert (model.backend, model.dtype) == ("torch", "fp32")
+    with pytest.raises(VtError, match="does not support bf16"):  # asked for: said so
+        load_model(str(tiny_pth), backend="torch", device="cpu", dtype="bf16", cache=False)
+
+
+def test_explicit_bf16_picks_torch_for_torch_files_and_ncnn_when_named(
+    host, tiny_pth: Path
+) -> None:
+    assert load_model(str(tiny_pth), device="cpu", dtype="bf16", cache=False).backend == "torch"
+    named = load_model(str(tiny_pth), backend="ncnn", device="cpu", dtype="bf16", cache=False)
+    assert (named.backend, named.dtype) == ("ncnn", "bf16")
 
 
 def test_backend_that_cannot_load_the_file_is_a_usage_error(host, tiny_pth: Path) -> None:

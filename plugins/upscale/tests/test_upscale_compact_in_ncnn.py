@@ -152,10 +152,16 @@ def test_any_compact_network_gives_what_torch_computes(scale: int, num_conv: int
     assert float((got - expected).abs().max()) < 1e-5
 
 
-def test_which_adapter_runs_converted(host, tmp_path: Path, tiny_pth: Path) -> None:
+@pytest.mark.parametrize("native", [True, False])
+def test_which_adapter_runs_converted(
+    host, tmp_path: Path, tiny_pth: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    from vt.models import devices
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
     assert isinstance(load_model(str(tiny_pth), device="cpu", cache=False), NcnnSRModel)
     auto = load_model(str(tiny_pth), device="cpu", dtype="auto", cache=False)
-    assert isinstance(auto, NcnnSRModel) and auto.dtype in ("fp32", "bf16")
+    assert isinstance(auto, NcnnSRModel) and auto.dtype == ("bf16" if native else "fp32")
     # asked for: torch's own kernels, or a dtype its kernels run faster (bf16) or ncnn not
     forced = load_model(str(tiny_pth), backend="torch", device="cpu", cache=False)
     assert isinstance(forced, TorchSRModel)

@@ -86,15 +86,19 @@ def choose(ref: ModelRef, candidates: Sequence[ModelAdapterInfo]) -> ModelAdapte
 
     Real-ESRGAN graphs run in torch (converted) on GPUs and when fp16/bf16 is asked for, and
     through ncnn on the CPU in fp32 (measured about twice as fast as torch there) and in
-    ``auto``: bf16 on CPUs that compute it natively, where ncnn takes 12-22 % less time per
+    ``auto``: bf16 on CPUs that compute it natively, where ncnn takes 8-22 % less time per
     frame than in fp32 and, unlike torch, needs neither torch's import (~1 s) nor its memory
     (~500 MB); an asked-for bf16 keeps torch, whose bf16 kernels are faster still once
     started (docs/benchmarks.md). The device and dtype come from ``ref.metadata`` when the
     caller knows them.
     """
     by_name = {c.name: c for c in candidates}
+    dtype = ref.metadata.get("dtype", "fp32")
     if ref.format in (*torch_spandrel.TORCH_FORMATS, ".onnx"):
-        # among the candidates only when its probe found SRVGGNetCompact, on the CPU
+        # ncnn is among the candidates only when its probe found SRVGGNetCompact on the CPU;
+        # an asked-for bf16 of a torch file keeps torch's bf16 kernels
+        if dtype == "bf16" and ref.format in torch_spandrel.TORCH_FORMATS:
+            return by_name.get("torch-spandrel")
         return by_name.get("ncnn")
     if ref.format != ".param":
         return None
@@ -107,7 +111,6 @@ def choose(ref: ModelRef, candidates: Sequence[ModelAdapterInfo]) -> ModelAdapte
     if ncnn is not None and ncnn.available() is not None:
         ncnn = None
     device = ref.metadata.get("device")
-    dtype = ref.metadata.get("dtype", "fp32")
     if device is None:  # caller did not say: the GPU when there is one
         import torch
 

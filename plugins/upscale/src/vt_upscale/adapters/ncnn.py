@@ -2,7 +2,7 @@
 
 In bf16 (what ``--dtype auto`` picks on CPUs that compute bf16 natively, or ``--backend ncnn
 --dtype bf16``) ncnn keeps activations and weights in bf16 between layers and computes in
-fp32: 12-22 % less time per frame here, up to 4/255 off the fp32 output (docs/benchmarks.md).
+fp32: 8-22 % less time per frame here, up to 4/255 off the fp32 output (docs/benchmarks.md).
 
 Frames come as the decoder made them, ``(H, W, 3)`` uint8/uint16 RGB, and are converted once,
 straight into the planar float32 array ncnn wraps as its input (no copy of ours besides that
@@ -49,6 +49,7 @@ class NcnnSRModel(SRModel):
     backend = "ncnn"
     devices = ("cpu",)
     dtypes = ("fp32", "bf16")
+    supports_bfloat16 = True
     max_batch = 1
     host_arrays = True
     concurrent_calls = True
@@ -121,11 +122,17 @@ class NcnnSRModel(SRModel):
         """Threads each call uses from now on (the upscaler's thread plan). ncnn packs the
         winograd weights for the thread count at load time, so nets made for another count
         are dropped and made again as calls need them."""
-        threads = max(int(threads), 1)
+        self._remake(max(int(threads), 1), self.dtype)
+
+    def _move(self, device: str, dtype: str) -> None:
+        """``to(dtype=...)``: nets are made for one storage type, so they are made again."""
+        self._remake(self.threads, dtype)
+
+    def _remake(self, threads: int, dtype: str) -> None:
         with self._lock:
-            if threads == self.threads:
+            if (threads, dtype) == (self.threads, self.dtype):
                 return
-            self.threads = threads
+            self.threads, self.dtype = threads, dtype
             for net in self._idle:  # nets running a call go when it returns (_release)
                 self._drop(net)
             self._idle = []
@@ -150,9 +157,13 @@ class NcnnSRModel(SRModel):
 
     def _release(self, net: Any) -> None:
         with self._lock:
-            if self.net is not None and net.opt.num_threads == self.threads:
+            current = (net.opt.num_threads, net.opt.use_bf16_storage) == (
+                self.threads,
+                self.dtype == "bf16",
+            )
+            if self.net is not None and current:
                 self._idle.append(net)
-            elif net in self._nets:  # made for another thread count, or closed meanwhile
+            elif net in self._nets:  # made for other threads or dtype, or closed meanwhile
                 self._drop(net)
 
     def _run(self, chw: np.ndarray) -> np.ndarray:
@@ -227,9 +238,9 @@ def _torch_state(path: Path, *, data: bool) -> dict[str, Any] | None:
 
 def runs_converted(ref: ModelRef) -> bool:
     """Whether ``ref`` is an SRVGGNetCompact network (PReLU) in a torch checkpoint or an ONNX
-    file, asked for in fp32 or ``auto`` on the CPU: the cases this adapter runs faster than
-    torch and onnxruntime, or leaner (an asked-for bf16 goes to torch's faster bf16
-    kernels). A file that cannot be read here is left to their adapters, which say why."""
+    file, asked for on the CPU in fp32, bf16 or ``auto`` (an asked-for bf16 of a torch file
+    is still chosen for torch's faster bf16 kernels: ``choose``). A file that cannot be read
+    here is left to the other adapters, which say why."""
     from vt_upscale.adapters.torch_spandrel import TORCH_FORMATS
 
     if ref.format == ".param":
@@ -238,7 +249,7 @@ def runs_converted(ref: ModelRef) -> bool:
         return False
     if ref.metadata.get("device", "cpu") != "cpu":
         return False
-    if ref.metadata.get("dtype", "fp32") not in ("fp32", "auto"):
+    if ref.metadata.get("dtype", "fp32") not in ("fp32", "bf16", "auto"):
         return False
     try:
         if ref.format == ".onnx":
