@@ -5,8 +5,7 @@ Any plugin can load a model through the core's ``model_adapters`` registry and g
 object. ``.param`` files of Real-ESRGAN networks run through ncnn on the CPU in fp32 and in
 ``auto`` (fp32 or bf16), and through torch (converted) on GPUs or when fp16/bf16 is asked for;
 SRVGGNetCompact networks saved by torch or exported to ONNX likewise run through ncnn
-(converted) on the CPU in fp32 and ``auto``. ``--backend``
-overrides the choice.
+(converted) on the CPU in fp32 and ``auto``. ``--backend`` overrides the choice.
 """
 
 from __future__ import annotations

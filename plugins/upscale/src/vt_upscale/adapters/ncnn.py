@@ -95,8 +95,7 @@ class NcnnSRModel(SRModel):
         net = ncnn.Net()
         opt = net.opt
         opt.num_threads = self.threads
-        # fp32 arithmetic (fp16 storage is no faster on x86 and rounds more than bf16);
-        # bf16 storage when asked for
+        # fp32 arithmetic; bf16 storage when asked for (fp16 storage is no faster on x86)
         opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
         opt.use_bf16_storage = self.dtype == "bf16"
         opt.use_vulkan_compute = False
