@@ -34,7 +34,8 @@ def main() -> int:
     if " upscale " in commands:
         from vt_upscale import Upscaler
 
-        upscaler = Upscaler(ai=True, scale=4)  # what `--ai --scale 4` resolves to
+        # what `--ai --scale 4` resolves to (the CLI's --dtype default is auto)
+        upscaler = Upscaler(ai=True, scale=4, dtype="auto")
         try:
             print(f"model: {upscaler.describe()}")
             origin = upscaler.model.provenance
