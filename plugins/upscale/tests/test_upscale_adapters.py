@@ -134,6 +134,8 @@ def test_real_esrgan_ncnn_files_pick_ncnn_on_cpu_fp32_or_auto_and_torch_otherwis
 
 
 def test_ncnn_bf16_runs_the_packaged_weights_close_to_fp32(host, carphone_frame) -> None:
+    from vt.models.devices import cpu_has_native_bf16
+
     fp32 = load_model("realesr-animevideov3-x4", backend="ncnn", device="cpu", threads=1)
     bf16 = load_model(
         "realesr-animevideov3-x4", backend="ncnn", device="cpu", dtype="bf16", threads=1
@@ -143,7 +145,8 @@ def test_ncnn_bf16_runs_the_packaged_weights_close_to_fp32(host, carphone_frame)
     a = fp32.upscale_image(image).astype(np.int16)
     b = bf16.upscale_image(image).astype(np.int16)
     diff = np.abs(a - b)
-    assert diff.any()  # bf16 storage is really on
+    if cpu_has_native_bf16():  # what auto picks bf16 on: there bf16 storage is really on
+        assert diff.any()
     # docs/benchmarks.md: up to 4/255 off fp32, 55-56 dB PSNR on bigbuckbunny frames
     assert int(diff.max()) <= 8
     mse = float(np.mean(diff.astype(np.float64) ** 2))
