@@ -2,7 +2,9 @@
 
 On the CPU, frames go to the session as host arrays (converted once into the planar float
 input, no torch); ``session.run`` releases the GIL and may be called from several threads at
-once, so the upscaler runs a few frames side by side (see :mod:`vt_upscale.threads`).
+once, so the upscaler runs a few frames side by side (see :mod:`vt_upscale.threads`). There,
+per-channel PReLUs run rewritten for onnxruntime's NCHWc kernels (:mod:`vt_upscale.onnx_rewrite`)
+once a probe gives the same output bits as the file as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from vt_upscale.adapters.pixels import from_unit_float, to_unit_float
 from vt_upscale.sr import SRModel
 
 _PROBE = 32
+#: side of the random frame the rewritten graph must upscale to the original's very bits
+_CHECK = 48
 
 
 def available() -> str | None:
@@ -54,6 +58,8 @@ class OnnxSRModel(SRModel):
             index = int(device.partition(":")[2] or 0)
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
         self.path, self.providers, self.threads = ref.path, providers, threads
+        self.source: str | bytes = str(ref.path)  # what sessions are made from
+        self.rewritten_prelus = 0
         self.session = self._open_session(threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1:
@@ -92,6 +98,39 @@ class OnnxSRModel(SRModel):
                 raise ModelUnavailableError(
                     f"{self.name}: output size is not a whole multiple of the input size"
                 )
+        if device == "cpu" and self.np_dtype == np.float32:
+            self._adopt_rewrite()
+
+    def _adopt_rewrite(self) -> None:
+        """Run the graph with its PReLUs rewritten (:mod:`vt_upscale.onnx_rewrite`) when
+        there are any and a random frame comes out with the same bits as from the file."""
+        from vt_upscale.onnx_rewrite import prelu_for_nchwc
+
+        found = prelu_for_nchwc(self.path)
+        if found is None:
+            return
+        rewritten, count = found
+        original, source = self.session, self.source
+        self.source = rewritten
+        try:
+            candidate = self._open_session(self.threads)
+        except ModelUnavailableError:
+            self.source = source
+            return
+        h, w = self.size_requirements.fixed or (_CHECK, _CHECK)
+        frame = np.random.default_rng(0).random((1, self.input_channels, h, w), np.float32)
+        expected = self._run(frame)
+        self.session = candidate
+        if np.array_equal(self._run(frame), expected):
+            self.rewritten_prelus = count
+        else:
+            self.session, self.source = original, source
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        if self.rewritten_prelus:
+            info["prelu_rewritten_for_nchwc"] = self.rewritten_prelus
+        return info
 
     def _open_session(self, threads: int) -> Any:
         import onnxruntime as ort
@@ -101,7 +140,7 @@ class OnnxSRModel(SRModel):
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
         try:
-            return ort.InferenceSession(str(self.path), options, providers=self.providers)
+            return ort.InferenceSession(self.source, options, providers=self.providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelUnavailableError(
                 f"{self.name}: onnxruntime cannot load it ({exc})"

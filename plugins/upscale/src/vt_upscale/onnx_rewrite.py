@@ -1,0 +1,139 @@
+"""Per-channel PReLU rewritten for onnxruntime's CPU kernels, with the same output bits.
+
+onnxruntime runs convolutions on the CPU in its blocked NCHWc layout, but has no NCHWc
+PReLU: every ``Conv -> PRelu`` is wrapped in layout reorders, and its broadcasting PRelu
+kernel took a third of SRVGGNetCompact's time at 640x360 (docs/benchmarks.md). Written as
+
+    PRelu(x, a) = Relu(x) + (-a) * Relu(-1 * x)
+
+with the two per-channel products as ``BatchNormalization`` (scale -1 or -a, bias and mean
+0, variance 1, epsilon 0), every node stays in NCHWc: onnxruntime turns those into depthwise
+1x1 convolutions, fuses the inner Relu and the Add. Each value is computed exactly as PRelu
+computes it: x > 0 gives x + (-0), x < 0 gives 0 + (-a)(-x) = a*x, and negation and adding
+zero round nothing. The adapter still checks the rewritten graph against the original on a
+probe and keeps the original when they differ (:mod:`vt_upscale.adapters.onnx`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: BatchNormalization's inputs and attributes are the ones used here from this opset on
+_MIN_OPSET = 9
+
+
+def prelu_for_nchwc(path: Path) -> tuple[bytes, int] | None:
+    """The model at ``path`` with each per-channel PRelu on a 4-D tensor rewritten as above,
+    serialised, and how many were; None when there is none, when the ``onnx`` package is
+    missing, or when the graph cannot be read here (onnxruntime then loads the file as it
+    is)."""
+    try:
+        import onnx
+        from onnx import helper, numpy_helper, shape_inference
+    except ImportError:
+        return None
+    try:
+        model = onnx.load(str(path))
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        if opset < _MIN_OPSET:
+            return None
+        graph = model.graph
+        ranks = _ranks(shape_inference.infer_shapes(model).graph)
+    except Exception:  # noqa: BLE001 - unreadable here: onnxruntime says why, if anything
+        return None
+    initializers = {t.name: t for t in graph.initializer}
+    taken = {n.name for n in graph.node} | {v for n in graph.node for v in (*n.input, *n.output)}
+    taken |= set(initializers)
+
+    def fresh(stem: str) -> str:
+        name, i = stem, 0
+        while name in taken:
+            i += 1
+            name = f"{stem}_{i}"
+        taken.add(name)
+        return name
+
+    nodes: list[Any] = []
+    added: list[Any] = []
+    rewritten = 0
+    for node in graph.node:
+        slope = _channel_slope(node, initializers, ranks)
+        if slope is None:
+            nodes.append(node)
+            continue
+        x, y = node.input[0], node.output[0]
+        stem = fresh(f"vt_prelu_{node.name or rewritten}")
+        channels = slope.shape[0]
+
+        def const(role: str, values: np.ndarray, stem: str = stem) -> str:
+            name = fresh(f"{stem}_{role}")
+            added.append(numpy_helper.from_array(values.astype(np.float32), name))
+            return name
+
+        zero, one = const("zero", np.zeros(channels)), const("one", np.ones(channels))
+        minus_one, minus_a = const("minus_one", -np.ones(channels)), const("minus_a", -slope)
+        positive, negated = fresh(f"{stem}_positive"), fresh(f"{stem}_negated")
+        negative_part, scaled = fresh(f"{stem}_negative_part"), fresh(f"{stem}_scaled")
+        nodes += [
+            helper.make_node("Relu", [x], [positive], name=fresh(f"{stem}_relu")),
+            helper.make_node(
+                "BatchNormalization",
+                [x, minus_one, zero, zero, one],
+                [negated],
+                name=fresh(f"{stem}_negate"),
+                epsilon=0.0,
+            ),
+            helper.make_node(
+                "Relu", [negated], [negative_part], name=fresh(f"{stem}_relu_negated")
+            ),
+            helper.make_node(
+                "BatchNormalization",
+                [negative_part, minus_a, zero, zero, one],
+                [scaled],
+                name=fresh(f"{stem}_slope"),
+                epsilon=0.0,
+            ),
+            helper.make_node("Add", [positive, scaled], [y], name=fresh(f"{stem}_add")),
+        ]
+        rewritten += 1
+    if not rewritten:
+        return None
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(added)
+    # slopes nothing reads any more (onnxruntime warns about each)
+    used = {v for n in graph.node for v in n.input} | {i.name for i in graph.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return bytes(model.SerializeToString()), rewritten
+
+
+def _ranks(graph: Any) -> dict[str, int]:
+    """Tensor name -> rank, where shape inference knows it."""
+    ranks = {}
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        tensor = value.type.tensor_type
+        if tensor.HasField("shape"):
+            ranks[value.name] = len(tensor.shape.dim)
+    return ranks
+
+
+def _channel_slope(node: Any, initializers: dict[str, Any], ranks: dict[str, int]) -> Any:
+    """The (C,) float32 slopes of a PRelu on a 4-D tensor with one slope per channel (an
+    initializer of shape (C, 1, 1) or (1, C, 1, 1)), else None."""
+    from onnx import numpy_helper
+
+    if node.op_type != "PRelu" or node.domain not in ("", "ai.onnx") or len(node.input) != 2:
+        return None
+    if ranks.get(node.input[0]) != 4 or node.input[1] not in initializers:
+        return None
+    slope = numpy_helper.to_array(initializers[node.input[1]])
+    if slope.dtype != np.float32 or slope.size < 2:  # one slope for all: no channel count
+        return None
+    if slope.shape not in ((slope.size, 1, 1), (1, slope.size, 1, 1)):
+        return None
+    return slope.reshape(-1)
