@@ -32,7 +32,7 @@ def prelu_for_nchwc(path: Path) -> tuple[bytes, int] | None:
     is)."""
     try:
         import onnx
-        from onnx import helper, numpy_helper, shape_inference
+        from onnx import shape_inference
     except ImportError:
         return None
     try:
@@ -64,40 +64,8 @@ def prelu_for_nchwc(path: Path) -> tuple[bytes, int] | None:
         if slope is None:
             nodes.append(node)
             continue
-        x, y = node.input[0], node.output[0]
         stem = fresh(f"vt_prelu_{node.name or rewritten}")
-        channels = slope.shape[0]
-
-        def const(role: str, values: np.ndarray, stem: str = stem) -> str:
-            name = fresh(f"{stem}_{role}")
-            added.append(numpy_helper.from_array(values.astype(np.float32), name))
-            return name
-
-        zero, one = const("zero", np.zeros(channels)), const("one", np.ones(channels))
-        minus_one, minus_a = const("minus_one", -np.ones(channels)), const("minus_a", -slope)
-        positive, negated = fresh(f"{stem}_positive"), fresh(f"{stem}_negated")
-        negative_part, scaled = fresh(f"{stem}_negative_part"), fresh(f"{stem}_scaled")
-        nodes += [
-            helper.make_node("Relu", [x], [positive], name=fresh(f"{stem}_relu")),
-            helper.make_node(
-                "BatchNormalization",
-                [x, minus_one, zero, zero, one],
-                [negated],
-                name=fresh(f"{stem}_negate"),
-                epsilon=0.0,
-            ),
-            helper.make_node(
-                "Relu", [negated], [negative_part], name=fresh(f"{stem}_relu_negated")
-            ),
-            helper.make_node(
-                "BatchNormalization",
-                [negative_part, minus_a, zero, zero, one],
-                [scaled],
-                name=fresh(f"{stem}_slope"),
-                epsilon=0.0,
-            ),
-            helper.make_node("Add", [positive, scaled], [y], name=fresh(f"{stem}_add")),
-        ]
+        nodes += _as_nchwc_ops(node.input[0], node.output[0], slope, stem, fresh, added)
         rewritten += 1
     if not rewritten:
         return None
@@ -110,6 +78,38 @@ def prelu_for_nchwc(path: Path) -> tuple[bytes, int] | None:
     del graph.initializer[:]
     graph.initializer.extend(kept)
     return bytes(model.SerializeToString()), rewritten
+
+
+def _as_nchwc_ops(
+    x: str, y: str, slope: np.ndarray, stem: str, fresh: Any, added: list[Any]
+) -> list[Any]:
+    """``y = PRelu(x, slope)`` as ``Relu(x) + (-slope) * Relu(-1 * x)``; the constants it
+    needs go to ``added``, every name comes from ``fresh``."""
+    from onnx import helper, numpy_helper
+
+    def const(role: str, values: np.ndarray) -> str:
+        name = fresh(f"{stem}_{role}")
+        added.append(numpy_helper.from_array(values.astype(np.float32), name))
+        return name
+
+    channels = slope.shape[0]
+    zero, one = const("zero", np.zeros(channels)), const("one", np.ones(channels))
+
+    def node(op: str, inputs: list[str], role: str, **attributes: Any) -> Any:
+        out = y if role == "sum" else fresh(f"{stem}_{role}")
+        return helper.make_node(op, inputs, [out], name=fresh(f"{stem}_{role}_node"), **attributes)
+
+    def times(source: str, factors: np.ndarray, role: str) -> Any:
+        """``source`` times ``factors`` per channel, exactly: mean 0, variance 1."""
+        inputs = [source, const(f"{role}_factors", factors), zero, zero, one]
+        return node("BatchNormalization", inputs, role, epsilon=0.0)
+
+    positive = node("Relu", [x], "positive")
+    negated = times(x, -np.ones(channels), "negated")
+    negative_part = node("Relu", [negated.output[0]], "negative_part")
+    scaled = times(negative_part.output[0], -slope, "scaled")
+    total = node("Add", [positive.output[0], scaled.output[0]], "sum")
+    return [positive, negated, negative_part, scaled, total]
 
 
 def _ranks(graph: Any) -> dict[str, int]:
