@@ -1,4 +1,4 @@
-"""PReLU rewritten for onnxruntime's NCHWc kernels: the same output bits, or the file as it is."""
+"""PReLU rewritten for onnxruntime's NCHWc kernels: the same output values, or the file as is."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _frame(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None], np.float32) / 255
 
 
-def test_rewritten_prelus_give_the_files_output_bits(
+def test_rewritten_prelus_give_the_files_output_values(
     tmp_path: Path, carphone_frame: np.ndarray
 ) -> None:
     path = _compact_onnx(tmp_path / "compact.onnx")
@@ -72,6 +72,25 @@ def test_a_rewrite_that_changes_the_output_is_not_used(
     assert np.array_equal(model._run(x), _plain(path).run(None, {"input": x})[0])
 
 
+def test_a_rewrite_that_cannot_run_the_probe_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onnx import TensorProto, helper
+
+    path = _compact_onnx(tmp_path / "compact.onnx")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, None, None])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, None, None])
+    renamed = helper.make_model(  # loads, but has no input called "input"
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    import vt_upscale.onnx_rewrite as rewrite
+
+    monkeypatch.setattr(rewrite, "prelu_for_nchwc", lambda p: (renamed.SerializeToString(), 4))
+    model = onnx_adapter.load(ModelRef(path=path), device="cpu", threads=1)
+    assert model.rewritten_prelus == 0 and model.source == str(path)
+
+
 def test_graphs_without_per_channel_prelu_are_left_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,6 +110,7 @@ def test_graphs_without_per_channel_prelu_are_left_alone(
         return path
 
     assert prelu_for_nchwc(graph(np.array([0.25]), "scalar.onnx")) is None  # one slope
+    assert prelu_for_nchwc(export_onnx(tmp_path / "relu.onnx", torch.nn.ReLU())) is None
     assert prelu_for_nchwc(graph(np.full((1, 1, 8), 0.25), "width.onnx")) is None  # not channels
     per_channel = graph(np.array([0.1, -0.5, 1.5, 2.0]).reshape(4, 1, 1), "channels.onnx")
     found = prelu_for_nchwc(per_channel)

@@ -1,4 +1,4 @@
-"""Per-channel PReLU rewritten for onnxruntime's CPU kernels, with the same output bits.
+"""Per-channel PReLU rewritten for onnxruntime's CPU kernels, with the same output values.
 
 onnxruntime runs convolutions on the CPU in its blocked NCHWc layout, but has no NCHWc
 PReLU: every ``Conv -> PRelu`` is wrapped in layout reorders, and its broadcasting PRelu
@@ -8,10 +8,12 @@ kernel took a third of SRVGGNetCompact's time at 640x360 (docs/benchmarks.md). W
 
 with the two per-channel products as ``BatchNormalization`` (scale -1 or -a, bias and mean
 0, variance 1, epsilon 0), every node stays in NCHWc: onnxruntime turns those into depthwise
-1x1 convolutions, fuses the inner Relu and the Add. Each value is computed exactly as PRelu
-computes it: x > 0 gives x + (-0), x < 0 gives 0 + (-a)(-x) = a*x, and negation and adding
-zero round nothing. The adapter still checks the rewritten graph against the original on a
-probe and keeps the original when they differ (:mod:`vt_upscale.adapters.onnx`).
+1x1 convolutions, fuses the inner Relu and the Add (x86; elsewhere they run as plain ops).
+Each value is computed exactly as PRelu computes it: x > 0 gives x + (-0), x < 0 gives
+0 + (-a)(-x) = a*x, and negation and adding zero round nothing; only a zero's sign can
+differ (PRelu keeps -0 where the sum gives +0). The adapter still checks the rewritten graph
+against the original on a probe and keeps the original when they differ
+(:mod:`vt_upscale.adapters.onnx`).
 """
 
 from __future__ import annotations
@@ -36,17 +38,18 @@ def prelu_for_nchwc(path: Path) -> tuple[bytes, int] | None:
     except ImportError:
         return None
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)  # the graph: is there a PRelu?
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-        if opset < _MIN_OPSET:
+        if opset < _MIN_OPSET or not any(n.op_type == "PRelu" for n in model.graph.node):
             return None
+        onnx.load_external_data_for_model(model, str(Path(path).parent))
         graph = model.graph
         ranks = _ranks(shape_inference.infer_shapes(model).graph)
     except Exception:  # noqa: BLE001 - unreadable here: onnxruntime says why, if anything
         return None
     initializers = {t.name: t for t in graph.initializer}
-    taken = {n.name for n in graph.node} | {v for n in graph.node for v in (*n.input, *n.output)}
-    taken |= set(initializers)
+    referenced = _names(graph)
+    taken = referenced | set(initializers)
 
     def fresh(stem: str) -> str:
         name, i = stem, 0
@@ -58,6 +61,7 @@ def prelu_for_nchwc(path: Path) -> tuple[bytes, int] | None:
 
     nodes: list[Any] = []
     added: list[Any] = []
+    replaced: set[str] = set()  # slope initializers
     rewritten = 0
     for node in graph.node:
         slope = _channel_slope(node, initializers, ranks)
@@ -66,6 +70,7 @@ def prelu_for_nchwc(path: Path) -> tuple[bytes, int] | None:
             continue
         stem = fresh(f"vt_prelu_{node.name or rewritten}")
         nodes += _as_nchwc_ops(node.input[0], node.output[0], slope, stem, fresh, added)
+        replaced.add(node.input[1])
         rewritten += 1
     if not rewritten:
         return None
@@ -73,8 +78,8 @@ def prelu_for_nchwc(path: Path) -> tuple[bytes, int] | None:
     graph.node.extend(nodes)
     graph.initializer.extend(added)
     # slopes nothing reads any more (onnxruntime warns about each)
-    used = {v for n in graph.node for v in n.input} | {i.name for i in graph.input}
-    kept = [t for t in graph.initializer if t.name in used]
+    unused = replaced - _names(graph)
+    kept = [t for t in graph.initializer if t.name not in unused]
     del graph.initializer[:]
     graph.initializer.extend(kept)
     return bytes(model.SerializeToString()), rewritten
@@ -110,6 +115,19 @@ def _as_nchwc_ops(
     scaled = times(negative_part.output[0], -slope, "scaled")
     total = node("Add", [positive.output[0], scaled.output[0]], "sum")
     return [positive, negated, negative_part, scaled, total]
+
+
+def _names(graph: Any) -> set[str]:
+    """Every node, value and graph input/output name in ``graph`` and its subgraphs (If, Loop,
+    Scan bodies)."""
+    names = {v.name for v in (*graph.input, *graph.output)}
+    for node in graph.node:
+        names |= {node.name, *node.input, *node.output}
+        for attribute in node.attribute:
+            subgraphs = [*attribute.graphs, *([attribute.g] if attribute.HasField("g") else [])]
+            for sub in subgraphs:
+                names |= _names(sub)
+    return names
 
 
 def _ranks(graph: Any) -> dict[str, int]:

@@ -4,7 +4,7 @@ On the CPU, frames go to the session as host arrays (converted once into the pla
 input, no torch); ``session.run`` releases the GIL and may be called from several threads at
 once, so the upscaler runs a few frames side by side (see :mod:`vt_upscale.threads`). There,
 per-channel PReLUs run rewritten for onnxruntime's NCHWc kernels (:mod:`vt_upscale.onnx_rewrite`)
-once a probe gives the same output bits as the file as it is.
+once a probe frame gives the same output values as the file as it is.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from vt_upscale.adapters.pixels import from_unit_float, to_unit_float
 from vt_upscale.sr import SRModel
 
 _PROBE = 32
-#: side of the random frame the rewritten graph must upscale to the original's very bits
-_CHECK = 48
 
 
 def available() -> str | None:
@@ -103,7 +101,8 @@ class OnnxSRModel(SRModel):
 
     def _adopt_rewrite(self) -> None:
         """Run the graph with its PReLUs rewritten (:mod:`vt_upscale.onnx_rewrite`) when
-        there are any and a random frame comes out with the same bits as from the file."""
+        there are any and a random frame comes out with the same values as from the file
+        (anything that goes wrong on the way keeps the file)."""
         from vt_upscale.onnx_rewrite import prelu_for_nchwc
 
         found = prelu_for_nchwc(self.path)
@@ -117,11 +116,15 @@ class OnnxSRModel(SRModel):
         except ModelUnavailableError:
             self.source = source
             return
-        h, w = self.size_requirements.fixed or (_CHECK, _CHECK)
+        h, w = self.size_requirements.fixed or (_PROBE, _PROBE)  # a size the file ran
         frame = np.random.default_rng(0).random((1, self.input_channels, h, w), np.float32)
-        expected = self._run(frame)
-        self.session = candidate
-        if np.array_equal(self._run(frame), expected):
+        try:
+            expected = self._run(frame)
+            self.session = candidate
+            same = np.array_equal(self._run(frame), expected, equal_nan=True)
+        except Exception:  # noqa: BLE001 - onnxruntime's own errors: keep the file
+            same = False
+        if same:
             self.rewritten_prelus = count
         else:
             self.session, self.source = original, source
