@@ -52,6 +52,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ffmpeg, run_measured  # noqa: E402
 
+from vt.models.devices import cpu_has_native_bf16  # noqa: E402  (no torch import)
+
 CORES = len(os.sched_getaffinity(0))
 #: variants that run vt with a given backend instead of the one it picks
 FORCED = {"torch-kernels": "torch", "onnx-runtime": "onnx"}
@@ -364,12 +366,6 @@ def commands(
     return vt, ref, model
 
 
-def native_bf16() -> bool:
-    from vt.models.devices import cpu_has_native_bf16
-
-    return cpu_has_native_bf16()
-
-
 def count_frames(path: Path) -> int:
     return probe(path)[3]
 
@@ -424,7 +420,7 @@ def main() -> None:
     backends = args.backends.split(",")
     print(
         f"{CORES} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
-        f"{args.rounds} alternating rounds; bf16 native here: {native_bf16()} "
+        f"{args.rounds} alternating rounds; bf16 native here: {cpu_has_native_bf16()} "
         "(vt's --dtype auto runs bf16 where it is)",
         flush=True,
     )

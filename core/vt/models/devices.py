@@ -86,11 +86,16 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def dtype_name(dtype: str | None) -> str:
+    """A dtype as the user typed it, lower-cased and stripped; none given is ``auto``."""
+    return (dtype or "auto").strip().lower()
+
+
 def resolve_dtype(dtype: str | None, device: str, supported: tuple[str, ...]) -> str:
     """``auto`` becomes ``bf16`` on a CPU that computes it natively when the backend runs it
-    (``supported``), else ``fp32``; other names come back lower-cased (the model checks
-    them)."""
-    dtype = (dtype or "auto").strip().lower()
+    (``supported``), else ``fp32``; other names come back as :func:`dtype_name` gives them
+    (the model checks them)."""
+    dtype = dtype_name(dtype)
     if dtype != "auto":
         return dtype
     on_cpu = device.partition(":")[0] == "cpu"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from vt.errors import ModelUnavailableError, RegistryError, UsageError
 from vt.models.descriptor import ModelDescriptor, Provenance, UnsupportedModelConfig, unexpected
-from vt.models.devices import resolve_device, resolve_dtype
+from vt.models.devices import dtype_name, resolve_device, resolve_dtype
 from vt.models.hub import looks_like_hub_id, resolve_hub_id
 from vt.models.memo import cached_load
 from vt.registry import ModelAdapterInfo, ModelRef, ModelSpec
@@ -136,7 +136,7 @@ def load_model(
     (LoRA, attention processors, offload hooks) loads with ``cache=False``."""
     ref = resolve_model(name_or_path, download=download)
     device = resolve_device(device)
-    asked = (dtype or "auto").strip().lower()
+    asked = dtype_name(dtype)
     ref = replace(ref, metadata={**ref.metadata, "device": device, "dtype": asked})
     info = choose_adapter(ref, adapter)
     dtype = resolve_dtype(asked, device, info.dtypes)
